@@ -1,0 +1,159 @@
+"""Run the rules over HostSnapshots: selection, waivers, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from dockward import __version__
+from dockward.config import Config, Waiver
+from dockward.model.container import ContainerSpec
+from dockward.model.finding import Report, Result, Status
+from dockward.model.host import HostSnapshot
+from dockward.rules import Context, RuleEntry, RuleSet, default_rules, run_check
+from dockward.rules.registry import Skip, to_result
+
+IGNORE_LABEL = "dockward.ignore"
+IGNORE_REASON_LABEL = "dockward.ignore.reason"
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    checks: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    skips: tuple[str, ...] = ()
+
+    def wants(self, entry: RuleEntry) -> bool:
+        r = entry.rule
+        names = {r.id, r.cis, f"CIS {r.cis}"} - {""}
+        if names & set(self.skips):
+            return False
+        if self.checks and not names & set(self.checks):
+            return False
+        if self.sections:
+            return any(
+                r.section == s or r.kind == s or r.cis.startswith(s + ".") or r.id.startswith(s)
+                for s in self.sections
+            )
+        return True
+
+
+def select(rules: RuleSet, selection: Selection) -> list[RuleEntry]:
+    return [e for e in rules if selection.wants(e)]
+
+
+def _label_waiver(spec: ContainerSpec, rule_id: str, cis: str) -> str:
+    ids = {i.strip() for i in spec.labels.get(IGNORE_LABEL, "").split(",") if i.strip()}
+    if ids & {rule_id, cis, f"CIS {cis}"}:
+        return "label: " + (spec.labels.get(IGNORE_REASON_LABEL) or "no reason given")
+    return ""
+
+
+def audit_snapshot(
+    snap: HostSnapshot, entries: Sequence[RuleEntry], config: Config | None = None
+) -> list[Result]:
+    """Every selected rule over one snapshot. Pure: no I/O."""
+    results: list[Result] = []
+    ctx = Context(daemon=snap.daemon)
+    host_kinds = ("host", "daemon", "files", "swarm")
+    for entry in entries:
+        if entry.rule.kind in host_kinds:
+            if entry.rule.id == "DW-H002" and config and config.docker_group_allow:
+                results += _docker_group_with_allowlist(entry, snap, config)
+                continue
+            results += run_check(entry, snap, target=f"{entry.rule.kind}", host=snap.host)
+        elif entry.rule.kind == "container":
+            if not snap.containers:
+                results.append(
+                    to_result(
+                        entry.rule, Skip("no containers on this host"), "containers", snap.host
+                    )
+                )
+            for spec in snap.containers:
+                target = f"container {spec.display_name}"
+                produced = run_check(entry, spec, ctx, target=target, host=snap.host)
+                waived = _label_waiver(spec, entry.rule.id, entry.rule.cis)
+                if waived:
+                    produced = [
+                        replace(r, waived=waived) if r.status is Status.FAIL else r
+                        for r in produced
+                    ]
+                results += produced
+        elif entry.rule.kind == "image":
+            if not snap.images:
+                results.append(
+                    to_result(entry.rule, Skip("no images on this host"), "images", snap.host)
+                )
+            for image in snap.images:
+                results += run_check(
+                    entry, image, ctx, target=f"image {image.display_name}", host=snap.host
+                )
+    return results
+
+
+def _docker_group_with_allowlist(
+    entry: RuleEntry, snap: HostSnapshot, config: Config
+) -> list[Result]:
+    from dockward.rules.registry import Fail, Pass
+
+    if isinstance(snap.docker_group, tuple):
+        extra = [m for m in snap.docker_group if m not in config.docker_group_allow]
+        outcome = (
+            Fail(f"docker group members not approved: {', '.join(extra)}", {"members": extra})
+            if extra
+            else Pass("all docker group members are approved", {"members": list(snap.docker_group)})
+        )
+        return [to_result(entry.rule, outcome, "host", snap.host)]
+    return run_check(entry, snap, target="host", host=snap.host)
+
+
+def apply_waivers(
+    results: Iterable[Result], waivers: Sequence[Waiver]
+) -> tuple[list[Result], list[str]]:
+    """Mark waived failures; warn about waivers that matched nothing."""
+    used: set[int] = set()
+    out: list[Result] = []
+    for r in results:
+        if r.status is Status.FAIL and not r.waived:
+            for i, w in enumerate(waivers):
+                if w.matches(r.rule.id, r.rule.cis, r.target, r.host):
+                    used.add(i)
+                    r = replace(r, waived=w.reason)
+                    break
+        out.append(r)
+    warnings = [
+        f"waiver for {w.rule} ({w.origin}) matched nothing"
+        for i, w in enumerate(waivers)
+        if i not in used
+    ]
+    return out, warnings
+
+
+def build_report(
+    snapshots: Sequence[HostSnapshot],
+    selection: Selection = Selection(),
+    config: Config | None = None,
+    rules: RuleSet | None = None,
+    started: str = "",
+) -> Report:
+    entries = select(rules or default_rules(), selection)
+    results: list[Result] = []
+    warnings: list[str] = []
+    for snap in snapshots:
+        results += audit_snapshot(snap, entries, config)
+        warnings += [f"{snap.host}: {w}" for w in snap.warnings]
+    results, waiver_warnings = apply_waivers(results, (config.waivers if config else ()))
+    return Report(
+        command="audit",
+        results=tuple(results),
+        started=started,
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        hosts=tuple(s.host for s in snapshots),
+        warnings=tuple(warnings + waiver_warnings),
+        tool_version=__version__,
+        extra={"rules_evaluated": len(entries)},
+    )
+
+
+__all__ = ["Selection", "apply_waivers", "audit_snapshot", "build_report", "select"]

@@ -1,0 +1,72 @@
+"""`dockward`: one command, one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+from dockward import __version__
+from dockward.cli import audit, report, rules
+from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE
+from dockward.errors import DockwardError
+
+# Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
+SUBCOMMANDS: tuple[ModuleType, ...] = (audit, rules, report)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dockward",
+        description="Make a Docker host secure and keep it so.",
+        epilog="Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, "
+        "2 usage/config/connection error, 3 internal error.",
+    )
+    parser.add_argument("--version", action="version", version=f"dockward {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get("DOCKWARD_DEBUG") == "1",
+        help="show tracebacks [DOCKWARD_DEBUG=1]",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.run(args)
+        return code
+    except DockwardError as exc:
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(f"dockward: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("dockward: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(
+            f"dockward: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n"
+        )
+        return EXIT_INTERNAL

@@ -1,0 +1,102 @@
+"""What every subcommand shares: output flags, env twins, rendering, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from dockward.errors import DockwardError, UsageError
+from dockward.model.finding import Report, Severity
+from dockward.report import FORMATTERS, render
+from dockward.util.fs import atomic_write
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def env_default(name: str, default: Any = None) -> Any:
+    return os.environ.get(f"DOCKWARD_{name}", default)
+
+
+def env_list(name: str) -> list[str]:
+    raw = os.environ.get(f"DOCKWARD_{name}", "")
+    return [x.strip() for x in raw.split(",") if x.strip()]
+
+
+def add_output_options(p: argparse.ArgumentParser, default_fail_on: str = "low") -> None:
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--format",
+        "-f",
+        choices=sorted(FORMATTERS),
+        default=env_default("FORMAT"),
+        help="output format (default: table on a terminal, json otherwise) [DOCKWARD_FORMAT]",
+    )
+    g.add_argument(
+        "-o",
+        "--output",
+        default=env_default("OUTPUT"),
+        help="write to FILE (atomically) [DOCKWARD_OUTPUT]",
+    )
+    g.add_argument(
+        "--fail-on",
+        default=env_default("FAIL_ON", default_fail_on),
+        help="exit 1 when a failing finding has this severity or worse: critical, high, medium, "
+        f"low, info or never (default: {default_fail_on}) [DOCKWARD_FAIL_ON]",
+    )
+
+
+def fail_threshold(text: str) -> Severity | None:
+    if text.strip().lower() in ("never", "none", "off"):
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+def default_format(output: str | None) -> str:
+    if output:
+        ext = output.rsplit(".", 1)[-1].lower()
+        return {
+            "html": "html",
+            "htm": "html",
+            "json": "json",
+            "sarif": "sarif",
+            "xml": "junit",
+        }.get(ext, "json")
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def emit(report: Report, args: argparse.Namespace) -> int:
+    """Render, write, and turn the report into an exit code."""
+    threshold = fail_threshold(args.fail_on)
+    fmt = args.format or default_format(args.output)
+    text = render(report, fmt)
+    write_output(text, args.output)
+    if threshold is not None and report.fails_at(threshold):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def write_output(text: str, output: str | None) -> None:
+    if output and output != "-":
+        try:
+            atomic_write(output, text)
+        except OSError as exc:
+            raise DockwardError(f"cannot write {output}: {exc.strerror}") from exc
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def progress_printer(enabled: bool) -> Any:
+    if not enabled:
+        return None
+
+    def say(msg: str) -> None:
+        sys.stderr.write(f"\r\033[Kcollecting {msg}…")
+        sys.stderr.flush()
+
+    return say

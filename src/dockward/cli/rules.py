@@ -1,0 +1,42 @@
+"""`dockward rules list`: the rule registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from dockward.rules import default_rules
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("rules", help="list the rules dockward knows")
+    rs = p.add_subparsers(dest="rules_command", metavar="ACTION")
+    lp = rs.add_parser("list", help="list rules with id, severity, CIS reference and remediation")
+    lp.add_argument("--format", "-f", choices=("table", "json"), default=None)
+    lp.add_argument(
+        "--kind", help="only rules of this kind (container, image, daemon, files, host, swarm, ...)"
+    )
+    lp.set_defaults(run=run)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    entries = [
+        e for e in default_rules() if not getattr(args, "kind", None) or e.rule.kind == args.kind
+    ]
+    fmt = getattr(args, "format", None) or ("table" if sys.stdout.isatty() else "json")
+    if fmt == "json":
+        sys.stdout.write(json.dumps([e.rule.to_dict() for e in entries], indent=2) + "\n")
+        return 0
+    table = Table(title=f"{len(entries)} rules")
+    for col in ("id", "kind", "severity", "CIS", "title"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e.rule.id, e.rule.kind, e.rule.severity.label, e.rule.cis, e.rule.title)
+    Console(width=140).print(table)
+    return 0

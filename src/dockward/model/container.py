@@ -1,0 +1,198 @@
+"""ContainerSpec: one normalised container configuration, whatever it was read from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dockward.model.finding import Location
+
+# The capabilities runc grants a container by default (Docker 20.10 and later).
+DEFAULT_CAPABILITIES = frozenset(
+    {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FSETID",
+        "FOWNER",
+        "MKNOD",
+        "NET_RAW",
+        "SETGID",
+        "SETUID",
+        "SETFCAP",
+        "SETPCAP",
+        "NET_BIND_SERVICE",
+        "SYS_CHROOT",
+        "KILL",
+        "AUDIT_WRITE",
+    }
+)
+
+
+def normalise_capability(name: str) -> str:
+    """`cap_sys_admin`, `CAP_SYS_ADMIN` and `SYS_ADMIN` are the same capability."""
+    cap = name.strip().upper()
+    return cap[4:] if cap.startswith("CAP_") else cap
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    type: str  # bind, volume, tmpfs, npipe
+    source: str
+    target: str
+    read_only: bool = False
+    propagation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PortBinding:
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+    host_port: int = 0  # 0: chosen by the daemon
+
+    @property
+    def all_interfaces(self) -> bool:
+        return self.host_ip in ("", "0.0.0.0", "::", "[::]")
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    host_path: str
+    container_path: str
+    permissions: str = "rwm"
+
+
+@dataclass(frozen=True, slots=True)
+class Ulimit:
+    name: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    name: str = ""  # "", no, always, unless-stopped, on-failure
+    max_retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Healthcheck:
+    test: tuple[str, ...] = ()
+
+    @property
+    def disabled(self) -> bool:
+        return not self.test or self.test[0] == "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityOptions:
+    """`--security-opt` values, parsed."""
+
+    seccomp: str | None = None  # None: daemon default; "unconfined"; a profile (path or JSON)
+    apparmor: str | None = None
+    selinux: tuple[str, ...] = ()
+    no_new_privileges: bool | None = None  # None: not set on the container
+    raw: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, options: list[str] | tuple[str, ...] | None) -> SecurityOptions:
+        seccomp: str | None = None
+        apparmor: str | None = None
+        selinux: list[str] = []
+        nnp: bool | None = None
+        for opt in options or ():
+            key, sep, value = opt.partition("=")
+            if not sep:
+                key, sep, value = opt.partition(":")
+            key = key.strip().lower()
+            match key:
+                case "seccomp":
+                    seccomp = value
+                case "apparmor":
+                    apparmor = value
+                case "label":
+                    selinux.append(value)
+                case "no-new-privileges":
+                    nnp = value.strip().lower() in ("", "true", "1", "yes")
+                case _:
+                    pass
+        return cls(seccomp, apparmor, tuple(selinux), nnp, tuple(options or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """Everything the container rules judge. Built by one parser per source."""
+
+    name: str = ""
+    id: str = ""
+    image: str = ""
+    image_id: str = ""
+    state: str = ""  # created, running, exited, ... ("" when not a live container)
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    user: str = ""
+    mounts: tuple[Mount, ...] = ()
+    network_mode: str = ""
+    pid_mode: str = ""
+    ipc_mode: str = ""
+    uts_mode: str = ""
+    userns_mode: str = ""
+    cgroupns_mode: str = ""
+    cgroup_parent: str = ""
+    security: SecurityOptions = field(default_factory=SecurityOptions)
+    apparmor_profile: str | None = None  # effective profile reported by the engine
+    read_only_rootfs: bool = False
+    memory: int = 0
+    memory_swap: int = 0
+    cpu_shares: int = 0
+    nano_cpus: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    pids_limit: int | None = None
+    ulimits: tuple[Ulimit, ...] = ()
+    devices: tuple[Device, ...] = ()
+    device_cgroup_rules: tuple[str, ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    publish_all: bool = False
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    healthcheck: Healthcheck | None = None  # None: inherited from the image (unknown here)
+    health_status: str | None = None  # runtime: starting, healthy, unhealthy
+    env: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    processes: tuple[str, ...] | None = None  # runtime process list (None: not known)
+    source: Location | None = None
+    origin: str = "inspect"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id[:12] or self.image or "container"
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The effective capability set (before privileged)."""
+        drop = {normalise_capability(c) for c in self.cap_drop}
+        add = {normalise_capability(c) for c in self.cap_add}
+        base = set() if "ALL" in drop else set(DEFAULT_CAPABILITIES - drop)
+        return frozenset(base | add)
+
+    def env_map(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.env:
+            key, _, value = item.partition("=")
+            out[key] = value
+        return out
+
+    def with_changes(self, **changes: Any) -> ContainerSpec:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> ContainerSpec:
+        """From `GET /containers/{id}/json`."""
+        from dockward.model.parse_inspect import container_from_inspect
+
+        return container_from_inspect(data)

@@ -1,0 +1,60 @@
+"""The terminal view: failing results first, then a summary line."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dockward.model.finding import Report, Severity, Status
+
+STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def render_table(report: Report, width: int | None = None, color: bool | None = None) -> str:
+    buf = io.StringIO()
+    if color is None:
+        color = os.environ.get("NO_COLOR") is None and os.environ.get("DOCKWARD_COLOR") == "1"
+    console = Console(
+        file=buf, width=width or 140, force_terminal=color, no_color=not color, highlight=False
+    )
+    failing = sorted(
+        (r for r in report.results if r.status in (Status.FAIL, Status.ERROR)),
+        key=lambda r: (-int(r.severity), r.rule.id, r.target),
+    )
+    if failing:
+        table = Table(title=f"dockward {report.command}: findings", show_lines=False, expand=True)
+        table.add_column("severity", no_wrap=True)
+        table.add_column("rule", no_wrap=True)
+        table.add_column("target", overflow="fold")
+        table.add_column("finding", overflow="fold", ratio=2)
+        table.add_column("fix", overflow="fold", ratio=2)
+        for r in failing:
+            sev = Text(r.severity.label if not r.waived else "waived", style=STYLE[r.severity])
+            rule = r.rule.id + (f"\nCIS {r.rule.cis}" if r.rule.cis else "")
+            target = r.target
+            if r.location is not None:
+                target = f"{r.location.path}:{r.location.line}:{r.location.column}"
+            msg = r.message if r.status is Status.FAIL else f"error: {r.message}"
+            if r.waived:
+                msg += f" (waived: {r.waived})"
+            table.add_row(sev, rule, target, msg, r.rule.remediation)
+        console.print(table)
+    c = report.counts()
+    summary = (
+        f"score {report.score()}%  ·  {c['fail']} failed, {c['pass']} passed, {c['info']} info, "
+        f"{c['skip']} skipped, {c['error']} errors, {c['waived']} waived"
+    )
+    console.print(summary)
+    for w in report.warnings:
+        console.print(f"warning: {w}")
+    return buf.getvalue()

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real Docker daemon the test command starts, a local image, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+LAB_IMAGE = "dockward-lab/busybox:1.0"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    cwd: str | Path | None = None,
+    timeout: int = 120,
+) -> CliResult:
+    """Run `python -m dockward` as a user would, with this checkout's sources."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO / "src")
+    full_env.pop("DOCKWARD_FORMAT", None)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dockward", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Iterator[Any]:
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.errors import ConnectionFailed
+
+    try:
+        client = connect(resolve_endpoint("unix:///var/run/docker.sock"))
+    except ConnectionFailed as exc:
+        pytest.skip(f"needs the Docker daemon that scripts/test.sh starts: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def lab_image(docker_api: Any) -> str:
+    from dockward.engine.lab import build_busybox_image
+
+    build_busybox_image(docker_api, LAB_IMAGE)
+    return LAB_IMAGE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "docker_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
