@@ -1,0 +1,357 @@
+"""`dockward update`: keep containers on current images, with gates, a health gate and rollback."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
+from dockward.engine import resolve_endpoint
+from dockward.errors import UsageError
+from dockward.model.finding import Severity, Status
+from dockward.rules import default_rules
+from dockward.update import (
+    ContainerRulesGate,
+    CredentialStore,
+    CycleOptions,
+    CycleResult,
+    Gate,
+    Journal,
+    RegistryClient,
+    Selection,
+    UpdateOptions,
+    Updater,
+    default_state_dir,
+    run_cycle,
+)
+from dockward.update.engine import connect_versioned, insecure_registries
+from dockward.update.notify import Notifier, compose, deliver, parse_target
+from dockward.update.registry import is_loopback_host
+from dockward.update.report import build_report
+from dockward.update.schedule import Schedule
+
+
+def _env_flag(name: str) -> bool:
+    return str(env_default(name, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "update",
+        help="update containers to the current image of their tag, safely",
+        description="Compare each managed container's image with its registry tag (one HEAD per "
+        "image, no pull when nothing changed), then recreate it with the same configuration, "
+        "behind gates (container rules, policy, vulnerabilities) and a health gate; a failed "
+        "update is rolled back and an interrupted one is finished or rolled back on the next "
+        "run. Containers opt in with the label dockward.update=true (or "
+        "com.centurylinklabs.watchtower.enable=true); --all manages every container except "
+        "those labelled =false.",
+    )
+    p.add_argument("containers", nargs="*", help="only these container names")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        default=_env_flag("UPDATE_ALL"),
+        help="manage every container not opted out [DOCKWARD_UPDATE_ALL=1]",
+    )
+    p.add_argument(
+        "--scope",
+        default=env_default("UPDATE_SCOPE", ""),
+        help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
+    )
+    p.add_argument(
+        "--include-stopped",
+        action="store_true",
+        default=_env_flag("UPDATE_INCLUDE_STOPPED"),
+        help="also recreate stopped containers (left stopped) [DOCKWARD_UPDATE_INCLUDE_STOPPED=1]",
+    )
+    mode = p.add_argument_group("when")
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="run one cycle and exit (the default without --interval/--schedule)",
+    )
+    mode.add_argument(
+        "--interval",
+        type=float,
+        default=float(env_default("UPDATE_INTERVAL", 0)) or None,
+        help="run every SECONDS [DOCKWARD_UPDATE_INTERVAL]",
+    )
+    mode.add_argument(
+        "--schedule",
+        default=env_default("UPDATE_SCHEDULE"),
+        help="cron expression, 5 fields or 6 with seconds first [DOCKWARD_UPDATE_SCHEDULE]",
+    )
+    mode.add_argument(
+        "--cycles",
+        type=int,
+        default=int(env_default("UPDATE_CYCLES", 0)),
+        help="stop after N cycles (0: run until SIGTERM) [DOCKWARD_UPDATE_CYCLES]",
+    )
+    what = p.add_argument_group("what")
+    what.add_argument(
+        "--monitor-only",
+        action="store_true",
+        default=_env_flag("UPDATE_MONITOR_ONLY"),
+        help="only report outdated containers [DOCKWARD_UPDATE_MONITOR_ONLY=1]",
+    )
+    what.add_argument(
+        "--no-pull",
+        action="store_true",
+        default=_env_flag("UPDATE_NO_PULL"),
+        help="use images already pulled, never pull [DOCKWARD_UPDATE_NO_PULL=1]",
+    )
+    what.add_argument(
+        "--cleanup",
+        action="store_true",
+        default=_env_flag("UPDATE_CLEANUP"),
+        help="remove the old image when no container uses it [DOCKWARD_UPDATE_CLEANUP=1]",
+    )
+    what.add_argument(
+        "--keep-old",
+        action="store_true",
+        default=_env_flag("UPDATE_KEEP_OLD"),
+        help="keep the old container (stopped, renamed NAME-dockward-old) "
+        "[DOCKWARD_UPDATE_KEEP_OLD=1]",
+    )
+    what.add_argument(
+        "--enable-lifecycle-hooks",
+        action="store_true",
+        default=_env_flag("UPDATE_LIFECYCLE_HOOKS"),
+        help="run pre/post-check and pre/post-update hook labels inside the "
+        "container [DOCKWARD_UPDATE_LIFECYCLE_HOOKS=1]",
+    )
+    what.add_argument(
+        "--no-restart-dependents",
+        action="store_true",
+        default=_env_flag("UPDATE_NO_RESTART_DEPENDENTS"),
+        help="do not restart containers that depend on an updated one "
+        "[DOCKWARD_UPDATE_NO_RESTART_DEPENDENTS=1]",
+    )
+    gate = p.add_argument_group("gates")
+    gate.add_argument(
+        "--health-timeout",
+        type=float,
+        default=float(env_default("UPDATE_HEALTH_TIMEOUT", 60)),
+        help="seconds the new container has to become healthy (default 60) "
+        "[DOCKWARD_UPDATE_HEALTH_TIMEOUT]",
+    )
+    gate.add_argument(
+        "--min-uptime",
+        type=float,
+        default=float(env_default("UPDATE_MIN_UPTIME", 3)),
+        help="without healthcheck or probe: seconds it must stay up (default 3) "
+        "[DOCKWARD_UPDATE_MIN_UPTIME]",
+    )
+    gate.add_argument(
+        "--stop-timeout",
+        type=int,
+        default=int(env_default("UPDATE_STOP_TIMEOUT", 10)),
+        help="seconds to wait for the old container to stop (default 10) "
+        "[DOCKWARD_UPDATE_STOP_TIMEOUT]",
+    )
+    gate.add_argument(
+        "--rules-gate",
+        default=env_default("UPDATE_RULES_GATE", "low"),
+        help="refuse updates that newly fail a container rule of this severity "
+        "or worse; 'off' disables (default low) [DOCKWARD_UPDATE_RULES_GATE]",
+    )
+    conn = p.add_argument_group("connection")
+    conn.add_argument(
+        "--host",
+        "-H",
+        default=env_default("HOST"),
+        help="Docker host [DOCKWARD_HOST; default DOCKER_HOST]",
+    )
+    conn.add_argument(
+        "--context", default=env_default("CONTEXT"), help="Docker context name [DOCKWARD_CONTEXT]"
+    )
+    conn.add_argument(
+        "--api-version",
+        default=env_default("API_VERSION", "auto"),
+        help="Engine API version: auto negotiates (default); MAJOR.MINOR is checked "
+        "against the engine [DOCKWARD_API_VERSION]",
+    )
+    conn.add_argument(
+        "--timeout",
+        type=int,
+        default=int(env_default("TIMEOUT", 60)),
+        help="engine API timeout in seconds [DOCKWARD_TIMEOUT]",
+    )
+    conn.add_argument(
+        "--registry-timeout",
+        type=float,
+        default=float(env_default("UPDATE_REGISTRY_TIMEOUT", 10)),
+        help="registry request timeout in seconds [DOCKWARD_UPDATE_REGISTRY_TIMEOUT]",
+    )
+    conn.add_argument(
+        "--workers",
+        type=int,
+        default=int(env_default("UPDATE_WORKERS", 16)),
+        help="parallel registry checks (default 16) [DOCKWARD_UPDATE_WORKERS]",
+    )
+    conn.add_argument(
+        "--docker-config",
+        default=env_default("DOCKER_CONFIG"),
+        help="directory of config.json with registry logins "
+        "[DOCKWARD_DOCKER_CONFIG; default DOCKER_CONFIG or ~/.docker]",
+    )
+    conn.add_argument(
+        "--state-dir",
+        default=env_default("UPDATE_STATE_DIR"),
+        help="journal directory (default /var/lib/dockward/update as root) "
+        "[DOCKWARD_UPDATE_STATE_DIR]",
+    )
+    p.add_argument(
+        "--notify",
+        action="append",
+        default=None,
+        help="send what changed to stdout, an http(s):// webhook or "
+        "smtp://host:port?from=A&to=B (repeatable; SMTP password from "
+        "DOCKWARD_SMTP_PASSWORD) [DOCKWARD_UPDATE_NOTIFY, comma-separated]",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        default=_env_flag("UPDATE_PROGRESS"),
+        help="print each step to stderr [DOCKWARD_UPDATE_PROGRESS=1]",
+    )
+    add_output_options(p, default_fail_on="high")
+    p.set_defaults(run=run)
+
+
+def _gates(args: argparse.Namespace) -> list[Gate]:
+    gates: list[Gate] = []
+    level = str(args.rules_gate).strip().lower()
+    if level not in ("off", "none", "never"):
+        try:
+            severity = Severity.parse(level)
+        except ValueError as exc:
+            raise UsageError(f"--rules-gate: {exc}") from None
+        container_rules = default_rules()
+        from dockward.rules.registry import RuleSet
+
+        only = RuleSet("container")
+        for entry in container_rules.of_kind("container"):
+            only.add(entry)
+        gates.append(ContainerRulesGate(only, severity))
+    return gates
+
+
+def _insecure_predicate(client: Any) -> Callable[[str], bool]:
+    cidrs, names = insecure_registries(client)
+    networks = []
+    for c in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(c, strict=False))
+        except ValueError:
+            continue
+
+    def insecure(host: str) -> bool:
+        if host in names or is_loopback_host(host):
+            return True
+        name = host.rsplit(":", 1)[0].strip("[]")
+        try:
+            addr = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return any(addr in n for n in networks)
+
+    return insecure
+
+
+def run(args: argparse.Namespace) -> int:
+    schedule = Schedule.parse(args.interval, args.schedule)
+    if args.once and not schedule.once:
+        raise UsageError("--once excludes --interval and --schedule")
+    if args.workers < 1 or args.cycles < 0:
+        raise UsageError("--workers must be >= 1 and --cycles >= 0")
+    targets = args.notify or env_list("UPDATE_NOTIFY")
+    notifiers: list[Notifier] = [parse_target(t, sys.stdout) for t in targets]
+    gates = _gates(args)
+    docker_config = Path(args.docker_config) / "config.json" if args.docker_config else None
+    credentials = CredentialStore.load(docker_config)
+    endpoint = resolve_endpoint(args.host, args.context)
+    client = connect_versioned(endpoint, args.api_version, timeout=args.timeout)
+    say = _progress if args.progress else None
+    registry = RegistryClient(
+        credentials, insecure=_insecure_predicate(client), timeout=args.registry_timeout
+    )
+    options = UpdateOptions(
+        health_timeout=args.health_timeout,
+        min_uptime=args.min_uptime,
+        stop_timeout=args.stop_timeout,
+        lifecycle_hooks=args.enable_lifecycle_hooks,
+        keep_old=args.keep_old,
+        crash_after=str(env_default("UPDATE_CRASH_AFTER", "")),
+    )
+    cycle_options = CycleOptions(
+        selection=Selection(
+            all=args.all,
+            names=tuple(args.containers),
+            scope=args.scope,
+            include_stopped=args.include_stopped,
+            monitor_only=args.monitor_only,
+        ),
+        cleanup=args.cleanup,
+        no_pull=args.no_pull,
+        no_restart_dependents=args.no_restart_dependents,
+        workers=args.workers,
+    )
+    stop = threading.Event()
+    if not schedule.once:
+        _install_stop_handlers(stop)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    cycles: list[CycleResult] = []
+    journal = Journal(Path(args.state_dir) if args.state_dir else default_state_dir())
+    try:
+        with journal.locked():
+            updater = Updater(client, journal, options, say)
+            while True:
+                cycle = run_cycle(client, registry, updater, cycle_options, gates, say)
+                warnings = deliver(notifiers, compose(cycle, socket.gethostname()))
+                if warnings:
+                    from dataclasses import replace
+
+                    cycle = replace(cycle, warnings=cycle.warnings + tuple(warnings))
+                cycles.append(cycle)
+                if schedule.once or (args.cycles and len(cycles) >= args.cycles):
+                    break
+                now = dt.datetime.now(dt.UTC)
+                wait = (schedule.next_run(now) - now).total_seconds()
+                if say:
+                    say(f"next cycle in {wait:.0f}s")
+                if stop.wait(max(0.0, wait)):
+                    break
+    finally:
+        client.close()
+    finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report = build_report(cycles, started, finished, endpoint.url)
+    code = emit(report, args)
+    errors = [r for r in report.results if r.status is Status.ERROR]
+    if errors:
+        sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
+        return EXIT_USAGE
+    return code
+
+
+def _progress(msg: str) -> None:
+    sys.stderr.write(f"dockward update: {msg}\n")
+    sys.stderr.flush()
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()  # finish the current cycle, then exit
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,144 @@
+"""Real components for the update tests: a local `docker-registry`, images built from busybox."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+PREFIX = "dwupd"
+LABEL = {"dockward.test": PREFIX}
+REGISTRY_PORT = 15800
+AUTH_REGISTRY_PORT = 15801
+DOWN_REGISTRY_PORT = 15802  # nothing listens here
+USER, PASSWORD = "dwupd-user", "dwupd-secret-pw"
+
+BASE = """RUN ["/bin/busybox", "sh", "-c", "echo {version} > /version"]
+HEALTHCHECK --interval=1s --timeout=3s --retries=2 CMD {check}
+"""
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str
+    data: Path
+
+    def ref(self, repo: str, tag: str) -> str:
+        return f"{self.host}/{repo}:{tag}"
+
+
+def _start_registry(port: int, auth: Path | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    exe = shutil.which("docker-registry") or shutil.which("registry")
+    if exe is None:
+        pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-registry-{port}-"))
+    config = [
+        "version: 0.1",
+        "log: {level: error}",
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}",
+        f"http: {{addr: 127.0.0.1:{port}}}",
+    ]
+    if auth is not None:
+        config.append(f"auth: {{htpasswd: {{realm: dwupd, path: {auth}}}}}")
+    (root / "config.yml").write_text("\n".join(config) + "\n")
+    log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([exe, "serve", str(root / "config.yml")], stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401):
+                return proc, root
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(
+        f"registry on port {port} did not start: {(root / 'registry.log').read_text()}"
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes], root: Path) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    proc, root = _start_registry(REGISTRY_PORT)
+    yield Registry(f"127.0.0.1:{REGISTRY_PORT}", root)
+    _stop(proc, root)
+
+
+@pytest.fixture(scope="session")
+def auth_registry() -> Iterator[Registry]:
+    bcrypt = pytest.importorskip("bcrypt")
+    htdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-htpasswd-"))
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    (htdir / "htpasswd").write_text(f"{USER}:{hashed}\n")
+    proc, root = _start_registry(AUTH_REGISTRY_PORT, htdir / "htpasswd")
+    yield Registry(f"127.0.0.1:{AUTH_REGISTRY_PORT}", root)
+    _stop(proc, root)
+    shutil.rmtree(htdir, ignore_errors=True)
+
+
+def docker_config_dir(tmp: Path, host: str) -> Path:
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (tmp / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    return tmp
+
+
+def build_version(client: Any, version: str, healthy: bool = True) -> str:
+    """A local busybox image (engine/lab.py) whose /version says `version`."""
+    from dockward.engine.lab import build_busybox_image
+
+    check = '["true"]' if healthy else '["false"]'
+    extra = BASE.format(version=version, check=check)
+    return build_busybox_image(client, f"{PREFIX}-lab/app:{version}", extra=extra)
+
+
+def push(
+    client: Any,
+    image: str,
+    registry: Registry,
+    repo: str,
+    tag: str,
+    auth: dict[str, str] | None = None,
+) -> str:
+    """Tag and push `image` as registry/repo:tag; returns the pushed manifest digest."""
+    target = f"{registry.host}/{repo}"
+    client.tag(image, target, tag, force=True)
+    digest = ""
+    for chunk in client.push(target, tag, stream=True, decode=True, auth_config=auth):
+        if "error" in chunk:
+            raise RuntimeError(chunk["error"])
+        digest = (chunk.get("aux") or {}).get("Digest", digest)
+    return digest
+
+
+def remove_ours(client: Any) -> None:
+    """Remove what earlier runs of these tests left behind (only our own labelled objects)."""
+    for c in client.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
+        with contextlib.suppress(Exception):
+            client.remove_container(c["Id"], force=True, v=True)
+
+
+@pytest.fixture
+def clean(docker_api: Any) -> Iterator[Any]:
+    remove_ours(docker_api)
+    yield docker_api
+    remove_ours(docker_api)
