@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -208,7 +207,7 @@ def test_broken_image_is_rolled_back(clean: Any, registry: Registry, tmp_path: P
     )
     client.start(c["Id"])
     push(client, broken, registry, repo, "stable")
-    code, doc, err = _update(tmp_path, "--rules-gate", "off")
+    code, doc, _err = _update(tmp_path, "--rules-gate", "off")
     event = events(doc)[f"{PREFIX}-health"]
     assert event["status"] == "rolled-back", event
     assert "healthcheck failed" in event["reason"]
