@@ -102,13 +102,13 @@ def docker_config_dir(tmp: Path, host: str) -> Path:
     return tmp
 
 
-def build_version(client: Any, version: str, healthy: bool = True) -> str:
+def build_version(client: Any, version: str, healthy: bool = True, extra: str = "") -> str:
     """A local busybox image (engine/lab.py) whose /version says `version`."""
     from dockward.engine.lab import build_busybox_image
 
     check = '["true"]' if healthy else '["false"]'
-    extra = BASE.format(version=version, check=check)
-    return build_busybox_image(client, f"{PREFIX}-lab/app:{version}", extra=extra)
+    lines = BASE.format(version=version, check=check) + extra
+    return build_busybox_image(client, f"{PREFIX}-lab/app:{version}", extra=lines)
 
 
 def push(

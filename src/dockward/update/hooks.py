@@ -52,9 +52,9 @@ def run_hook(client: Any, container_id: str, hook: str, command: str, timeout: f
     deadline = time.monotonic() + timeout
     while True:
         info = client.exec_inspect(exec_id)
-        if not info.get("Running"):
-            code = info.get("ExitCode")
-            return HookResult(hook, int(code if code is not None else -1), "")
+        # Right after a detached start the exec may not run yet: ExitCode stays null until it ends.
+        if not info.get("Running") and info.get("ExitCode") is not None:
+            return HookResult(hook, int(info["ExitCode"]), "")
         if time.monotonic() >= deadline:
             return HookResult(hook, -1, "", timed_out=True)
         time.sleep(0.1)

@@ -63,10 +63,10 @@ def wants(inspect: Mapping[str, Any], selection: Selection) -> bool:
     scope = next((labels[k] for k in SCOPE_LABELS if k in labels), "")
     if selection.scope and scope != selection.scope:
         return False
-    enabled = _flag(labels, ENABLE_LABELS)
-    if enabled is False:
-        return False
-    return enabled is True or selection.all or bool(selection.names)
+    flags = [_flag(labels, (key,)) for key in ENABLE_LABELS]
+    if False in flags:
+        return False  # an explicit opt-out wins over every opt-in
+    return True in flags or selection.all or bool(selection.names)
 
 
 def dependencies(inspect: Mapping[str, Any], by_service: Mapping[tuple[str, str], str]) -> set[str]:
