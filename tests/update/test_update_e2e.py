@@ -96,7 +96,11 @@ def _full_container(client: Any, image: str, name: str) -> str:
         user="1000:1000",
         working_dir="/tmp",
         ports=[8080],
-        healthcheck={"Test": ["CMD", "true"], "Interval": 1_000_000_000, "Retries": 2},
+        healthcheck={
+            "Test": ["CMD", "test", "-f", "/version"],
+            "Interval": 1_000_000_000,
+            "Retries": 3,
+        },
         stop_signal="SIGTERM",
         host_config=host_config,
         networking_config=networking,

@@ -1,0 +1,343 @@
+"""Pure parts of `dockward update`, on data recorded from the real daemon (tests/fixtures/update)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockward.errors import ConfigError, DockwardError, InputError, UsageError
+from dockward.model.finding import Severity
+from dockward.rules import default_rules
+from dockward.rules.registry import RuleSet
+from dockward.update import (
+    Candidate,
+    ContainerRulesGate,
+    CredentialStore,
+    Journal,
+    Platform,
+    Vulnerability,
+    VulnerabilityGate,
+    expected_spec,
+    parse_reference,
+    plan_recreate,
+)
+from dockward.update.gates import run_gates
+from dockward.update.health import Probe
+from dockward.update.journal import Entry
+from dockward.update.registry import RegistryError, _pick_platform, parse_challenge
+from dockward.update.schedule import Schedule
+from dockward.update.select import Managed, Selection, dependency_order, wants
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "update"
+
+
+def load(name: str) -> dict[str, Any]:
+    return dict(json.loads((FIX / name).read_text()))
+
+
+@pytest.mark.parametrize(
+    ("text", "registry", "repo", "tag", "familiar"),
+    [
+        ("nginx", "docker.io", "library/nginx", "latest", "nginx:latest"),
+        ("nginx:1.27", "docker.io", "library/nginx", "1.27", "nginx:1.27"),
+        ("user/app:v2", "docker.io", "user/app", "v2", "user/app:v2"),
+        ("index.docker.io/library/redis:7", "docker.io", "library/redis", "7", "redis:7"),
+        (
+            "127.0.0.1:15800/dwupd/app:stable",
+            "127.0.0.1:15800",
+            "dwupd/app",
+            "stable",
+            "127.0.0.1:15800/dwupd/app:stable",
+        ),
+        ("localhost/x", "localhost", "x", "latest", "localhost/x:latest"),
+        ("ghcr.io/a/b/c:1.0-rc.1", "ghcr.io", "a/b/c", "1.0-rc.1", "ghcr.io/a/b/c:1.0-rc.1"),
+        ("[::1]:5000/app:1", "[::1]:5000", "app", "1", "[::1]:5000/app:1"),
+    ],
+)
+def test_references_parse_like_the_daemon(
+    text: str, registry: str, repo: str, tag: str, familiar: str
+) -> None:
+    ref = parse_reference(text)
+    assert (ref.registry, ref.repository, ref.tag, ref.familiar()) == (
+        registry,
+        repo,
+        tag,
+        familiar,
+    )
+
+
+def test_pinned_reference_and_api_host() -> None:
+    ref = parse_reference("alpine@sha256:" + "a" * 64)
+    assert ref.pinned and ref.api_host == "registry-1.docker.io"
+    assert not parse_reference("alpine:3").pinned
+
+
+@pytest.mark.parametrize(
+    "text", ["", "app/UPPER", "app:", "app:-bad", "a//b", "app@sha256:short", "x" * 600, "a b"]
+)
+def test_bad_references_are_input_errors(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_reference(text)
+
+
+def test_challenges_parse_quoted_values_and_reject_garbage() -> None:
+    c = parse_challenge(
+        'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"'
+    )
+    assert c.scheme == "bearer"
+    assert c.params == {
+        "realm": "https://auth.example/token",
+        "service": "reg",
+        "scope": "repository:a/b:pull,push",
+    }
+    assert parse_challenge('Basic realm="dwupd"').params == {"realm": "dwupd"}
+    with pytest.raises(RegistryError):
+        parse_challenge('Bearer realm="unterminated')
+
+
+def test_credentials_from_docker_config(tmp_path: Path) -> None:
+    auth = base64.b64encode(b"alice:s3cret").decode()
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://index.docker.io/v1/": {"auth": auth},
+                    "http://127.0.0.1:15801": {"username": "bob", "password": "pw"},
+                    "ghcr.io": {"identitytoken": "tok"},
+                }
+            }
+        )
+    )
+    store = CredentialStore.load(tmp_path / "config.json")
+    hub = store.lookup("docker.io")
+    assert (hub.username, hub.password) == ("alice", "s3cret")
+    assert store.lookup("127.0.0.1:15801").username == "bob"
+    assert store.lookup("ghcr.io").auth_config() == {"identitytoken": "tok"}
+    assert store.lookup("quay.io").empty
+    assert "s3cret" not in repr(hub) and "s3cret" not in repr(store)
+    assert CredentialStore.load(tmp_path / "missing.json").lookup("docker.io").empty
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "expected a JSON object"),
+        ('{"auths": {"r": {"auth": "!!!"}}}', "not base64"),
+    ],
+)
+def test_broken_docker_config_is_a_config_error(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        CredentialStore.load(tmp_path / "config.json").lookup("r")
+
+
+def test_platform_resolution_prefers_the_exact_variant() -> None:
+    index = {
+        "manifests": [
+            {
+                "digest": "sha256:" + "1" * 64,
+                "platform": {"os": "linux", "architecture": "arm", "variant": "v6"},
+            },
+            {
+                "digest": "sha256:" + "2" * 64,
+                "platform": {"os": "linux", "architecture": "arm", "variant": "v7"},
+            },
+            {"digest": "sha256:" + "3" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+            {
+                "digest": "sha256:" + "4" * 64,
+                "platform": {"os": "unknown", "architecture": "unknown"},
+            },
+        ]
+    }
+    ref = parse_reference("x")
+    assert _pick_platform(index, Platform("linux", "arm", "v7"), ref) == "sha256:" + "2" * 64
+    assert _pick_platform(index, Platform("linux", "amd64"), ref) == "sha256:" + "3" * 64
+    with pytest.raises(RegistryError, match="no image for platform linux/s390x"):
+        _pick_platform(index, Platform("linux", "s390x"), ref)
+
+
+def test_plan_keeps_user_config_and_drops_what_the_image_supplied() -> None:
+    old, image = load("container_full.json"), load("image_v1.json")
+    plan = plan_recreate(old, image)
+    body = plan.body
+    assert plan.name == "dwupd-full" and body["Image"] == old["Config"]["Image"]
+    assert "Hostname" not in body  # was the daemon's default from the old id
+    assert body["User"] == "1000:1000" and body["WorkingDir"] == "/tmp"
+    assert body["Entrypoint"] == ["/bin/busybox"]
+    assert sorted(body["Env"]) == ["APP_LEVEL=3", "APP_MODE=test"]  # PATH came from the image
+    assert body["Healthcheck"]["Test"] == ["CMD", "test", "-f", "/version"]  # its own override
+    assert body["HostConfig"] == {**old["HostConfig"], "Links": None}
+    assert plan.primary is not None and plan.primary.network == "dwupd-net1"
+    assert plan.primary.aliases == ("app-alias",)  # the old short id is gone
+    assert plan.primary.ipv4_address == "10.213.77.10"
+    assert [(e.network, e.aliases, e.ipv4_address) for e in plan.extra_networks] == [
+        ("dwupd-net2", ("second-alias",), "10.213.78.10")
+    ]
+    ep = body["NetworkingConfig"]["EndpointsConfig"]["dwupd-net1"]
+    assert ep == {"Aliases": ["app-alias"], "IPAMConfig": {"IPv4Address": "10.213.77.10"}}
+    assert type(plan).from_json(json.loads(json.dumps(plan.to_json()))) == plan
+
+
+def test_plan_converts_links_and_keeps_anonymous_volumes() -> None:
+    old, image = load("container_linked.json"), load("image_v1.json")
+    plan = plan_recreate(old, image)
+    host = plan.body["HostConfig"]
+    assert host["Links"] == ["dwupd-target:db"]
+    anon = next(m for m in old["Mounts"] if m["Destination"] == "/anon")
+    assert f"{anon['Name']}:/anon" in host["Binds"]
+    assert plan.body["Cmd"] is None  # inherited from the image, so the new image decides
+
+
+def test_expected_spec_and_rules_gate_catch_a_root_regression() -> None:
+    old, image = load("container_linked.json"), load("image_v1.json")
+    plan = plan_recreate(old, image)
+    same = expected_spec(plan, old, image)
+    rooted_image = json.loads(json.dumps(image))
+    rooted_image["Config"]["Healthcheck"] = None
+    old_with_user = json.loads(json.dumps(old))
+    old_with_user["Config"]["User"] = "app"
+    image_with_user = json.loads(json.dumps(image))
+    image_with_user["Config"]["User"] = "app"
+    plan_user = plan_recreate(old_with_user, image_with_user)
+    from dockward.model.container import ContainerSpec
+
+    before = ContainerSpec.from_inspect(old_with_user)
+    after = expected_spec(plan_user, old_with_user, rooted_image)
+    assert before.user == "app" and after.user == ""
+    rules = RuleSet("c")
+    for entry in default_rules().of_kind("container"):
+        rules.add(entry)
+    gate = ContainerRulesGate(rules)
+    verdict = gate.check(Candidate("c", "x", image_with_user, rooted_image, before, after))
+    assert not verdict.allowed
+    assert any(r.startswith("DW-C031") for r in verdict.reasons)
+    assert any(r.startswith("DW-C026") for r in verdict.reasons)  # healthcheck dropped
+    ok = gate.check(Candidate("c", "x", image, image, ContainerSpec.from_inspect(old), same))
+    assert ok.allowed and ok.reasons == ()
+
+
+def test_vulnerability_gate_refuses_added_criticals_and_reports_fixes() -> None:
+    image_old, image_new = {"Id": "old"}, {"Id": "new"}
+    db = {
+        "old": [Vulnerability("CVE-1", Severity.HIGH), Vulnerability("CVE-2", Severity.LOW)],
+        "new": [
+            Vulnerability("CVE-2", Severity.LOW),
+            Vulnerability("CVE-9", Severity.CRITICAL, "openssl"),
+        ],
+    }
+    gate = VulnerabilityGate(lambda img: db[img["Id"]])
+    spec = load("container_linked.json")
+    from dockward.model.container import ContainerSpec
+
+    cs = ContainerSpec.from_inspect(spec)
+    verdict = gate.check(Candidate("c", "x", image_old, image_new, cs, cs))
+    assert not verdict.allowed and verdict.reasons == ("adds CVE-9 (critical, openssl)",)
+    assert verdict.details["fixed"] == ["CVE-1"]
+    db["new"] = db["new"][:1]
+    assert gate.check(Candidate("c", "x", image_old, image_new, cs, cs)).allowed
+
+
+def test_a_crashing_gate_refuses() -> None:
+    class Broken:
+        name = "broken"
+
+        def check(self, candidate: Candidate) -> Any:
+            raise RuntimeError("scanner died")
+
+    cs = __import__("dockward.model.container", fromlist=["ContainerSpec"]).ContainerSpec()
+    (verdict,) = run_gates([Broken()], Candidate("c", "x", {}, {}, cs, cs))
+    assert not verdict.allowed and "scanner died" in verdict.reasons[0]
+
+
+def test_schedule_parses_cron_with_and_without_seconds() -> None:
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+    assert Schedule.parse(None, "*/15 * * * *").next_run(now) == now.replace(minute=15)
+    assert Schedule.parse(None, "30 * * * * *").next_run(now) == now.replace(second=30)
+    assert Schedule.parse(90, None).next_run(now) == now + dt.timedelta(seconds=90)
+    assert Schedule.parse(None, None).once
+    for bad in ("* *", "70 * * * *"):
+        with pytest.raises(UsageError):
+            Schedule.parse(None, bad)
+    with pytest.raises(UsageError):
+        Schedule.parse(-1, None)
+
+
+def _managed(name: str, deps: tuple[str, ...] = ()) -> Managed:
+    return Managed({"Name": "/" + name, "Id": name}, False, False, deps)
+
+
+def test_dependency_order_puts_dependencies_first_and_survives_cycles() -> None:
+    items = [_managed("web", ("api",)), _managed("api", ("db",)), _managed("db"), _managed("x")]
+    assert [m.name for m in dependency_order(items)] == ["db", "x", "api", "web"]
+    loop = [_managed("a", ("b",)), _managed("b", ("a",))]
+    assert sorted(m.name for m in dependency_order(loop)) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "selection", "expected"),
+    [
+        ({"dockward.update": "true"}, Selection(), True),
+        ({}, Selection(), False),
+        ({}, Selection(all=True), True),
+        ({"com.centurylinklabs.watchtower.enable": "true"}, Selection(), True),
+        ({"com.centurylinklabs.watchtower.enable": "false"}, Selection(all=True), False),
+        (
+            {"dockward.update": "true", "com.centurylinklabs.watchtower.enable": "false"},
+            Selection(),
+            False,
+        ),
+        ({"dockward.update": "true", "dockward.update.scope": "a"}, Selection(scope="b"), False),
+        ({"com.centurylinklabs.watchtower.scope": "b"}, Selection(all=True, scope="b"), True),
+        ({"com.centurylinklabs.watchtower": "true"}, Selection(all=True), False),
+    ],
+)
+def test_selection_by_labels(labels: dict[str, str], selection: Selection, expected: bool) -> None:
+    assert wants({"Name": "/c", "Config": {"Labels": labels}}, selection) is expected
+
+
+def test_probe_labels_are_parsed_strictly() -> None:
+    assert Probe.from_labels({"dockward.update.probe-cmd": "wget -q -O- 'http://x/a b'"}) == Probe(
+        command=("wget", "-q", "-O-", "http://x/a b")
+    )
+    assert Probe.from_labels({"dockward.update.probe-url": "http://127.0.0.1:1/h"}) == Probe(
+        url="http://127.0.0.1:1/h"
+    )
+    assert Probe.from_labels({}) is None
+    with pytest.raises(InputError):
+        Probe.from_labels({"dockward.update.probe-url": "file:///etc/passwd"})
+    with pytest.raises(InputError):
+        Probe.from_labels({"dockward.update.probe-cmd": "unterminated 'quote"})
+
+
+def test_journal_round_trip_and_bad_files(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    entry = Entry(
+        "a" * 64,
+        "web",
+        "web-dockward-old",
+        "img:1",
+        "sha256:1",
+        "sha256:2",
+        True,
+        {"name": "web"},
+        started="2026-01-01T00:00:00",
+    )
+    journal.write(entry.at("renamed"))
+    (pending,) = journal.pending()
+    assert pending.phase == "renamed" and not pending.committed
+    assert (tmp_path / ("a" * 64 + ".json")).stat().st_mode & 0o777 == 0o600
+    journal.write(pending.at("healthy", new_id="b" * 64))
+    assert journal.pending()[0].committed
+    journal.remove(entry)
+    assert journal.pending() == []
+    with pytest.raises(ValueError):
+        journal.write(Entry("../../etc/x", "w", "b", "i", "", "", False, {}))
+    (tmp_path / ("c" * 64 + ".json")).write_text("{broken")
+    with pytest.raises(DockwardError, match="unreadable"):
+        journal.pending()
