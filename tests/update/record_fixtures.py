@@ -22,7 +22,7 @@ def main() -> None:
     _network(client, NET1, SUBNET1)
     _network(client, NET2, SUBNET2)
     image = build_version(client, "v1")
-    full = _full_container(client, f"{PREFIX}-lab/app:v1", f"{PREFIX}-full")
+    full = _full_container(client, f"{PREFIX}-lab/app:v1", f"{PREFIX}-full", "/tmp/dwupd-bind")
     target = client.create_container(f"{PREFIX}-lab/app:v1", name=f"{PREFIX}-target", labels=LABEL)
     client.start(target["Id"])
     linked = client.create_container(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +60,7 @@ def events(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["container"]: e for c in cycles for e in c["events"]}
 
 
-def _full_container(client: Any, image: str, name: str) -> str:
-    bind_dir = tempfile.mkdtemp(prefix=f"{PREFIX}-bind-")
+def _full_container(client: Any, image: str, name: str, bind_dir: str) -> str:
     host_config = client.create_host_config(
         binds={
             bind_dir: {"bind": "/bind", "mode": "ro"},
@@ -166,9 +164,10 @@ def test_update_recreates_with_identical_configuration(
     v1, v2 = build_version(client, "v1"), build_version(client, "v2")
     ref = registry.ref(f"{PREFIX}/full", "stable")
     push(client, v1, registry, f"{PREFIX}/full", "stable")
-    old_id = _full_container(client, ref, f"{PREFIX}-full")
+    old_id = _full_container(client, ref, f"{PREFIX}-full", str(tmp_path / "bind"))
     old = client.inspect_container(old_id)
 
+    tmp_path = tmp_path / "state"
     code, doc, err = _update(tmp_path, "--monitor-only")
     assert code == 0, err
     assert events(doc)[f"{PREFIX}-full"]["status"] == "current"
