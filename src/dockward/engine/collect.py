@@ -78,6 +78,14 @@ def stat_file(path: str) -> FileInfo | Unavailable:
     )
 
 
+def own_filesystem(path: str) -> bool | Unavailable:
+    """Is `path` on another filesystem than `/` (userns-remap puts the root one level down)?"""
+    try:
+        return os.stat(path).st_dev != os.stat("/").st_dev
+    except OSError as exc:
+        return Unavailable(f"{path} not visible: {exc.strerror}")
+
+
 def unit_paths() -> dict[str, str]:
     """Where the docker units live (`systemctl show` when systemd runs, else the unit dirs)."""
     out: dict[str, str] = {}
@@ -315,7 +323,7 @@ def collect_snapshot(
         config_error=config_error,
     )
     units = unit_paths()
-    paths: set[str] = set(STATIC_FILES) | {config_file} | set(units.values())
+    paths: set[str] = set(STATIC_FILES) | {config_file, endpoint.socket_path} | set(units.values())
     for key in ("tlscacert", "tlscert", "tlskey"):
         if daemon.value(key):
             paths.add(str(daemon.value(key)))
@@ -336,6 +344,7 @@ def collect_snapshot(
         host=endpoint.url,
         local=True,
         daemon=daemon,
+        socket_path=endpoint.socket_path,
         files=files,
         globbed={"/etc/docker/certs.d": certs},
         audit_rules=audit_rules(),
@@ -345,9 +354,7 @@ def collect_snapshot(
         swarm=swarm,
         swarm_nodes=nodes,
         docker_group=docker_group(),
-        data_root_is_mount=os.path.ismount(root)
-        if os.path.isdir(root)
-        else Unavailable(f"{root} not visible"),
+        data_root_is_mount=own_filesystem(root),
         content_trust=content_trust(),
         listening=listening_sockets(),
         unit_paths=units,
