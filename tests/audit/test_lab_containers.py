@@ -3,6 +3,7 @@ and passes on the hardened one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from typing import Any
@@ -29,10 +30,8 @@ def _statuses(report: dict[str, Any]) -> dict[str, dict[str, set[str]]]:
 @pytest.fixture(scope="module")
 def lab_results(docker_api: Any, lab_image: str) -> dict[str, dict[str, set[str]]]:
     for tag in (BAD_IMAGE, GOOD_IMAGE):
-        try:
+        with contextlib.suppress(Exception):
             docker_api.remove_image(tag, force=True)
-        except Exception:
-            pass
     build_busybox_image(
         docker_api,
         BAD_IMAGE,
