@@ -159,7 +159,26 @@ def test_label_waiver(docker_api: Any, lab_image: str) -> None:
     assert mine["DW-C012"]["waived"] == "label: batch job"
     assert mine["DW-C027"]["waived"] == "label: batch job"
     assert "waived" not in mine["DW-C014"] and mine["DW-C014"]["status"] == "fail"
+    # A label waiver that waives nothing is reported (only on a full run).
     docker_api.remove_container(name, force=True)
+    docker_api.create_container(
+        lab_image,
+        name=name,
+        labels={
+            "dockward.test": "dwaudit",
+            "dockward.ignore": "DW-C001",
+            "dockward.ignore.reason": "x",
+        },
+    )
+    res = run_cli("audit", "-f", "json", "--fail-on", "never")
+    warnings = json.loads(res.out)["warnings"]
+    assert any(f"label waiver DW-C001 on container {name} matched nothing" in w for w in warnings)
+    docker_api.remove_container(name, force=True)
+
+
+def test_unknown_check_is_a_usage_error() -> None:
+    res = run_cli("audit", "--check", "DW-NOPE", "-H", "unix:///tmp/none.sock")
+    assert res.code == 2 and "no rule matches DW-NOPE" in res.err
 
 
 def test_container_removed_during_collection(docker_api: Any, lab_image: str) -> None:
