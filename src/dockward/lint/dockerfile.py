@@ -10,6 +10,7 @@ logical text back to file lines and columns, so findings point at the exact word
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -140,10 +141,8 @@ class Instruction:
         )
         for doc in self.heredocs:
             if self.keyword == "RUN" and shell_fed:
-                try:
+                with contextlib.suppress(ShellSyntaxError):
                     out.append((parse_shell(doc.body), doc.smap))
-                except ShellSyntaxError:
-                    pass
         return out
 
 
@@ -304,7 +303,7 @@ class DockerfileParser:
 
     def _directives(self) -> int:
         idx = 0
-        for idx, raw in enumerate(self.lines):  # noqa: B007
+        for idx, raw in enumerate(self.lines):
             m = _DIRECTIVE.match(raw.strip())
             if not m:
                 return idx
