@@ -21,7 +21,7 @@ from dockward.lint.dfrules.support import (
     short_flags,
 )
 from dockward.lint.dockerfile import Dockerfile, Instruction, parse_key_values
-from dockward.lint.shell import SHELLS
+from dockward.lint.shell import SHELLS, Word
 from dockward.rules.registry import Fail, Outcome, Pass
 from dockward.rules.secrets import secret_shape
 
@@ -59,10 +59,11 @@ def _result(items: Iterable[tuple[RunCommand, str]]) -> list[Outcome] | Outcome:
     return _fails(items) or Pass()
 
 
-def _is_sudo(rc: RunCommand) -> bool:
+def _sudo_word(rc: RunCommand) -> Word | None:
     argv = rc.command.argv
-    wrappers = argv[: len(argv) - len(rc.command.unwrapped())]
-    return any(w.text.rsplit("/", 1)[-1] in ("sudo", "doas") for w in wrappers)
+    unwrapped = rc.command.unwrapped()
+    wrappers = argv[: len(argv) - len(unwrapped)] + unwrapped[:1]
+    return next((w for w in wrappers if w.text.rsplit("/", 1)[-1] in ("sudo", "doas")), None)
 
 
 @rules.rule(
@@ -78,9 +79,12 @@ def _is_sudo(rc: RunCommand) -> bool:
 def no_sudo(d: Dockerfile) -> list[Outcome] | Outcome:
     """sudo in an image means a setuid path to root stays available to the running container;
     its TTY and environment handling also behaves unpredictably in builds."""
-    return _result(
-        (rc, "sudo used in RUN") for rc in run_commands(d) if _is_sudo(rc) or rc.program == "sudo"
-    )
+    out: list[Outcome] = []
+    for rc in run_commands(d):
+        sudo = _sudo_word(rc)
+        if sudo is not None:
+            out.append(Fail("sudo used in RUN", location=rc.loc(sudo)))
+    return out or Pass()
 
 
 def _curl_insecure(rc: RunCommand) -> str:
