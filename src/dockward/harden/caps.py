@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dockward.errors import DockwardError
-from dockward.harden.runner import Outcome, Settings, Workload, run_once
+from dockward.harden.runner import DEFAULT_SETTINGS, Outcome, Settings, Workload, run_once
 from dockward.model.container import DEFAULT_CAPABILITIES, normalise_capability
 
 # Capability names this engine (20.10) refuses, so they are never proposed.
@@ -41,7 +41,7 @@ class CapsResult:
 def minimal_capabilities(
     client: Any,
     workload: Workload,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     *,
     candidates: Iterable[str] = DEFAULT_CAPABILITIES,
     prefix: str = "dockward-harden",

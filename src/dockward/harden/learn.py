@@ -20,7 +20,15 @@ from typing import Any
 
 from dockward.errors import DockwardError
 from dockward.harden.auditlog import SeccompRecorder
-from dockward.harden.runner import Outcome, Settings, Workload, judge, run_once, started
+from dockward.harden.runner import (
+    DEFAULT_SETTINGS,
+    Outcome,
+    Settings,
+    Workload,
+    judge,
+    run_once,
+    started,
+)
 from dockward.model.container import ContainerSpec
 from dockward.profiles.compare import restrict
 from dockward.profiles.default import default_for
@@ -72,7 +80,7 @@ def capabilities_of(settings: Settings) -> frozenset[str]:
 def learn_seccomp(
     client: Any,
     workload: Workload,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     *,
     prefix: str = "dockward-harden",
     service: bool | None = None,

@@ -68,6 +68,9 @@ class Settings:
         return opts
 
 
+DEFAULT_SETTINGS = Settings()
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How a run went: `ok` when the workload did what it does without the settings."""
