@@ -78,7 +78,7 @@ def test_hostile_or_bad_input_is_one_clear_error(text: str, message: str) -> Non
 
 
 def test_yaml_unknown_key() -> None:
-    with pytest.raises(InputError, match="unknown key filesystem.rw"):
+    with pytest.raises(InputError, match=r"unknown key filesystem\.rw"):
         parse_yaml("name: a\nfilesystem: {rw: [/x]}\n")
 
 
