@@ -9,7 +9,7 @@ import pytest
 from dockward.harden.runner import Workload
 
 PREFIX = "dwharden"
-HTTPD_IMAGE = "dwharden/httpd:1"
+HTTPD_IMAGE = "dwharden/httpd:2"
 
 
 @pytest.fixture(scope="session")

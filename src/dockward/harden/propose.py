@@ -25,6 +25,7 @@ from dockward.harden.runner import (
     judge,
     run_once,
     started,
+    state,
 )
 from dockward.model.container import ContainerSpec, Mount, SecurityOptions
 from dockward.model.finding import Report, Result, Status
@@ -82,6 +83,8 @@ def observe(
             mem = st.get("memory_stats") or {}
             peak_mem = max(peak_mem, int(mem.get("max_usage") or mem.get("usage") or 0))
             peak_pids = max(peak_pids, int((st.get("pids_stats") or {}).get("current") or 0))
+            if not state(client, cid).get("Running"):
+                break
         outcome = judge(client, cid, replace(workload, duration=0.2), service=service)
         changes = bounded(lambda: client.diff(cid), 20, "diff") or []
     written = tuple(
