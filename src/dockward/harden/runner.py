@@ -296,7 +296,7 @@ def judge(
             )
     if stop:
         with contextlib.suppress(Exception):
-            bounded(lambda: client.stop(cid, timeout=3), 15, "stopping the container")
+            bounded(lambda: client.stop(cid, timeout=1), 15, "stopping the container")
     return Outcome(
         True,
         "running" + (", probe passed" if workload.probe else ""),
