@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -196,3 +196,19 @@ class ContainerSpec:
         from dockward.model.parse_inspect import container_from_inspect
 
         return container_from_inspect(data)
+
+    @classmethod
+    def from_compose_service(
+        cls, name: str, service: Mapping[str, Any], **options: Any
+    ) -> ContainerSpec:
+        """From one merged, interpolated Compose service (see `dockward.lint.compose_service`)."""
+        from dockward.lint.compose_service import service_to_spec
+
+        return service_to_spec(name, service, **options)
+
+    @classmethod
+    def from_run_argv(cls, argv: Sequence[str], source: Location | None = None) -> ContainerSpec:
+        """From `docker run ...` / `docker create ...` arguments (see `dockward.lint.runargv`)."""
+        from dockward.lint.runargv import run_argv_to_spec
+
+        return run_argv_to_spec(argv, source)
