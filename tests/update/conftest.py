@@ -22,6 +22,7 @@ LABEL = {"dockward.test": PREFIX}
 REGISTRY_PORT = 15800
 AUTH_REGISTRY_PORT = 15801
 DOWN_REGISTRY_PORT = 15802  # nothing listens here
+TOKEN_REGISTRY_PORT, TOKEN_SERVER_PORT = 15803, 15804
 USER, PASSWORD = "dwupd-user", "dwupd-secret-pw"
 
 BASE = """RUN ["/bin/busybox", "sh", "-c", "echo {version} > /version"]
@@ -38,7 +39,9 @@ class Registry:
         return f"{self.host}/{repo}:{tag}"
 
 
-def _start_registry(port: int, auth: Path | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+def _start_registry(
+    port: int, auth: Path | None = None, token: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
     exe = shutil.which("docker-registry") or shutil.which("registry")
     if exe is None:
         pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
@@ -51,6 +54,8 @@ def _start_registry(port: int, auth: Path | None = None) -> tuple[subprocess.Pop
     ]
     if auth is not None:
         config.append(f"auth: {{htpasswd: {{realm: dwupd, path: {auth}}}}}")
+    if token is not None:
+        config.append("auth: {token: " + json.dumps(token) + "}")
     (root / "config.yml").write_text("\n".join(config) + "\n")
     log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen([exe, "serve", str(root / "config.yml")], stdout=log, stderr=log)
@@ -94,6 +99,31 @@ def auth_registry() -> Iterator[Registry]:
     yield Registry(f"127.0.0.1:{AUTH_REGISTRY_PORT}", root)
     _stop(proc, root)
     shutil.rmtree(htdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TokenRegistry(Registry):
+    server: Any
+
+
+@pytest.fixture(scope="session")
+def token_registry() -> Iterator[TokenRegistry]:
+    from tests.update.tokenserver import ISSUER, SERVICE, TokenServer
+
+    certdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-token-"))
+    server = TokenServer(TOKEN_SERVER_PORT, USER, PASSWORD, certdir / "cert.pem")
+    server.start()
+    token = {
+        "realm": f"http://127.0.0.1:{TOKEN_SERVER_PORT}/token",
+        "service": SERVICE,
+        "issuer": ISSUER,
+        "rootcertbundle": str(certdir / "cert.pem"),
+    }
+    proc, root = _start_registry(TOKEN_REGISTRY_PORT, token=token)
+    yield TokenRegistry(f"127.0.0.1:{TOKEN_REGISTRY_PORT}", root, server)
+    _stop(proc, root)
+    server.stop()
+    shutil.rmtree(certdir, ignore_errors=True)
 
 
 def docker_config_dir(tmp: Path, host: str) -> Path:

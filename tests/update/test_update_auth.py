@@ -12,6 +12,7 @@ from tests.update.conftest import (
     PREFIX,
     USER,
     Registry,
+    TokenRegistry,
     build_version,
     docker_config_dir,
     push,
@@ -53,4 +54,36 @@ def test_login_registry_needs_credentials_from_docker_config(
     code, doc, err = _update(state, "--docker-config", str(config))
     assert code == 0, err
     assert events(doc)[name]["status"] == "updated"
+    assert client.inspect_container(name)["Image"] == v2
+
+
+def test_bearer_token_registry_anonymous_and_with_login(
+    clean: Any, token_registry: TokenRegistry, tmp_path: Path
+) -> None:
+    client = clean
+    auth = {"username": USER, "password": PASSWORD}
+    v1, v2 = build_version(client, "v1"), build_version(client, "v2")
+    repo, name = f"{PREFIX}/token", f"{PREFIX}-token"
+    push(client, v1, token_registry, repo, "stable", auth=auth)
+    _run = client.create_container(
+        token_registry.ref(repo, "stable"), name=name, labels={**LABEL, "dockward.update": "true"}
+    )
+    client.start(_run["Id"])
+    push(client, v2, token_registry, repo, "stable", auth=auth)
+    seen = token_registry.server.requests
+    seen.clear()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # Anonymous: the token server grants pull, so the check needs no login at all.
+    code, doc, err = _update(tmp_path / "s", "--monitor-only", "--docker-config", str(empty))
+    assert code == 0, err
+    assert events(doc)[name]["status"] == "outdated"
+    assert seen and not any(r["sent_credentials"] for r in seen)
+    assert seen[0]["scope"] == [f"repository:{repo}:pull"]
+    seen.clear()
+    config = docker_config_dir(tmp_path, token_registry.host)
+    code, doc, err = _update(tmp_path / "s", "--docker-config", str(config))
+    assert code == 0, err
+    assert events(doc)[name]["status"] == "updated"
+    assert any(r["authed"] for r in seen)  # our HEAD asked for a token with the login
     assert client.inspect_container(name)["Image"] == v2

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import docker.errors
+import requests
+
 from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
 from dockward.engine import resolve_endpoint
-from dockward.errors import UsageError
+from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Severity, Status
 from dockward.rules import default_rules
 from dockward.update import (
@@ -314,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
     cycles: list[CycleResult] = []
     journal = Journal(Path(args.state_dir) if args.state_dir else default_state_dir())
     try:
-        with journal.locked():
+        with journal.locked(), _engine_errors():
             updater = Updater(client, journal, options, say)
             while True:
                 cycle = run_cycle(client, registry, updater, cycle_options, gates, say)
@@ -342,6 +346,17 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+@contextlib.contextmanager
+def _engine_errors() -> Iterator[None]:
+    """An engine that fails mid-run is a connection problem (exit 2), not an internal error."""
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        raise ConnectionFailed(f"Docker engine error: {exc.explanation or exc}"[:300]) from exc
+    except requests.RequestException as exc:
+        raise ConnectionFailed(f"lost the Docker engine: {type(exc).__name__}") from exc
 
 
 def _progress(msg: str) -> None:

@@ -236,6 +236,11 @@ class RegistryClient:
             self._tokens[(ref.api_host, scope)] = value
         return value
 
+    def _may_send_credentials(self, ref: ImageRef, scheme: str, netloc: str) -> bool:
+        """Credentials go over TLS, or in clear text only to hosts the daemon trusts as insecure
+        (the registry itself, loopback): never to a plain-HTTP realm elsewhere."""
+        return scheme == "https" or netloc == ref.api_host or self._insecure(netloc)
+
     def _token(self, ref: ImageRef, challenge: Challenge, creds: Credentials, scope: str) -> str:
         realm = challenge.params.get("realm", "")
         parts = urlsplit(realm)
@@ -245,13 +250,13 @@ class RegistryClient:
         if challenge.params.get("service"):
             query["service"] = challenge.params["service"]
         auth = None
-        if not creds.empty and _may_send_credentials(ref, parts.scheme, parts.netloc):
+        if not creds.empty and self._may_send_credentials(ref, parts.scheme, parts.netloc):
             auth = (creds.username, creds.password) if creds.username else None
         try:
             if (
                 creds.identity_token
                 and auth is None
-                and _may_send_credentials(ref, parts.scheme, parts.netloc)
+                and self._may_send_credentials(ref, parts.scheme, parts.netloc)
             ):
                 form = {
                     **query,
@@ -285,11 +290,6 @@ class RegistryClient:
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{ref}: token server sent no token")
         return token
-
-
-def _may_send_credentials(ref: ImageRef, scheme: str, netloc: str) -> bool:
-    """Credentials go only over TLS, or in clear text to the (insecure) registry host itself."""
-    return scheme == "https" or netloc == ref.api_host
 
 
 def _pick_platform(index: dict[str, Any], platform: Platform, ref: ImageRef) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import docker.errors
+
 WT = "com.centurylinklabs.watchtower"
 ENABLE_LABELS = ("dockward.update", f"{WT}.enable")
 MONITOR_ONLY_LABELS = ("dockward.update.monitor-only", f"{WT}.monitor-only")
@@ -90,8 +92,13 @@ def dependencies(inspect: Mapping[str, Any], by_service: Mapping[tuple[str, str]
 
 def select(client: Any, selection: Selection) -> list[Managed]:
     """The managed containers, dependencies before dependents (stable by name otherwise)."""
-    summaries = client.containers(all=True)
-    inspects = [client.inspect_container(s["Id"]) for s in summaries]
+    inspects = []
+    for summary in client.containers(all=True):
+        try:
+            inspects.append(client.inspect_container(summary["Id"]))
+        except docker.errors.NotFound:
+            continue  # removed between listing and inspecting
+
     by_service: dict[tuple[str, str], str] = {}
     id_to_name: dict[str, str] = {}
     for info in inspects:
