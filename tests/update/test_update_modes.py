@@ -144,6 +144,7 @@ def test_dependency_order_and_label_selection(
         labels={
             "com.centurylinklabs.watchtower.monitor-only": "true",
             "dockward.update.scope": PREFIX,
+            "dockward.update.depends-on": f"{PREFIX}-c-db",
         },
     )
     push(client, v2, registry, repo, "stable")
@@ -161,6 +162,8 @@ def test_dependency_order_and_label_selection(
         tmp_path, *(f"{PREFIX}-{n}" for n in ("a-web", "b-api", "c-db", "e-watch"))
     )
     got = {n: e["status"] for n, e in events(doc).items()}
+    # e-watch stays on its image but depends on c-db, so it is restarted after c-db's update.
+    assert doc["extra"]["update"]["cycles"][0]["restarted_dependents"] == [f"{PREFIX}-e-watch"]
     assert got == {
         f"{PREFIX}-c-db": "updated",
         f"{PREFIX}-b-api": "updated",
@@ -313,3 +316,22 @@ def test_pinned_api_version_inside_the_engine_range_works(
     assert code == 0, err
     assert doc["extra"]["update"]["api_version"] == "1.30"
     assert events(doc)[f"{PREFIX}-api"]["status"] == "current"
+
+
+def test_stopped_container_is_recreated_but_not_started(
+    clean: Any, registry: Registry, tmp_path: Path
+) -> None:
+    client = clean
+    v1, v2 = build_version(client, "v1"), build_version(client, "v2")
+    repo, name = f"{PREFIX}/stopped", f"{PREFIX}-stopped"
+    push(client, v1, registry, repo, "stable")
+    c = client.create_container(
+        registry.ref(repo, "stable"), name=name, labels={**LABEL, "dockward.update": "true"}
+    )
+    push(client, v2, registry, repo, "stable")
+    code, doc, err = _update(tmp_path, name)
+    assert code == 0 and name not in events(doc), err  # stopped: not managed by default
+    code, doc, err = _update(tmp_path, "--include-stopped", name)
+    assert events(doc)[name]["status"] == "updated", err
+    now = client.inspect_container(name)
+    assert now["Id"] != c["Id"] and now["Image"] == v2 and not now["State"]["Running"]
