@@ -91,31 +91,34 @@ def dependencies(inspect: Mapping[str, Any], by_service: Mapping[tuple[str, str]
 
 
 def select(client: Any, selection: Selection) -> list[Managed]:
-    """The managed containers, dependencies before dependents (stable by name otherwise)."""
-    inspects = []
-    for summary in client.containers(all=True):
-        try:
-            inspects.append(client.inspect_container(summary["Id"]))
-        except docker.errors.NotFound:
-            continue  # removed between listing and inspecting
+    """The managed containers, dependencies before dependents (stable by name otherwise).
 
+    The container list (names, labels, state) decides; only the chosen containers are inspected,
+    so a host with many unmanaged containers costs one list call, not one inspect each.
+    """
     by_service: dict[tuple[str, str], str] = {}
     id_to_name: dict[str, str] = {}
-    for info in inspects:
-        labels = (info.get("Config") or {}).get("Labels") or {}
-        name = str(info.get("Name") or "").lstrip("/")
-        id_to_name[str(info["Id"])] = name
+    wanted: list[str] = []
+    for summary in client.containers(all=True):
+        names = [str(n) for n in summary.get("Names") or [""]]
+        # Links add `/other/alias` names; the container's own name has one slash.
+        name = next((n for n in names if n.count("/") == 1), names[0]).lstrip("/")
+        labels = summary.get("Labels") or {}
+        id_to_name[str(summary["Id"])] = name
         if COMPOSE_SERVICE in labels:
             by_service[(labels.get(COMPOSE_PROJECT, ""), labels[COMPOSE_SERVICE])] = name
+        running = summary.get("State") in ("running", "restarting", "paused")
+        brief = {"Name": name, "Config": {"Labels": labels}}
+        if wants(brief, selection) and (running or selection.include_stopped):
+            wanted.append(str(summary["Id"]))
     chosen: list[Managed] = []
-    for info in inspects:
-        running = bool((info.get("State") or {}).get("Running"))
-        if not wants(info, selection) or (not running and not selection.include_stopped):
-            continue
+    for cid in wanted:
+        try:
+            info = client.inspect_container(cid)
+        except docker.errors.NotFound:
+            continue  # removed between listing and inspecting
         labels = (info.get("Config") or {}).get("Labels") or {}
-        deps = {id_to_name.get(d, d) for d in dependencies(info, by_service)}
-        for full_id, name in id_to_name.items():
-            deps = {name if full_id.startswith(d) and len(d) >= 12 else d for d in deps}
+        deps = {_resolve(d, id_to_name) for d in dependencies(info, by_service)}
         chosen.append(
             Managed(
                 info,
@@ -125,6 +128,17 @@ def select(client: Any, selection: Selection) -> list[Managed]:
             )
         )
     return dependency_order(chosen)
+
+
+def _resolve(dep: str, id_to_name: Mapping[str, str]) -> str:
+    """`container:<id>` and links may name a container by (a prefix of) its id."""
+    if dep in id_to_name:
+        return id_to_name[dep]
+    if len(dep) >= 12 and all(c in "0123456789abcdef" for c in dep):
+        for full_id, name in id_to_name.items():
+            if full_id.startswith(dep):
+                return name
+    return dep
 
 
 def dependency_order(items: Sequence[Managed]) -> list[Managed]:
