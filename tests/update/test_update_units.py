@@ -341,3 +341,19 @@ def test_journal_round_trip_and_bad_files(tmp_path: Path) -> None:
     (tmp_path / ("c" * 64 + ".json")).write_text("{broken")
     with pytest.raises(DockwardError, match="unreadable"):
         journal.pending()
+
+
+def test_results_gate_refuses_on_failing_results_only() -> None:
+    from dockward.model.container import ContainerSpec
+    from dockward.model.finding import Result, Rule, Status
+    from dockward.update import ResultsGate
+
+    rule = Rule("DW-P001", "Registry allowed", Severity.HIGH, "policy", "use an allowed registry")
+    cs = ContainerSpec()
+    cand = Candidate("c", "evil.example/app:1", {}, {}, cs, cs)
+    refusing = ResultsGate(lambda c: [Result(rule, Status.FAIL, c.image_ref, "not allowed")])
+    verdict = refusing.check(cand)
+    assert not verdict.allowed and verdict.reasons == ("DW-P001: not allowed",)
+    waived = ResultsGate(lambda c: [Result(rule, Status.FAIL, "x", "no", waived="ok'd")])
+    assert waived.check(cand).allowed
+    assert ResultsGate(lambda c: [Result(rule, Status.PASS, "x")]).check(cand).allowed

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dockward.model.container import ContainerSpec
-from dockward.model.finding import Severity, Status
+from dockward.model.finding import Result, Severity, Status
 from dockward.rules import Context, RuleSet, run_check
 
 
@@ -100,6 +100,24 @@ class VulnerabilityGate:
             )
             return Verdict(self.name, False, reasons, details)
         return Verdict(self.name, True, (), details)
+
+
+Judge = Callable[[Candidate], Sequence[Result]]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsGate:
+    """Adapts any judge that returns shared Results (e.g. the admission policy's image and
+    container checks): a failing, unwaived Result refuses the update."""
+
+    judge: Judge
+    name: str = "policy"
+
+    def check(self, candidate: Candidate) -> Verdict:
+        failing = [r for r in self.judge(candidate) if r.failing]
+        if failing:
+            return Verdict(self.name, False, tuple(f"{r.rule.id}: {r.message}" for r in failing))
+        return Verdict(self.name, True)
 
 
 def run_gates(gates: Sequence[Gate], candidate: Candidate) -> list[Verdict]:
