@@ -26,7 +26,7 @@ TOKEN_REGISTRY_PORT, TOKEN_SERVER_PORT = 15803, 15804
 USER, PASSWORD = "dwupd-user", "dwupd-secret-pw"
 
 BASE = """RUN ["/bin/busybox", "sh", "-c", "echo {version} > /version"]
-HEALTHCHECK --interval=1s --timeout=3s --retries=2 CMD {check}
+HEALTHCHECK --interval=1s --timeout=20s --retries=2 CMD {check}
 """
 
 
@@ -132,13 +132,18 @@ def docker_config_dir(tmp: Path, host: str) -> Path:
     return tmp
 
 
+def lab_tag(version: str) -> str:
+    # The suffix changes with BASE, so an edited Dockerfile is rebuilt, not reused.
+    return f"{PREFIX}-lab/app:{version}-r2"
+
+
 def build_version(client: Any, version: str, healthy: bool = True, extra: str = "") -> str:
     """A local busybox image (engine/lab.py) whose /version says `version`."""
     from dockward.engine.lab import build_busybox_image
 
     check = '["true"]' if healthy else '["false"]'
     lines = BASE.format(version=version, check=check) + extra
-    return build_busybox_image(client, f"{PREFIX}-lab/app:{version}", extra=lines)
+    return build_busybox_image(client, lab_tag(version), extra=lines)
 
 
 def push(

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from dockward.engine import connect, resolve_endpoint
-from tests.update.conftest import LABEL, PREFIX, build_version, remove_ours
+from tests.update.conftest import LABEL, PREFIX, build_version, lab_tag, remove_ours
 from tests.update.test_update_e2e import NET1, NET2, SUBNET1, SUBNET2, _full_container, _network
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "update"
@@ -22,11 +22,11 @@ def main() -> None:
     _network(client, NET1, SUBNET1)
     _network(client, NET2, SUBNET2)
     image = build_version(client, "v1")
-    full = _full_container(client, f"{PREFIX}-lab/app:v1", f"{PREFIX}-full", "/tmp/dwupd-bind")
-    target = client.create_container(f"{PREFIX}-lab/app:v1", name=f"{PREFIX}-target", labels=LABEL)
+    full = _full_container(client, lab_tag("v1"), f"{PREFIX}-full", "/tmp/dwupd-bind")
+    target = client.create_container(lab_tag("v1"), name=f"{PREFIX}-target", labels=LABEL)
     client.start(target["Id"])
     linked = client.create_container(
-        f"{PREFIX}-lab/app:v1",
+        lab_tag("v1"),
         name=f"{PREFIX}-linked",
         labels=LABEL,
         volumes=["/anon"],

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from tests.update.conftest import LABEL, PREFIX, Registry, build_version, push
+from tests.update.conftest import LABEL, PREFIX, Registry, build_version, lab_tag, push
 from tests.update.test_update_e2e import _update, events
 
 WEBHOOK_PORT, SMTP_PORT = 15820, 15821
@@ -54,13 +54,13 @@ def test_cleanup_removes_the_unused_old_image(
     new = build_version(client, "v2")
     repo, name = f"{PREFIX}/cleanup", f"{PREFIX}-cleanup"
     push(client, old, registry, repo, "stable")
-    client.remove_image(f"{PREFIX}-lab/app:v1-cleanup")  # untag: only the registry tag is left
+    client.remove_image(lab_tag("v1-cleanup"))  # untag: only the registry tag is left
     _run(client, registry.ref(repo, "stable"), name)
     push(client, new, registry, repo, "stable")
     code, doc, err = _update(tmp_path, "--cleanup")
     assert code == 0, err
     assert doc["extra"]["update"]["cycles"][0]["removed_images"] == [old]
-    assert not client.images(all=True, filters={"reference": f"{PREFIX}-lab/app:v1-cleanup"})
+    assert not client.images(all=True, filters={"reference": lab_tag("v1-cleanup")})
     with pytest.raises(Exception, match="No such image"):
         client.inspect_image(old)
 
@@ -335,3 +335,25 @@ def test_stopped_container_is_recreated_but_not_started(
     assert events(doc)[name]["status"] == "updated", err
     now = client.inspect_container(name)
     assert now["Id"] != c["Id"] and now["Image"] == v2 and not now["State"]["Running"]
+
+
+def test_keep_old_keeps_each_previous_container_stopped(
+    clean: Any, registry: Registry, tmp_path: Path
+) -> None:
+    client = clean
+    v1, v2 = build_version(client, "v1"), build_version(client, "v2")
+    repo, name = f"{PREFIX}/keep", f"{PREFIX}-keep"
+    push(client, v1, registry, repo, "stable")
+    first = _run(client, registry.ref(repo, "stable"), name)
+    push(client, v2, registry, repo, "stable")
+    code, doc, err = _update(tmp_path, "--keep-old", name)
+    assert code == 0, (err, events(doc))
+    assert events(doc)[name]["status"] == "updated", err
+    kept = client.inspect_container(f"{name}-dockward-old-{first[:12]}")
+    assert kept["Id"] == first and not kept["State"]["Running"]
+    second = client.inspect_container(name)["Id"]
+    push(client, v1, registry, repo, "stable")  # a "rollback release": the tag moves back
+    _, doc, err = _update(tmp_path, "--keep-old", name)
+    assert events(doc)[name]["status"] == "updated", err
+    assert client.inspect_container(f"{name}-dockward-old-{second[:12]}")["Image"] == v2
+    assert client.inspect_container(name)["Image"] == v1

@@ -201,8 +201,13 @@ class Updater:
         )
 
     def _finish(self, entry: Entry) -> None:
-        if not self.options.keep_old:
-            with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(docker.errors.NotFound):
+            if self.options.keep_old:
+                # A unique name, so the next update of this container has its backup name free.
+                kept = f"{entry.backup_name}-{entry.old_id[:12]}"
+                if self.client.inspect_container(entry.old_id)["Name"].lstrip("/") != kept:
+                    self.client.rename(entry.old_id, kept)
+            else:
                 self.client.remove_container(entry.old_id, force=True)
         self._maybe_crash("removed")
         self.journal.remove(entry)

@@ -58,7 +58,7 @@ def _flag(labels: Mapping[str, str], keys: Sequence[str]) -> bool | None:
 def wants(inspect: Mapping[str, Any], selection: Selection) -> bool:
     labels: Mapping[str, str] = (inspect.get("Config") or {}).get("Labels") or {}
     name = str(inspect.get("Name") or "").lstrip("/")
-    if name.endswith("-dockward-old") or labels.get(WT) == "true":
+    if "-dockward-old" in name or labels.get(WT) == "true":
         return False  # an update in flight, or a watchtower instance
     if selection.names and name not in selection.names:
         return False
