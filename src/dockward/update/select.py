@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +113,10 @@ def select(client: Any, selection: Selection) -> list[Managed]:
         if wants(brief, selection) and (running or selection.include_stopped):
             wanted.append(str(summary["Id"]))
     chosen: list[Managed] = []
-    for cid in wanted:
-        try:
-            info = client.inspect_container(cid)
-        except docker.errors.NotFound:
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(wanted)))) as pool:
+        inspects = list(pool.map(lambda cid: _inspect(client, cid), wanted))
+    for info in inspects:
+        if info is None:
             continue  # removed between listing and inspecting
         labels = (info.get("Config") or {}).get("Labels") or {}
         deps = {_resolve(d, id_to_name) for d in dependencies(info, by_service)}
@@ -128,6 +129,13 @@ def select(client: Any, selection: Selection) -> list[Managed]:
             )
         )
     return dependency_order(chosen)
+
+
+def _inspect(client: Any, cid: str) -> Mapping[str, Any] | None:
+    try:
+        return dict(client.inspect_container(cid))
+    except docker.errors.NotFound:
+        return None
 
 
 def _resolve(dep: str, id_to_name: Mapping[str, str]) -> str:
