@@ -27,6 +27,7 @@ USER, PASSWORD = "dwupd-user", "dwupd-secret-pw"
 
 BASE = """RUN ["/bin/busybox", "sh", "-c", "echo {version} > /version"]
 HEALTHCHECK --interval=1s --timeout=20s --retries=2 CMD {check}
+CMD ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 """
 
 
@@ -134,7 +135,7 @@ def docker_config_dir(tmp: Path, host: str) -> Path:
 
 def lab_tag(version: str) -> str:
     # The suffix changes with BASE, so an edited Dockerfile is rebuilt, not reused.
-    return f"{PREFIX}-lab/app:{version}-r2"
+    return f"{PREFIX}-lab/app:{version}-r3"
 
 
 def build_version(client: Any, version: str, healthy: bool = True, extra: str = "") -> str:
