@@ -294,6 +294,7 @@ def test_schedule_and_interval_run_several_cycles(clean: Any, tmp_path: Path) ->
         (["--api-version", "latest"], "expected auto or MAJOR.MINOR"),
         (["--notify", "ftp://x"], "unsupported target"),
         (["--rules-gate", "severe"], "--rules-gate: unknown severity"),
+        (["--vuln-gate", "high", "--vuln-db", "/nonexistent/db"], "--vuln-gate high:"),
     ],
 )
 def test_bad_flags_are_one_line_errors(
@@ -316,6 +317,8 @@ def test_pinned_api_version_inside_the_engine_range_works(
     assert code == 0, err
     assert doc["extra"]["update"]["api_version"] == "1.30"
     assert events(doc)[f"{PREFIX}-api"]["status"] == "current"
+    # Without dockward.scan or a DB, the default vulnerability gate says why it is off.
+    assert any(w.startswith("vulnerability gate off:") for w in doc["warnings"])
 
 
 def test_stopped_container_is_recreated_but_not_started(

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -34,8 +35,10 @@ from dockward.update import (
     Selection,
     UpdateOptions,
     Updater,
+    VulnerabilityGate,
     default_state_dir,
     run_cycle,
+    scan_gate,
 )
 from dockward.update.engine import connect_versioned, insecure_registries
 from dockward.update.notify import Notifier, compose, deliver, parse_target
@@ -169,6 +172,18 @@ def register(sub: Any) -> None:
         help="refuse updates that newly fail a container rule of this severity "
         "or worse; 'off' disables (default low) [DOCKWARD_UPDATE_RULES_GATE]",
     )
+    gate.add_argument(
+        "--vuln-gate",
+        default=env_default("UPDATE_VULN_GATE", "auto"),
+        help="refuse updates that add vulnerabilities of this severity or worse "
+        "(dockward.scan over the local DB); auto = critical when a DB exists, "
+        "off disables [DOCKWARD_UPDATE_VULN_GATE]",
+    )
+    gate.add_argument(
+        "--vuln-db",
+        default=env_default("VULN_DB"),
+        help="vulnerability DB path (default: dockward.scan's) [DOCKWARD_VULN_DB]",
+    )
     conn = p.add_argument_group("connection")
     conn.add_argument(
         "--host",
@@ -233,8 +248,21 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _gates(args: argparse.Namespace) -> list[Gate]:
+def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
     gates: list[Gate] = []
+    vuln = str(args.vuln_gate).strip().lower()
+    if vuln not in ("off", "none", "never"):
+        ok, why = scan_gate.available(args.vuln_db)
+        if vuln == "auto" and not ok:
+            warnings.append(f"vulnerability gate off: {why}")
+        else:
+            try:
+                threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
+            except ValueError as exc:
+                raise UsageError(f"--vuln-gate: {exc}") from None
+            if not ok:
+                raise UsageError(f"--vuln-gate {vuln}: {why}")
+            gates.append(VulnerabilityGate(scan_gate.dockward_scanner(args.vuln_db), threshold))
     level = str(args.rules_gate).strip().lower()
     if level not in ("off", "none", "never"):
         try:
@@ -281,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be >= 1 and --cycles >= 0")
     targets = args.notify or env_list("UPDATE_NOTIFY")
     notifiers: list[Notifier] = [parse_target(t, sys.stdout) for t in targets]
-    gates = _gates(args)
+    setup_warnings: list[str] = []
+    gates = _gates(args, setup_warnings)
     docker_config = Path(args.docker_config) / "config.json" if args.docker_config else None
     credentials = CredentialStore.load(docker_config)
     endpoint = resolve_endpoint(args.host, args.context)
@@ -324,9 +353,9 @@ def run(args: argparse.Namespace) -> int:
                 cycle = run_cycle(client, registry, updater, cycle_options, gates, say)
                 warnings = deliver(notifiers, compose(cycle, socket.gethostname()))
                 if warnings:
-                    from dataclasses import replace
-
                     cycle = replace(cycle, warnings=cycle.warnings + tuple(warnings))
+                if setup_warnings and not cycles:
+                    cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
                 cycles.append(cycle)
                 if schedule.once or (args.cycles and len(cycles) >= args.cycles):
                     break
