@@ -360,3 +360,23 @@ def test_keep_old_keeps_each_previous_container_stopped(
     assert events(doc)[name]["status"] == "updated", err
     assert client.inspect_container(f"{name}-dockward-old-{second[:12]}")["Image"] == v2
     assert client.inspect_container(name)["Image"] == v1
+
+
+def test_bad_environment_is_a_one_line_error(tmp_path: Path) -> None:
+    broken = tmp_path / "cfg"
+    broken.mkdir()
+    (broken / "config.json").write_text("{oops")
+    res = run_cli(
+        "update", "--once", "--state-dir", str(tmp_path / "s"), "--docker-config", str(broken)
+    )
+    assert res.code == 2 and "not valid JSON" in res.err and res.err.count("\n") == 1
+    res = run_cli(
+        "update",
+        "--once",
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--host",
+        f"unix://{tmp_path}/no-daemon.sock",
+    )
+    assert res.code == 2 and "cannot reach the Docker daemon" in res.err
+    assert res.err.count("\n") == 1 and res.out == ""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import docker.errors
 
 from dockward.errors import DockwardError
 from dockward.model.container import ContainerSpec
-from dockward.update.apply import Applied, Recovered, UpdateFailed, Updater
+from dockward.update.apply import Recovered, UpdateFailed, Updater
 from dockward.update.check import CheckResult, check_all
 from dockward.update.gates import Candidate, Gate, Verdict, run_gates
 from dockward.update.hooks import hook_command, run_hook
@@ -204,17 +204,11 @@ def _handle(
     except UpdateFailed as exc:
         return _ev(base, status="failed", reason=str(exc), elapsed=time.monotonic() - started)
     return _ev(
-        base, status=_status(applied), reason=applied.reason, elapsed=time.monotonic() - started
+        base, status=applied.status, reason=applied.reason, elapsed=time.monotonic() - started
     )
 
 
-def _status(applied: Applied) -> EventStatus:
-    return applied.status
-
-
 def _ev(event: Event, **changes: Any) -> Event:
-    from dataclasses import replace
-
     return replace(event, **changes)
 
 
