@@ -7,10 +7,8 @@ import datetime as dt
 import sys
 from typing import Any
 
-from dockward.audit import Selection, build_report
 from dockward.cli.common import add_output_options, emit, env_default, env_list, progress_printer
 from dockward.config import load_config
-from dockward.engine import collect_snapshot, connect, resolve_endpoint
 
 
 def register(sub: Any) -> None:
@@ -65,6 +63,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so other subcommands do not pay for docker-py at start-up.
+    from dockward.audit import Selection, build_report
+    from dockward.engine import collect_snapshot, connect, resolve_endpoint
+
     config = load_config(args.config)
     if config.fail_on and args.fail_on == "low" and not env_default("FAIL_ON"):
         args.fail_on = config.fail_on

@@ -7,11 +7,6 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from dockward.rules import default_rules
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("rules", help="list the rules dockward knows")
@@ -26,6 +21,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dockward.rules import default_rules
+
     entries = [
         e for e in default_rules() if not getattr(args, "kind", None) or e.rule.kind == args.kind
     ]

@@ -12,13 +12,10 @@ from dockward import __version__
 from dockward.config import Waiver
 from dockward.errors import InputError
 from dockward.lint import suppress
-from dockward.lint.compose import load_compose
-from dockward.lint.containers import lint_compose_service, lint_spec
 from dockward.lint.dockerfile import Dockerfile, parse_dockerfile
-from dockward.lint.runargv import spec_from_run_line
 from dockward.lint.source import MAX_FILE_BYTES, read_text
 from dockward.model.finding import Location, Report, Result, Rule, Severity, Status
-from dockward.rules import RuleEntry, default_rules, run_check
+from dockward.rules.registry import RuleEntry, run_check
 
 INPUT_RULE = Rule(
     id="DW-L001",
@@ -47,7 +44,20 @@ class LintOptions:
     def rules(self) -> tuple[RuleEntry, ...]:
         if self.entries:
             return self.entries
-        return tuple(e for e in default_rules() if e.rule.kind in ("dockerfile", "container"))
+        return _default_entries()
+
+
+_DEFAULT: list[tuple[RuleEntry, ...]] = []
+
+
+def _default_entries() -> tuple[RuleEntry, ...]:
+    """The container and Dockerfile rules (not the host/daemon ones: they cost start-up time)."""
+    if not _DEFAULT:
+        from dockward.lint.dfrules import rules as dockerfile_rules
+        from dockward.rules.container import rules as container_rules
+
+        _DEFAULT.append(tuple(container_rules) + tuple(dockerfile_rules))
+    return _DEFAULT[0]
 
 
 @dataclass(slots=True)
@@ -157,6 +167,9 @@ def lint_compose(
     paths: Sequence[str], options: LintOptions, texts: Mapping[str, str] | None = None
 ) -> tuple[list[Result], list[str]]:
     """The container rules over every service of one compose project (files merged in order)."""
+    from dockward.lint.compose import load_compose
+    from dockward.lint.containers import lint_compose_service
+
     project = load_compose(
         paths, env=options.env, profiles=options.profiles, texts=texts, max_bytes=options.max_bytes
     )
@@ -186,6 +199,9 @@ def lint_compose(
 
 
 def lint_run_line(line: str, options: LintOptions, name: str = "docker run") -> list[Result]:
+    from dockward.lint.containers import lint_spec
+    from dockward.lint.runargv import spec_from_run_line
+
     spec = spec_from_run_line(line, Location(name, 1, 1))
     entries = [e for e in options.rules() if e.rule.kind == "container"]
     return lint_spec(spec, entries, name)
