@@ -107,6 +107,12 @@ CASES = [
     ),
     ("DW-B022", H + "RUN echo 'sslverify=0' >> /etc/yum.conf\n", [(2, 5)], H + "RUN echo hi\n"),
     (
+        "DW-B022",
+        H + "RUN pip install -i http://pypi.internal/simple x==1\n",
+        [(2, 5)],
+        H + "RUN pip install -i https://pypi.internal/simple x==1\n",
+    ),
+    (
         "DW-B023",
         H + "ENV PYTHONHTTPSVERIFY=0\nRUN GIT_SSL_NO_VERIFY=1 git clone x\n",
         [(2, 5), (3, 5)],
