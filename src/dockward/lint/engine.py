@@ -60,6 +60,18 @@ def _default_entries() -> tuple[RuleEntry, ...]:
     return _DEFAULT[0]
 
 
+_FOREIGN: dict[int, dict[str, set[str]]] = {}
+
+
+def _foreign(options: LintOptions) -> dict[str, set[str]]:
+    rules = options.rules()
+    key = id(rules)
+    if key not in _FOREIGN:
+        _FOREIGN.clear()
+        _FOREIGN[key] = suppress.foreign_map(e.rule for e in rules)
+    return _FOREIGN[key]
+
+
 @dataclass(slots=True)
 class _Out:
     results: list[Result] = field(default_factory=list)
@@ -158,7 +170,7 @@ def lint_dockerfile_text(
         if entry.rule.kind == "dockerfile":
             results += run_check(entry, d, target=path, location=Location(path, 1, 1))
     lines = text.split("\n")
-    sups = suppress.scan(lines, suppress.foreign_map(e.rule for e in options.rules()))
+    sups = suppress.scan(lines, _foreign(options))
     results = suppress.apply(results, lines, sups, _instruction_spans(d))
     return results, suppress.unused(path, sups)
 
@@ -179,7 +191,7 @@ def lint_compose(
         for r in lint_compose_service(service, entries):
             results.append(replace(r, target=f"{service.location.path} service {service.name}"))
     warnings = list(project.warnings)
-    foreign = suppress.foreign_map(e.rule for e in options.rules())
+    foreign = _foreign(options)
     by_file: dict[str, list[Result]] = {}
     for r in results:
         by_file.setdefault(r.location.path if r.location else "", []).append(r)
