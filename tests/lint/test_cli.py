@@ -178,3 +178,50 @@ def test_config_ignore_and_trusted_registries(tmp_path: Path) -> None:
     r = run_cli("lint", "-f", "json", "Dockerfile", cwd=tmp_path)
     ids = {x["rule_id"] for x in _results(r.out)}
     assert "DW-B007" not in ids and "DW-B004" in ids
+
+
+def test_compose_suppression_and_profiles(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx:1.25\n"
+        "    # dockward ignore=DW-C001\n    privileged: true\n"
+        "    pid: host  # dockward ignore=DW-C017\n"
+        "  dbg:\n    image: busybox:1.36\n    profiles: [debug]\n    ipc: host\n",
+    )
+    r = run_cli("lint", "-f", "json", "--profile", "prod", str(tmp_path / "compose.yaml"))
+    res = _results(r.out)
+    by_rule = {x["rule_id"]: x for x in res if x["status"] == "fail"}
+    assert "waived" in by_rule["DW-C001"] and by_rule["DW-C001"]["location"]["line"] == 5
+    assert "waived" in by_rule["DW-C017"] and by_rule["DW-C017"]["location"]["line"] == 6
+    assert "DW-C018" not in by_rule  # the debug profile is not active
+    r = run_cli("lint", "-f", "json", str(tmp_path / "compose.yaml"))
+    assert any(x["rule_id"] == "DW-C018" for x in _results(r.out))
+
+
+def test_rules_list_has_dockerfile_rules_with_peer_references() -> None:
+    r = run_cli("rules", "list", "--kind", "dockerfile", "--format", "json")
+    rules = {x["id"]: x for x in json.loads(r.out)}
+    assert len(rules) >= 30
+    assert "hadolint DL3004" in rules["DW-B020"]["references"]
+    assert "checkov CKV2_DOCKER_1" in rules["DW-B020"]["references"]
+
+
+def test_pre_commit_hook_file_pattern() -> None:
+    import re
+
+    import yaml
+
+    [hook] = yaml.safe_load((Path(__file__).parents[2] / ".pre-commit-hooks.yaml").read_text())
+    pattern = re.compile(hook["files"])
+    for name in (
+        "Dockerfile",
+        "a/Dockerfile.dev",
+        "x.Dockerfile",
+        "Containerfile",
+        "compose.yaml",
+        "deploy/docker-compose.prod.yml",
+    ):
+        assert pattern.search(name), name
+    for name in ("README.md", "compose.yaml.bak", "src/app.py"):
+        assert not pattern.search(name), name
