@@ -260,15 +260,29 @@ def main() -> int:
     ap.add_argument("--compose", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep", help="generate into this directory and keep it")
+    ap.add_argument(
+        "--corpus",
+        help="lint and compare on this existing directory instead of a generated corpus "
+        "(e.g. tests/lint/corpus)",
+    )
     args = ap.parse_args()
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dwlint-bench-"))
+    temporary = not (args.keep or args.corpus)
+    root = Path(args.corpus or args.keep or tempfile.mkdtemp(prefix="dwlint-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        dfs, cps = generate(root, args.dockerfiles, args.compose)
+        if args.corpus:
+            from dockward.lint.engine import discover
+
+            root = Path(args.corpus).resolve()
+            found = discover([str(root)])
+            dfs = [Path(p) for p, k in found if k == "dockerfile"]
+            cps = [Path(p) for p, k in found if k == "compose"]
+        else:
+            dfs, cps = generate(root, args.dockerfiles, args.compose)
         total = len(dfs) + len(cps)
         from dockward.lint.engine import LintOptions, lint
 
-        lint([str(root / "d0")], LintOptions(env={}))  # warm the imports
+        lint([str(dfs[0])], LintOptions(env={}))  # warm the imports
         t, c = time.perf_counter(), time.process_time()
         report = lint([str(root)], LintOptions(env={}))
         elapsed, cpu = time.perf_counter() - t, time.process_time() - c
@@ -314,7 +328,7 @@ def main() -> int:
         else:
             print("checkov: not installed (pip install checkov)")
     finally:
-        if not args.keep:
+        if temporary:
             shutil.rmtree(root, ignore_errors=True)
     return 0
 
