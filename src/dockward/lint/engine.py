@@ -187,9 +187,13 @@ def lint_compose(
     )
     results: list[Result] = []
     entries = [e for e in options.rules() if e.rule.kind == "container"]
+    compose_entries = [e for e in options.rules() if e.rule.kind == "compose"]
     for service in project.services:
+        target = f"{service.location.path} service {service.name}"
         for r in lint_compose_service(service, entries):
-            results.append(replace(r, target=f"{service.location.path} service {service.name}"))
+            results.append(replace(r, target=target))
+        for entry in compose_entries:
+            results += run_check(entry, service, target=target, location=service.location)
     warnings = list(project.warnings)
     foreign = _foreign(options)
     by_file: dict[str, list[Result]] = {}
