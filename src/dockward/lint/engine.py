@@ -41,30 +41,35 @@ class LintOptions:
     waivers: tuple[Waiver, ...] = ()
     merge_compose: bool = False
 
-    def rules(self) -> tuple[RuleEntry, ...]:
+    def rules(self, with_container: bool = True) -> tuple[RuleEntry, ...]:
         if self.entries:
             return self.entries
-        return _default_entries()
+        return _default_entries(with_container)
 
 
-_DEFAULT: list[tuple[RuleEntry, ...]] = []
+_DEFAULT: dict[bool, tuple[RuleEntry, ...]] = {}
 
 
-def _default_entries() -> tuple[RuleEntry, ...]:
-    """The container and Dockerfile rules (not the host/daemon ones: they cost start-up time)."""
-    if not _DEFAULT:
-        from dockward.lint.dfrules import rules as dockerfile_rules
-        from dockward.rules.container import rules as container_rules
+def _default_entries(with_container: bool = True) -> tuple[RuleEntry, ...]:
+    """The lint rules, plus the audit's container rules when compose or run lines are linted
+    (not the host/daemon rules; imported on demand to keep start-up short)."""
+    if with_container not in _DEFAULT:
+        from dockward.lint.dfrules import rules as lint_rules
 
-        _DEFAULT.append(tuple(container_rules) + tuple(dockerfile_rules))
-    return _DEFAULT[0]
+        entries = tuple(lint_rules)
+        if with_container:
+            from dockward.rules.container import rules as container_rules
+
+            entries = tuple(container_rules) + entries
+        _DEFAULT[with_container] = entries
+    return _DEFAULT[with_container]
 
 
 _FOREIGN: dict[int, dict[str, set[str]]] = {}
 
 
 def _foreign(options: LintOptions) -> dict[str, set[str]]:
-    rules = options.rules()
+    rules = options.rules(with_container=False)
     key = id(rules)
     if key not in _FOREIGN:
         _FOREIGN.clear()
@@ -166,7 +171,7 @@ def lint_dockerfile_text(
     if options.trusted_registries:
         d = replace(d, trusted_registries=options.trusted_registries)
     results: list[Result] = []
-    for entry in options.rules():
+    for entry in options.rules(with_container=False):
         if entry.rule.kind == "dockerfile":
             results += run_check(entry, d, target=path, location=Location(path, 1, 1))
     lines = text.split("\n")

@@ -8,7 +8,6 @@ import contextlib
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from dockward.lint.compose_service import as_bool, kv_pairs
 from dockward.lint.dfrules.support import HIGH, LOW, MED, rules
 from dockward.rules.registry import Fail, Outcome, Pass
 from dockward.rules.secrets import SECRET_NAME, secret_env_findings
@@ -32,6 +31,8 @@ def _ex(bad: str, good: str = "") -> tuple[ComposeService, ComposeService]:
 
 
 def _build_args(service: ComposeService) -> dict[str, str | None]:
+    from dockward.lint.compose_service import kv_pairs
+
     build: Any = service.config.get("build")
     if not isinstance(build, dict):
         return {}
@@ -93,6 +94,8 @@ def no_volumes_from(service: ComposeService) -> Outcome:
 def oom_kill_enabled(service: ComposeService) -> Outcome:
     """With the OOM killer disabled, a container that runs out of memory hangs instead of being
     killed, and without a memory limit it can take the host down."""
+    from dockward.lint.compose_service import as_bool
+
     if as_bool(service.config.get("oom_kill_disable", False), "oom_kill_disable"):
         return Fail("oom_kill_disable: true", location=service.location_of("oom_kill_disable"))
     return Pass()
@@ -129,6 +132,8 @@ _PROTECTED_NAMES = (
 def no_host_redirects(service: ComposeService) -> Outcome:
     """Pinning a registry, a package index or the metadata service to another address in
     /etc/hosts redirects downloads or credentials."""
+    from dockward.lint.compose_service import kv_pairs
+
     hosts = kv_pairs(service.config.get("extra_hosts"), "extra_hosts", ":")
     bad = []
     for name, addr in hosts.items():
