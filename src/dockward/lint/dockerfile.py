@@ -150,6 +150,10 @@ def parse_scripts(
         cmd.program in SHELLS for script, _ in out for cmd in script.commands[:1]
     )
     for doc in heredocs:
+        # `RUN <<EOF` with a `#!/usr/bin/env python` body is run by that interpreter.
+        interpreter = doc.body.split("\n", 1)[0] if doc.body.startswith("#!") else ""
+        if interpreter and not any(sh in interpreter.split("/")[-1].split() for sh in SHELLS):
+            continue
         if shell_fed:
             with contextlib.suppress(ShellSyntaxError):
                 out.append((parse_shell(doc.body), doc.smap))
