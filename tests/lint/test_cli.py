@@ -74,6 +74,13 @@ def test_sarif_regions(tmp_path: Path) -> None:
     assert region == {"startLine": 5, "startColumn": 5, "endLine": 5, "endColumn": 38}
     sudo = [x for x in results if x["ruleId"] == "DW-B020"]
     assert sudo and all(x.get("suppressions") for x in sudo)
+    uri = pipe["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "file://" + str(tmp_path / "Dockerfile")
+    assert len(sudo) == 2  # two sudo findings: two alerts, two fingerprints
+    assert len({x["partialFingerprints"]["dockward/v1"] for x in sudo}) == 2
+    rel = run_cli("lint", "-f", "sarif", "Dockerfile", cwd=tmp_path)
+    rel_uri = json.loads(rel.out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert rel_uri["artifactLocation"]["uri"] == "Dockerfile"
 
 
 def test_compose_directory_table_and_junit(tmp_path: Path) -> None:
