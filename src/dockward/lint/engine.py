@@ -7,6 +7,7 @@ import fnmatch
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from dockward import __version__
 from dockward.config import Waiver
@@ -16,6 +17,9 @@ from dockward.lint.dockerfile import Dockerfile, parse_dockerfile
 from dockward.lint.source import MAX_FILE_BYTES, read_text
 from dockward.model.finding import Location, Report, Result, Rule, Severity, Status
 from dockward.rules.registry import RuleEntry, run_check
+
+if TYPE_CHECKING:
+    from dockward.lint.compose import ComposeService
 
 INPUT_RULE = Rule(
     id="DW-L001",
@@ -180,6 +184,43 @@ def lint_dockerfile_text(
     return results, suppress.unused(path, sups)
 
 
+def _with_build_defaults(
+    service: ComposeService, project_dir: str, options: LintOptions
+) -> ComposeService:
+    """A service built from a Dockerfile inherits that Dockerfile's final USER and HEALTHCHECK
+    when compose does not set them, as the container will (so DW-C031/C026 judge the truth)."""
+    from dockward.lint.dfrules.support import last_in_chain
+    from dockward.lint.dockerfile import expand_vars
+    from dockward.model.container import Healthcheck
+
+    build = service.config.get("build")
+    if isinstance(build, str):
+        context, dockerfile = build, "Dockerfile"
+    elif isinstance(build, dict) and not build.get("dockerfile_inline"):
+        context, dockerfile = (
+            str(build.get("context") or "."),
+            str(build.get("dockerfile") or "Dockerfile"),
+        )
+    else:
+        return service
+    if "://" in context or (service.spec.user and service.spec.healthcheck is not None):
+        return service
+    path = os.path.join(project_dir, context, dockerfile)
+    try:
+        d = parse_dockerfile(read_text(path, options.max_bytes), path)
+    except (InputError, RecursionError):
+        return service
+    spec = service.spec
+    user = last_in_chain(d, "USER")
+    if not spec.user and user is not None:
+        spec = replace(spec, user=expand_vars(user.args.strip(), d.global_args))
+    check = last_in_chain(d, "HEALTHCHECK")
+    if spec.healthcheck is None and check is not None:
+        test = ("NONE",) if check.args.strip().upper() == "NONE" else ("CMD-SHELL", check.args)
+        spec = replace(spec, healthcheck=Healthcheck(test))
+    return replace(service, spec=spec)
+
+
 def lint_compose(
     paths: Sequence[str], options: LintOptions, texts: Mapping[str, str] | None = None
 ) -> tuple[list[Result], list[str]]:
@@ -193,7 +234,9 @@ def lint_compose(
     results: list[Result] = []
     entries = [e for e in options.rules() if e.rule.kind == "container"]
     compose_entries = [e for e in options.rules() if e.rule.kind == "compose"]
+    project_dir = os.path.dirname(os.path.abspath(paths[0])) if paths[0] != "-" else os.getcwd()
     for service in project.services:
+        service = _with_build_defaults(service, project_dir, options)
         target = f"{service.location.path} service {service.name}"
         for r in lint_compose_service(service, entries):
             results.append(replace(r, target=target))
