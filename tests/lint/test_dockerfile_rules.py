@@ -214,6 +214,12 @@ CASES = [
     ),
     ("DW-B036", H + "RUN service nginx start\n", [(2, 5)], H + "RUN nginx -t\n"),
     (
+        "DW-B038",
+        H + "RUN chmod 4755 /a && chmod g+s,o-w /b\n",
+        [(2, 5), (2, 22)],
+        H + "RUN chmod 0755 /a && chmod u+x /b\n",
+    ),
+    (
         "DW-B037",
         H + "RUN curl -H 'x' https://u:s3cretpass@example.com/f\n",
         [(2, 17)],

@@ -800,3 +800,29 @@ def no_run_credentials(d: Dockerfile) -> list[Outcome] | Outcome:
                 out.append(Fail(f"{kind} in RUN", location=rc.loc(w)))
                 break
     return out or Pass()
+
+
+def _setuid(rc: RunCommand) -> str:
+    if rc.program != "chmod":
+        return ""
+    for w in rc.args:
+        t = w.text
+        octal = re.fullmatch(r"[0-7]{4}", t) is not None and t[0] in "2346"
+        if octal or re.search(r"(^|,)[ugoa]*\+[rwxXt]*s", t):
+            return f"chmod {t} sets a setuid/setgid bit"
+    return ""
+
+
+@rules.rule(
+    "DW-B038",
+    "No setuid or setgid bits set",
+    severity=LOW,
+    kind=KIND,
+    references=("dockle CIS-DI-0008",),
+    remediation="Do not add setuid/setgid bits; give the binary the one capability it needs "
+    "(`setcap`) or run it as the right user.",
+    examples=lambda: ex(BASE + "RUN chmod u+s /usr/local/bin/helper\n"),
+)
+def no_setuid(d: Dockerfile) -> list[Outcome] | Outcome:
+    """A setuid-root binary is a ready-made way to root inside the container for any user."""
+    return _result((rc, msg) for rc in run_commands(d) if (msg := _setuid(rc)))
