@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -134,6 +135,8 @@ def test_bad_files_are_per_file_errors(tmp_path: Path) -> None:
     )
     _write(tmp_path, "bomb/compose.yaml", bomb)
     _write(tmp_path, "deep/compose.yaml", "services: " + "[" * 50000 + "]" * 50000 + "\n")
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "Dockerfile")
     r = run_cli("lint", "-f", "json", str(tmp_path))
     assert r.code == 1, r.err
     res = _results(r.out)
@@ -146,6 +149,7 @@ def test_bad_files_are_per_file_errors(tmp_path: Path) -> None:
     assert "over the" in errors["big"]
     assert "alias bomb" in errors["bomb"]
     assert "nest" in errors["deep"]
+    assert "not a regular file" in errors["fifo"]
     assert any(x["rule_id"] == "DW-B020" for x in res)  # the good file is still linted
 
 
