@@ -5,10 +5,6 @@ from __future__ import annotations
 import io
 import os
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from dockward.model.finding import Report, Severity, Status
 
 STYLE = {
@@ -21,6 +17,11 @@ STYLE = {
 
 
 def render_table(report: Report, width: int | None = None, color: bool | None = None) -> str:
+    # rich is imported here, not at module level: it costs ~50 ms of start-up for JSON/SARIF runs.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     buf = io.StringIO()
     if color is None:
         color = os.environ.get("NO_COLOR") is None and os.environ.get("DOCKWARD_COLOR") == "1"
