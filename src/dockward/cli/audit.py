@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from dockward.cli.common import add_output_options, emit, env_default, env_list, progress_printer
-from dockward.config import load_config
 
 
 def register(sub: Any) -> None:
@@ -63,9 +62,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here so other subcommands do not pay for docker-py at start-up.
-    from dockward.audit import Selection, build_report
+    from dockward.audit import Selection, build_report, select
+    from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
+    from dockward.rules import default_rules
 
     config = load_config(args.config)
     if config.fail_on and args.fail_on == "low" and not env_default("FAIL_ON"):
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         sections=tuple(args.section or env_list("SECTION")),
         skips=tuple(args.skip or env_list("SKIP")),
     )
+    select(default_rules(), selection)  # an unknown --check is a usage error before any work
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     say = progress_printer(sys.stderr.isatty())
     snapshots = []
