@@ -323,8 +323,8 @@ def main() -> int:
             )
             found = hadolint_findings(hadolint, dfs)
             print(
-                f"hadolint could not parse {len(found['DL1000'])} files (DL1000: heredocs "
-                "without a # syntax line); it reports nothing else for them"
+                f"hadolint could not parse {len(found['DL1000'])} files (DL1000: a heredoc "
+                "followed by more instructions); it reports nothing else for them"
             )
             print("shared rules vs hadolint (files):")
             print("\n".join(compare("hadolint", ours, found)))
