@@ -163,6 +163,8 @@ def test_bad_cli_input_is_one_line_exit_2(tmp_path: Path) -> None:
         r = run_cli(*args)
         assert r.code == 2, (args, r.err)
         assert r.err.count("\n") == 1 and "Traceback" not in r.err
+    r = run_cli("lint", str(tmp_path), env={"DOCKWARD_MAX_SIZE": "lots"})
+    assert r.code == 2 and "--max-size" in r.err and "Traceback" not in r.err
 
 
 def test_memory_stays_bounded_on_bomb(tmp_path: Path) -> None:

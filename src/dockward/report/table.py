@@ -48,14 +48,15 @@ def render_table(report: Report, width: int | None = None, color: bool | None = 
             msg = r.message if r.status is Status.FAIL else f"error: {r.message}"
             if r.waived:
                 msg += f" (waived: {r.waived})"
-            table.add_row(sev, rule, target, msg, r.rule.remediation)
+            # Text, not markup: remediations hold `[ALL]` and `[no-new-privileges:true]`.
+            table.add_row(sev, Text(rule), Text(target), Text(msg), Text(r.rule.remediation))
         console.print(table)
     c = report.counts()
     summary = (
         f"score {report.score()}%  ·  {c['fail']} failed, {c['pass']} passed, {c['info']} info, "
         f"{c['skip']} skipped, {c['error']} errors, {c['waived']} waived"
     )
-    console.print(summary)
+    console.print(Text(summary))
     for w in report.warnings:
-        console.print(f"warning: {w}")
+        console.print(Text(f"warning: {w}"))
     return buf.getvalue()
