@@ -1,0 +1,213 @@
+"""The monitor: sources -> one event queue -> compiled rules -> throttle -> outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from dockward.errors import InputError
+from dockward.model.container import Healthcheck
+from dockward.monitor.alert import Alert, alert_from_match
+from dockward.monitor.containers import ContainerCache
+from dockward.monitor.dispatch import Dispatcher
+from dockward.monitor.engine import Engine
+from dockward.monitor.fields import Event
+from dockward.monitor.throttle import Throttle
+
+PRIVATE_PREFIX = "_"
+MAX_EVENT_LINE = 1 << 20
+
+
+@dataclass
+class MonitorStats:
+    events: int = 0
+    events_dropped: int = 0
+    alerts: int = 0
+    suppressed: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+class Monitor:
+    """Owns the event queue and the detection thread. Sources call `put(event)`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        dispatcher: Dispatcher,
+        cache: ContainerCache | None = None,
+        hostname: str | None = None,
+        throttle: Throttle | None = None,
+        queue_size: int = 100_000,
+        recorder: IO[str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.cache = cache
+        self.hostname = hostname or socket.gethostname()
+        self.throttle = throttle or Throttle()
+        self.events: queue.Queue[Event | None] = queue.Queue(maxsize=queue_size)
+        self.stats = MonitorStats()
+        self.recorder = recorder
+        self.on_container_start: list[Callable[[str], None]] = []
+        self._drops_reported: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
+        self._lock = threading.Lock()
+
+    def put(self, ev: Event) -> None:
+        try:
+            self.events.put_nowait(ev)
+        except queue.Full:
+            self.stats.events_dropped += 1
+
+    def report_drop(self, output: str, dropped: int) -> None:
+        """An output's spool is full: say so, as an alert (at most every 10 s per output)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._drops_reported.get(output, -1e9) < 10.0:
+                return
+            self._drops_reported[output] = now
+        self.put(
+            {
+                "evt.source": "dockward",
+                "evt.type": "dropped",
+                "evt.time": time.time_ns(),
+                "dockward.output": output,
+                "dockward.dropped": dropped,
+            }
+        )
+
+    def enrich(self, ev: Event) -> None:
+        """Container fields for a source event (`_cid`: the full id, "" on the host)."""
+        if "_cid" not in ev:
+            return  # a recorded event: enriched when it was recorded
+        cid = ev.pop("_cid")
+        if self.cache is None:
+            return
+        docker_change = ev.get("evt.type") in ("start", "create", "rename")
+        if cid and ev.get("evt.source") == "docker" and docker_change:
+            self.cache.refresh(cid)
+        ev.update(self.cache.fields_for(cid))
+        if not cid:
+            return
+        info = self.cache.get(cid)
+        if info is None:
+            return
+        exepath = ev.get("proc.exepath")
+        if exepath and ev.get("evt.type") == "execve" and info.upper_dir:
+            ev["proc.is_exe_upper_layer"] = os.path.isfile(info.upper_dir + exepath)
+        health = healthcheck_command(info.spec.healthcheck)
+        if health and ev.get("evt.source") == "docker" and "docker.exec.cmdline" in ev:
+            ev["docker.exec.healthcheck"] = ev["docker.exec.cmdline"] == health
+        elif health and ev.get("evt.type") == "execve":
+            argv = f"{ev.get('proc.exe') or ''} {ev.get('proc.args') or ''}".strip()
+            ev["proc.is_container_healthcheck"] = argv == health
+
+    def process(self, ev: Event) -> list[Alert]:
+        """Detect on one event; returns the alerts that passed the throttle (and sends them)."""
+        self.stats.events += 1
+        src = ev.get("evt.source", "syscall")
+        self.stats.by_source[src] = self.stats.by_source.get(src, 0) + 1
+        self.enrich(ev)
+        if self.recorder is not None:
+            self.recorder.write(json.dumps(_public(ev), default=str, sort_keys=True) + "\n")
+        out: list[Alert] = []
+        for m in self.engine.match(ev):
+            alert = alert_from_match(m, ev, self.hostname, time.time_ns())
+            if self.submit(alert):
+                out.append(alert)
+        if ev.get("evt.source") == "docker" and ev.get("evt.type") == "start":
+            cid = ev.get("container.full_id")
+            for hook in self.on_container_start:
+                if isinstance(cid, str):
+                    hook(cid)
+        if ev.get("evt.source") == "docker" and ev.get("evt.type") == "destroy" and self.cache:
+            full = ev.get("container.full_id")
+            if isinstance(full, str):
+                self.cache.forget(full)
+        return out
+
+    def submit(self, alert: Alert) -> bool:
+        allowed, suppressed = self.throttle.allow(
+            alert.rule,
+            str(alert.container.get("id") or "host"),
+            alert.output,
+            time.monotonic(),
+        )
+        if not allowed:
+            self.stats.suppressed += 1
+            return False
+        if suppressed:
+            alert.output_fields["dockward.suppressed"] = suppressed
+        self.stats.alerts += 1
+        self.dispatcher.submit(alert)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            ev = self.events.get()
+            if ev is None:
+                return
+            self.process(ev)
+
+    def start(self) -> None:
+        self.dispatcher.start()
+        self._thread.start()
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """Detect on every queued event, then flush the outputs (the rest is spooled)."""
+        self.events.put(None)
+        self._thread.join()
+        self.dispatcher.stop(flush_timeout)
+        if self.recorder is not None:
+            self.recorder.flush()
+
+
+def healthcheck_command(health: Healthcheck | None) -> str:
+    """The command line the engine runs for a container's healthcheck ("" if none)."""
+    if health is None or health.disabled:
+        return ""
+    kind, *rest = health.test
+    if kind == "CMD-SHELL" and rest:
+        return f"/bin/sh -c {rest[0]}"
+    return " ".join(rest) if kind == "CMD" else ""
+
+
+def _public(ev: Event) -> dict[str, Any]:
+    return {k: v for k, v in ev.items() if not k.startswith(PRIVATE_PREFIX)}
+
+
+def read_events(path: str | Path) -> Iterator[Event]:
+    """Recorded events (JSON lines, one event object per line)."""
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read events: {exc.strerror}") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if len(line) > MAX_EVENT_LINE:
+                raise InputError(f"{path}:{lineno}: event line longer than {MAX_EVENT_LINE}")
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                ev = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{path}:{lineno}: not a JSON event: {exc}") from None
+            if not isinstance(ev, dict):
+                raise InputError(f"{path}:{lineno}: an event must be a JSON object")
+            yield ev
+
+
+def replay(monitor: Monitor, events: Iterable[Event]) -> list[Alert]:
+    out: list[Alert] = []
+    for ev in events:
+        out.extend(monitor.process(ev))
+    return out

@@ -1,0 +1,277 @@
+"""Event sources: each runs in its own thread and puts Falco-named events into the monitor."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from dockward.errors import DockwardError
+from dockward.monitor.alert import Alert
+from dockward.monitor.containers import ContainerCache
+from dockward.monitor.fanotify import Fanotify, FileEvent
+from dockward.monitor.fields import Event
+from dockward.monitor.procconn import ProcConnector, ProcEvent
+from dockward.monitor.procs import ProcessTable, process_fields
+
+Put = Callable[[Event], None]
+
+
+class Source(Protocol):
+    name: str
+
+    def start(self, put: Put, stop: threading.Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    t = threading.Thread(target=target, name=name, daemon=True)
+    t.start()
+    return t
+
+
+class ProcSource:
+    """exec (and, for ancestry, fork/exit) of every process, from the proc connector."""
+
+    name = "proc"
+
+    def __init__(self, table: ProcessTable) -> None:
+        self.table = table
+        self.conn = ProcConnector()
+        self.execs = 0
+        self.incomplete = 0  # execs whose process was gone before /proc could be read
+        self._thread: threading.Thread | None = None
+
+    def handle(self, ev: ProcEvent, put: Put) -> None:
+        if ev.kind == "fork":
+            self.table.fork(ev.parent_tgid, ev.pid)
+            return
+        if ev.kind == "exit":
+            self.table.exit(ev.pid)
+            return
+        proc = self.table.exec(ev.pid)
+        self.execs += 1
+        if not proc.complete:
+            self.incomplete += 1
+        event: Event = {
+            "evt.source": "syscall",
+            "evt.type": "execve",
+            "evt.dir": "<",
+            "evt.res": "SUCCESS",
+            "evt.rawres": 0,
+            "evt.time": time.time_ns(),
+            "evt.is_open_exec": True,
+            "_cid": proc.container_id or "",
+        }
+        event.update(process_fields(self.table, proc))
+        put(event)
+
+    def start(self, put: Put, stop: threading.Event) -> None:
+        self._thread = _thread(
+            "source proc", lambda: self.conn.run(lambda e: self.handle(e, put), stop)
+        )
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.conn.close()
+
+
+class FileSource:
+    """Opens (read/write) in containers, from fanotify marks on each container's filesystem."""
+
+    name = "file"
+
+    def __init__(self, table: ProcessTable, cache: ContainerCache) -> None:
+        self.table = table
+        self.cache = cache
+        self.fan = Fanotify()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, container_id: str) -> None:
+        info = self.cache.get(container_id)
+        if info is not None and info.merged_dir:
+            self.fan.watch(info.merged_dir)
+
+    def watch_running(self, ids: list[str]) -> None:
+        for cid in ids:
+            self.watch(cid)
+
+    def handle(self, fe: FileEvent, put: Put) -> None:
+        if fe.directory:
+            return
+        proc = self.table.get(fe.pid)
+        cid = proc.container_id if proc is not None and proc.container_id else None
+        if cid is None and fe.root:
+            cid = self._container_of_root(fe.root)
+        directory, _, filename = fe.path.rpartition("/")
+        event: Event = {
+            "evt.source": "syscall",
+            "evt.type": "openat",
+            "evt.dir": "<",
+            "evt.res": "SUCCESS",
+            "evt.rawres": 0,
+            "evt.time": time.time_ns(),
+            "evt.is_open_read": not fe.write,
+            "evt.is_open_write": fe.write,
+            "fd.name": fe.path,
+            "fd.directory": directory or "/",
+            "fd.filename": filename,
+            "fd.type": "file",
+            "fd.typechar": "f",
+            "_cid": cid or "",
+        }
+        if proc is not None:
+            event.update(process_fields(self.table, proc))
+        else:
+            event["proc.pid"] = fe.pid
+        put(event)
+
+    def _container_of_root(self, root: str) -> str | None:
+        for info in self.cache.all():
+            if info.merged_dir == root:
+                return info.spec.id
+        return None
+
+    def start(self, put: Put, stop: threading.Event) -> None:
+        self._thread = _thread(
+            "source file", lambda: self.fan.run(lambda e: self.handle(e, put), stop)
+        )
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.fan.close()
+
+
+def docker_event(raw: dict[str, Any], exec_inspect: Callable[[str], Any] | None = None) -> Event:
+    """One `GET /events` message -> an event of source `docker`."""
+    kind = str(raw.get("Type") or "")
+    action = str(raw.get("Action") or raw.get("status") or "")
+    base, _, detail = action.partition(":")
+    actor = raw.get("Actor") or {}
+    attrs = actor.get("Attributes") or {} if isinstance(actor, dict) else {}
+    actor_id = str(actor.get("ID") or raw.get("id") or "") if isinstance(actor, dict) else ""
+    ev: Event = {
+        "evt.source": "docker",
+        "evt.type": base.strip(),
+        "evt.time": int(raw.get("timeNano") or int(raw.get("time") or 0) * 1_000_000_000),
+        "docker.type": kind,
+        "docker.action": action,
+        "docker.actor.id": actor_id,
+    }
+    if kind == "container":
+        ev["_cid"] = actor_id
+        if isinstance(attrs, dict) and attrs.get("image"):
+            ev["docker.image"] = str(attrs["image"])
+        if base.startswith("exec_"):
+            ev["docker.exec.cmdline"] = detail.strip()
+            exec_id = attrs.get("execID") if isinstance(attrs, dict) else None
+            if exec_id and exec_inspect is not None:
+                with contextlib.suppress(Exception):
+                    info = exec_inspect(str(exec_id))
+                    pc = info.get("ProcessConfig") or {}
+                    ev["docker.exec.tty"] = bool(pc.get("tty"))
+                    ev["docker.exec.user"] = str(pc.get("user") or "")
+    elif kind == "image":
+        ev["docker.image"] = actor_id
+    return ev
+
+
+class DockerSource:
+    """Engine events, each with the container's spec attached (through the cache)."""
+
+    name = "docker"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    def start(self, put: Put, stop: threading.Event) -> None:
+        try:
+            self._stream = self.client.events(decode=True, since=int(time.time()))
+        except Exception as exc:
+            raise DockwardError(f"docker events: {exc}") from exc
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    for raw in self._stream:
+                        if stop.is_set():
+                            return
+                        if isinstance(raw, dict):
+                            put(docker_event(raw, self.client.exec_inspect))
+                except Exception:
+                    self.errors += 1
+                if stop.is_set():
+                    return
+                time.sleep(1.0)  # the daemon went away: reconnect
+                with contextlib.suppress(Exception):
+                    self._stream = self.client.events(decode=True, since=int(time.time()))
+
+        self._thread = _thread("source docker", run)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                self._stream.close()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+
+class FalcoJsonSource:
+    """Falco's JSON alerts (one per line, `json_output: true`), followed like `tail -f`."""
+
+    name = "falco"
+
+    def __init__(self, path: str, submit: Callable[[Alert], Any], follow: bool = True) -> None:
+        self.path = path
+        self.submit = submit
+        self.follow = follow
+        self.malformed = 0
+        self._thread: threading.Thread | None = None
+        if not os.path.exists(path) and not follow:
+            raise DockwardError(f"falco input {path}: no such file")
+
+    def _line(self, line: str) -> None:
+        line = line.strip()
+        if not line.startswith("{"):
+            return
+        try:
+            data = json.loads(line)
+        except ValueError:
+            self.malformed += 1
+            return
+        if isinstance(data, dict) and "rule" in data:
+            self.submit(Alert.from_dict(data))
+        else:
+            self.malformed += 1
+
+    def start(self, put: Put, stop: threading.Event) -> None:
+        def run() -> None:
+            while not stop.is_set() and not os.path.exists(self.path):
+                time.sleep(0.2)
+            if stop.is_set():
+                return
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                while not stop.is_set():
+                    line = fh.readline(1 << 20)
+                    if line:
+                        self._line(line)
+                    elif not self.follow:
+                        return
+                    else:
+                        time.sleep(0.1)
+
+        self._thread = _thread("source falco", run)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(2.0)
