@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PACKAGES=(docker.io busybox-static docker-registry rsyslog apparmor iproute2 chromium
+PACKAGES=(docker.io busybox-static docker-registry rsyslog rsyslog-openssl apparmor iproute2 chromium
           python3-venv skopeo umoci haproxy ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do

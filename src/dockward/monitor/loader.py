@@ -140,7 +140,13 @@ def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     return mapping
 
 
+def _plain(loader: _LineLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+# YAML 1.1 reads a bare `=` as the "value" tag; Falco files write `comps: [=, in]`.
+_LineLoader.add_constructor("tag:yaml.org,2002:value", _plain)
 
 
 class RulesError(ConfigError):
@@ -264,7 +270,9 @@ def _load_macro(item: dict[str, Any], origin: Origin, book: RuleBook) -> None:
     book.macro_origin[name] = origin
 
 
-def _exceptions(raw: Any, origin: Origin, rule: str) -> tuple[ExceptionDef, ...]:
+def _exceptions(
+    raw: Any, origin: Origin, rule: str, appending: bool = False
+) -> tuple[ExceptionDef, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -279,6 +287,10 @@ def _exceptions(raw: Any, origin: Origin, rule: str) -> tuple[ExceptionDef, ...]
         values = ex.get("values") or []
         if not isinstance(values, list):
             raise _err(origin, f"rule {rule}: exception {name}: values must be a list")
+        if fields is None and appending:
+            # Appending values to an exception of the base rule: fields come from there.
+            out.append(ExceptionDef(name, (), (), tuple(_tuple(v) for v in values)))
+            continue
         if isinstance(fields, list):
             fs = tuple(str(f) for f in fields)
             if comps is None:
@@ -312,6 +324,10 @@ def _exceptions(raw: Any, origin: Origin, rule: str) -> tuple[ExceptionDef, ...]
             raise _err(origin, f"rule {rule}: exception {ex_def.name} defined twice")
         seen.add(ex_def.name)
     return tuple(out)
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _merge_exceptions(
@@ -419,7 +435,12 @@ def _change_rule(
                 tags = _str_list(value, origin, f"rule {old.name}: tags")
                 new = replace(new, tags=old.tags + tags if mode == "append" else tags)
             case "exceptions":
-                exc = _exceptions(value, origin, old.name)
+                exc = _exceptions(value, origin, old.name, appending=mode == "append")
+                if mode == "append":
+                    known = {e.name for e in old.exceptions}
+                    for e in exc:
+                        if not e.fields and e.name not in known:
+                            raise _err(origin, f"rule {old.name}: exception {e.name} has no fields")
                 new = replace(
                     new,
                     exceptions=_merge_exceptions(old.exceptions, exc) if mode == "append" else exc,
