@@ -178,23 +178,32 @@ def test_list_append_and_override_replace() -> None:
       output: o
       priority: INFO
     """
-    appended = base + """
+    appended = (
+        base
+        + """
     - list: names
       items: [bash]
       override:
         items: append
     """
-    replaced = appended + """
+    )
+    replaced = (
+        appended
+        + """
     - list: names
       items: [zsh]
       override:
         items: replace
     """
-    legacy = base + """
+    )
+    legacy = (
+        base
+        + """
     - list: names
       items: [bash]
       append: true
     """
+    )
     assert compile_book(load_text(textwrap.dedent(appended), "t")).match(dict(BASE))
     assert compile_book(load_text(textwrap.dedent(legacy), "t")).match(dict(BASE))
     assert not compile_book(load_text(textwrap.dedent(replaced), "t")).match(dict(BASE))
@@ -251,10 +260,13 @@ def test_enabled_false_disables_and_bare_enabled_toggles() -> None:
       enabled: false
     """
     assert not compile_book(load_text(textwrap.dedent(text), "t")).rules
-    again = text + """
+    again = (
+        text
+        + """
     - rule: r
       enabled: true
     """
+    )
     assert compile_book(load_text(textwrap.dedent(again), "t")).rules
 
 
@@ -281,7 +293,9 @@ def test_exceptions_tuples_single_field_and_appended_values() -> None:
     assert eng.match({**BASE, "proc.pname": "cron"})
     assert not eng.match({**BASE, "proc.pname": "cron", "proc.exepath": "/opt/tools/bash"})
     assert eng.match({**BASE, "proc.name": "sh"}), "the tuple needs both fields"
-    appended = text + """
+    appended = (
+        text
+        + """
     - rule: r
       exceptions:
         - name: known_parent
@@ -290,6 +304,7 @@ def test_exceptions_tuples_single_field_and_appended_values() -> None:
       override:
         exceptions: append
     """
+    )
     eng2 = compile_book(load_text(textwrap.dedent(appended), "t"))
     assert not eng2.match({**BASE, "proc.name": "sh"})
     assert eng2.match({**BASE, "proc.name": "sh", "proc.pname": "cron"})
@@ -356,16 +371,40 @@ def test_unknown_output_field_disables_but_unsupported_renders_na() -> None:
 @pytest.mark.parametrize(
     ("text", "where", "message"),
     [
-        ("- rule: r\n  desc: d\n  condition: proc.name = (\n  output: o\n  priority: INFO\n", ":1:", "condition"),
-        ("- list: l\n  items: [a]\n- rule: r\n  condition: proc.name = a\n  output: o\n", ":3:", "missing priority"),
-        ("- rule: r\n  desc: d\n  condition: a\n  output: o\n  priority: LOUD\n", ":1:", "unknown priority"),
+        (
+            "- rule: r\n  desc: d\n  condition: proc.name = (\n  output: o\n  priority: INFO\n",
+            ":1:",
+            "condition",
+        ),
+        (
+            "- list: l\n  items: [a]\n- rule: r\n  condition: proc.name = a\n  output: o\n",
+            ":3:",
+            "missing priority",
+        ),
+        (
+            "- rule: r\n  desc: d\n  condition: a\n  output: o\n  priority: LOUD\n",
+            ":1:",
+            "unknown priority",
+        ),
         ("- macro: m\n  condition: proc.name in (a,\n", ":1:", "macro m"),
         ("- list: l\n  items: [a]\n  append: true\n", ":1:", "never defined"),
-        ("- rule: r\n  condition: and x = 1\n  override:\n    condition: append\n", ":1:", "never defined"),
-        ("- rule: r\n  desc: d\n  condition: proc.name = a\n  output: o\n  priority: INFO\n"
-         "- rule: r\n  priority: INFO\n  override:\n    priority: append\n", ":6:", "cannot be overridden"),
-        ("- rule: r\n  desc: d\n  condition: a\n  output: o\n  priority: INFO\n  exceptions:\n"
-         "    - name: e\n      fields: [proc.name, proc.pname]\n      values: [[a]]\n", ":1:", "2 items"),
+        (
+            "- rule: r\n  condition: and x = 1\n  override:\n    condition: append\n",
+            ":1:",
+            "never defined",
+        ),
+        (
+            "- rule: r\n  desc: d\n  condition: proc.name = a\n  output: o\n  priority: INFO\n"
+            "- rule: r\n  priority: INFO\n  override:\n    priority: append\n",
+            ":6:",
+            "cannot be overridden",
+        ),
+        (
+            "- rule: r\n  desc: d\n  condition: a\n  output: o\n  priority: INFO\n  exceptions:\n"
+            "    - name: e\n      fields: [proc.name, proc.pname]\n      values: [[a]]\n",
+            ":1:",
+            "2 items",
+        ),
         ("- rule: r\n  desc: [unclosed\n", ":3:", "invalid YAML"),
         ("rule: not a list\n", ":1:", "YAML list"),
     ],

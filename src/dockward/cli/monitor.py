@@ -159,8 +159,11 @@ def register(sub: Any) -> None:
         "--source",
         action="append",
         default=env_list("MONITOR_SOURCES") or None,
-        choices=("docker", "proc", "file"),
-        help="event sources (repeatable; default all three) [DOCKWARD_MONITOR_SOURCES]",
+        choices=("docker", "audit", "proc", "file"),
+        help="event sources (repeatable; default docker, audit, file): docker = engine events; "
+        "audit = execve with argv and connect, through the audit subsystem (falls back to proc); "
+        "proc = execs from the proc connector; file = opens in containers (fanotify) "
+        "[DOCKWARD_MONITOR_SOURCES]",
     )
     run_p.add_argument(
         "--falco-input",
@@ -233,7 +236,7 @@ def _config(args: argparse.Namespace, outputs: list[str] | None = None) -> Any:
         no_default_rules=args.no_default_rules,
         min_priority=args.min_priority,
         match_all=args.rule_matching == "all",
-        sources=tuple(getattr(args, "source", None) or ("docker", "proc", "file")),
+        sources=tuple(getattr(args, "source", None) or ("docker", "audit", "file")),
         falco_inputs=tuple(getattr(args, "falco_input", None) or ()),
         outputs=tuple(outputs or args.output or _outputs_env() or ["stdout"]),
         spool_dir=args.spool_dir,
@@ -297,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
 
     try:
-        summary = run_live(cfg, client, stop, ready)
+        summary = run_live(cfg, client, stop, ready, warn=lambda w: _warn([w]))
     finally:
         if timer is not None:
             timer.cancel()

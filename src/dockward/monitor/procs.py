@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
@@ -114,6 +115,11 @@ def read_proc(pid: int, proc_root: str = "/proc") -> Proc | None:
     )
 
 
+def read_container_id(pid: int, proc_root: str = "/proc") -> str | None:
+    cgroup = _read(f"{proc_root}/{pid}/cgroup")
+    return container_id_from_cgroup(cgroup.decode("utf-8", "replace")) if cgroup else None
+
+
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -159,6 +165,19 @@ class ProcessTable:
             if found is not None:
                 self._store(found)
         return found
+
+    def remember(self, info: Proc) -> None:
+        self._store(info)
+
+    def wait_complete(self, pid: int, timeout: float) -> Proc | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._procs.get(pid)
+            if found is not None and found.complete:
+                return found
+            if time.monotonic() >= deadline:
+                return found
+            time.sleep(0.002)
 
     def fork(self, parent: int, child: int) -> None:
         base = self._procs.get(parent)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from dockward.errors import UsageError
+from dockward.errors import DockwardError, UsageError
 from dockward.monitor.containers import ContainerCache, info_from_inspect
 from dockward.monitor.dispatch import Dispatcher
 from dockward.monitor.engine import Engine, compile_book, default_rules_path
@@ -18,6 +18,7 @@ from dockward.monitor.outputs import make_workers
 from dockward.monitor.procs import ProcessTable
 from dockward.monitor.service import Monitor, read_events, replay
 from dockward.monitor.sources import (
+    AuditSource,
     DockerSource,
     FalcoJsonSource,
     FileSource,
@@ -26,7 +27,8 @@ from dockward.monitor.sources import (
 )
 from dockward.monitor.throttle import Throttle
 
-ALL_SOURCES = ("docker", "proc", "file")
+ALL_SOURCES = ("docker", "audit", "proc", "file")
+DEFAULT_SOURCES = ("docker", "audit", "file")
 
 
 @dataclass
@@ -35,7 +37,8 @@ class MonitorConfig:
     no_default_rules: bool = False
     min_priority: str = "debug"
     match_all: bool = True
-    sources: Sequence[str] = ALL_SOURCES
+    sources: Sequence[str] = DEFAULT_SOURCES
+    audit_connect: bool = True
     falco_inputs: Sequence[str] = ()
     outputs: Sequence[str] = ("stdout",)
     spool_dir: str = "/var/lib/dockward/spool"
@@ -125,7 +128,13 @@ class RunSummary:
 def summary_of(monitor: Monitor, sources: Sequence[Source] = ()) -> RunSummary:
     src: dict[str, dict[str, Any]] = {}
     for s in sources:
-        if isinstance(s, ProcSource):
+        if isinstance(s, AuditSource):
+            src["audit"] = {
+                "execs": s.execs,
+                "connects": s.connects,
+                "netlink_overruns": s.audit.lost,
+            }
+        elif isinstance(s, ProcSource):
             src["proc"] = {
                 "execs": s.execs,
                 "incomplete": s.incomplete,
@@ -161,6 +170,7 @@ def run_live(
     client: Any | None,
     stop: threading.Event,
     ready: Callable[[Monitor], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Run until `stop` is set; then detect on what is queued, flush, close every source."""
     unknown = set(cfg.sources) - set(ALL_SOURCES)
@@ -178,10 +188,17 @@ def run_live(
             for c in client.containers(quiet=False):
                 with contextlib.suppress(Exception):
                     monitor.cache.put(info_from_inspect(client.inspect_container(c["Id"])))
-        if "proc" in cfg.sources or "file" in cfg.sources:
-            table.seed()
-        if "proc" in cfg.sources:
-            sources.append(ProcSource(table))
+        table.seed()
+        audit_on = False
+        if "audit" in cfg.sources:
+            try:
+                sources.append(AuditSource(table, connect=cfg.audit_connect))
+                audit_on = True
+            except DockwardError as exc:
+                if warn is not None:
+                    warn(f"{exc}; falling back to the proc connector for process executions")
+        # The proc connector always keeps the process table; it reports execs without audit.
+        sources.append(ProcSource(table, emit_exec=not audit_on))
         if "file" in cfg.sources and monitor.cache is not None:
             fs = FileSource(table, monitor.cache)
             fs.watch_running([i.spec.id for i in monitor.cache.all() if i.spec.state == "running"])

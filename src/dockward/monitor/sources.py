@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -12,11 +13,19 @@ from typing import Any, Protocol
 
 from dockward.errors import DockwardError
 from dockward.monitor.alert import Alert
+from dockward.monitor.audit import (
+    ARCHES,
+    Audit,
+    AuditEvent,
+    decode_sockaddr,
+    tty_number,
+    unhex,
+)
 from dockward.monitor.containers import ContainerCache
 from dockward.monitor.fanotify import Fanotify, FileEvent
 from dockward.monitor.fields import Event
 from dockward.monitor.procconn import ProcConnector, ProcEvent
-from dockward.monitor.procs import ProcessTable, process_fields
+from dockward.monitor.procs import Proc, ProcessTable, process_fields, read_container_id
 
 Put = Callable[[Event], None]
 
@@ -36,12 +45,17 @@ def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
 
 
 class ProcSource:
-    """exec (and, for ancestry, fork/exit) of every process, from the proc connector."""
+    """exec (and, for ancestry, fork/exit) of every process, from the proc connector.
+
+    With `emit_exec=False` it only keeps the process table current (the audit source then
+    reports execs, with their argv from the kernel).
+    """
 
     name = "proc"
 
-    def __init__(self, table: ProcessTable) -> None:
+    def __init__(self, table: ProcessTable, emit_exec: bool = True) -> None:
         self.table = table
+        self.emit_exec = emit_exec
         self.conn = ProcConnector()
         self.execs = 0
         self.incomplete = 0  # execs whose process was gone before /proc could be read
@@ -53,6 +67,8 @@ class ProcSource:
             return
         if ev.kind == "exit":
             self.table.exit(ev.pid)
+            return
+        if not self.emit_exec:
             return
         proc = self.table.exec(ev.pid)
         self.execs += 1
@@ -82,6 +98,106 @@ class ProcSource:
         self.conn.close()
 
 
+_ERRNO_NAMES = errno.errorcode
+
+
+class AuditSource:
+    """execve with argv and connect with the peer address, from the Linux audit subsystem."""
+
+    name = "audit"
+
+    def __init__(self, table: ProcessTable, connect: bool = True) -> None:
+        self.table = table
+        self.audit = Audit(connect=connect)
+        self.execs = 0
+        self.connects = 0
+        self._thread: threading.Thread | None = None
+        self._exec_nrs = {ARCHES[os.uname().machine][1], ARCHES[os.uname().machine][2]}
+
+    def _proc(self, ev: AuditEvent) -> Proc:
+        sc = ev.syscall
+        pid, ppid = _num(sc.get("pid")), _num(sc.get("ppid"))
+        cid = read_container_id(pid, self.table.proc_root)
+        if cid is None:
+            parent = self.table.get(ppid)
+            cid = parent.container_id if parent is not None else None
+        auid = _num(sc.get("auid"), -1)
+        return Proc(
+            pid=pid,
+            ppid=ppid,
+            name=unhex(sc.get("comm", "")) or None,
+            exepath=unhex(sc.get("exe", "")) or None,
+            exe=ev.argv[0] if ev.argv else None,
+            args=tuple(ev.argv),
+            uid=_num(sc.get("uid"), None),
+            gid=_num(sc.get("gid"), None),
+            loginuid=-1 if auid == 4294967295 else auid,
+            tty=tty_number(sc.get("tty", "")),
+            vpid=None,
+            cwd=ev.cwd or None,
+            container_id=cid,
+            complete=True,
+        )
+
+    def handle(self, ev: AuditEvent, put: Put) -> None:
+        nr = _num(ev.syscall.get("syscall"))
+        if nr in self._exec_nrs:
+            proc = self._proc(ev)
+            self.table.remember(proc)
+            self.execs += 1
+            event: Event = {
+                "evt.source": "syscall",
+                "evt.type": "execve" if nr == min(self._exec_nrs) else "execveat",
+                "evt.dir": "<",
+                "evt.res": "SUCCESS",
+                "evt.rawres": 0,
+                "evt.time": ev.time_ns,
+                "evt.is_open_exec": True,
+                "_cid": proc.container_id or "",
+            }
+            event.update(process_fields(self.table, proc))
+            put(event)
+            return
+        if not ev.sockaddr:
+            return
+        peer = decode_sockaddr(ev.sockaddr)
+        if not peer:
+            return
+        self.connects += 1
+        res = _num(ev.syscall.get("exit"))
+        pid = _num(ev.syscall.get("pid"))
+        proc_info = self.table.get(pid) or self._proc(ev)
+        event = {
+            "evt.source": "syscall",
+            "evt.type": "connect",
+            "evt.dir": "<",
+            "evt.rawres": res,
+            "evt.res": "SUCCESS" if res >= 0 else _ERRNO_NAMES.get(-res, str(res)),
+            "evt.time": ev.time_ns,
+            "_cid": proc_info.container_id or "",
+        }
+        event.update(peer)
+        event.update(process_fields(self.table, proc_info))
+        put(event)
+
+    def start(self, put: Put, stop: threading.Event) -> None:
+        self._thread = _thread(
+            "source audit", lambda: self.audit.run(lambda e: self.handle(e, put), stop)
+        )
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.audit.close()
+
+
+def _num(value: Any, default: Any = 0) -> Any:
+    try:
+        return int(str(value), 0) if str(value).startswith("0x") else int(str(value))
+    except (TypeError, ValueError):
+        return default
+
+
 class FileSource:
     """Opens (read/write) in containers, from fanotify marks on each container's filesystem."""
 
@@ -106,6 +222,9 @@ class FileSource:
         if fe.directory:
             return
         proc = self.table.get(fe.pid)
+        if proc is None or not proc.complete:
+            # The exec of a short-lived process may still be on its way from the other source.
+            proc = self.table.wait_complete(fe.pid, 0.02) or proc
         cid = proc.container_id if proc is not None and proc.container_id else None
         if cid is None and fe.root:
             cid = self._container_of_root(fe.root)
