@@ -267,6 +267,10 @@ def run(args: argparse.Namespace) -> int:
     from dockward.monitor import build_engine, run_live, run_replay
 
     if args.dry_run:
+        from dockward.monitor.outputs import make_sink
+
+        for spec in _config(args).outputs:
+            make_sink(spec).close()  # checked, as the real run would; alerts go to stdout
         cfg = _config(args, outputs=["stdout"])
         _warn(build_engine(cfg).warnings)
         summary, _ = run_replay(cfg, args.dry_run)
