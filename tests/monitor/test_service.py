@@ -8,6 +8,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from dockward.model.container import Healthcheck
 from dockward.monitor import MonitorConfig, build_engine
 from dockward.monitor.alert import Alert
 from dockward.monitor.audit import (
@@ -24,7 +25,6 @@ from dockward.monitor.service import Monitor, healthcheck_command
 from dockward.monitor.sources import FalcoJsonSource, docker_event
 from dockward.monitor.spool import Spool
 from dockward.monitor.throttle import Throttle
-from dockward.model.container import Healthcheck
 from tests.monitor.conftest import wait_for
 
 
