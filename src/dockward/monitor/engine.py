@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockward.monitor.compile import CompileError, Compiler, Predicate, event_types, field_accessor
+from dockward.monitor.compile import (
+    CompileError,
+    Compiler,
+    Predicate,
+    event_types,
+    field_accessor,
+    generate,
+)
 from dockward.monitor.condition import (
     And,
     Check,
@@ -205,8 +212,8 @@ def compile_book(
         else:
             try:
                 node = _rule_node(rule)
-                test = compiler.compile(node, rule.source)
                 types = event_types(node, compiler)
+                test = generate(compiler, node, rule.source, types)
                 render = _renderer(rule.output, rule.source, engine.warnings, rule)
             except (CompileError, ConditionError) as exc:
                 reason = str(exc)
