@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO, run_cli
-from tests.monitor.conftest import Receiver, wait_for
+from tests.monitor.conftest import Receiver
 
 FIXTURE = REPO / "tests" / "fixtures" / "monitor" / "attack-events.jsonl"
 

@@ -30,6 +30,8 @@ AUDIT_GET = 1000
 AUDIT_SET = 1001
 AUDIT_ADD_RULE = 1011
 AUDIT_DEL_RULE = 1012
+AUDIT_LIST_RULES = 1013
+NLMSG_DONE = 3
 AUDIT_SYSCALL = 1300
 AUDIT_PATH = 1302
 AUDIT_SOCKADDR = 1306
@@ -234,10 +236,11 @@ class Audit:
         self.lost = 0
         self._prev = self.status()
         self._rules: list[bytes] = []
-        pid = os.getpid()
+        # Rules of a monitor that died without cleaning up stay in the kernel: take them over.
+        self.stale = self._remove_stale()
         self._install(rule_payload([execve, execveat], self.arch, True, 0))
         if connect:
-            self._install(rule_payload([connect_nr], self.arch, False, pid))
+            self._install(rule_payload([connect_nr], self.arch, False, 0))
         changes = AUDIT_STATUS_ENABLED
         if self._prev[5] < 8192:
             changes |= AUDIT_STATUS_BACKLOG_LIMIT
@@ -262,6 +265,33 @@ class Audit:
                     return b""
                 continue
             return data[_NLMSG.size :]
+
+    def _remove_stale(self) -> int:
+        """Delete audit rules carrying dockward's key (AUDIT_LIST_RULES, then AUDIT_DEL_RULE)."""
+        self._seq += 1
+        flags = NLM_F_REQUEST | 0x300  # NLM_F_DUMP
+        self.ctl.send(_NLMSG.pack(_NLMSG.size, AUDIT_LIST_RULES, flags, self._seq, 0))
+        found: list[bytes] = []
+        done = False
+        while not done:
+            try:
+                data = self.ctl.recv(1 << 16)
+            except OSError:
+                break
+            off = 0
+            while off + _NLMSG.size <= len(data):
+                length, rtype, _f, _s, _p = _NLMSG.unpack_from(data, off)
+                if rtype in (NLMSG_ERROR, NLMSG_DONE) or length < _NLMSG.size:
+                    done = True
+                    break
+                body = data[off + _NLMSG.size : off + length]
+                if rtype == AUDIT_LIST_RULES and body.endswith(KEY.encode()):
+                    found.append(body)
+                off += (length + 3) & ~3
+        for body in found:
+            with contextlib.suppress(OSError):
+                self._request(AUDIT_DEL_RULE, body)
+        return len(found)
 
     def status(self) -> tuple[int, ...]:
         try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,18 +116,73 @@ def info_from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
     )
 
 
+MISSING = object()
+NEGATIVE_TTL = 30.0
+
+
 class ContainerCache:
-    """Bounded, thread-safe id -> ContainerInfo; a miss inspects the container once."""
+    """Bounded, thread-safe id -> ContainerInfo.
+
+    `fetch` inspects in a small thread pool, so a slow daemon never stalls detection: the
+    monitor parks a container's events until its metadata arrives (see Monitor.process).
+    `get` inspects synchronously (replay, tests, and the last resort).
+    """
 
     def __init__(
         self,
         inspect: Callable[[str], Mapping[str, Any]] | None,
         max_entries: int = 4096,
+        workers: int = 4,
     ) -> None:
         self._inspect = inspect
         self._max = max_entries
         self._items: OrderedDict[str, ContainerInfo | None] = OrderedDict()
+        self._failed: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._inflight: set[str] = set()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="inspect") if inspect else None
+        # Prefetching what runs at startup must not delay a container events are waiting for.
+        self._background = ThreadPoolExecutor(2, thread_name_prefix="prefetch") if inspect else None
+        self.on_info: list[Callable[[ContainerInfo], None]] = []
+
+    @property
+    def async_ok(self) -> bool:
+        return self._pool is not None
+
+    def peek(self, container_id: str) -> Any:
+        """The cached info, None for a container that could not be inspected, or MISSING."""
+        with self._lock:
+            if container_id in self._items:
+                return self._items[container_id]
+            failed = self._failed.get(container_id)
+        if failed is not None and time.monotonic() - failed < NEGATIVE_TTL:
+            return None
+        return MISSING
+
+    def fetch(self, container_id: str, done: Callable[[str], None], urgent: bool = True) -> None:
+        """Inspect in the background; `done(id)` runs when the cache has an answer."""
+        if self._pool is None or self._background is None:
+            done(container_id)
+            return
+        with self._lock:
+            if container_id in self._inflight and not urgent:
+                return
+            self._inflight.add(container_id)
+
+        def work() -> None:
+            try:
+                self.refresh(container_id)
+            finally:
+                with self._lock:
+                    self._inflight.discard(container_id)
+                done(container_id)
+
+        (self._pool if urgent else self._background).submit(work)
+
+    def close(self) -> None:
+        for pool in (self._pool, self._background):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def put(self, info: ContainerInfo) -> None:
         with self._lock:
@@ -144,8 +201,14 @@ class ContainerCache:
         try:
             info = info_from_inspect(self._inspect(container_id))
         except Exception:  # gone, or the daemon is down: the event keeps its id only
+            with self._lock:
+                self._failed[container_id] = time.monotonic()
+                if len(self._failed) > self._max:
+                    self._failed.clear()
             return None
         self.put(info)
+        for hook in self.on_info:
+            hook(info)
         return info
 
     def get(self, container_id: str) -> ContainerInfo | None:
@@ -158,10 +221,14 @@ class ContainerCache:
         with self._lock:
             return [i for i in self._items.values() if i is not None]
 
-    def fields_for(self, container_id: str | None) -> Mapping[str, Any]:
+    def fields_for(self, container_id: str | None, fetch: bool = True) -> Mapping[str, Any]:
         if not container_id:
             return HOST_FIELDS
-        info = self.get(container_id)
+        if fetch:
+            info = self.get(container_id)
+        else:
+            found = self.peek(container_id)
+            info = found if isinstance(found, ContainerInfo) else None
         if info is None:
             return {
                 "container.id": container_id[:12],

@@ -86,7 +86,12 @@ class Fanotify:
             return False
         try:
             dev = os.stat(merged_dir).st_dev
+            parent_dev = os.stat(os.path.dirname(merged_dir.rstrip("/"))).st_dev
         except OSError:
+            return False
+        if dev == parent_dev:
+            # Not mounted (a created, never started container): marking it would mark the
+            # host filesystem underneath.
             return False
         with self._lock:
             if dev in self.roots:

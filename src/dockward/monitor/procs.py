@@ -166,6 +166,9 @@ class ProcessTable:
                 self._store(found)
         return found
 
+    def peek(self, pid: int) -> Proc | None:
+        return self._procs.get(pid)
+
     def remember(self, info: Proc) -> None:
         self._store(info)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dockward.errors import DockwardError, UsageError
-from dockward.monitor.containers import ContainerCache, info_from_inspect
+from dockward.monitor.containers import ContainerCache
 from dockward.monitor.dispatch import Dispatcher
 from dockward.monitor.engine import Engine, compile_book, default_rules_path
 from dockward.monitor.loader import Priority, load_files
@@ -184,10 +184,12 @@ def run_live(
     table = ProcessTable()
     sources: list[Source] = []
     try:
-        if client is not None and monitor.cache is not None:
-            for c in client.containers(quiet=False):
-                with contextlib.suppress(Exception):
-                    monitor.cache.put(info_from_inspect(client.inspect_container(c["Id"])))
+        running: list[str] = []
+        if client is not None:
+            try:
+                running = [str(c["Id"]) for c in client.containers(quiet=True)]
+            except Exception as exc:
+                raise DockwardError(f"cannot list containers: {exc}") from exc
         table.seed()
         audit_on = False
         if "audit" in cfg.sources:
@@ -201,8 +203,8 @@ def run_live(
         sources.append(ProcSource(table, emit_exec=not audit_on))
         if "file" in cfg.sources and monitor.cache is not None:
             fs = FileSource(table, monitor.cache)
-            fs.watch_running([i.spec.id for i in monitor.cache.all() if i.spec.state == "running"])
-            monitor.on_container_start.append(fs.watch)
+            monitor.cache.on_info.append(fs.watch_info)
+            monitor.on_container_start.append(fs.watch_id)
             sources.append(fs)
         if "docker" in cfg.sources:
             sources.append(DockerSource(client))
@@ -211,6 +213,10 @@ def run_live(
         monitor.start()
         for s in sources:
             s.start(monitor.put, stop)
+        if monitor.cache is not None:
+            # Inspected in the background; the file source marks each one as it arrives.
+            for cid in running:
+                monitor.cache.fetch(cid, lambda _c: None, urgent=False)
         if ready is not None:
             ready(monitor)
         stop.wait()

@@ -16,13 +16,15 @@ from typing import IO, Any
 from dockward.errors import InputError
 from dockward.model.container import Healthcheck
 from dockward.monitor.alert import Alert, alert_from_match
-from dockward.monitor.containers import ContainerCache
+from dockward.monitor.containers import MISSING, ContainerCache, ContainerInfo
 from dockward.monitor.dispatch import Dispatcher
 from dockward.monitor.engine import Engine
 from dockward.monitor.fields import Event
 from dockward.monitor.throttle import Throttle
 
 PRIVATE_PREFIX = "_"
+MAX_PARKED = 10000
+PARK_TIMEOUT = 5.0
 MAX_EVENT_LINE = 1 << 20
 
 
@@ -58,6 +60,9 @@ class Monitor:
         self.recorder = recorder
         self.on_container_start: list[Callable[[str], None]] = []
         self._drops_reported: dict[str, float] = {}
+        self._parked: dict[str, list[Event]] = {}
+        self._parked_since: dict[str, float] = {}
+        self._parked_count = 0
         self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
         self._lock = threading.Lock()
 
@@ -84,6 +89,32 @@ class Monitor:
             }
         )
 
+    def _park(self, cid: str, ev: Event) -> bool:
+        """Hold an event until its container's metadata is fetched; False if full."""
+        if self._parked_count >= MAX_PARKED or self.cache is None:
+            return False
+        waiting = self._parked.setdefault(cid, [])
+        waiting.append(ev)
+        self._parked_since.setdefault(cid, time.monotonic())
+        self._parked_count += 1
+        if len(waiting) == 1:
+            self.cache.fetch(cid, lambda c: self.put({"_ready": c}))
+        return True
+
+    def _release(self, cid: str) -> list[Alert]:
+        out: list[Alert] = []
+        for ev in self._parked.pop(cid, []):
+            self._parked_count -= 1
+            out.extend(self._detect(ev))
+        self._parked_since.pop(cid, None)
+        return out
+
+    def _release_stale(self) -> None:
+        now = time.monotonic()
+        for cid, since in list(self._parked_since.items()):
+            if now - since > PARK_TIMEOUT:
+                self._release(cid)
+
     def enrich(self, ev: Event) -> None:
         """Container fields for a source event (`_cid`: the full id, "" on the host)."""
         if "_cid" not in ev:
@@ -91,15 +122,13 @@ class Monitor:
         cid = ev.pop("_cid")
         if self.cache is None:
             return
-        docker_change = ev.get("evt.type") in ("start", "create", "rename")
-        if cid and ev.get("evt.source") == "docker" and docker_change:
-            self.cache.refresh(cid)
-        ev.update(self.cache.fields_for(cid))
+        ev.update(self.cache.fields_for(cid, fetch=not self.cache.async_ok))
         if not cid:
             return
-        info = self.cache.get(cid)
-        if info is None:
+        found = self.cache.peek(cid) if self.cache.async_ok else self.cache.get(cid)
+        if not isinstance(found, ContainerInfo):
             return
+        info = found
         exepath = ev.get("proc.exepath")
         if exepath and ev.get("evt.type") == "execve" and info.upper_dir:
             ev["proc.is_exe_upper_layer"] = os.path.isfile(info.upper_dir + exepath)
@@ -111,7 +140,24 @@ class Monitor:
             ev["proc.is_container_healthcheck"] = argv == health
 
     def process(self, ev: Event) -> list[Alert]:
-        """Detect on one event; returns the alerts that passed the throttle (and sends them)."""
+        """Detect on one event; returns the alerts that passed the throttle (and sends them).
+
+        An event of a container whose metadata is not cached yet waits (in order with the
+        other events of that container) for a background inspect, at most PARK_TIMEOUT.
+        """
+        if "_ready" in ev:
+            return self._release(str(ev["_ready"]))
+        cid = ev.get("_cid")
+        if cid and self.cache is not None and self.cache.async_ok:
+            rename = ev.get("evt.source") == "docker" and ev.get("evt.type") == "rename"
+            if rename:
+                self.cache.forget(cid)
+            unknown = cid in self._parked or self.cache.peek(cid) is MISSING
+            if unknown and self._park(cid, ev):
+                return []
+        return self._detect(ev)
+
+    def _detect(self, ev: Event) -> list[Alert]:
         self.stats.events += 1
         src = ev.get("evt.source", "syscall")
         self.stats.by_source[src] = self.stats.by_source.get(src, 0) + 1
@@ -152,10 +198,18 @@ class Monitor:
 
     def _run(self) -> None:
         while True:
-            ev = self.events.get()
+            try:
+                ev = self.events.get(timeout=0.2)
+            except queue.Empty:
+                self._release_stale()
+                continue
             if ev is None:
+                for cid in list(self._parked):
+                    self._release(cid)
                 return
             self.process(ev)
+            if self._parked_since:
+                self._release_stale()
 
     def start(self) -> None:
         self.dispatcher.start()
@@ -165,6 +219,8 @@ class Monitor:
         """Detect on every queued event, then flush the outputs (the rest is spooled)."""
         self.events.put(None)
         self._thread.join()
+        if self.cache is not None:
+            self.cache.close()
         self.dispatcher.stop(flush_timeout)
         if self.recorder is not None:
             self.recorder.flush()

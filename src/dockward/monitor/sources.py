@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from dockward.monitor.audit import (
     tty_number,
     unhex,
 )
-from dockward.monitor.containers import ContainerCache
+from dockward.monitor.containers import ContainerCache, ContainerInfo
 from dockward.monitor.fanotify import Fanotify, FileEvent
 from dockward.monitor.fields import Event
 from dockward.monitor.procconn import ProcConnector, ProcEvent
@@ -112,6 +113,7 @@ class AuditSource:
         self.execs = 0
         self.connects = 0
         self._thread: threading.Thread | None = None
+        self._own_pid = os.getpid()
         self._exec_nrs = {ARCHES[os.uname().machine][1], ARCHES[os.uname().machine][2]}
 
     def _proc(self, ev: AuditEvent) -> Proc:
@@ -119,8 +121,13 @@ class AuditSource:
         pid, ppid = _num(sc.get("pid")), _num(sc.get("ppid"))
         cid = read_container_id(pid, self.table.proc_root)
         if cid is None:
-            parent = self.table.get(ppid)
-            cid = parent.container_id if parent is not None else None
+            # Gone already: what the same pid was before this exec (runc init joins the
+            # container's cgroup before it execs the command), else its parent's container.
+            before = self.table.peek(pid)
+            if before is not None and before.container_id:
+                cid = before.container_id
+            else:
+                cid = container_of_ancestors(self.table, ppid)
         auid = _num(sc.get("auid"), -1)
         return Proc(
             pid=pid,
@@ -140,6 +147,8 @@ class AuditSource:
         )
 
     def handle(self, ev: AuditEvent, put: Put) -> None:
+        if _num(ev.syscall.get("pid")) == self._own_pid:
+            return  # the monitor's own connects (outputs, the engine API)
         nr = _num(ev.syscall.get("syscall"))
         if nr in self._exec_nrs:
             proc = self._proc(ev)
@@ -191,6 +200,27 @@ class AuditSource:
         self.audit.close()
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def container_of_ancestors(table: ProcessTable, ppid: int) -> str | None:
+    """The container of a process that is gone, from its nearest ancestors: one in a container,
+    or the runtime that started it (`runc ... exec ... ID`, `containerd-shim -id ID`)."""
+    for _ in range(3):
+        parent = table.get(ppid)
+        if parent is None:
+            return None
+        if parent.container_id:
+            return parent.container_id
+        if parent.name and (parent.name == "runc" or parent.name.startswith("containerd-shim")):
+            for arg in parent.args:
+                if _HEX64.fullmatch(arg):
+                    return arg
+            return None
+        ppid = parent.ppid
+    return None
+
+
 def _num(value: Any, default: Any = 0) -> Any:
     try:
         return int(str(value), 0) if str(value).startswith("0x") else int(str(value))
@@ -209,14 +239,15 @@ class FileSource:
         self.fan = Fanotify()
         self._thread: threading.Thread | None = None
 
-    def watch(self, container_id: str) -> None:
-        info = self.cache.get(container_id)
-        if info is not None and info.merged_dir:
+    def watch_info(self, info: ContainerInfo) -> None:
+        """Mark a container's filesystem when its metadata arrives (created or running)."""
+        if info.merged_dir and info.spec.state in ("running", "restarting", ""):
             self.fan.watch(info.merged_dir)
 
-    def watch_running(self, ids: list[str]) -> None:
-        for cid in ids:
-            self.watch(cid)
+    def watch_id(self, container_id: str) -> None:
+        found = self.cache.peek(container_id)
+        if isinstance(found, ContainerInfo):
+            self.watch_info(found)
 
     def handle(self, fe: FileEvent, put: Put) -> None:
         if fe.directory:
