@@ -497,3 +497,24 @@ def test_self_referencing_macro_disables_rule() -> None:
     """
     eng = compile_book(load_text(textwrap.dedent(text), "t"))
     assert "refers to itself" in eng.disabled["r"]
+
+
+def test_quoted_list_items_and_falco_yaml_quirks() -> None:
+    text = """
+    - list: known_cmdlines
+      items: ['"bash -c Cat /ETC/Shadow"', "'sh -c x'"]
+    - rule: r
+      desc: d
+      condition: proc.cmdline in (known_cmdlines) and proc.name!="<NA>"
+      output: "%container.info"
+      priority:
+        WARNING
+    """
+    eng = compile_book(load_text(textwrap.dedent(text), "t"))
+    [m] = eng.match(dict(BASE))
+    assert m.output == "container_id=0123456789ab container_name=<NA>"
+
+
+def test_rules_on_event_types_no_source_produces_are_disabled() -> None:
+    eng = engine_for("evt.type = ptrace and proc.name = bash")
+    assert "evt.type ptrace is not produced" in eng.disabled["r"]

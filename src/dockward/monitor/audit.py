@@ -128,8 +128,6 @@ class AuditEvent:
                 self.cwd = unhex(parse_pairs(text).get("cwd", ""))
             case 1306:
                 self.sockaddr = parse_pairs(text).get("saddr", "")
-            case 1302:
-                self.paths.append(parse_pairs(text))
             case _:
                 pass
 

@@ -167,6 +167,13 @@ def _pmatch(prefixes: frozenset[str]) -> Callable[[Any], bool]:
     return test
 
 
+def _unquote_item(item: str) -> str:
+    # Falco pastes list items into the condition, so '"sh -c x"' in a list means `sh -c x`.
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'":
+        return item[1:-1]
+    return item
+
+
 class Compiler:
     """Compiles conditions for one source, with the loaded lists and macros."""
 
@@ -189,7 +196,7 @@ class Compiler:
         out: list[str] = []
         for item in items:
             if item in self.lists and item not in seen:
-                out.extend(self.expand(self.lists[item], seen | {item}))
+                out.extend(_unquote_item(x) for x in self.expand(self.lists[item], seen | {item}))
             else:
                 out.append(item)
         return out

@@ -26,7 +26,7 @@ from dockward.monitor.condition import (
     Or,
     parse_condition,
 )
-from dockward.monitor.fields import SOURCES, UNSUPPORTED, Event
+from dockward.monitor.fields import PRODUCED_TYPES, SOURCES, UNSUPPORTED, Event
 from dockward.monitor.loader import ExceptionDef, Priority, RuleBook, RuleDef, load_files
 
 _OUTPUT_FIELD = re.compile(r"%([A-Za-z_]\w*(?:\.\w+)*(?:\[[^\]]*\])?)")
@@ -110,6 +110,10 @@ def _renderer(
 ) -> Callable[[Event], tuple[str, dict[str, Any]]]:
     parts: list[str | tuple[str, Callable[[Event], Any]]] = []
     pos = 0
+    # Falco's %container.info is shorthand for the container's id and name.
+    template = template.replace(
+        "%container.info", "container_id=%container.id container_name=%container.name"
+    )
     for m in _OUTPUT_FIELD.finditer(template):
         parts.append(template[pos : m.start()])
         name = m.group(1)
@@ -213,6 +217,10 @@ def compile_book(
             try:
                 node = _rule_node(rule)
                 types = event_types(node, compiler)
+                produced = PRODUCED_TYPES.get(rule.source)
+                if types is not None and produced is not None and not types & produced:
+                    kinds = ", ".join(sorted(types))
+                    raise CompileError(f"evt.type {kinds} is not produced by dockward's sources")
                 test = generate(compiler, node, rule.source, types)
                 render = _renderer(rule.output, rule.source, engine.warnings, rule)
             except (CompileError, ConditionError) as exc:

@@ -46,6 +46,7 @@ _COMMON = {
     "evt.time.s": STRING,
     "evt.hostname": STRING,
     "evt.source": STRING,
+    "evt.num": NUMBER,
 }
 
 _SYSCALL = {
@@ -65,19 +66,19 @@ _SYSCALL = {
     "proc.args": STRING,
     "proc.pname": STRING,
     "proc.pexepath": STRING,
+    "proc.pexe": STRING,
     "proc.pcmdline": STRING,
     "proc.aname": LIST,
     "proc.apid": LIST,
     "proc.tty": NUMBER,
     "proc.cwd": STRING,
-    "proc.sname": STRING,
     "proc.is_exe_from_memfd": BOOL,
     "proc.is_exe_upper_layer": BOOL,
     "proc.is_container_healthcheck": BOOL,
-    "proc.exe_ino.ctime": NUMBER,
     "user.uid": NUMBER,
     "user.name": STRING,
     "user.loginuid": NUMBER,
+    "user.loginname": STRING,
     "group.gid": NUMBER,
     "fd.name": STRING,
     "fd.directory": STRING,
@@ -86,11 +87,8 @@ _SYSCALL = {
     "fd.typechar": STRING,
     "fd.sip": STRING,
     "fd.sport": NUMBER,
-    "fd.cip": STRING,
-    "fd.cport": NUMBER,
     "fd.rip": STRING,
     "fd.rport": NUMBER,
-    "fd.l4proto": STRING,
     "fd.sockfamily": STRING,
 }
 
@@ -125,7 +123,6 @@ UNSUPPORTED = frozenset(
         "evt.args",
         "evt.arg",
         "evt.category",
-        "evt.num",
         "evt.is_io",
         "proc.env",
         "proc.is_exe_writable",
@@ -139,8 +136,6 @@ UNSUPPORTED = frozenset(
         "thread.cap_permitted",
         "thread.cap_effective",
         "thread.cap_inheritable",
-        "user.loginname",
-        "group.name",
         "fs.path.name",
         "fs.path.source",
         "fs.path.target",
@@ -155,8 +150,36 @@ UNSUPPORTED = frozenset(
         "evt.buffer",
         "evt.rawarg",
         "proc.exe_ino",
+        "proc.exe_ino.ctime",
+        "proc.exe_ino.mtime",
+        "proc.exe_ino.ctime_duration_proc_start",
+        "proc.sname",
+        "proc.duration",
+        "proc.aexepath",
+        "proc.vpgid",
+        "fd.cip",
+        "fd.cport",
+        "fd.l4proto",
+        "fd.nameraw",
+        "fd.sip.name",
+        "fd.connected",
+        "fd.name_changed",
+        "fd.ip",
+        "fd.snet",
+        "fd.types",
+        "container.start_ts",
+        "container.image.digest",
+        "group.name",
     }
 )
+
+# The event types each source produces: a rule that can only match others never fires, so it
+# is disabled with a warning instead of loading silently.
+PRODUCED_TYPES: dict[str, frozenset[str] | None] = {
+    SYSCALL: frozenset({"execve", "execveat", "openat", "connect"}),
+    DOCKER: None,  # every engine event action
+    DOCKWARD: frozenset({"dropped"}),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,6 +241,16 @@ class ProcessTable:
         return name
 
 
+def _login_name(loginuid: int | None) -> str | None:
+    """The host account that logged in (loginuid is a host uid, also inside containers)."""
+    if loginuid is None or loginuid < 0:
+        return None
+    try:
+        return pwd.getpwuid(loginuid).pw_name
+    except KeyError:
+        return None
+
+
 def _passwd_name(passwd: bytes, uid: int) -> str | None:
     for line in passwd.decode("utf-8", "replace").splitlines():
         parts = line.split(":")
@@ -263,14 +273,17 @@ def process_fields(table: ProcessTable, proc: Proc) -> dict[str, Any]:
         "proc.cmdline": proc.cmdline,
         "proc.args": " ".join(proc.args[1:]) if proc.args else None,
         "proc.tty": proc.tty,
+        "proc.is_exe_from_memfd": bool(proc.exepath and proc.exepath.startswith("/memfd:")),
         "proc.cwd": proc.cwd,
         "proc.pname": parent.name if parent else None,
         "proc.pexepath": parent.exepath if parent else None,
+        "proc.pexe": parent.exe if parent else None,
         "proc.pcmdline": parent.cmdline if parent else None,
         "proc.aname": [p.name for p in chain],
         "proc.apid": [p.pid for p in chain],
         "user.uid": proc.uid,
         "user.name": table.user_name(proc),
         "user.loginuid": proc.loginuid,
+        "user.loginname": _login_name(proc.loginuid),
         "group.gid": proc.gid,
     }

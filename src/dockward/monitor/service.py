@@ -159,6 +159,7 @@ class Monitor:
 
     def _detect(self, ev: Event) -> list[Alert]:
         self.stats.events += 1
+        ev.setdefault("evt.num", self.stats.events)
         src = ev.get("evt.source", "syscall")
         self.stats.by_source[src] = self.stats.by_source.get(src, 0) + 1
         self.enrich(ev)

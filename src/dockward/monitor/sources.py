@@ -172,10 +172,12 @@ class AuditSource:
         peer = decode_sockaddr(ev.sockaddr)
         if not peer:
             return
-        self.connects += 1
-        res = _num(ev.syscall.get("exit"))
         pid = _num(ev.syscall.get("pid"))
         proc_info = self.table.get(pid) or self._proc(ev)
+        if peer.get("fd.typechar") == "u" and not proc_info.container_id:
+            return  # host processes talk to local sockets all the time; rules watch containers
+        self.connects += 1
+        res = _num(ev.syscall.get("exit"))
         event = {
             "evt.source": "syscall",
             "evt.type": "connect",
