@@ -19,7 +19,6 @@ from pathlib import Path
 
 from monitor_common import api, cpu_seconds, start_container, start_monitor, workdir
 
-
 RULE = "Bench exec in container"
 
 
