@@ -54,6 +54,9 @@ AUDIT_FILTERKEY = 210
 AUDIT_EQUAL = 0x40000000
 AUDIT_NOT_EQUAL = 0x30000000
 KEY = "dockward-monitor"
+# Bounds on what one exec may cost in memory and in rule matching (argv is attacker-chosen).
+MAX_ARGS = 256
+MAX_ARG = 4096
 
 # (audit arch, execve, execveat, connect) per machine.
 ARCHES = {
@@ -144,9 +147,11 @@ class AuditEvent:
                 text = unhex(chunks[0][1])
             else:
                 text = unhex("".join(c[1] for c in chunks))
+            if idx >= MAX_ARGS:
+                continue
             while len(self.argv) <= idx:
                 self.argv.append("")
-            self.argv[idx] = self.argv[idx] + text if len(chunks) > 1 else text
+            self.argv[idx] = (self.argv[idx] + text if len(chunks) > 1 else text)[:MAX_ARG]
 
 
 def parse_record(data: bytes) -> tuple[int, int, int, str] | None:

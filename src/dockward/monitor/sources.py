@@ -407,12 +407,17 @@ class FalcoJsonSource:
             self.malformed += 1
 
     def start(self, put: Put, stop: threading.Event) -> None:
+        existed = os.path.exists(self.path)
+
         def run() -> None:
             while not stop.is_set() and not os.path.exists(self.path):
                 time.sleep(0.2)
             if stop.is_set():
                 return
             with open(self.path, encoding="utf-8", errors="replace") as fh:
+                if self.follow and existed:
+                    # Like `tail -f`: what Falco wrote before this start was routed before.
+                    fh.seek(0, os.SEEK_END)
                 while not stop.is_set():
                     line = fh.readline(1 << 20)
                     if line:
