@@ -518,3 +518,10 @@ def test_quoted_list_items_and_falco_yaml_quirks() -> None:
 def test_rules_on_event_types_no_source_produces_are_disabled() -> None:
     eng = engine_for("evt.type = ptrace and proc.name = bash")
     assert "evt.type ptrace is not produced" in eng.disabled["r"]
+
+
+def test_values_of_unexpected_types_never_crash_matching() -> None:
+    eng = engine_for("proc.name in (bash, sh) or proc.cmdline contains x")
+    hostile = {**BASE, "proc.name": ["not", "hashable"], "proc.cmdline": 42}
+    assert eng.match(hostile) == []
+    assert eng.match(dict(BASE))

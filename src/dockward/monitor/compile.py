@@ -79,7 +79,24 @@ def field_accessor(ref: FieldRef, source: str) -> tuple[Callable[[Event], Any], 
 
         if name == "len":
             kind, multi = NUMBER, False
+    if ref.transformers:
+        get = _memoized(get, "_t:" + "(".join(ref.transformers) + f"({ref.name}[{ref.arg}]")
     return get, kind, multi
+
+
+_UNSET = object()
+
+
+def _memoized(get: Callable[[Event], Any], key: str) -> Callable[[Event], Any]:
+    # Several rules often transform the same field (basename(proc.exe)): once per event. The
+    # "_" prefix keeps the value out of recordings and alerts.
+    def cached(ev: Event) -> Any:
+        value = ev.get(key, _UNSET)
+        if value is _UNSET:
+            value = ev[key] = get(ev)
+        return value
+
+    return cached
 
 
 def _coerce(kind: str, text: str, where: str) -> Any:
@@ -384,14 +401,20 @@ def _not(a: str | bool) -> str | bool:
 
 
 def generate(
-    compiler: Compiler, node: Node, source: str, types: frozenset[str] | None
-) -> Predicate:
+    compiler: Compiler,
+    node: Node,
+    source: str,
+    types: frozenset[str] | None,
+    out: _Source | None = None,
+) -> tuple[Predicate, str | bool]:
     """One Python function per rule: checks inline as dict lookups, compiled to bytecode once.
+    Also returns the expression, so the engine can join the rules of one event type into one
+    function (see `bucket_function`).
 
     A rule indexed by event type only sees events of those types, so its own `evt.type` tests
     that cover them are known true and are folded away.
     """
-    out = _Source()
+    out = out or _Source()
 
     def gen(n: Node, stack: tuple[str, ...]) -> str | bool:
         match n:
@@ -442,9 +465,32 @@ def generate(
     expr = gen(node, ())
     if isinstance(expr, bool):
         constant = expr
-        return lambda ev: constant
+        return (lambda ev: constant), expr
     text = f"def _rule(ev):\n    _g = ev.get\n    return bool({expr})\n"
     code = compile(text, "<dockward rule>", "exec")
-    exec(code, out.ns)  # noqa: S102 - source built above from constants' names only
-    fn: Predicate = out.ns["_rule"]
+    namespace = dict(out.ns)
+    exec(code, namespace)  # noqa: S102 - source built above from constants' names only
+    fn: Predicate = namespace["_rule"]
+    return fn, expr
+
+
+def bucket_function(
+    exprs: list[str | bool], out: _Source, first_only: bool
+) -> Callable[[Event], list[int]]:
+    """One function for all rules of one event type: the indexes of the rules that match.
+
+    One call per event instead of one per rule; the rule expressions are the ones `generate`
+    built (their constants live in the shared namespace `out`).
+    """
+    lines = ["def _bucket(ev):", "    _g = ev.get", "    _m = []"]
+    for i, expr in enumerate(exprs):
+        if expr is False:
+            continue
+        cond = "True" if expr is True else expr
+        lines.append(f"    if {cond}:")
+        lines.append(f"        _m.append({i})" if not first_only else f"        return [{i}]")
+    lines.append("    return _m")
+    namespace = dict(out.ns)
+    exec(compile("\n".join(lines) + "\n", "<dockward rules>", "exec"), namespace)  # noqa: S102
+    fn: Callable[[Event], list[int]] = namespace["_bucket"]
     return fn

@@ -12,6 +12,8 @@ from dockward.monitor.compile import (
     CompileError,
     Compiler,
     Predicate,
+    _Source,
+    bucket_function,
     event_types,
     field_accessor,
     generate,
@@ -45,6 +47,7 @@ class CompiledRule:
     render: Callable[[Event], tuple[str, dict[str, Any]]]
     evt_types: frozenset[str] | None
     origin: str
+    expr: str | bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +164,17 @@ class Engine:
     _index: dict[str, tuple[dict[str, tuple[CompiledRule, ...]], tuple[CompiledRule, ...]]] = field(
         default_factory=dict
     )
+    _buckets: dict[tuple[str, str | None], Callable[[Event], list[int]]] = field(
+        default_factory=dict
+    )
+    names: _Source = field(default_factory=_Source)
 
     def build_index(self) -> None:
         by_source: dict[str, list[CompiledRule]] = {}
         for r in self.rules:
             by_source.setdefault(r.source, []).append(r)
         self._index = {}
+        self._buckets = {}
         for source, rules in by_source.items():
             types: set[str] = set()
             for r in rules:
@@ -176,6 +184,10 @@ class Engine:
             }
             default = tuple(r for r in rules if r.evt_types is None)
             self._index[source] = (table, default)
+            for t, bucket in [*table.items(), (None, default)]:
+                self._buckets[(source, t)] = bucket_function(
+                    [r.expr for r in bucket], self.names, not self.match_all
+                )
 
     def candidates(self, ev: Event) -> tuple[CompiledRule, ...]:
         entry = self._index.get(ev.get("evt.source", "syscall"))
@@ -185,8 +197,32 @@ class Engine:
         return table.get(ev.get("evt.type"), default)  # type: ignore[arg-type]
 
     def match(self, ev: Event) -> list[Match]:
+        source = ev.get("evt.source", "syscall")
+        entry = self._index.get(source)
+        if entry is None:
+            return []
+        table, default = entry
+        etype = ev.get("evt.type")
+        rules = table.get(etype)  # type: ignore[arg-type]
+        key = (source, etype if rules is not None else None)
+        if rules is None:
+            rules = default
+        if not rules:
+            return []
+        try:
+            hits = self._buckets[key](ev)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            return self._match_one_by_one(ev, rules)
         out: list[Match] = []
-        for rule in self.candidates(ev):
+        for i in hits:
+            rule = rules[i]
+            text, values = rule.render(ev)
+            out.append(Match(rule, text, values))
+        return out
+
+    def _match_one_by_one(self, ev: Event, rules: tuple[CompiledRule, ...]) -> list[Match]:
+        out: list[Match] = []
+        for rule in rules:
             try:
                 fired = rule.test(ev)
             except (TypeError, ValueError, AttributeError):
@@ -221,7 +257,7 @@ def compile_book(
                 if types is not None and produced is not None and not types & produced:
                     kinds = ", ".join(sorted(types))
                     raise CompileError(f"evt.type {kinds} is not produced by dockward's sources")
-                test = generate(compiler, node, rule.source, types)
+                test, expr = generate(compiler, node, rule.source, types, engine.names)
                 render = _renderer(rule.output, rule.source, engine.warnings, rule)
             except (CompileError, ConditionError) as exc:
                 reason = str(exc)
@@ -240,6 +276,7 @@ def compile_book(
                 render,
                 types,
                 str(rule.origin),
+                expr,
             )
         )
     engine.build_index()

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import ssl
+import stat
 import sys
 import threading
 import urllib.error
@@ -91,7 +92,8 @@ class FileSink:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, data)
-                os.fsync(fd)
+                if stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe or /dev/null cannot fsync
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
