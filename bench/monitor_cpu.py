@@ -32,14 +32,15 @@ def bench_alerts(path: Path) -> list[dict[str, object]]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--idle", type=float, default=30.0)
-    p.add_argument("--storm", type=int, default=1000)
-    p.add_argument("--source", default="audit", choices=("audit", "proc"))
+    p.add_argument("--storm", type=int, default=1000, help="0: idle measurement only")
+    p.add_argument("--source", default="audit", choices=("audit", "proc", "none"))
     args = p.parse_args()
     client = api()
     work = workdir()
     alerts = work / "alerts.jsonl"
     start_container(client, "dwmon-bench-cpu")
-    monitor = start_monitor(work, [f"file:{alerts}"], ["docker", args.source, "file"])
+    sources = ["docker"] if args.source == "none" else ["docker", args.source, "file"]
+    monitor = start_monitor(work, [f"file:{alerts}"], sources)
     result: dict[str, object] = {"source": args.source}
     try:
         time.sleep(3.0)  # startup work (container prefetch) is not idle cost
@@ -47,30 +48,32 @@ def main() -> None:
         time.sleep(args.idle)
         c1, t1 = cpu_seconds(monitor.pid), time.monotonic()
         result["idle_cpu_percent"] = round(100 * (c1 - c0) / (t1 - t0), 2)
-        loop = f"for i in $(seq {args.storm}); do /bin/true dwmon-mark-$i; done"
-        c2, t2 = cpu_seconds(monitor.pid), time.monotonic()
-        ex = client.exec_create("dwmon-bench-cpu", ["sh", "-c", loop])
-        client.exec_start(ex["Id"])
-        storm_s = time.monotonic() - t2
-        deadline = time.monotonic() + 60
-        while len(bench_alerts(alerts)) < args.storm and time.monotonic() < deadline:
-            time.sleep(0.2)
-        c3, t3 = cpu_seconds(monitor.pid), time.monotonic()
-        got = bench_alerts(alerts)
-        marks = {str(a["output_fields"]["proc.cmdline"]) for a in got}  # type: ignore[index]
-        result.update(
-            {
-                "storm_execs": args.storm,
-                "storm_seconds": round(storm_s, 2),
-                "reported": len(got),
-                "reported_with_cmdline": len(
-                    {m for m in marks if m.startswith("true dwmon-mark-")}
-                ),
-                "storm_cpu_seconds": round(c3 - c2, 2),
-                "storm_cpu_ms_per_exec": round(1000 * (c3 - c2) / args.storm, 2),
-                "drain_seconds_after_storm": round(t3 - t2 - storm_s, 2),
-            }
-        )
+        result["host_load_average"] = Path("/proc/loadavg").read_text().split()[0]
+        if args.storm:
+            loop = f"for i in $(seq {args.storm}); do /bin/true dwmon-mark-$i; done"
+            c2, t2 = cpu_seconds(monitor.pid), time.monotonic()
+            ex = client.exec_create("dwmon-bench-cpu", ["sh", "-c", loop])
+            client.exec_start(ex["Id"])
+            storm_s = time.monotonic() - t2
+            deadline = time.monotonic() + 60
+            while len(bench_alerts(alerts)) < args.storm and time.monotonic() < deadline:
+                time.sleep(0.2)
+            c3, t3 = cpu_seconds(monitor.pid), time.monotonic()
+            got = bench_alerts(alerts)
+            marks = {str(a["output_fields"]["proc.cmdline"]) for a in got}  # type: ignore[index]
+            result.update(
+                {
+                    "storm_execs": args.storm,
+                    "storm_seconds": round(storm_s, 2),
+                    "reported": len(got),
+                    "reported_with_cmdline": len(
+                        {m for m in marks if m.startswith("true dwmon-mark-")}
+                    ),
+                    "storm_cpu_seconds": round(c3 - c2, 2),
+                    "storm_cpu_ms_per_exec": round(1000 * (c3 - c2) / args.storm, 2),
+                    "drain_seconds_after_storm": round(t3 - t2 - storm_s, 2),
+                }
+            )
     finally:
         monitor.send_signal(signal.SIGTERM)
         monitor.wait(30)
