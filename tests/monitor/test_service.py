@@ -186,3 +186,21 @@ def test_audit_record_parsing_and_rule_encoding() -> None:
     flags, action, count = struct.unpack_from("=3I", payload)
     assert (flags, action, count) == (4, 2, 3)
     assert payload.endswith(b"dockward-monitor")
+
+
+def test_a_process_that_exited_is_attributed_through_its_runtime_ancestors(
+    tmp_path: Path,
+) -> None:
+    from dockward.monitor.procs import Proc, ProcessTable
+    from dockward.monitor.sources import container_of_ancestors
+
+    cid = "c" * 64
+    table = ProcessTable(proc_root=str(tmp_path))  # an empty /proc: every process is gone
+    table.remember(Proc(pid=10, name="containerd-shim", args=("containerd-shim", "-id", cid)))
+    table.remember(Proc(pid=11, ppid=10, name="runc", args=("runc", "exec", "--detach", cid)))
+    table.remember(Proc(pid=20, ppid=1, name="bash", args=("bash",)))
+    assert container_of_ancestors(table, 11) == cid
+    assert container_of_ancestors(table, 10) == cid
+    assert container_of_ancestors(table, 20) is None
+    table.remember(Proc(pid=30, ppid=11, name="sh", container_id="d" * 64))
+    assert container_of_ancestors(table, 30) == "d" * 64

@@ -115,9 +115,12 @@ def read_proc(pid: int, proc_root: str = "/proc") -> Proc | None:
     )
 
 
-def read_container_id(pid: int, proc_root: str = "/proc") -> str | None:
+def read_container_id(pid: int, proc_root: str = "/proc") -> tuple[bool, str | None]:
+    """(the process still exists, its container id or None on the host)."""
     cgroup = _read(f"{proc_root}/{pid}/cgroup")
-    return container_id_from_cgroup(cgroup.decode("utf-8", "replace")) if cgroup else None
+    if cgroup is None:
+        return False, None
+    return True, container_id_from_cgroup(cgroup.decode("utf-8", "replace"))
 
 
 def _int(value: Any) -> int:

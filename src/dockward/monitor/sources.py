@@ -119,8 +119,10 @@ class AuditSource:
     def _proc(self, ev: AuditEvent) -> Proc:
         sc = ev.syscall
         pid, ppid = _num(sc.get("pid")), _num(sc.get("ppid"))
-        cid = read_container_id(pid, self.table.proc_root)
-        if cid is None:
+        alive, cid = read_container_id(pid, self.table.proc_root)
+        comm = unhex(sc.get("comm", ""))
+        runtime = comm == "runc" or comm.startswith("containerd-shim")
+        if not alive and not (runtime and ev.argv[1:] != ["init"]):
             # Gone already: what the same pid was before this exec (runc init joins the
             # container's cgroup before it execs the command), else its parent's container.
             before = self.table.peek(pid)
