@@ -47,8 +47,9 @@ def _push(client, image: str, target: str, tag: str) -> None:
 
 
 def _cleanup(client) -> None:
-    for c in client.containers(all=True, filters={"label": "dockward.test=dwupd-bench"}):
-        client.remove_container(c["Id"], force=True)
+    found = client.containers(all=True, filters={"label": "dockward.test=dwupd-bench"})
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda c: client.remove_container(c["Id"], force=True), found))
 
 
 def main() -> None:
