@@ -149,7 +149,8 @@ def main() -> None:
                 pulled = time.monotonic() - detected
                 new_id = client.inspect_image(str(r.ref))["Id"]
                 old_image = client.inspect_image(r.local_image_id)
-                applied = updater.apply(r.container.inspect, old_image, new_id)
+                inspect = client.inspect_container(r.container.id)
+                applied = updater.apply(inspect, old_image, new_id)
                 assert applied.status == "updated", applied
                 total = time.monotonic() - detected
                 assert applied.health is not None

@@ -269,7 +269,7 @@ def test_schedule_parses_cron_with_and_without_seconds() -> None:
 
 
 def _managed(name: str, deps: tuple[str, ...] = ()) -> Managed:
-    return Managed({"Name": "/" + name, "Id": name}, False, False, deps)
+    return Managed(name, name, "img:1", "sha256:1", {}, True, depends_on=deps)
 
 
 def test_dependency_order_puts_dependencies_first_and_survives_cycles() -> None:

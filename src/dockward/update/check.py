@@ -57,7 +57,7 @@ def check_all(
     refs: dict[str, ImageRef] = {}
     early: dict[str, CheckResult] = {}
     for m in managed:
-        text = str((m.inspect.get("Config") or {}).get("Image") or "")
+        text = m.image
         if text.startswith("sha256:") or not text:
             early[m.id] = CheckResult(m, "skipped", "created from an image ID, not a tag")
             continue
@@ -71,7 +71,7 @@ def check_all(
             continue
         refs[m.id] = ref
 
-    image_ids = {str(m.inspect.get("Image") or "") for m in managed if m.id in refs}
+    image_ids = {m.image_id for m in managed if m.id in refs}
     images: dict[str, Mapping[str, Any]] = {}
     for image_id in image_ids:
         try:
@@ -93,7 +93,7 @@ def check_all(
         if m.id not in refs:
             continue
         ref = refs[m.id]
-        image_id = str(m.inspect.get("Image") or "")
+        image_id = m.image_id
         image = images.get(image_id, {})
         head = heads[str(ref)]
         local = repo_digests(image, ref)
@@ -116,7 +116,7 @@ def check_all(
     for key, config in zip(keys, configs, strict=True):
         for m in need_config[key]:
             ref = refs[m.id]
-            image_id = str(m.inspect.get("Image") or "")
+            image_id = m.image_id
             local = repo_digests(images.get(image_id, {}), ref)
             local_digest = sorted(local)[0] if local else ""
             if isinstance(config, DockwardError):

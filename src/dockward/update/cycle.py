@@ -178,15 +178,22 @@ def _handle(
     if new_id == check.local_image_id:
         return _ev(base, status="current", reason="local tag already matches the container")
     base = _ev(base, new_image_id=new_id)
-    old_image = client.inspect_image(check.local_image_id) if check.local_image_id else {}
-    plan = plan_recreate(m.inspect, old_image)
+    try:
+        # Inspected now, not at listing time: the container must be exactly what was checked.
+        inspect = client.inspect_container(m.id)
+        old_image = client.inspect_image(check.local_image_id) if check.local_image_id else {}
+    except docker.errors.NotFound:
+        return _ev(base, status="skipped", reason="container or its image vanished meanwhile")
+    if inspect.get("Image") != check.local_image_id:
+        return _ev(base, status="skipped", reason="container changed during the cycle")
+    plan = plan_recreate(inspect, old_image)
     candidate = Candidate(
         m.name,
         str(check.ref),
         old_image,
         new_image,
-        ContainerSpec.from_inspect(m.inspect),
-        expected_spec(plan, m.inspect, new_image),
+        ContainerSpec.from_inspect(inspect),
+        expected_spec(plan, inspect, new_image),
     )
     verdicts = tuple(run_gates(gates, candidate))
     fixed = tuple(f for v in verdicts for f in v.details.get("fixed", ()))
@@ -200,7 +207,7 @@ def _handle(
         )
     say(f"{m.name}: updating {check.local_image_id[:19]} -> {new_id[:19]}")
     try:
-        applied = updater.apply(m.inspect, old_image, new_id)
+        applied = updater.apply(inspect, old_image, new_id)
     except UpdateFailed as exc:
         return _ev(base, status="failed", reason=str(exc), elapsed=time.monotonic() - started)
     return _ev(
@@ -236,7 +243,7 @@ def _remove_image_if_unused(client: Any, image_id: str) -> bool:
 
 def _run_hooks(client: Any, managed: Sequence[Managed], hook: str) -> None:
     for m in managed:
-        if not (m.inspect.get("State") or {}).get("Running"):
+        if not m.running:
             continue
         command, timeout = hook_command(m.labels, hook)
         if command:

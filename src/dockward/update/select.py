@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,22 +30,17 @@ class Selection:
 
 @dataclass(frozen=True, slots=True)
 class Managed:
-    inspect: Mapping[str, Any]
-    monitor_only: bool
-    no_pull: bool
-    depends_on: tuple[str, ...]
+    """A managed container as the container list shows it (no inspect needed to check it)."""
 
-    @property
-    def name(self) -> str:
-        return str(self.inspect.get("Name") or "").lstrip("/")
-
-    @property
-    def id(self) -> str:
-        return str(self.inspect.get("Id") or "")
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        return (self.inspect.get("Config") or {}).get("Labels") or {}
+    id: str
+    name: str
+    image: str  # the reference it was created from
+    image_id: str
+    labels: Mapping[str, str]
+    running: bool
+    monitor_only: bool = False
+    no_pull: bool = False
+    depends_on: tuple[str, ...] = ()
 
 
 def _flag(labels: Mapping[str, str], keys: Sequence[str]) -> bool | None:
@@ -72,8 +66,12 @@ def wants(inspect: Mapping[str, Any], selection: Selection) -> bool:
     return True in flags or selection.all or bool(selection.names)
 
 
-def dependencies(inspect: Mapping[str, Any], by_service: Mapping[tuple[str, str], str]) -> set[str]:
-    labels: Mapping[str, str] = (inspect.get("Config") or {}).get("Labels") or {}
+def dependencies(
+    labels: Mapping[str, str],
+    network_mode: str,
+    by_service: Mapping[tuple[str, str], str],
+    linked_to: Sequence[str] = (),
+) -> set[str]:
     deps: set[str] = set()
     for key in DEPENDS_LABELS:
         deps |= {d.strip().lstrip("/") for d in labels.get(key, "").split(",") if d.strip()}
@@ -82,64 +80,70 @@ def dependencies(inspect: Mapping[str, Any], by_service: Mapping[tuple[str, str]
         service = item.split(":", 1)[0].strip()
         if service and (project, service) in by_service:
             deps.add(by_service[(project, service)])
-    host = inspect.get("HostConfig") or {}
-    for link in host.get("Links") or ():
-        deps.add(str(link).split(":", 1)[0].lstrip("/"))
-    mode = str(host.get("NetworkMode") or "")
-    if mode.startswith("container:"):
-        deps.add(mode.removeprefix("container:"))
+    deps |= set(linked_to)
+    if network_mode.startswith("container:"):
+        deps.add(network_mode.removeprefix("container:"))
     return deps
 
 
 def select(client: Any, selection: Selection) -> list[Managed]:
     """The managed containers, dependencies before dependents (stable by name otherwise).
 
-    The container list (names, labels, state) decides; only the chosen containers are inspected,
-    so a host with many unmanaged containers costs one list call, not one inspect each.
+    Decided from the container list alone (names, labels, image, state, links): checking
+    N containers costs one list call; the updater inspects a container only to recreate it.
     """
+    summaries = client.containers(all=True)
     by_service: dict[tuple[str, str], str] = {}
     id_to_name: dict[str, str] = {}
-    wanted: list[str] = []
-    for summary in client.containers(all=True):
+    linked: dict[str, list[str]] = {}  # container name -> containers it links to
+    for summary in summaries:
         names = [str(n) for n in summary.get("Names") or [""]]
-        # Links add `/other/alias` names; the container's own name has one slash.
+        # Links add `/other/alias` names to the target; its own name has one slash.
         name = next((n for n in names if n.count("/") == 1), names[0]).lstrip("/")
-        labels = summary.get("Labels") or {}
         id_to_name[str(summary["Id"])] = name
+        for extra in names:
+            if extra.count("/") == 2:
+                linked.setdefault(extra.split("/")[1], []).append(name)
+        labels = summary.get("Labels") or {}
         if COMPOSE_SERVICE in labels:
             by_service[(labels.get(COMPOSE_PROJECT, ""), labels[COMPOSE_SERVICE])] = name
-        running = summary.get("State") in ("running", "restarting", "paused")
-        brief = {"Name": name, "Config": {"Labels": labels}}
-        if wants(brief, selection) and (running or selection.include_stopped):
-            wanted.append(str(summary["Id"]))
     chosen: list[Managed] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(wanted)))) as pool:
-        inspects = list(pool.map(lambda cid: _inspect(client, cid), wanted))
-    for info in inspects:
-        if info is None:
-            continue  # removed between listing and inspecting
-        labels = (info.get("Config") or {}).get("Labels") or {}
-        deps = {_resolve(d, id_to_name) for d in dependencies(info, by_service)}
+    for summary in summaries:
+        cid = str(summary["Id"])
+        name = id_to_name[cid]
+        labels = summary.get("Labels") or {}
+        running = summary.get("State") in ("running", "restarting", "paused")
+        if not wants({"Name": name, "Config": {"Labels": labels}}, selection):
+            continue
+        if not running and not selection.include_stopped:
+            continue
+        image = str(summary.get("Image") or "")
+        if image.startswith("sha256:") or not image:
+            # The list shows the id when the tag now names another image: ask the container.
+            try:
+                image = str(client.inspect_container(cid)["Config"].get("Image") or "")
+            except docker.errors.NotFound:
+                continue  # removed meanwhile
+        mode = str((summary.get("HostConfig") or {}).get("NetworkMode") or "")
+        deps = dependencies(labels, mode, by_service, linked.get(name, ()))
         chosen.append(
             Managed(
-                info,
-                selection.monitor_only or bool(_flag(labels, MONITOR_ONLY_LABELS)),
-                bool(_flag(labels, NO_PULL_LABELS)),
-                tuple(sorted(deps)),
+                id=cid,
+                name=name,
+                image=image,
+                image_id=str(summary.get("ImageID") or ""),
+                labels=labels,
+                running=running,
+                monitor_only=selection.monitor_only or bool(_flag(labels, MONITOR_ONLY_LABELS)),
+                no_pull=bool(_flag(labels, NO_PULL_LABELS)),
+                depends_on=tuple(sorted({_resolve(d, id_to_name) for d in deps})),
             )
         )
     return dependency_order(chosen)
 
 
-def _inspect(client: Any, cid: str) -> Mapping[str, Any] | None:
-    try:
-        return dict(client.inspect_container(cid))
-    except docker.errors.NotFound:
-        return None
-
-
 def _resolve(dep: str, id_to_name: Mapping[str, str]) -> str:
-    """`container:<id>` and links may name a container by (a prefix of) its id."""
+    """`container:<id>` may name a container by (a prefix of) its id."""
     if dep in id_to_name:
         return id_to_name[dep]
     if len(dep) >= 12 and all(c in "0123456789abcdef" for c in dep):
