@@ -115,7 +115,7 @@ def main() -> None:
         print(
             f"check {args.containers} containers / {args.images} images, nothing new: "
             f"median {statistics.median(checks):.3f}s (min {min(checks):.3f}s) "
-            f"+ listing/inspect {statistics.median(selects):.3f}s"
+            f"+ container listing {statistics.median(selects):.3f}s"
         )
         print(
             f"check with {args.images // 2 + args.images % 2} images changed: median "

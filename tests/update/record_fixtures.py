@@ -28,7 +28,7 @@ def main() -> None:
     linked = client.create_container(
         lab_tag("v1"),
         name=f"{PREFIX}-linked",
-        labels=LABEL,
+        labels={**LABEL, "dockward.update": "true"},
         volumes=["/anon"],
         host_config=client.create_host_config(links={f"{PREFIX}-target": "db"}),
     )
@@ -38,6 +38,8 @@ def main() -> None:
         (OUT / f"container_{name}.json").write_text(
             json.dumps(client.inspect_container(cid), indent=1, sort_keys=True) + "\n"
         )
+    listing = client.containers(all=True, filters={"label": f"dockward.test={PREFIX}"})
+    (OUT / "containers_list.json").write_text(json.dumps(listing, indent=1, sort_keys=True) + "\n")
     (OUT / "image_v1.json").write_text(
         json.dumps(client.inspect_image(image), indent=1, sort_keys=True) + "\n"
     )

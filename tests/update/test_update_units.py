@@ -357,3 +357,30 @@ def test_results_gate_refuses_on_failing_results_only() -> None:
     waived = ResultsGate(lambda c: [Result(rule, Status.FAIL, "x", "no", waived="ok'd")])
     assert waived.check(cand).allowed
     assert ResultsGate(lambda c: [Result(rule, Status.PASS, "x")]).check(cand).allowed
+
+
+class _RecordedDaemon:
+    """Answers `containers(all=True)` with a list recorded from the real daemon."""
+
+    def __init__(self, listing: list[dict[str, Any]]) -> None:
+        self.listing = listing
+
+    def containers(self, all: bool = False) -> list[dict[str, Any]]:
+        return self.listing
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        raise AssertionError("checking must not inspect containers")
+
+
+def test_select_works_from_the_container_list_alone() -> None:
+    from dockward.update import select
+
+    daemon = _RecordedDaemon(json.loads((FIX / "containers_list.json").read_text()))
+    opted_in = select(daemon, Selection())
+    assert [m.name for m in opted_in] == ["dwupd-full", "dwupd-linked"]
+    linked = opted_in[1]
+    assert linked.depends_on == ("dwupd-target",)  # from the target's `/dwupd-linked/db` name
+    assert linked.image == "dwupd-lab/app:v1-r3" and linked.image_id.startswith("sha256:")
+    assert linked.running and linked.labels["dockward.update"] == "true"
+    everything = select(daemon, Selection(all=True))
+    assert [m.name for m in everything] == ["dwupd-full", "dwupd-target", "dwupd-linked"]
