@@ -54,7 +54,8 @@ class Body(Protocol):
 class Probe(Protocol):
     """Asks for some entries' bodies while a layer streams by; returns a small summary."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def wants(self, path: str, entry: TarEntry) -> bool: ...
 

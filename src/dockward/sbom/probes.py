@@ -1,0 +1,122 @@
+"""What the catalogers and file rules need to see while layers stream by."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dockward.image.fs import Body, Capture, Probe
+from dockward.image.tarstream import TarEntry
+
+DPKG_STATUS = "var/lib/dpkg/status"
+APK_INSTALLED = "lib/apk/db/installed"
+RPM_SQLITE = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+
+_OS = re.compile(
+    r"(etc/(os-release|debian_version|alpine-release|redhat-release|lsb-release|passwd|shadow|group)"
+    r"|usr/lib/os-release)"
+)
+_PKGDB = re.compile(
+    r"var/lib/dpkg/(status|status\.d/[^/]+|info/[^/]+\.list)|lib/apk/db/installed"
+    r"|(var/lib/rpm|usr/lib/sysimage/rpm)/rpmdb\.sqlite"
+)
+_PYTHON = re.compile(
+    r".*/(site|dist)-packages/[^/]+\.(dist-info/METADATA|egg-info/PKG-INFO|egg-info)"
+    r"|.*/[^/]+\.dist-info/METADATA"
+)
+_NPM = re.compile(r"(.*/)?node_modules/(@[^/]+/)?[^/@][^/]*/package\.json")
+_JAR = re.compile(r".*\.(jar|war|ear)")
+SECRET_NAMES = re.compile(
+    r"(.*/)?(id_rsa|id_dsa|id_ecdsa|id_ed25519|[^/]*\.pem|[^/]*\.key|[^/]*\.p12|[^/]*\.pfx"
+    r"|\.env(\.[a-z]+)?|credentials|\.netrc|\.pgpass|\.npmrc|\.pypirc|\.git-credentials"
+    r"|\.docker/config\.json|\.aws/credentials|[^/]*service[-_]account[^/]*\.json)"
+)
+GIT_DIR = re.compile(r"(.*/)?\.git/(config|HEAD)")
+
+GO_MAGIC = b"\xff Go buildinf:"
+
+
+def is_secret_path(path: str) -> bool:
+    return bool(SECRET_NAMES.fullmatch(path) or GIT_DIR.fullmatch(path))
+
+
+@dataclass(frozen=True, slots=True)
+class GoBuildInfo:
+    go_version: str
+    modinfo: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoProbe:
+    """Finds Go build info in ELF executables by streaming them, never holding one whole."""
+
+    name: str = "go"
+    min_size: int = 256 << 10
+
+    def wants(self, path: str, entry: TarEntry) -> bool:
+        return entry.is_file and entry.size >= self.min_size and bool(entry.mode & 0o111)
+
+    def read(self, path: str, entry: TarEntry, body: Body) -> Any:
+        head = body.read(4)
+        if head != b"\x7fELF":
+            return None
+        tail = b""
+        while True:
+            chunk = body.read(1 << 20)
+            if not chunk:
+                return None
+            data = tail + chunk
+            at = data.find(GO_MAGIC)
+            if at >= 0:
+                rest = data[at:] + body.read(64 << 10)
+                return parse_buildinfo(rest)
+            tail = data[-len(GO_MAGIC) :]
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data):
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            break
+    raise ValueError("bad varint")
+
+
+def parse_buildinfo(data: bytes) -> GoBuildInfo | None:
+    """Go >= 1.18 inline build info: version and module info as length-prefixed strings."""
+    if len(data) < 32 or not data.startswith(GO_MAGIC):
+        return None
+    flags = data[15]
+    if not flags & 0x2:
+        return GoBuildInfo("", "")  # pre-1.18 pointer format: a Go binary, versions unreadable
+    try:
+        n, pos = _uvarint(data, 32)
+        version = data[pos : pos + n].decode("utf-8", "replace")
+        pos += n
+        n, pos = _uvarint(data, pos)
+        mod = data[pos : pos + n]
+    except ValueError:
+        return None
+    if len(mod) >= 33 and mod[-17] == ord("\n"):
+        mod = mod[16:-16]
+    return GoBuildInfo(version, mod.decode("utf-8", "replace"))
+
+
+def default_probes(include_binaries: bool = True) -> list[Probe]:
+    probes: list[Probe] = [
+        Capture("os", lambda p: bool(_OS.fullmatch(p)), 1 << 20),
+        Capture("pkgdb", lambda p: bool(_PKGDB.fullmatch(p)), 256 << 20),
+        Capture("python", lambda p: bool(_PYTHON.fullmatch(p)), 1 << 20),
+        Capture("npm", lambda p: bool(_NPM.fullmatch(p)), 1 << 20),
+        Capture("java", lambda p: bool(_JAR.fullmatch(p)), 64 << 20),
+        Capture("secret", is_secret_path, 64 << 10),
+    ]
+    if include_binaries:
+        probes.append(GoProbe())
+    return probes
