@@ -100,7 +100,7 @@ def severity_of(label: str) -> Severity:
 
 def _load(data: bytes, name: str) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(data) if name.endswith(".json") else yaml.load(data, Loader=_YAML_LOADER)
+        doc = json.loads(data) if name.endswith(".json") else yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: not a valid OSV record ({first})") from None
