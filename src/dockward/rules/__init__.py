@@ -16,6 +16,7 @@ from dockward.rules.registry import (
 def default_rules() -> RuleSet:
     """Every built-in rule, merged from the rule modules (duplicate ids are an error)."""
     from dockward.rules import container, daemon, files, host, image
+    from dockward.scan.rules import rules as image_content_rules
 
     merged = RuleSet("dockward")
     for module_rules in (
@@ -24,6 +25,7 @@ def default_rules() -> RuleSet:
         files.rules,
         image.rules,
         container.rules,
+        image_content_rules,
     ):
         merged.extend(module_rules)
     return merged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from dockward.vulndb.osv import severity_of
 from dockward.vulndb.store import default_db_path, open_db
 
 Progress = Callable[[str], None]
+STALE_DAYS = 7
 SOURCES = ("auto", "daemon", "archive", "oci", "registry")
 
 
@@ -235,6 +237,7 @@ def scan_inventory(
     started: str = "",
 ) -> ScanResult:
     opts = options or ScanOptions()
+    warnings_db: list[str] = []
     conn = open_db(db_path or default_db_path())
     try:
         matches = match_packages(conn, inv.sbom.packages)
@@ -242,6 +245,10 @@ def scan_inventory(
         db_updated = str(row[0]) if row else ""
     finally:
         conn.close()
+    with contextlib.suppress(ValueError):
+        age = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(db_updated)
+        if age > dt.timedelta(days=STALE_DAYS):
+            warnings_db = [f"vulnerability database is {age.days} days old (dockward db update)"]
     dropped = 0
     if opts.ignore_unfixed:
         dropped = sum(1 for m in matches if m.unfixed)
@@ -253,7 +260,7 @@ def scan_inventory(
         *inv.loaded.repo_tags,
         *inv.loaded.repo_digests,
     )
-    warnings: list[str] = []
+    warnings: list[str] = list(warnings_db)
     waived: dict[str, str] = {}
     results: list[Result] = []
     seen_ids: set[str] = set()
