@@ -182,8 +182,14 @@ class TarStream:
             header = self._f.read(BLOCK)
             if not header or header == b"\0" * len(header):
                 return  # end of archive (EOF or zero block)
-            if len(header) < BLOCK:
-                header += self._read_exact(BLOCK - len(header))
+            while len(header) < BLOCK:
+                more = self._f.read(BLOCK - len(header))
+                if not more:
+                    what = (
+                        "not a tar archive (too short)" if not self._count else "truncated archive"
+                    )
+                    raise ArchiveError(f"{self._where}: {what}")
+                header += more
             stored = _number(header[148:156], "checksum", self._where)
             computed = sum(header[:148]) + 256 + sum(header[156:])
             if stored != computed:

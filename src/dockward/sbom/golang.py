@@ -14,8 +14,10 @@ def _mods(info: GoBuildInfo) -> list[tuple[str, str]]:
         parts = line.split("\t")
         if parts[0] in ("mod", "dep") and len(parts) >= 3:
             mods.append((parts[1], parts[2]))
-        elif parts[0] == "=>" and len(parts) >= 3 and mods:
-            mods[-1] = (parts[1], parts[2])  # a replace directive: the replacement is what ships
+        elif parts[0] == "=>" and len(parts) >= 3 and mods and parts[2] not in ("", "(devel)"):
+            # A replace directive with a version: the replacement is what ships. A local-path
+            # replacement has none; the required version is the best name it has.
+            mods[-1] = (parts[1], parts[2])
     return mods
 
 

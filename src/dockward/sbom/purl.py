@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 
 def _q(text: str) -> str:
-    return quote(text, safe=".-_~+")
+    return quote(text, safe=".-_~")
 
 
 def pep503(name: str) -> str:

@@ -318,6 +318,7 @@ def scan_image(
 ) -> ScanResult:
     """Scan one image by reference, archive path or OCI layout; record it in `cache` if given."""
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    open_db(db_path or default_db_path()).close()  # fail before reading a large image
     inv = inventory(ref, options, progress)
     if progress:
         progress("matching vulnerabilities")
