@@ -19,7 +19,7 @@ def _handler(root: Path, log: list[dict[str, str]]) -> type[BaseHTTPRequestHandl
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             path = (root / self.path.lstrip("/")).resolve()
             log.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
             if root.resolve() not in path.parents or not path.is_file():

@@ -169,7 +169,10 @@ def test_cli_scan_formats_waivers_and_exit_codes(
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("scan", "--archive", "/nonexistent.tar"), "cannot open /nonexistent.tar"),
+        (("sbom", "--archive", "/nonexistent.tar"), "cannot open /nonexistent.tar"),
+        (("sbom", "--archive", "/etc/hostname"), "not a tar archive"),
+        (("sbom", "--oci", "/tmp"), "not an OCI image layout"),
+        (("scan", "x", "--db", "/etc/hostname"), "not a dockward vulnerability database"),
         (("scan",), "name an IMAGE"),
         (
             ("scan", "--archive", "/etc/hostname", "--db", "/nonexistent.db"),
