@@ -124,7 +124,7 @@ def rpmvercmp(a: str, b: str) -> int:
             if y is None:
                 return 1
             if x != y:
-                return 1 if x == "^" else -1
+                return -1 if x == "^" else 1
             i += 1
             continue
         if x is None or y is None:
