@@ -10,6 +10,8 @@ import pytest
 from dockward.image import ArchiveError, ImageFS, Limits, index_layer
 from dockward.image.tarstream import TarStream
 
+DEFAULT = Limits()
+
 
 def layer(*members: tuple[str, str, bytes | str], fmt: int = tarfile.PAX_FORMAT) -> io.BytesIO:
     """A real tar made by tarfile: (name, type, body-or-linkname)."""
@@ -34,7 +36,7 @@ def layer(*members: tuple[str, str, bytes | str], fmt: int = tarfile.PAX_FORMAT)
     return buf
 
 
-def fs_of(*layers: io.BytesIO, limits: Limits = Limits()) -> ImageFS:
+def fs_of(*layers: io.BytesIO, limits: Limits = DEFAULT) -> ImageFS:
     return ImageFS(
         [index_layer(data, i, f"sha256:{i}", (), limits) for i, data in enumerate(layers)]
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dockward.vulndb.versions import (
@@ -161,13 +163,13 @@ def test_apk_reference(a: str, b: str, want: int) -> None:
 
 
 def test_semver_precedence() -> None:
-    for lo, hi in zip(SEMVER_ORDER, SEMVER_ORDER[1:], strict=False):
+    for lo, hi in itertools.pairwise(SEMVER_ORDER):
         assert compare_semver(lo, hi) == -1 and compare_semver(hi, lo) == 1
     assert compare_semver("1.0.0+build.1", "1.0.0+build.2") == 0
 
 
 def test_pep440_order() -> None:
-    for lo, hi in zip(PEP440_ORDER, PEP440_ORDER[1:], strict=False):
+    for lo, hi in itertools.pairwise(PEP440_ORDER):
         assert compare_pep440(lo, hi) == -1
     assert compare_pep440("1.0", "1.0.0") == 0
 
