@@ -16,12 +16,10 @@ import argparse
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,26 @@ LARGE_DEBS = (
     "openssh-client,procps,less,vim-tiny,libxml2-dev,libxslt1-dev,libpq-dev,zlib1g-dev,"
     "libjpeg-dev,libyaml-dev,sqlite3,unzip,xz-utils,gnupg,dirmngr,wget,iproute2"
 )
-LARGE_PIP = ["jupyter", "pandas", "flask", "django", "boto3", "scrapy", "sphinx", "sqlalchemy", "celery", "requests", "pytest", "black", "mypy", "httpx", "pydantic", "fastapi", "uvicorn", "matplotlib"]
+LARGE_PIP = [
+    "jupyter",
+    "pandas",
+    "flask",
+    "django",
+    "boto3",
+    "scrapy",
+    "sphinx",
+    "sqlalchemy",
+    "celery",
+    "requests",
+    "pytest",
+    "black",
+    "mypy",
+    "httpx",
+    "pydantic",
+    "fastapi",
+    "uvicorn",
+    "matplotlib",
+]
 LARGE_NPM = ["express", "webpack", "webpack-cli", "eslint", "jest", "typescript", "lodash", "axios"]
 
 
@@ -97,18 +114,6 @@ def build(client: Any) -> None:
         with open(WORK / f"{name}-image.tar", "wb") as fh:
             for chunk in client.get_image(tag):
                 fh.write(chunk)
-
-
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) of the child, stdout."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    out, _ = proc.communicate()
-    _, status, usage = os.wait4(proc.pid, 0) if False else (0, 0, None)
-    wall = time.perf_counter() - t0
-    del status, usage
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, rss, out.decode("utf-8", "replace")
 
 
 def run_isolated(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
