@@ -30,7 +30,7 @@ LABELS = {"dockward.test": "dwscan"}
 LARGE_DEBS = (
     "python3-pip,python3-venv,build-essential,git,curl,ca-certificates,libssl-dev,libffi-dev,"
     "openssh-client,procps,less,vim-tiny,libxml2-dev,libxslt1-dev,libpq-dev,zlib1g-dev,"
-    "libjpeg-dev,libyaml-dev,sqlite3,unzip,xz-utils,gnupg,dirmngr,wget,iproute2"
+    "libjpeg-dev,libyaml-dev,sqlite3,unzip,xz-utils,wget,iproute2,perl,man-db,python3-dev"
 )
 LARGE_PIP = [
     "jupyter",

@@ -135,7 +135,7 @@ def _jar_packages(data: bytes, name: str, depth: int) -> list[tuple[str, str, st
                 if fm:
                     artifact, version = fm.group(1), fm.group(2)
             if artifact and version:
-                found.append((f"{group or artifact}:{artifact}", version, name))
+                found.append((f"{group}:{artifact}" if group else artifact, version, name))
         if depth < MAX_NESTING:
             for info in infos:
                 if info.filename.endswith((".jar", ".war")) and info.file_size < 64 << 20:
@@ -161,7 +161,7 @@ def catalog_java(fs: ImageFS) -> tuple[list[Package], list[str]]:
             notes.append(f"/{path}: unreadable archive ({exc})")
             continue
         for ga, version, where in found:
-            group, _, artifact = ga.partition(":")
+            group, _, artifact = ga.rpartition(":")
             out.append(
                 Package(
                     name=ga,
