@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dockward import __version__
-from dockward.errors import DockwardError, InputError
+from dockward.errors import ConnectionFailed, DockwardError, InputError
 from dockward.image import (
     ImageFS,
     Limits,
@@ -93,7 +93,6 @@ def load_image(ref: str, options: ScanOptions, progress: Progress | None = None)
         )
     if source in ("daemon", "auto"):
         from dockward.engine import connect, resolve_endpoint
-        from dockward.errors import ConnectionFailed
 
         try:
             client = connect(resolve_endpoint(options.docker_host), timeout=300)
@@ -109,15 +108,20 @@ def load_image(ref: str, options: ScanOptions, progress: Progress | None = None)
                     raise
             finally:
                 client.close()
-    return load_registry(
-        ref,
-        probes,
-        platform=platform,
-        insecure=options.insecure_registry,
-        docker_config=options.docker_config,
-        limits=options.limits,
-        progress=progress,
-    )
+    try:
+        return load_registry(
+            ref,
+            probes,
+            platform=platform,
+            insecure=options.insecure_registry,
+            docker_config=options.docker_config,
+            limits=options.limits,
+            progress=progress,
+        )
+    except (ConnectionFailed, InputError) as exc:
+        if source != "auto":
+            raise
+        raise type(exc)(f"image {ref!r} is not in the local daemon, and {exc}") from exc
 
 
 def inventory(
