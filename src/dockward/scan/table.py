@@ -42,7 +42,7 @@ def render_scan_table(report: Report, width: int | None = None) -> str:
                 ev.get("fixed", ""),
                 sev,
                 r.rule.id,
-                r.rule.title + (f" ({r.waived})" if r.waived else ""),
+                _short(r.rule.title) + (f" ({r.waived})" if r.waived else ""),
             )
         console.print(table)
     checks = [
@@ -76,3 +76,8 @@ def render_scan_table(report: Report, width: int | None = None) -> str:
     for w in report.warnings:
         console.print(f"warning: {w}")
     return buf.getvalue()
+
+
+def _short(title: str, limit: int = 100) -> str:
+    first = title.split(". ")[0].strip()
+    return first if len(first) <= limit else first[: limit - 1] + "…"
