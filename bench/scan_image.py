@@ -32,6 +32,9 @@ LARGE_DEBS = (
     "openssh-client,procps,less,vim-tiny,libxml2-dev,libxslt1-dev,libpq-dev,zlib1g-dev,"
     "libjpeg-dev,libyaml-dev,sqlite3,unzip,xz-utils,wget,iproute2,perl,man-db,python3-dev"
 )
+# root mode bind-mounts the host's /dev and was seen to leave /dev/null a plain file; unshare
+# mode does not touch it. apt's _apt sandbox user cannot write in the unshare chroot's /dev.
+APT_ROOT = '--aptopt=APT::Sandbox::User "root"'
 LARGE_PIP = [
     "jupyter",
     "pandas",
