@@ -19,6 +19,7 @@ from dockward.image.tarstream import (
     Hashing,
     Limits,
     TarStream,
+    Window,
     decompressed,
     normalize,
 )
@@ -120,12 +121,13 @@ Member = tuple[str, str, int, Any, str]
 
 def _tar_members(f: BinaryIO, where: str, limits: Limits) -> Iterator[Member]:
     tar = TarStream(f, where, limits)
-    body = io.BufferedReader(_Body(tar), 1 << 20)
     for te in tar:
         name = normalize(te.name, where, limits)
         if te.kind == "file":
-            body = io.BufferedReader(_Body(tar), 1 << 20)
-            yield name, "file", te.size, body, ""
+            # A seekable archive gives each member a seekable window, so the layer reader can
+            # seek past the bodies it does not want instead of reading them.
+            raw: io.RawIOBase = Window(f, tar.offset, te.size) if tar.offset >= 0 else _Body(tar)
+            yield name, "file", te.size, io.BufferedReader(raw, 1 << 20), ""
         elif te.kind == "symlink":
             yield name, "symlink", 0, None, te.linkname
 
@@ -174,11 +176,17 @@ def read_members(
                 continue
             if progress:
                 progress(f"layer {len(layers) + 1}")
+            if not name.startswith("blobs/sha256/"):
+                # docker-save v1 paths (`<id>/layer.tar`) are not content addresses: no digest
+                # to check, so the layer is read through its seekable window.
+                stream = decompressed(body, f"{where}: {name}")
+                layers[name] = index_layer(stream, -1, name, probes, limits)
+                continue
             hashing = Hashing(body)
             stream = decompressed(io.BufferedReader(hashing, 1 << 20), f"{where}: {name}")
             layers[name] = index_layer(stream, -1, name, probes, limits)
             hashing.drain()
-            if name.startswith("blobs/sha256/") and hashing.hexdigest() != name.rsplit("/", 1)[-1]:
+            if hashing.hexdigest() != name.rsplit("/", 1)[-1]:
                 raise ArchiveError(f"{where}: blob {name} does not match its digest")
             continue
         if size <= MAX_JSON and (name.endswith(".json") or name in ("repositories", "oci-layout")):

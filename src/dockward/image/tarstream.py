@@ -126,6 +126,8 @@ class TarStream:
         self._padding = 0
         self._total = 0
         self._count = 0
+        self.offset = -1  # where the current body starts, when the source is seekable
+        self._size = 0
         try:
             self._seekable = bool(fileobj.seekable())
         except (AttributeError, OSError):
@@ -158,13 +160,19 @@ class TarStream:
             n = self._remaining
         if n == 0:
             return b""
+        if self.offset >= 0:  # others (a Window) may have moved the shared file position
+            self._f.seek(self.offset + self._size - self._remaining)
         data = self._read_exact(n)
         self._remaining -= len(data)
         return data
 
     def _finish_body(self) -> None:
-        self._skip(self._remaining + self._padding)
+        if self.offset >= 0:
+            self._f.seek(self.offset + self._size + self._padding)
+        else:
+            self._skip(self._remaining + self._padding)
         self._remaining = self._padding = 0
+        self.offset = -1
 
     def _ext_body(self, size: int) -> bytes:
         if size > self._limits.max_header_size:
@@ -242,8 +250,10 @@ class TarStream:
                     f"{self._where}: more than {self._limits.max_total_size} bytes "
                     "uncompressed (tar bomb?)"
                 )
-            self._remaining = size
+            self._remaining = self._size = size
             self._padding = -size % BLOCK
+            if self._seekable:
+                self.offset = self._f.tell()
             mode = _number(header[100:108], "mode", self._where)
             uid = int(meta["uid"]) if meta.get("uid", "").isdigit() else None
             gid = int(meta["gid"]) if meta.get("gid", "").isdigit() else None

@@ -35,6 +35,8 @@ SECRET_NAMES = re.compile(
 GIT_DIR = re.compile(r"(.*/)?\.git/(config|HEAD)")
 
 GO_MAGIC = b"\xff Go buildinf:"
+GO_NOTE = b"\x04\x00\x00\x00Go\x00\x00"  # ELF note: type 4 (Go build ID), name "Go"
+GO_NOTE_WINDOW = 64 << 10
 
 
 def is_secret_path(path: str) -> bool:
@@ -58,10 +60,15 @@ class GoProbe:
         return entry.is_file and entry.size >= self.min_size and bool(entry.mode & 0o111)
 
     def read(self, path: str, entry: TarEntry, body: Body) -> Any:
-        head = body.read(4)
-        if head != b"\x7fELF":
+        head = body.read(GO_NOTE_WINDOW)
+        # Go's linker puts its build-id note near the start of every ELF it writes (`go tool
+        # buildid` reads only the first 32 KiB): other executables are not read further.
+        if not head.startswith(b"\x7fELF") or GO_NOTE not in head:
             return None
-        tail = b""
+        at = head.find(GO_MAGIC)
+        if at >= 0:
+            return parse_buildinfo(head[at:] + body.read(64 << 10))
+        tail = head[-len(GO_MAGIC) :]
         while True:
             chunk = body.read(1 << 20)
             if not chunk:
