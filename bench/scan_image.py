@@ -119,20 +119,22 @@ def build(client: Any) -> None:
                 fh.write(chunk)
 
 
-def run_isolated(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+def run_isolated(
+    cmd: list[str], env: dict[str, str] | None = None
+) -> tuple[float, float, float, str]:
     """Run via a fresh Python so RUSAGE_CHILDREN's max is this command's alone."""
     code = (
         "import json,resource,subprocess,sys,time;"
         "t=time.perf_counter();p=subprocess.run(json.loads(sys.argv[1]),capture_output=True);"
         "w=time.perf_counter()-t;"
-        "r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"
-        "sys.stderr.write(json.dumps([w,r]));sys.stdout.buffer.write(p.stdout)"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN);r=u.ru_maxrss/1024;"
+        "sys.stderr.write(json.dumps([w,r,u.ru_utime+u.ru_stime]));sys.stdout.buffer.write(p.stdout)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(cmd)], capture_output=True, env=env
     )
-    wall, rss = json.loads(proc.stderr.decode().strip().splitlines()[-1])
-    return float(wall), float(rss), proc.stdout.decode("utf-8", "replace")
+    wall, rss, cpu = json.loads(proc.stderr.decode().strip().splitlines()[-1])
+    return float(wall), float(rss), float(cpu), proc.stdout.decode("utf-8", "replace")
 
 
 def inventory_dockward(out: str) -> set[tuple[str, str, str]]:
@@ -253,12 +255,14 @@ def main() -> None:
         for label, cmd in runs.items():
             best = None
             for _ in range(args.runs):
-                wall, rss, out = run_isolated(cmd, env)
+                wall, rss, cpu, out = run_isolated(cmd, env)
                 if best is None or wall < best[0]:
-                    best = (wall, rss, out)
+                    best = (wall, rss, cpu, out)
             assert best is not None
-            outputs[label] = best[2]
-            rows.append(f"  {label:<22} {best[0]:6.2f} s  {best[1]:6.0f} MB peak RSS")
+            outputs[label] = best[3]
+            rows.append(
+                f"  {label:<22} {best[0]:6.2f} s wall  {best[2]:6.2f} s CPU  {best[1]:6.0f} MB peak RSS"
+            )
         print(f"{name} ({archive.stat().st_size / 1e6:.0f} MB archive), best of {args.runs}:")
         print("\n".join(rows))
         mine = inventory_dockward(outputs["dockward scan"])
