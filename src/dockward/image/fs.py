@@ -124,7 +124,10 @@ def index_layer(
 
 
 class ImageFS:
-    """The merged, read-only view: whiteouts and opaque directories applied in layer order."""
+    """The merged, read-only view: whiteouts and opaque directories applied in layer order.
+
+    Building it consumes the layers' entry lists (their probe results stay).
+    """
 
     def __init__(self, layers: Sequence[LayerIndex]) -> None:
         self.layers = tuple(layers)
@@ -133,6 +136,8 @@ class ImageFS:
         self._probed: dict[str, dict[str, tuple[int, Any]]] = {}
         for i, layer in enumerate(self.layers):
             self._apply(i, layer)
+        for layer in self.layers:
+            layer.entries.clear()  # merged into the view; per-layer copies would double memory
 
     def _remove(self, path: str) -> None:
         entry = self._entries.pop(path, None)
