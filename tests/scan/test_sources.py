@@ -255,3 +255,18 @@ def test_registry_basic_auth_from_docker_config(pushed: dict[str, str], tmp_path
     )
     with pytest.raises(ConnectionFailed, match="authentication failed"):
         inventory(ref, ScanOptions(source="registry", docker_config=str(cfg)))
+
+
+def test_scan_cache_answers_by_registry_digest(
+    pushed: dict[str, str], vulndb: Path, tmp_path: Path
+) -> None:
+    from dockward.model import Severity
+    from dockward.scan import ScanCache, scan_image
+
+    cache = ScanCache(tmp_path / "scans.sqlite")
+    result = scan_image(pushed["single"], vulndb, ScanOptions(source="registry"), cache=cache)
+    assert result.manifest_digest.startswith("sha256:")
+    by_manifest = cache.lookup(f"127.0.0.1:{OPEN_PORT}/dwscan/fixture@{result.manifest_digest}")
+    by_config = cache.lookup(result.image_id)
+    assert by_manifest is not None and by_config is not None
+    assert by_manifest.worst is Severity.CRITICAL and by_manifest.counts == result.counts()
