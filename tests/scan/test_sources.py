@@ -22,7 +22,7 @@ from dockward.errors import ConnectionFailed, InputError
 from dockward.image import ArchiveError
 from dockward.scan import ScanOptions, inventory
 
-OPEN_PORT, AUTH_PORT = 15400, 15401
+OPEN_PORT, AUTH_PORT, TOKEN_PORT, TOKEN_REGISTRY_PORT = 15400, 15401, 15402, 15403
 
 
 def _skopeo() -> str:
@@ -157,10 +157,19 @@ def registry() -> Iterator[dict[str, Any]]:
         (base / "htpasswd").write_text(
             f"scanner:{crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
         )
+    from tests.scan.tokenserver import ISSUER, SERVICE, serve_tokens
+
+    tokens = serve_tokens(TOKEN_PORT, base, "scanner", "s3cret")
+    realm = tokens.__enter__()
+    token_auth = (
+        f"auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
+        f"    rootcertbundle: {base}/token.crt\n"
+    )
     procs = []
     for port, auth in (
         (OPEN_PORT, ""),
         (AUTH_PORT, f"auth:\n  htpasswd:\n    realm: dwscan\n    path: {base}/htpasswd\n"),
+        (TOKEN_REGISTRY_PORT, token_auth),
     ):
         cfg = base / f"config-{port}.yml"
         cfg.write_text(
@@ -179,6 +188,7 @@ def registry() -> Iterator[dict[str, Any]]:
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
+        tokens.__exit__(None, None, None)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -270,3 +280,23 @@ def test_scan_cache_answers_by_registry_digest(
     by_config = cache.lookup(result.image_id)
     assert by_manifest is not None and by_config is not None
     assert by_manifest.worst is Severity.CRITICAL and by_manifest.counts == result.counts()
+
+
+def test_registry_bearer_token_auth(pushed: dict[str, str], tmp_path: Path) -> None:
+    ref = pushed["single"].replace(str(OPEN_PORT), str(TOKEN_REGISTRY_PORT))
+    cfg = tmp_path / "config.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    f"127.0.0.1:{TOKEN_REGISTRY_PORT}": {
+                        "auth": base64.b64encode(b"scanner:s3cret").decode()
+                    }
+                }
+            }
+        )
+    )
+    inv = inventory(ref, ScanOptions(source="registry", docker_config=str(cfg)))
+    assert any(p.name == "requests" for p in inv.sbom.packages)
+    with pytest.raises(ConnectionFailed, match="token refused"):
+        inventory(ref, ScanOptions(source="registry", docker_config=str(tmp_path / "none")))
