@@ -11,7 +11,7 @@ from typing import Any
 from dockward import __version__
 from dockward.cli.common import env_default, write_output
 from dockward.cli.scan import add_image_options, image_ref, progress_status
-from dockward.image import Limits
+from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
 from dockward.report import FORMATTERS, render
 

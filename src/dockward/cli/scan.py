@@ -19,10 +19,10 @@ from dockward.cli.common import (
     write_output,
 )
 from dockward.errors import UsageError
-from dockward.image import Limits
+from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
 from dockward.report import FORMATTERS, register_formatter, render
-from dockward.sbom import render_cyclonedx, render_spdx
+from dockward.sbom.formats import render_cyclonedx, render_spdx
 
 for _name, _fmt in (("cyclonedx", render_cyclonedx), ("spdx", render_spdx)):
     if _name not in FORMATTERS:
