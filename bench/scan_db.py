@@ -24,11 +24,14 @@ def main() -> None:
         src = Path("/work/shared/data/osv")
     with tempfile.TemporaryDirectory(prefix="dwscan-bench-") as tmp:
         db = Path(tmp) / "vulndb.sqlite"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         stats = import_path(db, [src / "PyPI", src / "Go"])
-        took = time.perf_counter() - t0
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
         st = status(db)
-        print(f"import: {stats.records} records ({stats.affected} affected rows) in {took:.2f} s")
+        print(
+            f"import: {stats.records} records ({stats.affected} affected rows) in {took:.2f} s "
+            f"wall, {cpu:.2f} s CPU"
+        )
         print(f"db size: {st.size / 1e6:.1f} MB; by ecosystem: {st.by_ecosystem}")
         pkgs = [Package(f"p{i}", "1.0.0", "pypi", "", "PyPI", "bench") for i in range(1000)] + [
             Package("requests", "2.25.0", "pypi", "", "PyPI", "bench")
