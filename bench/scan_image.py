@@ -16,6 +16,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,18 @@ def inventory_syft(out: str) -> set[tuple[str, str, str]]:
     }
 
 
+def normalized(items: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Spellings the tools differ in, not content: PEP 503 names, `v`/`go` on Go versions."""
+    out = set()
+    for kind, name, version in items:
+        if kind == "pypi":
+            name = re.sub(r"[-_.]+", "-", name).lower()
+        if kind == "golang":
+            version = version.removeprefix("go").removeprefix("v")
+        out.add((kind, name, version))
+    return out
+
+
 def by_type(items: set[tuple[str, str, str]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for kind, _, _ in items:
@@ -289,22 +302,22 @@ def main() -> None:
         rows.append(library_run(archive, db, args.runs))
         print(f"{name} ({archive.stat().st_size / 1e6:.0f} MB archive), best of {args.runs}:")
         print("\n".join(rows))
-        mine = inventory_dockward(outputs["dockward scan"])
+        mine = normalized(inventory_dockward(outputs["dockward scan"]))
         print(f"  dockward inventory: {by_type(mine)}")
         for label, parse in (("trivy (license only)", inventory_trivy), ("syft", inventory_syft)):
             if label not in outputs:
                 print(f"  {label}: not installed")
                 continue
             try:
-                theirs = parse(outputs[label])
+                theirs = normalized(parse(outputs[label]))
             except (ValueError, KeyError) as exc:
                 print(f"  {label}: unreadable output ({exc})")
                 continue
             print(f"  {label} inventory: {by_type(theirs)}")
             only_mine = sorted(mine - theirs)
             only_theirs = sorted(theirs - mine)
-            print(f"    only dockward ({len(only_mine)}): {only_mine[:8]}")
-            print(f"    only {label.split()[0]} ({len(only_theirs)}): {only_theirs[:8]}")
+            print(f"    only dockward ({len(only_mine)}): {only_mine[:20]}")
+            print(f"    only {label.split()[0]} ({len(only_theirs)}): {only_theirs[:20]}")
 
 
 if __name__ == "__main__":

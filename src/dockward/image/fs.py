@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from dockward.image.tarstream import (
@@ -179,7 +179,9 @@ class ImageFS:
             if name.startswith(WHITEOUT):
                 self._remove(f"{parent}/{name[len(WHITEOUT) :]}" if parent else name[4:])
                 continue
-            self._add(e if e.layer == index else replace(e, layer=index))
+            if e.layer != index:
+                e = Entry(e.path, e.kind, e.mode, e.uid, e.gid, e.size, index, e.link)
+            self._add(e)
             own.add(e.path)
         for probe, found in layer.probed.items():
             slot = self._probed.setdefault(probe, {})

@@ -199,7 +199,7 @@ class TarStream:
                     raise ArchiveError(f"{self._where}: {what}")
                 header += more
             stored = _number(header[148:156], "checksum", self._where)
-            computed = sum(header[:148]) + 256 + sum(header[156:])
+            computed = sum(header) - sum(header[148:156]) + 256  # checksum field as spaces
             if stored != computed:
                 raise ArchiveError(f"{self._where}: not a tar archive (bad header checksum)")
             kind = chr(header[156]) if header[156] else "\0"

@@ -16,12 +16,13 @@ def build_sbom(fs: ImageFS) -> Sbom:
     distro = detect_distro(fs)
     packages: list[Package] = []
     notes: list[str] = []
+    owned = owned_files(fs)
     for found, why in (
         catalog_dpkg(fs, distro),
         catalog_apk(fs, distro),
         catalog_rpm(fs, distro),
-        catalog_python(fs, owned_files(fs)),
-        catalog_npm(fs),
+        catalog_python(fs, owned),
+        catalog_npm(fs, owned),
         catalog_go(fs),
         catalog_java(fs),
     ):

@@ -59,10 +59,12 @@ def catalog_python(fs: ImageFS, dpkg_owned: set[str]) -> tuple[list[Package], li
     return out, notes
 
 
-def catalog_npm(fs: ImageFS) -> tuple[list[Package], list[str]]:
+def catalog_npm(fs: ImageFS, dpkg_owned: set[str]) -> tuple[list[Package], list[str]]:
     out: list[Package] = []
     notes: list[str] = []
     for path, (layer, data) in sorted(fs.probed("npm").items()):
+        if path in dpkg_owned:
+            continue  # Debian's node-* packages: the OS package, not counted twice
         if data is None:
             notes.append(f"/{path}: too large to read")
             continue

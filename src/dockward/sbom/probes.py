@@ -25,7 +25,12 @@ _PYTHON = re.compile(
     r".*/(site|dist)-packages/[^/]+\.(dist-info/METADATA|egg-info/PKG-INFO|egg-info)"
     r"|.*/[^/]+\.dist-info/METADATA"
 )
-_NPM = re.compile(r"(.*/)?node_modules/(@[^/]+/)?[^/@][^/]*/package\.json")
+# A package's own package.json in node_modules, or one outside node_modules (bundled packages
+# such as JupyterLab extensions, an app's root). Files deeper inside a package (test fixtures,
+# sub-folders) are not packages.
+_NPM = re.compile(
+    r"(.*/)?node_modules/(@[^/]+/)?[^/@][^/]*/package\.json|(?!(.*/)?node_modules/)(.*/)?package\.json"
+)
 _JAR = re.compile(r".*\.(jar|war|ear)")
 SECRET_NAMES = re.compile(
     r"(.*/)?(id_rsa|id_dsa|id_ecdsa|id_ed25519|[^/]*\.pem|[^/]*\.key|[^/]*\.p12|[^/]*\.pfx"
@@ -115,14 +120,64 @@ def parse_buildinfo(data: bytes) -> GoBuildInfo | None:
     return GoBuildInfo(version, mod.decode("utf-8", "replace"))
 
 
+# Cheap string tests first: every entry of every layer passes through these.
+def _is_os(p: str) -> bool:
+    return p.startswith(("etc/", "usr/lib/os-release")) and bool(_OS.fullmatch(p))
+
+
+def _is_pkgdb(p: str) -> bool:
+    return p.startswith(("var/lib/", "lib/apk/", "usr/lib/sysimage/")) and bool(_PKGDB.fullmatch(p))
+
+
+def _is_python(p: str) -> bool:
+    return p.endswith(("/METADATA", "/PKG-INFO", ".egg-info")) and bool(_PYTHON.fullmatch(p))
+
+
+def _is_npm(p: str) -> bool:
+    return p.endswith("package.json") and bool(_NPM.fullmatch(p))
+
+
+def _is_jar(p: str) -> bool:
+    return p.endswith((".jar", ".war", ".ear"))
+
+
+def _is_secret(p: str) -> bool:
+    name = p.rsplit("/", 1)[-1]
+    return (
+        name in SECRET_BASENAMES
+        or name.endswith(SECRET_SUFFIXES)
+        or name.startswith(".env")
+        or "service" in name
+        or p.endswith(("/.git/config", "/.git/HEAD"))
+    ) and is_secret_path(p)
+
+
+SECRET_BASENAMES = frozenset(
+    [
+        "id_rsa",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        "credentials",
+        ".netrc",
+        ".pgpass",
+        ".npmrc",
+        ".pypirc",
+        ".git-credentials",
+        "config.json",
+    ]
+)
+SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+
+
 def default_probes(include_binaries: bool = True) -> list[Probe]:
     probes: list[Probe] = [
-        Capture("os", lambda p: bool(_OS.fullmatch(p)), 1 << 20),
-        Capture("pkgdb", lambda p: bool(_PKGDB.fullmatch(p)), 256 << 20),
-        Capture("python", lambda p: bool(_PYTHON.fullmatch(p)), 1 << 20),
-        Capture("npm", lambda p: bool(_NPM.fullmatch(p)), 1 << 20),
-        Capture("java", lambda p: bool(_JAR.fullmatch(p)), 64 << 20),
-        Capture("secret", is_secret_path, 64 << 10),
+        Capture("os", _is_os, 1 << 20),
+        Capture("pkgdb", _is_pkgdb, 256 << 20),
+        Capture("python", _is_python, 1 << 20),
+        Capture("npm", _is_npm, 1 << 20),
+        Capture("java", _is_jar, 64 << 20),
+        Capture("secret", _is_secret, 64 << 10),
     ]
     if include_binaries:
         probes.append(GoProbe())
