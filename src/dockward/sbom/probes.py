@@ -27,9 +27,10 @@ _PYTHON = re.compile(
 )
 # A package's own package.json in node_modules, or one outside node_modules (bundled packages
 # such as JupyterLab extensions, an app's root). Files deeper inside a package (test fixtures,
-# sub-folders) are not packages.
+# sub-folders) are not packages; copies vendored in a package's `vendor/` folder are.
 _NPM = re.compile(
-    r"(.*/)?node_modules/(@[^/]+/)?[^/@][^/]*/package\.json|(?!(.*/)?node_modules/)(.*/)?package\.json"
+    r"(.*/)?node_modules/(@[^/]+/)?[^/@][^/]*/((vendor|vendored|third_party)/(@[^/]+/)?[^/@][^/]*/)?"
+    r"package\.json|(?!(.*/)?node_modules/)(.*/)?package\.json"
 )
 _JAR = re.compile(r".*\.(jar|war|ear)")
 SECRET_NAMES = re.compile(
