@@ -10,12 +10,23 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import audit, harden, lint, monitor, profile, report, rules
+from dockward.cli import audit, db, harden, lint, monitor, profile, report, rules, sbom, scan
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
 # Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (audit, lint, profile, harden, monitor, rules, report)
+SUBCOMMANDS: tuple[ModuleType, ...] = (
+    audit,
+    lint,
+    scan,
+    sbom,
+    db,
+    profile,
+    harden,
+    monitor,
+    rules,
+    report,
+)
 
 
 class _Parser(argparse.ArgumentParser):
