@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PACKAGES=(docker.io busybox-static docker-registry rsyslog apparmor iproute2 chromium
-          python3-venv skopeo umoci haproxy ca-certificates gcc libc6-dev rsyslog-openssl)
+PACKAGES=(docker.io busybox-static docker-registry rsyslog rsyslog-openssl apparmor iproute2 chromium
+          python3-venv skopeo umoci haproxy ca-certificates gcc libc6-dev golang-go python3-yaml
+          python3-six)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

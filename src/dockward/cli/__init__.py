@@ -10,7 +10,19 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import audit, harden, lint, monitor, profile, report, rules, update
+from dockward.cli import (
+    audit,
+    db,
+    harden,
+    lint,
+    monitor,
+    profile,
+    report,
+    rules,
+    sbom,
+    scan,
+    update,
+)
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
@@ -18,6 +30,9 @@ from dockward.errors import DockwardError
 SUBCOMMANDS: tuple[ModuleType, ...] = (
     audit,
     lint,
+    scan,
+    sbom,
+    db,
     profile,
     harden,
     monitor,

@@ -262,7 +262,8 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
                 raise UsageError(f"--vuln-gate: {exc}") from None
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
-            gates.append(VulnerabilityGate(scan_gate.dockward_scanner(args.vuln_db), threshold))
+            scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
+            gates.append(VulnerabilityGate(scanner, threshold))
     level = str(args.rules_gate).strip().lower()
     if level not in ("off", "none", "never"):
         try:

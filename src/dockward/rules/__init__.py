@@ -17,6 +17,7 @@ def default_rules() -> RuleSet:
     """Every built-in rule, merged from the rule modules (duplicate ids are an error)."""
     from dockward.lint.dfrules import rules as dockerfile_rules
     from dockward.rules import container, daemon, files, host, image
+    from dockward.scan.rules import rules as image_content_rules
 
     merged = RuleSet("dockward")
     for module_rules in (
@@ -26,6 +27,7 @@ def default_rules() -> RuleSet:
         image.rules,
         container.rules,
         dockerfile_rules,
+        image_content_rules,
     ):
         merged.extend(module_rules)
     return merged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -13,9 +14,21 @@ def atomic_write(
     path: str | Path, data: str | bytes, *, mode: int | None = None, keep_previous: bool = False
 ) -> None:
     """Write all or nothing: readers see the old file or the new one, never half of it."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    # Write through a symlink to the file it names, not over the link.
+    target = Path(os.path.realpath(path))
+    directory = target.parent
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # /dev/null, /dev/stdout, a FIFO: renaming over them would replace the device node.
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        with open(target, "wb") as fh:
+            fh.write(payload)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:

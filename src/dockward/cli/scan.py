@@ -1,0 +1,188 @@
+"""`dockward scan`: vulnerabilities, SBOM and image checks of one image, offline first."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    add_output_options,
+    default_format,
+    env_default,
+    env_list,
+    fail_threshold,
+    write_output,
+)
+from dockward.errors import UsageError
+from dockward.image.tarstream import Limits
+from dockward.model.finding import Report
+from dockward.report import FORMATTERS, register_formatter, render
+from dockward.sbom.formats import render_cyclonedx, render_spdx
+
+for _name, _fmt in (("cyclonedx", render_cyclonedx), ("spdx", render_spdx)):
+    if _name not in FORMATTERS:
+        register_formatter(_name, _fmt)
+
+
+def add_image_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", nargs="?", help="image reference (daemon, then registry), or a path")
+    g = p.add_argument_group("image source")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--archive", metavar="TAR", help="a `docker save` archive")
+    src.add_argument("--oci", metavar="PATH", help="an OCI image layout (directory or tar)")
+    g.add_argument(
+        "--source",
+        choices=("auto", "daemon", "registry"),
+        default=env_default("SCAN_SOURCE", "auto"),
+        help="where IMAGE comes from (default auto: the local daemon, else the registry) "
+        "[DOCKWARD_SCAN_SOURCE]",
+    )
+    g.add_argument(
+        "--platform",
+        default=env_default("PLATFORM"),
+        help="os/arch[/variant] to pick from a multi-platform image (default: this host's) "
+        "[DOCKWARD_PLATFORM]",
+    )
+    g.add_argument(
+        "--insecure-registry",
+        action="store_true",
+        default=env_default("INSECURE_REGISTRY") == "1",
+        help="talk plain HTTP to the registry (always so for localhost) [DOCKWARD_INSECURE_REGISTRY=1]",
+    )
+    g.add_argument(
+        "--host",
+        "-H",
+        default=env_default("HOST"),
+        help="Docker host for daemon images [DOCKWARD_HOST]",
+    )
+    g.add_argument(
+        "--max-layer-size",
+        type=int,
+        default=int(env_default("MAX_LAYER_SIZE", str(64 << 30))),
+        help="refuse layers that unpack to more bytes than this (tar bombs) [DOCKWARD_MAX_LAYER_SIZE]",
+    )
+    g.add_argument(
+        "--no-binaries",
+        action="store_true",
+        default=env_default("NO_BINARIES") == "1",
+        help="do not read executables for Go build info (faster) [DOCKWARD_NO_BINARIES=1]",
+    )
+
+
+def image_ref(args: argparse.Namespace) -> tuple[str, str]:
+    if args.archive:
+        return args.archive, "archive"
+    if args.oci:
+        return args.oci, "oci"
+    if not args.image:
+        raise UsageError("name an IMAGE, or give --archive TAR or --oci PATH")
+    return args.image, args.source
+
+
+@contextlib.contextmanager
+def progress_status(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("reading image…") as status:
+        yield lambda msg: status.update(msg)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan an image for known vulnerabilities and image problems (offline)",
+        description="Scan an image (local daemon, registry, docker-save archive or OCI layout): "
+        "its packages (dpkg, apk, rpm, Python, npm, Go, Java) are matched against the local "
+        "OSV database (`dockward db`), and image checks run (root user, setuid files, secrets, "
+        "end-of-life OS, ...). Layers are read as streams, never extracted.",
+    )
+    add_image_options(p)
+    p.add_argument("--db", default=env_default("DB"), help="vulnerability database [DOCKWARD_DB]")
+    p.add_argument(
+        "--ignore-unfixed",
+        action="store_true",
+        default=env_default("IGNORE_UNFIXED") == "1",
+        help="leave out vulnerabilities with no fixed version [DOCKWARD_IGNORE_UNFIXED=1]",
+    )
+    p.add_argument(
+        "--ignore-file",
+        default=env_default("IGNORE_FILE"),
+        help="YAML `ignore:` list of {id, reason, expires, package} [DOCKWARD_IGNORE_FILE]",
+    )
+    p.add_argument(
+        "--vex",
+        action="append",
+        default=None,
+        help="OpenVEX document; not_affected/fixed statements waive findings (repeatable) "
+        "[DOCKWARD_VEX, comma-separated]",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=env_default("NO_SCAN_CACHE") == "1",
+        help="do not record the result in the scan cache beside the DB [DOCKWARD_NO_SCAN_CACHE=1]",
+    )
+    add_output_options(p, default_fail_on="high")
+    p.set_defaults(run=run)
+
+
+def emit_scan(report: Report, args: argparse.Namespace) -> int:
+    from dockward.scan.table import render_scan_table
+
+    threshold = fail_threshold(args.fail_on)
+    fmt = args.format or default_format(args.output)
+    text = render_scan_table(report) if fmt == "table" else render(report, fmt)
+    write_output(text, args.output)
+    if threshold is not None and report.fails_at(threshold):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    from dockward.scan import (
+        ScanCache,
+        ScanOptions,
+        Waivers,
+        load_ignore_file,
+        load_openvex,
+        scan_image,
+    )
+
+    ref, source = image_ref(args)
+    ignores = load_ignore_file(args.ignore_file) if args.ignore_file else []
+    vex = [st for path in (args.vex or env_list("VEX")) for st in load_openvex(path)]
+    options = ScanOptions(
+        source=source,
+        platform=args.platform,
+        insecure_registry=args.insecure_registry,
+        limits=Limits(max_total_size=args.max_layer_size),
+        ignore_unfixed=args.ignore_unfixed,
+        waivers=Waivers(tuple(ignores), tuple(vex)),
+        binaries=not args.no_binaries,
+        docker_host=args.host,
+    )
+    with progress_status(sys.stderr.isatty()) as say:
+        result = scan_image(
+            ref,
+            args.db,
+            options,
+            progress=say,
+            cache=None
+            if args.no_cache
+            else ScanCache(None if not args.db else _cache_beside(args.db)),
+        )
+    return emit_scan(result.report, args)
+
+
+def _cache_beside(db: str) -> str:
+    from pathlib import Path
+
+    return str(Path(db).with_name("scans.sqlite"))

@@ -1,0 +1,332 @@
+"""docker-save archives and OCI image layouts (directory or tar), read as streams."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform as host_platform
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dockward.image.fs import LayerIndex, Probe, index_layer
+from dockward.image.tarstream import (
+    DEFAULT_LIMITS,
+    ArchiveError,
+    Hashing,
+    Limits,
+    TarStream,
+    Window,
+    decompressed,
+    normalize,
+)
+
+MAX_JSON = 16 << 20
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str = "linux"
+    architecture: str = ""
+    variant: str = ""
+
+    @classmethod
+    def parse(cls, text: str | None) -> Platform:
+        if not text:
+            machine = host_platform.machine().lower()
+            arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+            return cls("linux", arch)
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ArchiveError(f"bad platform {text!r} (expected os/arch[/variant])")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+    def matches(self, p: dict[str, Any]) -> bool:
+        return (
+            p.get("os") == self.os
+            and p.get("architecture") == self.architecture
+            and (not self.variant or p.get("variant", "") == self.variant)
+        )
+
+    def __str__(self) -> str:
+        return "/".join(x for x in (self.os, self.architecture, self.variant) if x)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    """An image read from a source: its config, layer indexes and names."""
+
+    source: str
+    config: dict[str, Any]
+    config_digest: str
+    layers: tuple[LayerIndex, ...]
+    repo_tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    manifest_digest: str = ""
+
+
+def select_platform(index: dict[str, Any], want: Platform, where: str) -> dict[str, Any]:
+    manifests = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    candidates = [m for m in manifests if isinstance(m.get("platform"), dict)]
+    for m in candidates:
+        if want.matches(m["platform"]):
+            return m
+    if not candidates and len(manifests) == 1:
+        return manifests[0]
+    offered = ", ".join(
+        str(
+            Platform(
+                m["platform"].get("os", ""),
+                m["platform"].get("architecture", ""),
+                m["platform"].get("variant", ""),
+            )
+        )
+        for m in candidates
+    )
+    raise ArchiveError(f"{where}: no manifest for platform {want} (offered: {offered or 'none'})")
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArchiveError(f"{what}: malformed JSON ({exc})") from None
+
+
+class _Body(io.RawIOBase):
+    def __init__(self, tar: TarStream) -> None:
+        self._tar = tar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        data = self._tar.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+# name, kind, size, body (a buffered reader with peek(), or None), symlink target
+Member = tuple[str, str, int, Any, str]
+
+
+def _tar_members(f: BinaryIO, where: str, limits: Limits) -> Iterator[Member]:
+    tar = TarStream(f, where, limits)
+    for te in tar:
+        name = normalize(te.name, where, limits)
+        if te.kind == "file":
+            # A seekable archive gives each member a seekable window, so the layer reader can
+            # seek past the bodies it does not want instead of reading them.
+            raw: io.RawIOBase = Window(f, tar.offset, te.size) if tar.offset >= 0 else _Body(tar)
+            yield name, "file", te.size, io.BufferedReader(raw, 1 << 20), ""
+        elif te.kind == "symlink":
+            yield name, "symlink", 0, None, te.linkname
+
+
+def _dir_members(root: Path, where: str) -> Iterator[Member]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for fn in sorted(filenames) + [
+            d for d in dirnames if os.path.islink(os.path.join(dirpath, d))
+        ]:
+            full = os.path.join(dirpath, fn)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                yield rel, "symlink", 0, None, os.readlink(full)
+            elif stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as fh:
+                    yield rel, "file", st.st_size, fh, ""
+
+
+def read_members(
+    members: Iterator[Member],
+    where: str,
+    probes: Sequence[Probe],
+    limits: Limits,
+    progress: Progress | None,
+) -> tuple[dict[str, Any], dict[str, LayerIndex], dict[str, str]]:
+    """Small JSON members kept, layers indexed as they stream by, symlinks recorded."""
+    docs: dict[str, Any] = {}
+    layers: dict[str, LayerIndex] = {}
+    links: dict[str, str] = {}
+    for name, kind, size, body, target in members:
+        if kind == "symlink":
+            links[name] = normalize(
+                os.path.normpath(os.path.join(os.path.dirname(name), target)), where, limits
+            )
+            continue
+        assert body is not None
+        is_blob = name.startswith("blobs/")
+        if name.endswith("/layer.tar") or (is_blob and size > 0):
+            head = body.peek(1)[:1]
+            if head == b"{" and size <= MAX_JSON:
+                data = body.read(size)
+                docs[name] = _json(data, f"{where}: {name}")
+                if is_blob:
+                    _verify(name, data, where)
+                continue
+            if progress:
+                progress(f"layer {len(layers) + 1}")
+            if not name.startswith("blobs/sha256/"):
+                # docker-save v1 paths (`<id>/layer.tar`) are not content addresses: no digest
+                # to check, so the layer is read through its seekable window.
+                stream = decompressed(body, f"{where}: {name}")
+                layers[name] = index_layer(stream, -1, name, probes, limits)
+                continue
+            hashing = Hashing(body)
+            stream = decompressed(io.BufferedReader(hashing, 1 << 20), f"{where}: {name}")
+            layers[name] = index_layer(stream, -1, name, probes, limits)
+            hashing.drain()
+            if hashing.hexdigest() != name.rsplit("/", 1)[-1]:
+                raise ArchiveError(f"{where}: blob {name} does not match its digest")
+            continue
+        if size <= MAX_JSON and (name.endswith(".json") or name in ("repositories", "oci-layout")):
+            docs[name] = _json(body.read(size), f"{where}: {name}")
+    return docs, layers, links
+
+
+def _verify(name: str, data: bytes, where: str) -> None:
+    import hashlib
+
+    if name.startswith("blobs/sha256/") and hashlib.sha256(data).hexdigest() != name.split("/")[-1]:
+        raise ArchiveError(f"{where}: blob {name} does not match its digest")
+
+
+def _blob(digest: str) -> str:
+    algo, _, hexd = str(digest).partition(":")
+    if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
+        raise ArchiveError(f"unsupported or malformed digest {digest!r}")
+    return f"blobs/sha256/{hexd}"
+
+
+def assemble(
+    where: str,
+    docs: dict[str, Any],
+    layers: dict[str, LayerIndex],
+    links: dict[str, str],
+    platform: Platform,
+    tag: str | None = None,
+) -> LoadedImage:
+    def layer(path: str) -> LayerIndex:
+        path = links.get(path, path)
+        if path not in layers:
+            raise ArchiveError(f"{where}: layer {path} is missing from the archive")
+        return layers[path]
+
+    def doc(path: str) -> Any:
+        path = links.get(path, path)
+        if path not in docs:
+            raise ArchiveError(f"{where}: {path} is missing from the archive")
+        return docs[path]
+
+    manifest = docs.get("manifest.json")
+    if isinstance(manifest, list) and manifest:
+        chosen = manifest[0]
+        if tag:
+            for m in manifest:
+                if isinstance(m, dict) and tag in (m.get("RepoTags") or []):
+                    chosen = m
+        if not isinstance(chosen, dict) or not isinstance(chosen.get("Layers"), list):
+            raise ArchiveError(f"{where}: malformed manifest.json")
+        cfg_path = str(chosen.get("Config", ""))
+        config = doc(cfg_path)
+        digest = cfg_path.removesuffix(".json").rsplit("/", 1)[-1]
+        return LoadedImage(
+            where,
+            config,
+            "sha256:" + digest,
+            tuple(layer(str(p)) for p in chosen["Layers"]),
+            tuple(str(t) for t in chosen.get("RepoTags") or ()),
+        )
+    index = docs.get("index.json")
+    if isinstance(index, dict):
+        desc = (
+            select_platform(index, platform, where)
+            if len(index.get("manifests") or []) != 1
+            else index["manifests"][0]
+        )
+        if tag:
+            for m in index.get("manifests") or []:
+                ann = m.get("annotations") or {}
+                if tag in (
+                    ann.get("org.opencontainers.image.ref.name"),
+                    ann.get("io.containerd.image.name"),
+                ):
+                    desc = m
+        manifest_digest = str(desc.get("digest", ""))
+        body = doc(_blob(manifest_digest))
+        while isinstance(body, dict) and (
+            body.get("mediaType") in INDEX_TYPES or "manifests" in body
+        ):
+            desc = select_platform(body, platform, where)
+            manifest_digest = str(desc.get("digest", ""))
+            body = doc(_blob(manifest_digest))
+        if not isinstance(body, dict) or not isinstance(body.get("layers"), list):
+            raise ArchiveError(f"{where}: malformed image manifest")
+        cfg_digest = str((body.get("config") or {}).get("digest", ""))
+        config = doc(_blob(cfg_digest))
+        ann = desc.get("annotations") or {}
+        name = ann.get("org.opencontainers.image.ref.name") or ""
+        return LoadedImage(
+            where,
+            config,
+            cfg_digest,
+            tuple(layer(_blob(str(d.get("digest", "")))) for d in body["layers"]),
+            (name,) if name else (),
+            (),
+            manifest_digest,
+        )
+    raise ArchiveError(f"{where}: neither a docker-save archive nor an OCI image layout")
+
+
+def load_archive(
+    path: str | Path,
+    probes: Sequence[Probe],
+    *,
+    platform: Platform | None = None,
+    tag: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+) -> LoadedImage:
+    """A docker-save tar, an OCI layout tar, or an OCI layout directory."""
+    p = Path(path)
+    where = str(path)
+    want = platform or Platform.parse(None)
+    if p.is_dir():
+        if not (p / "index.json").is_file():
+            raise ArchiveError(f"{where}: not an OCI image layout (no index.json)")
+        docs, layers, links = read_members(_dir_members(p, where), where, probes, limits, progress)
+        return assemble(where, docs, layers, links, want, tag)
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed below; open errors need their own message
+    except OSError as exc:
+        raise ArchiveError(f"cannot open {where}: {exc.strerror}") from None
+    with fh:
+        return load_stream(
+            fh, where, probes, platform=want, tag=tag, limits=limits, progress=progress
+        )
+
+
+def load_stream(
+    fh: BinaryIO,
+    where: str,
+    probes: Sequence[Probe],
+    *,
+    platform: Platform | None = None,
+    tag: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+) -> LoadedImage:
+    docs, layers, links = read_members(
+        _tar_members(fh, where, limits), where, probes, limits, progress
+    )
+    return assemble(where, docs, layers, links, platform or Platform.parse(None), tag)

@@ -1,0 +1,158 @@
+"""CycloneDX 1.6 and SPDX 2.3 JSON, rendered from a scan/sbom Report's `extra`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from dockward import __version__
+from dockward.errors import UsageError
+from dockward.model.finding import Report
+
+
+def _parts(report: Report) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+    sbom = report.extra.get("sbom")
+    if not isinstance(sbom, dict):
+        raise UsageError(
+            f"the {report.command} report carries no SBOM (use `dockward sbom` or scan)"
+        )
+    image = report.extra.get("image") if isinstance(report.extra.get("image"), dict) else {}
+    return image or {}, list(sbom.get("packages") or []), sbom.get("distro")
+
+
+def _stamp(report: Report) -> str:
+    return report.finished or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def render_cyclonedx(report: Report) -> str:
+    image, packages, distro = _parts(report)
+    ref_of = {p["purl"]: f"pkg-{i}" for i, p in enumerate(packages)}
+    components: list[dict[str, Any]] = []
+    if distro:
+        components.append(
+            {
+                "type": "operating-system",
+                "bom-ref": "os",
+                "name": distro["id"],
+                "version": distro["version"],
+                "description": distro.get("name", ""),
+            }
+        )
+    for p in packages:
+        comp: dict[str, Any] = {
+            "type": "library",
+            "bom-ref": ref_of[p["purl"]],
+            "name": p["name"],
+            "version": p["version"],
+            "purl": p["purl"],
+            "properties": [
+                {"name": "dockward:cataloger", "value": p["cataloger"]},
+                {"name": "dockward:layer", "value": p.get("layer", "")},
+                *({"name": "dockward:location", "value": loc} for loc in p.get("locations", [])),
+            ],
+        }
+        if p.get("licenses"):
+            comp["licenses"] = [{"license": {"name": lic}} for lic in p["licenses"]]
+        components.append(comp)
+    doc: dict[str, Any] = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "version": 1,
+        "metadata": {
+            "timestamp": _stamp(report),
+            "tools": {
+                "components": [{"type": "application", "name": "dockward", "version": __version__}]
+            },
+            "component": {
+                "type": "container",
+                "bom-ref": "image",
+                "name": image.get("name", "image"),
+                "version": image.get("id", ""),
+            },
+        },
+        "components": components,
+        "dependencies": [{"ref": "image", "dependsOn": [c["bom-ref"] for c in components]}],
+    }
+    vulns = report.extra.get("vulnerabilities")
+    if isinstance(vulns, list) and vulns:
+        doc["vulnerabilities"] = [
+            {
+                "id": v["id"],
+                "ratings": [{"severity": v["severity"], "method": "other"}],
+                "affects": [{"ref": ref_of.get(v["purl"], "image")}],
+                **({"recommendation": f"upgrade to {v['fixed']}"} if v.get("fixed") else {}),
+            }
+            for v in vulns
+        ]
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _spdx_id(text: str) -> str:
+    return "SPDXRef-" + "".join(c if c.isalnum() or c in ".-" else "-" for c in text)[:200]
+
+
+def render_spdx(report: Report) -> str:
+    image, packages, _ = _parts(report)
+    name = str(image.get("name", "image"))
+    root = "SPDXRef-Image"
+    pkgs: list[dict[str, Any]] = [
+        {
+            "SPDXID": root,
+            "name": name,
+            "versionInfo": str(image.get("id", "")),
+            "downloadLocation": "NOASSERTION",
+            "primaryPackagePurpose": "CONTAINER",
+            "filesAnalyzed": False,
+        }
+    ]
+    rels = [
+        {
+            "spdxElementId": "SPDXRef-DOCUMENT",
+            "relationshipType": "DESCRIBES",
+            "relatedSpdxElement": root,
+        }
+    ]
+    for i, p in enumerate(packages):
+        sid = _spdx_id(f"Package-{i}-{p['type']}-{p['name']}")
+        pkgs.append(
+            {
+                "SPDXID": sid,
+                "name": p["name"],
+                "versionInfo": p["version"],
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": False,
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "sourceInfo": f"{p['cataloger']}: {', '.join(p.get('locations', []))}"[:500],
+                "externalRefs": [
+                    {
+                        "referenceCategory": "PACKAGE-MANAGER",
+                        "referenceType": "purl",
+                        "referenceLocator": p["purl"],
+                    }
+                ],
+            }
+        )
+        rels.append(
+            {"spdxElementId": root, "relationshipType": "CONTAINS", "relatedSpdxElement": sid}
+        )
+    digest = hashlib.sha256(json.dumps(packages, sort_keys=True).encode()).hexdigest()[:16]
+    doc = {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": name,
+        "documentNamespace": f"https://dockward.dev/spdx/{_spdx_id(name)[8:]}-{digest}-{uuid.uuid4()}",
+        "creationInfo": {
+            "created": _stamp(report).replace("+00:00", "Z"),
+            "creators": [f"Tool: dockward-{__version__}"],
+        },
+        "packages": pkgs,
+        "relationships": rels,
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,143 @@
+"""Hostile layers are refused with a clear error; the merged view applies whiteouts."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from dockward.image import ArchiveError, ImageFS, Limits, index_layer
+from dockward.image.tarstream import TarStream
+
+DEFAULT = Limits()
+
+
+def layer(*members: tuple[str, str, bytes | str], fmt: int = tarfile.PAX_FORMAT) -> io.BytesIO:
+    """A real tar made by tarfile: (name, type, body-or-linkname)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for name, kind, body in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = body if isinstance(body, bytes) else body.encode()
+                info.size = len(data)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "symlink": tarfile.SYMTYPE,
+                "hardlink": tarfile.LNKTYPE,
+            }[kind]
+            info.linkname = str(body)
+            tar.addfile(info)
+    buf.seek(0)
+    return buf
+
+
+def fs_of(*layers: io.BytesIO, limits: Limits = DEFAULT) -> ImageFS:
+    return ImageFS(
+        [index_layer(data, i, f"sha256:{i}", (), limits) for i, data in enumerate(layers)]
+    )
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ([("../../etc/passwd", "file", "x")], "path traversal"),
+        ([("a/../../x", "file", "x")], "path traversal"),
+        ([("/etc/passwd", "file", "x")], "absolute path"),
+        ([("a", "hardlink", "b")], "names no earlier file"),
+        ([("a", "hardlink", "a")], "names no earlier file"),
+        ([("a", "file", "x"), ("b", "hardlink", "../a")], "path traversal"),
+        ([("x", "symlink", "/etc"), ("x/passwd", "file", "pwn")], "goes through the symlink"),
+    ],
+)
+def test_hostile_entries_are_refused(members: list[tuple[str, str, str]], message: str) -> None:
+    with pytest.raises(ArchiveError, match=message):
+        fs_of(layer(*members))
+
+
+def test_tar_bomb_and_oversized_entries_are_refused() -> None:
+    big = layer(("a", "file", b"x" * 5000), ("b", "file", b"y" * 5000))
+    with pytest.raises(ArchiveError, match="tar bomb"):
+        fs_of(big, limits=Limits(max_total_size=8000))
+    big.seek(0)
+    with pytest.raises(ArchiveError, match="over the 4096-byte limit"):
+        fs_of(big, limits=Limits(max_entry_size=4096))
+    many = layer(*[(f"f{i}", "file", "") for i in range(20)])
+    with pytest.raises(ArchiveError, match="more than 10 entries"):
+        fs_of(many, limits=Limits(max_entries=10))
+
+
+def test_huge_pax_header_is_refused_without_reading_it() -> None:
+    long_name = "d/" + "n" * 3000
+    data = layer((long_name, "file", "x"))
+    with pytest.raises(ArchiveError, match="extended header"):
+        fs_of(data, limits=Limits(max_header_size=1024))
+    data.seek(0)
+    assert fs_of(data).get(long_name) is not None  # within limits it reads fine
+
+
+def test_gnu_longname_and_corruption() -> None:
+    name = "deep/" + "x" * 200
+    good = layer((name, "file", "body"), fmt=tarfile.GNU_FORMAT)
+    assert fs_of(good).get(name) is not None
+    raw = bytearray(layer(("a", "file", "x")).getvalue())
+    raw[0] ^= 0xFF
+    with pytest.raises(ArchiveError, match="bad header checksum"):
+        fs_of(io.BytesIO(bytes(raw)))
+    cut = layer(("a", "file", b"x" * 2000)).getvalue()[:1024]
+    with pytest.raises(ArchiveError, match="truncated"):
+        list(_drain(io.BytesIO(cut)))
+
+
+def _drain(f: io.BytesIO) -> list[bytes]:
+    t = TarStream(f)
+    return [t.read() for _ in t]
+
+
+def test_whiteouts_and_opaque_directories() -> None:
+    base = layer(
+        ("etc/a", "file", "1"),
+        ("etc/b", "file", "2"),
+        ("opt/x/old", "file", "o"),
+        ("opt/x/sub/deep", "file", "d"),
+        ("keep", "file", "k"),
+    )
+    top = layer(
+        ("etc/.wh.a", "file", ""),
+        ("opt/x/.wh..wh..opq", "file", ""),
+        ("opt/x/new", "file", "n"),
+        ("keep", "file", "k2"),
+    )
+    fs = fs_of(base, top)
+    assert fs.get("etc/a") is None and fs.get("etc/b") is not None
+    assert fs.listdir("opt/x") == ["new"]
+    assert fs.get("opt/x/sub/deep") is None
+    assert fs.get("keep").layer == 1
+    # an opaque marker after the layer's own entries keeps them
+    late = layer(("opt/x/newer", "file", "n"), ("opt/x/.wh..wh..opq", "file", ""))
+    assert fs_of(base, late).listdir("opt/x") == ["newer"]
+
+
+def test_symlinks_resolve_inside_the_image_root() -> None:
+    fs = fs_of(
+        layer(
+            ("etc/passwd", "file", "root"),
+            ("a/up", "symlink", "../../../../etc"),
+            ("loop1", "symlink", "loop2"),
+            ("loop2", "symlink", "loop1"),
+            ("abs", "symlink", "/etc/passwd"),
+        )
+    )
+    assert fs.resolve("a/up/passwd") == "etc/passwd"  # `..` stops at the image root
+    assert fs.resolve("abs") == "etc/passwd"
+    assert fs.resolve("loop1") is None
+
+
+def test_hard_links_to_earlier_files_are_kept() -> None:
+    fs = fs_of(layer(("bin/a", "file", "x"), ("bin/b", "hardlink", "bin/a")))
+    entry = fs.get("bin/b")
+    assert entry is not None and entry.kind == "hardlink" and entry.link == "bin/a"
