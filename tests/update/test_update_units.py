@@ -384,3 +384,17 @@ def test_select_works_from_the_container_list_alone() -> None:
     assert linked.running and linked.labels["dockward.update"] == "true"
     everything = select(daemon, Selection(all=True))
     assert [m.name for m in everything] == ["dwupd-full", "dwupd-target", "dwupd-linked"]
+
+
+def test_notifications_are_not_repeated_every_cycle() -> None:
+    from dockward.update.cycle import CycleResult, Event
+    from dockward.update.notify import compose
+
+    outdated = Event("web", "outdated", "newer image", "r/web:1", new_digest="sha256:" + "1" * 64)
+    already: set[tuple[str, str, str]] = set()
+    first = compose(CycleResult((outdated,)), "host", already)
+    assert first is not None and "1 outdated" in first.subject and "sha256:111" in first.text
+    assert compose(CycleResult((outdated,)), "host", already) is None
+    newer = Event("web", "outdated", "newer image", "r/web:1", new_digest="sha256:" + "2" * 64)
+    assert compose(CycleResult((newer,)), "host", already) is not None
+    assert compose(CycleResult((Event("db", "current", "ok"),)), "host") is None

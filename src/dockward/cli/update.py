@@ -346,13 +346,15 @@ def run(args: argparse.Namespace) -> int:
         _install_stop_handlers(stop)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cycles: list[CycleResult] = []
+    notified: set[tuple[str, str, str]] = set()
     journal = Journal(Path(args.state_dir) if args.state_dir else default_state_dir())
     try:
         with journal.locked(), _engine_errors():
             updater = Updater(client, journal, options, say)
             while True:
                 cycle = run_cycle(client, registry, updater, cycle_options, gates, say)
-                warnings = deliver(notifiers, compose(cycle, socket.gethostname()))
+                message = compose(cycle, socket.gethostname(), notified)
+                warnings = deliver(notifiers, message)
                 if warnings:
                     cycle = replace(cycle, warnings=cycle.warnings + tuple(warnings))
                 if setup_warnings and not cycles:

@@ -30,9 +30,19 @@ class Notifier(Protocol):
     def send(self, message: Message) -> None: ...
 
 
-def compose(cycle: CycleResult, host: str = "") -> Message | None:
-    """One message per cycle with what changed; None when nothing is worth saying."""
+def compose(
+    cycle: CycleResult, host: str = "", already: set[tuple[str, str, str]] | None = None
+) -> Message | None:
+    """One message per cycle with what changed; None when nothing is worth saying.
+
+    `already` (kept by a long-running caller) suppresses repeats: the same container, status and
+    new digest is reported once, not every interval (Watchtower's notification spam, #861).
+    """
     events = [e for e in cycle.events if e.status in NOTEWORTHY]
+    if already is not None:
+        fresh = [e for e in events if (e.container, e.status, e.new_digest) not in already]
+        already.update((e.container, e.status, e.new_digest) for e in events)
+        events = fresh
     if not events and not cycle.recovered:
         return None
     counts: dict[str, int] = {}
