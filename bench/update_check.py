@@ -10,6 +10,7 @@ busybox lab images, runs the containers (label dockward.test=dwupd-bench) and re
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import statistics
 import sys
@@ -156,6 +157,7 @@ def main() -> None:
                 assert applied.health is not None
                 timings.append((total, pulled, applied.health.elapsed, detected - t))
                 client.remove_container(applied.new_id, force=True)
+        shutil.rmtree(state, ignore_errors=True)
         if timings:
             tot = statistics.median(t[0] for t in timings)
             print(

@@ -171,6 +171,9 @@ def remove_ours(client: Any) -> None:
     for c in client.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
         with contextlib.suppress(Exception):
             client.remove_container(c["Id"], force=True, v=True)
+    for n in client.networks(filters={"label": f"dockward.test={PREFIX}"}):
+        with contextlib.suppress(Exception):
+            client.remove_network(n["Id"])
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ anonymous volume), stores its inspect and its image's inspect, then removes what
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from dockward.engine import connect, resolve_endpoint
@@ -22,7 +24,8 @@ def main() -> None:
     _network(client, NET1, SUBNET1)
     _network(client, NET2, SUBNET2)
     image = build_version(client, "v1")
-    full = _full_container(client, lab_tag("v1"), f"{PREFIX}-full", "/tmp/dwupd-bind")
+    bind_dir = tempfile.mkdtemp(prefix=f"{PREFIX}-bind-")
+    full = _full_container(client, lab_tag("v1"), f"{PREFIX}-full", bind_dir)
     target = client.create_container(lab_tag("v1"), name=f"{PREFIX}-target", labels=LABEL)
     client.start(target["Id"])
     linked = client.create_container(
@@ -44,6 +47,7 @@ def main() -> None:
         json.dumps(client.inspect_image(image), indent=1, sort_keys=True) + "\n"
     )
     remove_ours(client)
+    shutil.rmtree(bind_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
