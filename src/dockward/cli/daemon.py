@@ -70,9 +70,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     h.add_argument(
         "--nofile",
-        default=env_default("NOFILE", "65536:65536"),
+        default=env_default("NOFILE", ""),
         metavar="SOFT:HARD",
-        help="default open-files ulimit for containers (default 65536:65536) [DOCKWARD_NOFILE]",
+        help="default open-files ulimit for containers (default 65536, capped at dockerd's own "
+        "hard limit, which containers cannot exceed) [DOCKWARD_NOFILE]",
     )
     h.add_argument(
         "--skip",
@@ -128,13 +129,15 @@ def _options(args: argparse.Namespace) -> Any:
         log_opts[key] = value
     if log_opts and not args.log_driver:
         raise UsageError("--log-opt needs --log-driver")
-    soft, _, hard = args.nofile.partition(":")
-    try:
-        nofile = (int(soft), int(hard or soft))
-    except ValueError:
-        raise UsageError(f"--nofile {args.nofile!r}: expected SOFT:HARD") from None
-    if not 0 < nofile[0] <= nofile[1]:
-        raise UsageError("--nofile: need 0 < SOFT <= HARD")
+    nofile: tuple[int, int] | None = None
+    if args.nofile:
+        soft, _, hard = args.nofile.partition(":")
+        try:
+            nofile = (int(soft), int(hard or soft))
+        except ValueError:
+            raise UsageError(f"--nofile {args.nofile!r}: expected SOFT:HARD") from None
+        if not 0 < nofile[0] <= nofile[1]:
+            raise UsageError("--nofile: need 0 < SOFT <= HARD")
     if args.seccomp_profile:
         from dockward.harden.daemon_keys import seccomp_profile_problems
 
@@ -191,8 +194,10 @@ def _restart_command(args: argparse.Namespace, socket_path: str) -> tuple[str, .
 def _wait_ready(endpoint: Any, wait: float) -> Any:
     """A client of the restarted daemon, or None when it does not answer in time."""
     from dockward.engine import connect
+    from dockward.engine.daemon_config import find_dockerd_argv
 
     deadline = time.monotonic() + wait
+    gone_since: float | None = None
     while time.monotonic() < deadline:
         try:
             client = connect(endpoint, timeout=10)
@@ -200,6 +205,13 @@ def _wait_ready(endpoint: Any, wait: float) -> Any:
             return client
         except Exception:
             time.sleep(0.3)
+        # A dockerd that refuses its configuration exits at once: no need to wait it out.
+        if find_dockerd_argv(endpoint.socket_path) is None:
+            gone_since = gone_since or time.monotonic()
+            if time.monotonic() - gone_since > 3:
+                return None
+        else:
+            gone_since = None
     return None
 
 
@@ -242,7 +254,14 @@ def _snapshot(endpoint: Any) -> Any:
 
 
 def _harden(args: argparse.Namespace, endpoint: Any) -> int:
-    from dockward.harden.daemon import apply, failing_rules, plan, rollback, run_restart
+    from dockward.harden.daemon import (
+        apply,
+        failing_rules,
+        plan,
+        process_nofile,
+        rollback,
+        run_restart,
+    )
     from dockward.model.finding import Status
 
     options = _options(args)
@@ -250,7 +269,9 @@ def _harden(args: argparse.Namespace, endpoint: Any) -> int:
         raise UsageError("daemon harden works on a local dockerd (a unix socket on this host)")
     t0 = time.monotonic()
     snap = _snapshot(endpoint)
-    proposal = plan(snap, options, args.config_file)
+    proposal = plan(
+        snap, options, args.config_file, nofile_ceiling=process_nofile(snap.daemon.argv)
+    )
     result: dict[str, Any] = {
         "config_file": proposal.config_file,
         "failing": list(proposal.failing),
@@ -315,8 +336,9 @@ def _harden(args: argparse.Namespace, endpoint: Any) -> int:
                 run_restart(cmd)
                 back = _wait_ready(endpoint, args.wait) is not None
                 raise DockwardError(
-                    f"dockerd did not answer within {args.wait:.0f}s with the new "
-                    f"{proposal.config_file}; the previous version is restored"
+                    f"dockerd did not come back with the new {proposal.config_file} (it exited, "
+                    f"or gave no answer within {args.wait:.0f}s; see its log); the previous "
+                    "version is restored"
                     + (" and dockerd is back" if back else " but dockerd is still down")
                 )
             client.close()

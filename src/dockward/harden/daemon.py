@@ -54,7 +54,7 @@ class DaemonOptions:
     log_opts: Mapping[str, str] = field(default_factory=dict)
     ip: str = ""  # default bind address of published ports (DW-D020); "" leaves it
     seccomp_profile: str = ""  # absolute path of a daemon-wide seccomp profile
-    nofile: tuple[int, int] = DEFAULT_NOFILE
+    nofile: tuple[int, int] | None = None  # None: 65536, capped at dockerd's own hard limit
     skip: frozenset[str] = frozenset()  # keys to leave alone
 
 
@@ -194,8 +194,10 @@ def plan(
     *,
     subuid: str = "/etc/subuid",
     subgid: str = "/etc/subgid",
+    nofile_ceiling: int | None = None,
 ) -> DaemonPlan:
-    """The hardened daemon.json for the daemon in `snap` (reads the file; writes nothing)."""
+    """The hardened daemon.json for the daemon in `snap` (reads the file; writes nothing).
+    `nofile_ceiling`: dockerd's own hard open-files limit (see `process_nofile`)."""
     opts = options or DaemonOptions()
     path = config_file or snap.daemon.config_file or "/etc/docker/daemon.json"
     text, current, existed = read_config(path)
@@ -259,13 +261,30 @@ def plan(
     if "DW-D003" in fails:
         propose("log-level", "info", "DW-D003", "info logs enough to audit, debug logs requests")
     if "DW-D008" in status:
-        soft, hard = opts.nofile
-        propose(
-            "default-ulimits",
-            {**(current.get("default-ulimits") or {}), "nofile": _ulimit("nofile", soft, hard)},
-            "DW-D008",
-            "containers get a set open-files limit instead of the daemon's own",
-        )
+        soft, hard = opts.nofile or DEFAULT_NOFILE
+        if opts.nofile is None and nofile_ceiling:
+            soft, hard = min(soft, nofile_ceiling), min(hard, nofile_ceiling)
+        if nofile_ceiling and hard > nofile_ceiling:
+            # runc cannot raise a hard limit above what it inherits (no CAP_SYS_RESOURCE in
+            # the initial user namespace, never under userns-remap): every start would fail.
+            blocked.append(
+                Blocked(
+                    "default-ulimits",
+                    "DW-D008",
+                    f"nofile hard limit {hard} is above dockerd's own ({nofile_ceiling}): "
+                    "containers would fail to start (error setting rlimits)",
+                )
+            )
+        else:
+            propose(
+                "default-ulimits",
+                {
+                    **(current.get("default-ulimits") or {}),
+                    "nofile": _ulimit("nofile", soft, hard),
+                },
+                "DW-D008",
+                "containers get a set open-files limit instead of the daemon's own",
+            )
     if "DW-D009" in fails and opts.userns_remap and "userns-remap" not in current:
         _remap(snap, opts.userns_remap, propose, blocked, warnings, subuid, subgid)
     elif "DW-D009" in fails and snap.daemon.value("userns-remap"):
@@ -430,6 +449,26 @@ def _logging(
             "",
             f"rotate {driver} logs so a chatty container cannot fill the disk",
         )
+
+
+def process_nofile(argv: tuple[str, ...] | None, proc: str = "/proc") -> int | None:
+    """The hard open-files limit of the dockerd running with `argv` (its containers inherit it)."""
+    if not argv:
+        return None
+    want = b"\0".join(a.encode() for a in argv)
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            if Path(proc, pid, "cmdline").read_bytes().rstrip(b"\0") != want:
+                continue
+            for line in Path(proc, pid, "limits").read_text().splitlines():
+                if line.startswith("Max open files"):
+                    hard = line.split()[4]
+                    return None if hard == "unlimited" else int(hard)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
 
 
 def default_restart_command(socket_path: str) -> tuple[str, ...] | None:
