@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wrote, limits from the observed peak, learns a seccomp profile, then runs it all "
         "together. Writes seccomp.json, compose.override.yml, apparmor.profile to --out-dir.",
     )
-    p.add_argument("target", nargs="?", help="an existing container (name or id)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        help="an existing container (name or id), or a compose file with the service: "
+        "compose.yaml:SERVICE (the image is built from `build:` when it is not on the host)",
+    )
     add_workload_options(p)
     p.add_argument(
         "--out-dir",
@@ -65,8 +70,24 @@ def run(args: argparse.Namespace) -> int:
     if args.image and args.target:
         # with --image the first word after the options starts the command
         args.cmd, args.target = [args.target, *args.cmd], None
+    from dockward.harden.compose import compose_target, workload_from_compose
+
     client = client_from_env()
-    if args.target:
+    compose = compose_target(args.target) if args.target else None
+    if compose:
+        if args.duration <= 0 or args.duration > 3600:
+            raise UsageError("--duration must be in (0, 3600] seconds")
+        workload, before = workload_from_compose(
+            client,
+            compose[0],
+            compose[1],
+            probe=probe_argv(args.probe),
+            duration=args.duration,
+            network=args.network,
+            progress=progress(not args.json),
+        )
+        args.service_name = args.service_name or before.name
+    elif args.target:
         try:
             data = client.inspect_container(args.target)
         except Exception:
