@@ -329,16 +329,23 @@ def _harden(args: argparse.Namespace, endpoint: Any) -> int:
             )
         else:
             t1 = time.monotonic()
-            run_restart(cmd)
-            client = _wait_ready(endpoint, args.wait)
+            why = ""
+            try:
+                run_restart(cmd)  # systemctl fails here when dockerd refuses the file
+            except ConfigError as exc:
+                why = f" ({exc})"
+            client = None if why else _wait_ready(endpoint, args.wait)
             if client is None:
                 rollback(proposal.config_file)
-                run_restart(cmd)
-                back = _wait_ready(endpoint, args.wait) is not None
+                try:
+                    run_restart(cmd)
+                    back = _wait_ready(endpoint, args.wait) is not None
+                except ConfigError:
+                    back = False
                 raise DockwardError(
-                    f"dockerd did not come back with the new {proposal.config_file} (it exited, "
-                    f"or gave no answer within {args.wait:.0f}s; see its log); the previous "
-                    "version is restored"
+                    f"dockerd did not come back with the new {proposal.config_file}{why} (it "
+                    f"exited, or gave no answer within {args.wait:.0f}s; see its log); the "
+                    "previous version is restored"
                     + (" and dockerd is back" if back else " but dockerd is still down")
                 )
             client.close()
