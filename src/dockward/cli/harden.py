@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockward.harden.apparmor_learn import learn_apparmor
     from dockward.harden.propose import (
         compose_override,
         harden,
@@ -64,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         score,
         workload_from_inspect,
     )
-    from dockward.profiles.apparmor import AppArmorSpec, render
     from dockward.profiles.seccomp import dumps
 
     if args.image and args.target:
@@ -118,16 +118,17 @@ def run(args: argparse.Namespace) -> int:
         progress=progress(not args.json),
     )
     s = proposal.settings
-    aa_spec = AppArmorSpec(
-        name=name,
-        writable_paths=tuple(f"{d}/**" for d in s.tmpfs),
-        cap_allow=tuple(c.lower() for c in s.cap_add),
-        raw="NET_RAW" in s.cap_add,
+    apparmor = learn_apparmor(
+        name,
+        s,
+        proposal.learned.executables if proposal.learned else (),
+        proposal.observation.written,
+        workload.tmpfs,
     )
     files = {
         seccomp_file: dumps(proposal.learned.profile) if proposal.learned else "",
         "compose.override.yml": compose_override(name, s, f"./{seccomp_file}"),
-        f"{name}.apparmor": render(aa_spec),
+        f"{name}.apparmor": apparmor.text,
     }
     try:
         for fname, text in files.items():
@@ -156,6 +157,14 @@ def run(args: argparse.Namespace) -> int:
             "after": len(proposal.after.capabilities),
         },
         "syscalls": proposal.learned.syscall_count if proposal.learned else None,
+        "apparmor": {
+            "profile": apparmor.spec.profile_name,
+            "executables": list(apparmor.spec.allow_exec),
+            "writable": list(apparmor.spec.writable_paths),
+            "strict_files": apparmor.spec.strict_files,
+            "validated": apparmor.validated,
+            "note": apparmor.note,
+        },
         "docker_run": docker_run,
         "files": written,
         "seconds": {k: round(v, 2) for k, v in proposal.timings.items()},
@@ -177,6 +186,10 @@ def run(args: argparse.Namespace) -> int:
                 if proposal.verified
                 else "VERIFY FAILED; broken by: " + ", ".join(proposal.broken_by)
             )
+        lines.append(
+            f"apparmor {apparmor.spec.profile_name}: {apparmor.note}"
+            + {True: " (apparmor_parser accepts it)", False: "", None: ""}[apparmor.validated]
+        )
         lines.append(docker_run)
         lines += [f"wrote {f}" for f in written]
         write_output("\n".join(lines) + "\n", None)

@@ -55,6 +55,7 @@ class LearnedProfile:
     lost: int | None  # records the kernel dropped (None: unknown, -1: reader overran)
     recording: Outcome
     seconds: float
+    executables: frozenset[str] = frozenset()  # programs run (from the records' exe field)
 
     @property
     def syscall_count(self) -> int:
@@ -131,6 +132,7 @@ def learn_seccomp(
         lost=rec.lost,
         recording=outcome,
         seconds=time.monotonic() - t0,
+        executables=frozenset(rec.executables_of(cid)),
     )
 
 
