@@ -65,7 +65,9 @@ def test_harden_a_compose_service(docker_api: Any, httpd_image: str, tmp_path: P
     web = override["services"]["web"]
     assert web["cap_drop"] == ["ALL"] and web["read_only"] is True
     assert "no-new-privileges:true" in web["security_opt"]
-    assert (out_dir / "web-seccomp.json").exists() and (out_dir / "web.apparmor").exists()
+    assert (out_dir / "web-seccomp.json").exists()
+    assert "  /bin/busybox ix,\n" in (out_dir / "web.apparmor").read_text()
+    assert out["apparmor"]["validated"] is not False
     built = docker_api.inspect_image(IMAGE)
     assert built["Config"]["Cmd"] == ["sleep", "3600"]  # built from the local base image
 
