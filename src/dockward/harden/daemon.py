@@ -334,7 +334,9 @@ def plan(
     ]
     conflicts += [f"{path}: {p}" for p in value_problems(proposed)]
     unknown = sorted(k for k in proposed if k not in KNOWN_KEYS)
-    if unknown:
+    version = str(snap.daemon.version.get("Version") or "")
+    if unknown and (version.startswith("20.10") or not version):
+        # Newer engines know more keys; the list is the one of the engine this project targets.
         warnings.append(
             f"keys Engine 20.10 does not know (kept; dockerd 20.10 refuses to start with them): "
             f"{', '.join(unknown)}"
