@@ -137,28 +137,31 @@ def _run(client: Any, script: str, keep: bool = False) -> tuple[str, int]:
 
 
 def test_containers_run_under_userns_remap(weak: Path) -> None:
-    """Container root is host uid 100000 (seen in the host's /proc) and the daemon's default
-    ulimit applies. Checked by exit codes and /proc: on this machine the stdio of a remapped
-    container goes to /dev/null (see the README)."""
+    """Container root is dockremap's first subordinate uid on the host (seen in the host's
+    /proc) and the daemon's default ulimit applies. Checked by exit codes and /proc: on this
+    machine the stdio of a remapped container goes to /dev/null (see the README)."""
     from dockward.engine import connect, resolve_endpoint
     from dockward.engine.lab import build_busybox_image
+    from dockward.harden.subids import check_remap
 
     soft = json.loads(weak.read_text())["default-ulimits"]["nofile"]["Soft"]
+    remap = check_remap("default")  # dockerd created dockremap's ranges if they were missing
+    root_uid = str(remap.root_uid)
     check = (
-        'test "$(id -u)" = 0 && grep -Eq "^ *0 +{uid} +65536$" /proc/self/uid_map '
+        'test "$(id -u)" = 0 && grep -Eq "^ *0 +{uid} +COUNT$" /proc/self/uid_map '
         f'&& test "$(ulimit -n)" = {soft}'
-    )
+    ).replace("COUNT", str(remap.uid_ranges[0].count))
     client = connect(resolve_endpoint(SOCK), timeout=60)
     try:
         assert any("userns" in o for o in client.info()["SecurityOptions"])
         build_busybox_image(client, LAB_IMAGE)
-        assert _run(client, check.replace("{uid}", "100000"))[1] == 0
+        assert _run(client, check.replace("{uid}", root_uid))[1] == 0
         assert _run(client, check.replace("{uid}", "0"))[1] == 1  # the check can fail
         cid, pid = _run(client, "sleep 30", keep=True)
         try:
             status = Path(f"/proc/{pid}/status").read_text().splitlines()
             uid = next(line for line in status if line.startswith("Uid:"))
-            assert uid.split()[1:] == ["100000"] * 4
+            assert uid.split()[1:] == [root_uid] * 4
         finally:
             client.remove_container(cid, force=True)
     finally:
