@@ -10,12 +10,21 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import audit, daemon, harden, lint, profile, report, rules
+from dockward.cli import audit, daemon, harden, lint, monitor, profile, report, rules
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
 # Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (audit, lint, profile, harden, daemon, rules, report)
+SUBCOMMANDS: tuple[ModuleType, ...] = (
+    audit,
+    lint,
+    profile,
+    harden,
+    daemon,
+    monitor,
+    rules,
+    report,
+)
 
 
 class _Parser(argparse.ArgumentParser):

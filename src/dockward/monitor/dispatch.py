@@ -1,0 +1,182 @@
+"""One worker per output: a bounded queue, a disk spool and retries with backoff.
+
+Detection never waits for an output: a full queue spills to the spool, a failing sink spools
+and is retried (oldest first, so order is kept), and only a full spool drops an alert - which
+is counted and reported as an alert itself.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dockward.monitor.alert import Alert
+from dockward.monitor.sinks import Sink, SinkError
+from dockward.monitor.spool import Spool
+
+BATCH = 200
+
+
+@dataclass
+class OutputStats:
+    delivered: int = 0
+    spooled: int = 0
+    dropped: int = 0
+    failures: int = 0
+    last_error: str = ""
+
+
+class OutputWorker:
+    def __init__(
+        self,
+        sink: Sink,
+        spool: Spool,
+        queue_size: int = 10000,
+        on_drop: Callable[[str, int], None] | None = None,
+        backoff_min: float = 0.2,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.sink = sink
+        self.name = sink.name
+        self.spool = spool
+        self.queue: queue.Queue[Alert] = queue.Queue(maxsize=queue_size)
+        self.stats = OutputStats()
+        self.on_drop = on_drop
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self._backoff = backoff_min
+        self._retry_at = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"output {self.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, alert: Alert) -> None:
+        try:
+            self.queue.put_nowait(alert)
+        except queue.Full:
+            self._spill([alert])
+
+    def _spill(self, alerts: list[Alert]) -> None:
+        for a in alerts:
+            if self.spool.put(a.to_json()):
+                self.stats.spooled += 1
+            else:
+                self.stats.dropped += 1
+                if self.on_drop is not None:
+                    self.on_drop(self.name, self.stats.dropped)
+
+    def _failed(self, exc: SinkError) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = str(exc)
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self.backoff_max)
+
+    def _drain_spool(self) -> bool:
+        """Deliver spooled alerts oldest first; False when the sink is still down."""
+        while len(self.spool):
+            items = self.spool.oldest(BATCH)
+            if not items:
+                return True
+            alerts: list[Alert] = []
+            for _, text in items:
+                try:
+                    alerts.append(Alert.from_dict(json.loads(text)))
+                except (ValueError, TypeError):
+                    self.stats.dropped += 1
+            try:
+                if alerts:
+                    self.sink.send(alerts)
+            except SinkError as exc:
+                self._failed(exc)
+                return False
+            for name, _ in items:
+                self.spool.remove(name)
+            self.stats.delivered += len(alerts)
+            if self._stop.is_set() and time.monotonic() > self._deadline:
+                return False
+        self._backoff = self.backoff_min
+        return True
+
+    def _take(self, timeout: float) -> list[Alert]:
+        try:
+            first = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < BATCH:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    _deadline = float("inf")
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            if len(self.spool) and time.monotonic() >= self._retry_at:
+                self._drain_spool()
+            batch = self._take(0.0 if stopping else 0.1)
+            if not batch:
+                if stopping:
+                    return
+                continue
+            if len(self.spool) or time.monotonic() < self._retry_at:
+                # Behind older spooled alerts (or the sink is known down): keep the order.
+                self._spill(batch)
+                continue
+            try:
+                self.sink.send(batch)
+                self.stats.delivered += len(batch)
+                self._backoff = self.backoff_min
+            except SinkError as exc:
+                self._failed(exc)
+                self._spill(batch)
+            if stopping and time.monotonic() > self._deadline:
+                self._spill(self._take_all())
+                return
+
+    def _take_all(self) -> list[Alert]:
+        out: list[Alert] = []
+        while True:
+            try:
+                out.append(self.queue.get_nowait())
+            except queue.Empty:
+                return out
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """Deliver what is queued within the timeout; the rest stays in the spool for next time."""
+        self._deadline = time.monotonic() + flush_timeout
+        self._stop.set()
+        self._thread.join(flush_timeout + 1.0)
+        self._spill(self._take_all())
+        self.sink.close()
+
+
+class Dispatcher:
+    """Fans every alert out to every output worker."""
+
+    def __init__(self, workers: list[OutputWorker]) -> None:
+        self.workers = workers
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def submit(self, alert: Alert) -> None:
+        for w in self.workers:
+            w.submit(alert)
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        for w in self.workers:
+            w.stop(flush_timeout)
+
+    def stats(self) -> dict[str, OutputStats]:
+        return {w.name: w.stats for w in self.workers}
