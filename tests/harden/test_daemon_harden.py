@@ -138,8 +138,8 @@ def _run(client: Any, script: str, keep: bool = False) -> tuple[str, int]:
 
 def test_containers_run_under_userns_remap(weak: Path) -> None:
     """Container root is dockremap's first subordinate uid on the host (seen in the host's
-    /proc) and the daemon's default ulimit applies. Checked by exit codes and /proc: on this
-    machine the stdio of a remapped container goes to /dev/null (see the README)."""
+    /proc) and the daemon's default ulimit applies. Checked by exit codes and /proc, not by
+    output: while this was written, the stdio of remapped containers here was /dev/null."""
     from dockward.engine import connect, resolve_endpoint
     from dockward.engine.lab import build_busybox_image
     from dockward.harden.subids import check_remap
