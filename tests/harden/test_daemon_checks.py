@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import pwd
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dockward.harden.daemon_keys import value_problems
 from dockward.harden.subids import IdRange, check_remap, parse_subid
@@ -86,3 +89,74 @@ def test_value_problems(tmp_path: Path) -> None:
     assert "defaultAction" in value_problems({"seccomp-profile": str(prof)})[0]
     prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO"}))
     assert value_problems({"seccomp-profile": str(prof)}) == []
+
+
+def _plan(
+    tmp_path: Path, file: dict[str, object], info: dict[str, object] | None = None, **kw: Any
+) -> Any:
+    """A plan over the rule examples' host (hardened /info) with this daemon.json."""
+    from dockward.harden.daemon import DaemonOptions, plan
+    from dockward.rules.daemon import example_snapshot
+
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps(file))
+    snap = example_snapshot(info=info)
+    return plan(snap, DaemonOptions(**kw), str(cfg), nofile_ceiling=4096)
+
+
+def test_plan_blocks_what_would_break_the_daemon(tmp_path: Path) -> None:
+    p = _plan(
+        tmp_path,
+        {"iptables": False, "seccomp-profile": "unconfined", "log-opts": {"max-size": "1m"}},
+        {
+            "LoggingDriver": "json-file",
+            "Swarm": {"LocalNodeState": "active"},
+            "SecurityOptions": ["name=seccomp,profile=unconfined"],
+        },
+        log_driver="syslog",
+        userns_remap="dwharden2-no-such-user",
+    )
+    blocked = {b.key: b.message for b in p.blocked}
+    assert "live-restore" not in blocked  # not applicable in swarm mode (dockerd refuses it)
+    assert "live-restore" not in {c.key for c in p.changes}
+    assert "iptables is off" in blocked["userland-proxy"]
+    assert "max-size" in blocked["log-driver"]
+    assert "does not exist" in blocked["userns-remap"]
+    changes = {c.key: c for c in p.changes}
+    assert changes["seccomp-profile"].remove and "seccomp-profile" not in p.proposed
+    # nofile capped at dockerd's own hard limit
+    assert changes["default-ulimits"].new["nofile"] == {
+        "Name": "nofile",
+        "Soft": 4096,
+        "Hard": 4096,
+    }
+    assert p.proposed["iptables"] is False  # a user's choice is reported, never dropped
+    assert any(m.rule == "DW-D004" for m in p.manual)
+    assert p.conflicts == ()
+
+
+def test_plan_keeps_unknown_keys_and_warns(tmp_path: Path) -> None:
+    p = _plan(tmp_path, {"dwharden2-key": 1, "icc": True})
+    assert p.proposed["dwharden2-key"] == 1 and p.proposed["icc"] is False
+    assert list(p.proposed)[:2] == ["dwharden2-key", "icc"]  # key order kept
+    assert any("dwharden2-key" in w for w in p.warnings) is False  # the example engine is 28.x
+
+
+def test_interrupted_write_leaves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from dockward.errors import ConfigError
+    from dockward.harden.daemon import apply
+
+    p = _plan(tmp_path, {"icc": True})
+    before = (tmp_path / "daemon.json").read_text()
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(ConfigError, match="No space left"):
+        apply(p)
+    monkeypatch.undo()
+    assert (tmp_path / "daemon.json").read_text() == before
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]

@@ -251,7 +251,8 @@ def plan(
             proposed[key] = value
         return True
 
-    if "DW-D002" in fails and propose(
+    # The rule reads the running bridge; the file decides what the next start does.
+    if ("DW-D002" in fails or snap.daemon.flag("icc", True)) and propose(
         "icc", False, "DW-D002", "containers on the default bridge stop talking"
     ):
         warnings.append(
@@ -298,11 +299,8 @@ def plan(
             "longer gain privileges; a container can opt out with "
             "--security-opt no-new-privileges=false"
         )
-    if "DW-D015" in fails:
-        if (snap.daemon.info.get("Swarm") or {}).get("LocalNodeState") == "active":
-            blocked.append(Blocked("live-restore", "DW-D015", "dockerd refuses it in swarm mode"))
-        else:
-            propose("live-restore", True, "DW-D015", "containers survive daemon restarts")
+    if "DW-D015" in fails:  # the rule skips in swarm mode, where dockerd refuses live-restore
+        propose("live-restore", True, "DW-D015", "containers survive daemon restarts")
     if "DW-D016" in fails:
         if not snap.daemon.flag("iptables", True):
             blocked.append(
