@@ -89,6 +89,8 @@ def test_value_problems(tmp_path: Path) -> None:
     assert "defaultAction" in value_problems({"seccomp-profile": str(prof)})[0]
     prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO"}))
     assert value_problems({"seccomp-profile": str(prof)}) == []
+    prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_NOPE"}))
+    assert "unknown action" in value_problems({"seccomp-profile": str(prof)})[0]
 
 
 def _plan(

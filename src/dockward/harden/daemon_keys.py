@@ -205,4 +205,11 @@ def seccomp_profile_problems(path: str) -> list[str]:
         return [f"seccomp-profile {path} is not valid JSON: {exc}"]
     if not isinstance(data, dict) or "defaultAction" not in data:
         return [f"seccomp-profile {path} has no defaultAction (not a seccomp profile)"]
+    from dockward.errors import InputError
+    from dockward.profiles.seccomp import parse_profile
+
+    try:
+        parse_profile(data)  # the same strict reading `profile seccomp` uses
+    except InputError as exc:
+        return [f"seccomp-profile {path}: {exc}"]
     return []
