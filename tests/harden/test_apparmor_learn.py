@@ -5,14 +5,15 @@ This kernel has no AppArmor, so the profile is compiled, not enforced."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dockward.harden.apparmor_learn import learn_apparmor, writable_paths
-from dockward.harden.learn import learn_seccomp
-from dockward.harden.propose import observe
-from dockward.harden.runner import Settings, Workload
+from dockward.harden.runner import Settings
+from dockward.profiles.apparmor import validate
+from tests.conftest import run_cli
 from tests.harden.conftest import PREFIX
 
 TOOL_IMAGE = "dwharden2/tool:2"
@@ -31,23 +32,24 @@ def tool_image(docker_api: Any) -> str:
     return TOOL_IMAGE
 
 
-def test_learned_file_rules(docker_api: Any, tool_image: str) -> None:
-    w = Workload(
-        tool_image,
-        command=("sh", "-c", "/opt/echo hi > /srv/out && cat /srv/out"),
-        duration=5,
-    )
-    learned = learn_seccomp(docker_api, w, prefix=PREFIX, service=False)
-    assert learned.executables == {"/bin/busybox", "/opt/echo"}  # not runc's memfd copy
-    obs = observe(docker_api, w, Settings(), prefix=PREFIX, service=False)
-    assert "/srv/out" in obs.written
-    aa = learn_apparmor("tool", Settings(cap_drop=("ALL",)), learned.executables, obs.written)
-    assert aa.spec.strict_files
-    lines = {line.strip() for line in aa.text.splitlines()}
+def test_learned_file_rules(docker_api: Any, tool_image: str, tmp_path: Path) -> None:
+    """`profile apparmor-learn`: both programs the workload ran (not runc's own copy) get `ix`,
+    the directory it wrote gets `rwk`, and docker-default's `file,` is gone."""
+    out = tmp_path / "tool.apparmor"
+    r = run_cli(
+        "profile", "apparmor-learn", "--image", tool_image, "--one-shot", "--duration", "5",
+        "--prefix", PREFIX, "--name", "tool", "-o", str(out),
+        "--", "sh", "-c", "/opt/echo hi > /srv/out && cat /srv/out",
+        timeout=240,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    lines = {line.strip() for line in out.read_text().splitlines()}
     assert {"/bin/busybox ix,", "/opt/echo ix,", "/srv/** rwk,", "/** r,"} <= lines
+    assert {x for x in lines if x.endswith(" ix,")} == {"/bin/busybox ix,", "/opt/echo ix,"}
     assert "file," not in lines  # docker-default's allow-everything rule is replaced
+    assert "profile docker-tool " in out.read_text()
     if shutil.which("apparmor_parser"):
-        assert aa.validated is True
+        validate(out.read_text())
 
 
 def test_writable_paths() -> None:
