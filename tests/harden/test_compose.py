@@ -57,6 +57,7 @@ def test_harden_a_compose_service(docker_api: Any, httpd_image: str, tmp_path: P
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["verified"] is True
+    assert all(st["kept"] for st in out["steps"]), out["steps"]
     # the declared cap_add NET_ADMIN counts against the "before" score
     assert out["score"]["after"] > out["score"]["before"]
     assert "DW-C002" in out["score"]["failing_before"]
