@@ -10,7 +10,19 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import audit, db, harden, lint, monitor, profile, report, rules, sbom, scan
+from dockward.cli import (
+    audit,
+    daemon,
+    db,
+    harden,
+    lint,
+    monitor,
+    profile,
+    report,
+    rules,
+    sbom,
+    scan,
+)
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
@@ -23,6 +35,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     db,
     profile,
     harden,
+    daemon,
     monitor,
     rules,
     report,
