@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import audit, report, rules
+from dockward.cli import audit, policy, proxy, report, rules, sign
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE
 from dockward.errors import DockwardError
 
 # Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (audit, rules, report)
+SUBCOMMANDS: tuple[ModuleType, ...] = (audit, rules, report, proxy, policy, sign)
 
 
 class _Parser(argparse.ArgumentParser):

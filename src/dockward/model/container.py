@@ -196,3 +196,10 @@ class ContainerSpec:
         from dockward.model.parse_inspect import container_from_inspect
 
         return container_from_inspect(data)
+
+    @classmethod
+    def from_create_body(cls, body: Mapping[str, Any], name: str = "") -> ContainerSpec:
+        """From the JSON body of `POST /containers/create` (the proxy's admission input)."""
+        from dockward.policy.create_body import container_from_create_body
+
+        return container_from_create_body(body, name)
