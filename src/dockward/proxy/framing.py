@@ -51,9 +51,9 @@ def check_head(head: bytes) -> None:
             raise FramingError(f"malformed header line {line[:40]!r}")
         key = name.lower()
         counts[key] = counts.get(key, 0) + 1
-        if key == b"content-length" and not value.strip().isdigit():
+        if key == b"content-length" and not value.strip(b" \t").isdigit():
             raise FramingError("Content-Length is not a single decimal number")
-        if key == b"transfer-encoding" and value.strip().lower() != b"chunked":
+        if key == b"transfer-encoding" and value.strip(b" \t").lower() != b"chunked":
             raise FramingError("Transfer-Encoding other than chunked")
     for key in (b"content-length", b"transfer-encoding", b"host", b"upgrade", b"authorization"):
         if counts.get(key, 0) > 1:
