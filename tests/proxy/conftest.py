@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -155,10 +156,8 @@ def pushed_images(docker_api: Any, lab_image: str, registry: str) -> Iterator[di
                 pytest.fail(f"push {ref}: {line['error']}")
     yield refs
     for ref in refs.values():
-        try:
+        with contextlib.suppress(Exception):
             docker_api.remove_image(ref)
-        except Exception:
-            pass
 
 
 @pytest.fixture
@@ -167,10 +166,8 @@ def clean_containers(docker_api: Any) -> Iterator[None]:
 
     def sweep() -> None:
         for c in docker_api.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
-            try:
+            with contextlib.suppress(Exception):
                 docker_api.remove_container(c["Id"], force=True)
-            except Exception:
-                pass
 
     sweep()
     yield

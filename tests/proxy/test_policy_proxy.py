@@ -16,7 +16,7 @@ import pytest
 
 from dockward.policy.model import parse_policy
 from dockward.proxy.authz import PolicyAuthorizer
-from tests.proxy.conftest import PREFIX, RunningProxy, api_through
+from tests.proxy.conftest import PREFIX, RunningProxy
 
 TOKEN = "ci-token-0123456789abcdef"
 POLICY = {
