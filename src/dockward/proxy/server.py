@@ -49,6 +49,12 @@ _HOP = frozenset(
 )
 _RESP_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 _JSON = (b"content-type", b"application/json")
+_REASONS = {
+    400: b"Bad Request",
+    403: b"Forbidden",
+    413: b"Payload Too Large",
+    502: b"Bad Gateway",
+}
 
 
 class _Close(Exception):
@@ -278,6 +284,7 @@ class _Session:
                 self.h.send(
                     h11.Response(
                         status_code=status,
+                        reason=_REASONS.get(status, b"Error"),
                         headers=[
                             _JSON,
                             (b"content-length", str(len(payload)).encode()),
@@ -296,9 +303,7 @@ class _Session:
 
     async def _raw_error(self, status: int, message: str) -> None:
         payload = json.dumps({"message": message}).encode()
-        reason = {400: b"Bad Request", 403: b"Forbidden", 413: b"Payload Too Large"}.get(
-            status, b"Error"
-        )
+        reason = _REASONS.get(status, b"Error")
         head = (
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
             % (
