@@ -241,7 +241,7 @@ def test_chunked_body_is_judged_not_skipped(
         proxy,
         create(
             f"{PREFIX}-chunk-good",
-            "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n",
+            "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\nConnection: close\r\n",
             chunked(GOOD),
         ),
     )
