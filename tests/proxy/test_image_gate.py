@@ -84,6 +84,7 @@ def test_signature_layout_is_cosigns(signed: dict[str, str], registry: str) -> N
     ref = parse_image_ref(signed["signed"])
     digest = client.resolve(ref)
     raw, ctype, _ = client.manifest(ref, signature_tag(digest))
+    assert ctype.startswith("application/vnd.oci.image.manifest.v1+json")
     manifest = json.loads(raw)
     assert manifest["mediaType"] == OCI_MANIFEST and manifest["config"]["mediaType"] == OCI_CONFIG
     (layer,) = manifest["layers"]

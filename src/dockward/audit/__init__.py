@@ -40,7 +40,17 @@ class Selection:
 
 
 def select(rules: RuleSet, selection: Selection) -> list[RuleEntry]:
-    return [e for e in rules if selection.wants(e)]
+    """The selected rules; a --check or --skip that names no rule is a usage error."""
+    from dockward.errors import UsageError
+
+    known = {n for e in rules for n in (e.rule.id, e.rule.cis, f"CIS {e.rule.cis}") if n}
+    unknown = [c for c in (*selection.checks, *selection.skips) if c not in known]
+    if unknown:
+        raise UsageError(f"no rule matches {', '.join(unknown)} (see `dockward rules list`)")
+    chosen = [e for e in rules if selection.wants(e)]
+    if not chosen:
+        raise UsageError("the selection matches no rule")
+    return chosen
 
 
 def _label_waiver(spec: ContainerSpec, rule_id: str, cis: str) -> str:
@@ -92,6 +102,20 @@ def audit_snapshot(
     return results
 
 
+def unmatched_label_waivers(snap: HostSnapshot, results: Sequence[Result]) -> list[str]:
+    """`dockward.ignore` ids on containers that waived no failing result (stale waivers)."""
+    waived = {(r.target, r.rule.id, r.rule.cis) for r in results if r.waived.startswith("label:")}
+    warnings = []
+    for spec in snap.containers:
+        target = f"container {spec.display_name}"
+        for wanted in (i.strip() for i in spec.labels.get(IGNORE_LABEL, "").split(",")):
+            if wanted and not any(
+                t == target and wanted in (rid, cis, f"CIS {cis}") for t, rid, cis in waived
+            ):
+                warnings.append(f"label waiver {wanted} on {target} matched nothing")
+    return warnings
+
+
 def _docker_group_with_allowlist(
     entry: RuleEntry, snap: HostSnapshot, config: Config
 ) -> list[Result]:
@@ -141,8 +165,11 @@ def build_report(
     results: list[Result] = []
     warnings: list[str] = []
     for snap in snapshots:
-        results += audit_snapshot(snap, entries, config)
+        host_results = audit_snapshot(snap, entries, config)
+        results += host_results
         warnings += [f"{snap.host}: {w}" for w in snap.warnings]
+        if not selection.checks and not selection.sections and not selection.skips:
+            warnings += [f"{snap.host}: {w}" for w in unmatched_label_waivers(snap, host_results)]
     results, waiver_warnings = apply_waivers(results, (config.waivers if config else ()))
     return Report(
         command="audit",

@@ -10,12 +10,21 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
+<<<<<<< HEAD
 from dockward.cli import audit, policy, proxy, report, rules, sign
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE
 from dockward.errors import DockwardError
 
 # Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
 SUBCOMMANDS: tuple[ModuleType, ...] = (audit, rules, report, proxy, policy, sign)
+=======
+from dockward.cli import audit, lint, report, rules
+from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
+from dockward.errors import DockwardError
+
+# Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
+SUBCOMMANDS: tuple[ModuleType, ...] = (audit, lint, rules, report)
+>>>>>>> main
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        if getattr(args, "fail_on", None) is not None:
+            fail_threshold(args.fail_on)  # a bad threshold is a usage error before any work
         code: int = args.run(args)
         return code
     except DockwardError as exc:

@@ -7,10 +7,7 @@ import datetime as dt
 import sys
 from typing import Any
 
-from dockward.audit import Selection, build_report
 from dockward.cli.common import add_output_options, emit, env_default, env_list, progress_printer
-from dockward.config import load_config
-from dockward.engine import collect_snapshot, connect, resolve_endpoint
 
 
 def register(sub: Any) -> None:
@@ -65,6 +62,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockward.audit import Selection, build_report, select
+    from dockward.config import load_config
+    from dockward.engine import collect_snapshot, connect, resolve_endpoint
+    from dockward.rules import default_rules
+
     config = load_config(args.config)
     if config.fail_on and args.fail_on == "low" and not env_default("FAIL_ON"):
         args.fail_on = config.fail_on
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         sections=tuple(args.section or env_list("SECTION")),
         skips=tuple(args.skip or env_list("SKIP")),
     )
+    select(default_rules(), selection)  # an unknown --check is a usage error before any work
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     say = progress_printer(sys.stderr.isatty())
     snapshots = []

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockward.errors import DockwardError, UsageError
-from dockward.model.finding import Report, Severity
-from dockward.report import FORMATTERS, render
-from dockward.util.fs import atomic_write
+from dockward.model.finding import Severity
+
+if TYPE_CHECKING:
+    from dockward.model.finding import Report
+
+# The built-in formats; capabilities may register more (checked when rendering).
+FORMAT_NAMES = ("table", "json", "sarif", "junit", "html")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -29,9 +33,10 @@ def add_output_options(p: argparse.ArgumentParser, default_fail_on: str = "low")
     g.add_argument(
         "--format",
         "-f",
-        choices=sorted(FORMATTERS),
         default=env_default("FORMAT"),
-        help="output format (default: table on a terminal, json otherwise) [DOCKWARD_FORMAT]",
+        metavar="FORMAT",
+        help=f"output format: {', '.join(FORMAT_NAMES)} (default: table on a terminal, json "
+        "otherwise) [DOCKWARD_FORMAT]",
     )
     g.add_argument(
         "-o",
@@ -71,9 +76,14 @@ def default_format(output: str | None) -> str:
 
 def emit(report: Report, args: argparse.Namespace) -> int:
     """Render, write, and turn the report into an exit code."""
+    from dockward.report import render
+
     threshold = fail_threshold(args.fail_on)
     fmt = args.format or default_format(args.output)
-    text = render(report, fmt)
+    try:
+        text = render(report, fmt)
+    except ValueError as exc:
+        raise UsageError(f"--format: {exc}") from None
     write_output(text, args.output)
     if threshold is not None and report.fails_at(threshold):
         return EXIT_FINDINGS
@@ -81,6 +91,8 @@ def emit(report: Report, args: argparse.Namespace) -> int:
 
 
 def write_output(text: str, output: str | None) -> None:
+    from dockward.util.fs import atomic_write
+
     if output and output != "-":
         try:
             atomic_write(output, text)

@@ -8,8 +8,6 @@ from typing import Any
 
 from dockward.cli.common import add_output_options, emit
 from dockward.errors import InputError
-from dockward.report import report_from_json
-from dockward.report.jsonfmt import merge_reports
 
 MAX_REPORT_BYTES = 256 * 1024 * 1024
 
@@ -27,6 +25,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockward.report import report_from_json
+    from dockward.report.jsonfmt import merge_reports
+
     reports = []
     for name in args.inputs:
         path = Path(name)

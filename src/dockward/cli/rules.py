@@ -7,9 +7,6 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from dockward.rules import default_rules
 
 
@@ -33,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "json":
         sys.stdout.write(json.dumps([e.rule.to_dict() for e in entries], indent=2) + "\n")
         return 0
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{len(entries)} rules")
     for col in ("id", "kind", "severity", "CIS", "title"):
         table.add_column(col)

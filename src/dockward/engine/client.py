@@ -13,6 +13,7 @@ import requests
 from dockward.errors import ConnectionFailed
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+MIN_API_VERSION = "1.24"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +53,15 @@ def connect(endpoint: Endpoint, timeout: int = 30) -> Any:
     try:
         client = docker.APIClient(
             base_url=endpoint.url,
-            version="auto",
+            version=MIN_API_VERSION,
             timeout=timeout,
             use_ssh_client=endpoint.url.startswith("ssh://"),
             **kwargs,
         )
+        # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the daemon's CA (DOCKER_CERT_PATH);
+        # the engine's CA is the only one that may vouch for it.
+        client.trust_env = False
+        client._version = client._retrieve_server_version()  # negotiate as version="auto" does
         client.ping()
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         raise ConnectionFailed(

@@ -78,6 +78,14 @@ def stat_file(path: str) -> FileInfo | Unavailable:
     )
 
 
+def own_filesystem(path: str) -> bool | Unavailable:
+    """Is `path` on another filesystem than `/` (userns-remap puts the root one level down)?"""
+    try:
+        return os.stat(path).st_dev != os.stat("/").st_dev
+    except OSError as exc:
+        return Unavailable(f"{path} not visible: {exc.strerror}")
+
+
 def unit_paths() -> dict[str, str]:
     """Where the docker units live (`systemctl show` when systemd runs, else the unit dirs)."""
     out: dict[str, str] = {}
@@ -181,6 +189,39 @@ def _ip(hexaddr: str, v6: bool) -> str:
     return "v6:" + hexaddr
 
 
+_CONTAINER_ID = re.compile(r"(?:docker[-/]|/)([0-9a-f]{64})(?:\.scope)?$")
+
+
+def container_processes(proc: str = "/proc") -> dict[str, list[str]]:
+    """Command lines of every process, by the container id its cgroup names (one /proc pass:
+    far cheaper than one `GET /containers/{id}/top` per container, which forks `ps` each time)."""
+    out: dict[str, list[str]] = {}
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            cgroups = Path(proc, pid, "cgroup").read_text()
+        except OSError:
+            continue
+        cid = ""
+        for line in cgroups.splitlines():
+            m = _CONTAINER_ID.search(line.rsplit(":", 1)[-1])
+            if m:
+                cid = m.group(1)
+                break
+        if not cid:
+            continue
+        try:
+            raw = Path(proc, pid, "cmdline").read_bytes()
+        except OSError:
+            continue
+        cmd = " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
+        out.setdefault(cid, []).append(cmd)
+    return out
+
+
 def _pmap(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         return list(pool.map(fn, items))
@@ -209,13 +250,16 @@ def collect_snapshot(
 
     say("containers")
     summaries = _api(lambda: client.containers(all=True))
+    local_procs = container_processes() if endpoint.local and with_processes else {}
 
     def inspect_container(summary: dict[str, Any]) -> ContainerSpec | None:
         cid = summary["Id"]
         try:
             data = _api(lambda: client.inspect_container(cid))
             spec = ContainerSpec.from_inspect(data)
-            if with_processes and spec.state == "running":
+            if with_processes and spec.state == "running" and cid in local_procs:
+                spec = spec.with_changes(processes=tuple(local_procs[cid]))
+            elif with_processes and spec.state == "running":
                 try:
                     top = _api(lambda: client.top(cid))
                     titles = top.get("Titles") or []
@@ -315,7 +359,7 @@ def collect_snapshot(
         config_error=config_error,
     )
     units = unit_paths()
-    paths: set[str] = set(STATIC_FILES) | {config_file} | set(units.values())
+    paths: set[str] = set(STATIC_FILES) | {config_file, endpoint.socket_path} | set(units.values())
     for key in ("tlscacert", "tlscert", "tlskey"):
         if daemon.value(key):
             paths.add(str(daemon.value(key)))
@@ -336,6 +380,7 @@ def collect_snapshot(
         host=endpoint.url,
         local=True,
         daemon=daemon,
+        socket_path=endpoint.socket_path,
         files=files,
         globbed={"/etc/docker/certs.d": certs},
         audit_rules=audit_rules(),
@@ -345,9 +390,7 @@ def collect_snapshot(
         swarm=swarm,
         swarm_nodes=nodes,
         docker_group=docker_group(),
-        data_root_is_mount=os.path.ismount(root)
-        if os.path.isdir(root)
-        else Unavailable(f"{root} not visible"),
+        data_root_is_mount=own_filesystem(root),
         content_trust=content_trust(),
         listening=listening_sockets(),
         unit_paths=units,

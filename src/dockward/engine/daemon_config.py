@@ -135,7 +135,7 @@ def merge_settings(
 
 def find_dockerd_argv(socket_path: str, proc: str = "/proc") -> tuple[str, ...] | None:
     """The argv of the dockerd that serves `socket_path` (several daemons may run)."""
-    candidates: list[tuple[str, ...]] = []
+    candidates: list[tuple[str, tuple[str, ...]]] = []
     try:
         entries = os.listdir(proc)
     except OSError:
@@ -149,14 +149,53 @@ def find_dockerd_argv(socket_path: str, proc: str = "/proc") -> tuple[str, ...] 
             continue
         argv = tuple(a.decode(errors="replace") for a in raw.split(b"\0") if a)
         if argv and os.path.basename(argv[0]) == "dockerd":
-            candidates.append(argv)
-    for argv in candidates:
-        hosts = parse_dockerd_argv(argv).get("hosts", [])
+            candidates.append((pid, argv))
+    inodes = _socket_inodes(socket_path, proc)
+    for pid, argv in candidates:
+        if inodes and _holds_socket(proc, pid, inodes):
+            return argv
+    for _pid, argv in candidates:
+        settings = parse_dockerd_argv(argv)
+        hosts = list(settings.get("hosts", []))
+        if not hosts:
+            config, _err = load_daemon_json(str(settings.get("config-file") or DEFAULT_CONFIG))
+            declared = config.get("hosts") or []
+            hosts = [declared] if isinstance(declared, str) else [str(h) for h in declared]
         paths = [h.removeprefix("unix://") for h in hosts if h.startswith(("unix://", "/"))]
         if not hosts and socket_path in ("/var/run/docker.sock", "/run/docker.sock"):
             return argv
         if any(os.path.realpath(p) == os.path.realpath(socket_path) for p in paths):
             return argv
     if len(candidates) == 1 and socket_path in ("/var/run/docker.sock", "/run/docker.sock"):
-        return candidates[0]
+        return candidates[0][1]
     return None
+
+
+def _socket_inodes(socket_path: str, proc: str) -> set[str]:
+    """Inodes of the listening unix socket bound at `socket_path` (from /proc/net/unix)."""
+    try:
+        lines = Path(proc, "net", "unix").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    real = os.path.realpath(socket_path)
+    out = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 8 and parts[7] in (socket_path, real):
+            out.add(parts[6])
+    return out
+
+
+def _holds_socket(proc: str, pid: str, inodes: set[str]) -> bool:
+    fd_dir = Path(proc, pid, "fd")
+    try:
+        for fd in fd_dir.iterdir():
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    except OSError:
+        return False
+    return False

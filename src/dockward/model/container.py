@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -198,8 +198,25 @@ class ContainerSpec:
         return container_from_inspect(data)
 
     @classmethod
+<<<<<<< HEAD
     def from_create_body(cls, body: Mapping[str, Any], name: str = "") -> ContainerSpec:
         """From the JSON body of `POST /containers/create` (the proxy's admission input)."""
         from dockward.policy.create_body import container_from_create_body
 
         return container_from_create_body(body, name)
+=======
+    def from_compose_service(
+        cls, name: str, service: Mapping[str, Any], **options: Any
+    ) -> ContainerSpec:
+        """From one merged, interpolated Compose service (see `dockward.lint.compose_service`)."""
+        from dockward.lint.compose_service import service_to_spec
+
+        return service_to_spec(name, service, **options)
+
+    @classmethod
+    def from_run_argv(cls, argv: Sequence[str], source: Location | None = None) -> ContainerSpec:
+        """From `docker run ...` / `docker create ...` arguments (see `dockward.lint.runargv`)."""
+        from dockward.lint.runargv import run_argv_to_spec
+
+        return run_argv_to_spec(argv, source)
+>>>>>>> main

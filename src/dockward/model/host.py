@@ -46,6 +46,7 @@ class HostSnapshot:
     host: str  # what the user calls this host (socket URL or name)
     local: bool
     daemon: DaemonSpec
+    socket_path: str = ""
     files: Mapping[str, FileInfo | Unavailable] = field(default_factory=dict)
     globbed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     audit_rules: tuple[str, ...] | Unavailable = Unavailable("not collected")

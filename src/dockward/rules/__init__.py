@@ -15,6 +15,7 @@ from dockward.rules.registry import (
 
 def default_rules() -> RuleSet:
     """Every built-in rule, merged from the rule modules (duplicate ids are an error)."""
+    from dockward.lint.dfrules import rules as dockerfile_rules
     from dockward.rules import container, daemon, files, host, image
 
     merged = RuleSet("dockward")
@@ -24,6 +25,7 @@ def default_rules() -> RuleSet:
         files.rules,
         image.rules,
         container.rules,
+        dockerfile_rules,
     ):
         merged.extend(module_rules)
     return merged

@@ -249,6 +249,8 @@ def apparmor_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
         return Fail("AppArmor is disabled for this container (unconfined)")
     if spec.privileged:
         return Fail("privileged containers run unconfined")
+    if spec.security.apparmor:
+        return Pass(evidence={"profile": spec.security.apparmor})
     if spec.origin == "inspect" and not spec.apparmor_profile:
         if ctx.daemon is not None and ctx.daemon.security_option("apparmor") is None:
             return Skip("AppArmor is not enabled on this host's kernel")
@@ -269,11 +271,14 @@ def apparmor_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
 def selinux_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
     """Where the daemon runs with SELinux, `label=disable` (or no label) leaves the container
     unconfined. docker-bench passes this when *any* security option is set; here only labels count."""
-    if any(v.strip() == "disable" for v in spec.security.selinux):
+    labels = [v.strip() for v in spec.security.selinux]
+    if "disable" in labels:
         return Fail("SELinux labelling is disabled (label=disable)")
+    if labels:
+        return Pass(evidence={"labels": labels})
     if ctx.daemon is not None and ctx.daemon.security_option("selinux") is None:
         return Skip("SELinux is not enabled on the daemon")
-    return Pass(evidence={"labels": list(spec.security.selinux)})
+    return Pass(evidence={"labels": "engine default"})
 
 
 @rules.rule(
@@ -802,9 +807,10 @@ def image_pinned(spec: ContainerSpec, ctx: Context) -> Outcome:
 @rules.rule(
     "DW-C033",
     "Host cgroup namespace not shared",
-    severity=MED,
+    severity=LOW,
     kind="container",
-    remediation="Remove `--cgroupns host` (compose: `cgroup: host`).",
+    remediation="Use `--cgroupns private` (compose: `cgroup: private`); on cgroup v1 hosts host "
+    "is the engine's default.",
     examples=lambda: _ex(cgroupns_mode="host"),
 )
 def no_host_cgroupns(spec: ContainerSpec, ctx: Context) -> Outcome:
@@ -829,7 +835,15 @@ def no_host_cgroupns(spec: ContainerSpec, ctx: Context) -> Outcome:
 def no_host_sysctls(spec: ContainerSpec, ctx: Context) -> Outcome:
     """Non-namespaced sysctls change the host kernel for everyone (kernel.core_pattern is a
     known escape)."""
-    namespaced = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+    namespaced = (
+        "net.",
+        "kernel.shm",
+        "kernel.msg",
+        "kernel.sem",
+        "fs.mqueue.",
+        "kernel.domainname",
+        "kernel.hostname",
+    )
     bad = [k for k in spec.sysctls if not k.startswith(namespaced)]
     if spec.network_mode == "host":
         bad += [k for k in spec.sysctls if k.startswith("net.")]

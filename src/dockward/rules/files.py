@@ -21,7 +21,7 @@ FILE_CHECKS: tuple[tuple[str, str, str, str, int, tuple[str, ...]], ...] = (
     ("3.9", "3.10", "TLS CA certificate", "setting:tlscacert", 0o444, ("root",)),
     ("3.11", "3.12", "server certificate", "setting:tlscert", 0o444, ("root",)),
     ("3.13", "3.14", "server key", "setting:tlskey", 0o400, ("root",)),
-    ("3.15", "3.16", "Docker socket", "/var/run/docker.sock", 0o660, ("docker", "root")),
+    ("3.15", "3.16", "Docker socket", "socket:", 0o660, ("docker", "root")),
     ("3.17", "3.18", "daemon.json", "config:daemon.json", 0o644, ("root",)),
     ("3.19", "3.20", "/etc/default/docker", "/etc/default/docker", 0o644, ("root",)),
     ("3.22", "3.21", "/etc/sysconfig/docker", "/etc/sysconfig/docker", 0o644, ("root",)),
@@ -43,6 +43,8 @@ def file_targets(snap: HostSnapshot, spec: str) -> list[str] | str:
             return [str(value)] if value else f"{rest} not configured"
         case "tree":
             return list(snap.globbed.get(rest, ())) or f"no files under {rest}"
+        case "socket":
+            return [snap.socket_path] if snap.socket_path else "daemon socket unknown"
         case "config":
             return [snap.daemon.config_file or "/etc/docker/daemon.json"]
         case _:
@@ -73,6 +75,7 @@ def _file_examples(spec: str, mask: int, owner_check: bool) -> tuple[HostSnapsho
         "setting": "/etc/docker/tls/x.pem",
         "tree": "/etc/docker/certs.d/reg/ca.crt",
         "config": "/etc/docker/daemon.json",
+        "socket": "/var/run/docker.sock",
     }.get(spec.partition(":")[0], spec)
     units = {"docker.service": path, "docker.socket": path}
     settings_key = spec.partition(":")[2] if spec.startswith("setting:") else None
@@ -81,6 +84,10 @@ def _file_examples(spec: str, mask: int, owner_check: bool) -> tuple[HostSnapsho
         s = example_snapshot(
             {settings_key: path} if settings_key else None, files={path: info}, unit_paths=units
         )
+        if spec.startswith("socket:"):
+            from dataclasses import replace
+
+            s = replace(s, socket_path=path)
         if spec.startswith("tree:"):
             from dataclasses import replace
 

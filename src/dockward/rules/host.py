@@ -90,10 +90,14 @@ def _audit_rule(cis: str, path: str, what: str) -> None:
         if isinstance(info, FileInfo) and not info.exists:
             return Skip(f"{target} does not exist on this host", target=target)
         if isinstance(snap.audit_rules, Unavailable):
-            return Fail(f"no audit rules loaded ({snap.audit_rules.reason})", target=target)
+            return Fail(
+                f"no audit rules loaded ({snap.audit_rules.reason}); watch {target}", target=target
+            )
         if target.rstrip("/") in watched_paths(snap.audit_rules):
             return Pass(target=target)
-        return Fail(f"no audit watch on {target}", target=target)
+        return Fail(
+            f"no audit watch on {target} (add `-w {target} -p wa -k docker`)", target=target
+        )
 
     check.__doc__ = (
         f"Changes to {what} should leave a trace in the audit log. Paths are matched exactly, "

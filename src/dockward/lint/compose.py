@@ -1,0 +1,425 @@
+"""Compose files -> services with their ContainerSpec and source location.
+
+Follows the Compose Specification the way `docker compose config` resolves a project: every file
+interpolated (`.env` + environment), `extends` resolved, files merged in order, profiles applied.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockward.errors import InputError
+from dockward.lint.compose_service import kv_pairs, service_to_spec
+from dockward.lint.interpolate import interpolate_tree, parse_env_file
+from dockward.lint.source import read_text
+from dockward.lint.yamlpos import Pos, PosDoc, load_yaml
+from dockward.model.container import ContainerSpec
+from dockward.model.finding import Location
+
+MAX_EXTENDS_DEPTH = 10
+
+# Service keys of the Compose Specification; anything else (but `x-*`) is a typo worth a warning.
+SERVICE_KEYS = frozenset(
+    [
+        "annotations",
+        "attach",
+        "blkio_config",
+        "build",
+        "cap_add",
+        "cap_drop",
+        "cgroup",
+        "cgroup_parent",
+        "command",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpus",
+        "cpuset",
+        "credential_spec",
+        "depends_on",
+        "deploy",
+        "develop",
+        "device_cgroup_rules",
+        "devices",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "driver_opts",
+        "entrypoint",
+        "env_file",
+        "environment",
+        "expose",
+        "extends",
+        "external_links",
+        "extra_hosts",
+        "gpus",
+        "group_add",
+        "healthcheck",
+        "hostname",
+        "image",
+        "init",
+        "ipc",
+        "isolation",
+        "labels",
+        "label_file",
+        "links",
+        "logging",
+        "mac_address",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "models",
+        "network_mode",
+        "networks",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pid",
+        "pids_limit",
+        "platform",
+        "ports",
+        "post_start",
+        "pre_stop",
+        "privileged",
+        "profiles",
+        "provider",
+        "pull_policy",
+        "read_only",
+        "restart",
+        "runtime",
+        "scale",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "stop_grace_period",
+        "stop_signal",
+        "storage_opt",
+        "sysctls",
+        "tmpfs",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "user",
+        "userns_mode",
+        "uts",
+        "volumes",
+        "volumes_from",
+        "working_dir",
+    ]
+)
+_MAP_OR_LIST = ("environment", "labels", "sysctls", "extra_hosts", "annotations")
+_OVERRIDE = ("command", "entrypoint")
+
+
+@dataclass(frozen=True, slots=True)
+class ComposeService:
+    """One resolved service: its spec, where it is declared, and where each key was set."""
+
+    name: str
+    spec: ContainerSpec
+    location: Location
+    key_locations: Mapping[str, Location]
+    config: Mapping[str, Any]
+    profiles: tuple[str, ...] = ()
+
+    def location_of(self, *keys: str) -> Location:
+        """The location of the first of `keys` the service sets, else of the service itself."""
+        for key in keys:
+            loc = self.key_locations.get(key)
+            if loc is not None:
+                return loc
+        return self.location
+
+
+@dataclass(frozen=True, slots=True)
+class ComposeProject:
+    name: str
+    files: tuple[str, ...]
+    services: tuple[ComposeService, ...]
+    warnings: tuple[str, ...] = ()
+    inactive: tuple[str, ...] = ()  # services left out by profiles
+
+
+@dataclass(slots=True)
+class _Service:
+    config: dict[str, Any]
+    where: Location
+    keys: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _File:
+    path: str
+    doc: PosDoc
+    value: dict[str, Any]
+
+
+def _loc(path: str, pos: Pos | None) -> Location:
+    if pos is None:
+        return Location(path, 1, 1)
+    return Location(path, pos.line, pos.column, pos.end_line, pos.end_column)
+
+
+def _merge_by(items: list[Any], key: Callable[[Any], str]) -> list[Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        out[key(item)] = item
+    return list(out.values())
+
+
+def _mount_target(item: Any) -> str:
+    if isinstance(item, dict):
+        return str(item.get("target") or "")
+    parts = str(item).split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _secret_key(item: Any) -> str:
+    return str(item.get("source") or "") if isinstance(item, dict) else str(item)
+
+
+def _dedupe(items: list[Any]) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def merge_values(key: str, base: Any, over: Any) -> Any:
+    """Compose merge rules for one key of a service."""
+    if over is None:
+        return base
+    if base is None or key in _OVERRIDE:
+        return over
+    if key in _MAP_OR_LIST:
+        merged = kv_pairs(base, key, "=" if key != "extra_hosts" else ":")
+        merged.update(kv_pairs(over, key, "=" if key != "extra_hosts" else ":"))
+        return merged
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge_values(str(k), out.get(k), v) if k != "test" else v
+        return out
+    if isinstance(base, list) and isinstance(over, list):
+        if key in ("volumes", "devices", "tmpfs"):
+            return _merge_by(base + over, _mount_target)
+        if key in ("secrets", "configs"):
+            return _merge_by(base + over, _secret_key)
+        return _dedupe(base + over)
+    return over
+
+
+class _Loader:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        max_bytes: int,
+        read: Callable[[str], str] | None,
+    ) -> None:
+        self.env = env
+        self.max_bytes = max_bytes
+        self.read = read or (lambda p: read_text(p, max_bytes))
+        self.warnings: list[str] = []
+        self.files: dict[str, _File] = {}
+        self._missing: set[str] = set()
+
+    def _on_missing(self, name: str) -> None:
+        if name not in self._missing:
+            self._missing.add(name)
+            self.warnings.append(f"variable {name} is not set; defaulting to an empty string")
+
+    def load(self, path: str, text: str | None = None) -> _File:
+        if path in self.files:
+            return self.files[path]
+        raw = text if text is not None else self.read(path)
+        doc = load_yaml(raw, path)
+        if doc.value is None:
+            doc.value = {}
+        if not isinstance(doc.value, dict):
+            raise InputError(f"{path}:1: a compose file must be a mapping")
+        try:
+            value = interpolate_tree(doc.value, self.env, self._on_missing)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        services = value.get("services")
+        if services is not None and not isinstance(services, dict):
+            raise InputError(f"{_where(path, doc, ('services',))}: `services` must be a mapping")
+        loaded = _File(path, doc, value)
+        self.files[path] = loaded
+        return loaded
+
+    def service(self, f: _File, name: str, chain: tuple[tuple[str, str], ...] = ()) -> _Service:
+        """A service of one file with its `extends` resolved."""
+        if (f.path, name) in chain or len(chain) > MAX_EXTENDS_DEPTH:
+            cycle = " -> ".join(f"{p}:{n}" for p, n in (*chain, (f.path, name)))
+            raise InputError(f"extends cycle or too deep: {cycle}")
+        services = f.value.get("services") or {}
+        config = services.get(name)
+        if config is None:
+            raise InputError(f"{f.path}: no service {name!r}")
+        if not isinstance(config, dict):
+            raise InputError(
+                f"{_where(f.path, f.doc, ('services', name))}: service must be a mapping"
+            )
+        keys = {str(k): _loc(f.path, f.doc.pos(("services", name, str(k)))) for k in config}
+        own = _Service(dict(config), _loc(f.path, f.doc.pos(("services", name))), keys)
+        ext = config.get("extends")
+        if ext is None:
+            return own
+        if isinstance(ext, str):
+            ext = {"service": ext}
+        if not isinstance(ext, dict) or not ext.get("service"):
+            raise InputError(
+                f"{own.keys['extends'].path}:{own.keys['extends'].line}: `extends` needs a service"
+            )
+        other = f
+        if ext.get("file"):
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), str(ext["file"])))
+            other = self.load(target)
+        base = self.service(other, str(ext["service"]), (*chain, (f.path, name)))
+        merged = dict(base.config)
+        merged_keys = dict(base.keys)
+        for k, v in config.items():
+            if k == "extends":
+                continue
+            merged[k] = merge_values(k, merged.get(k), v)
+            merged_keys[k] = keys[k]
+        merged.pop("extends", None)
+        return _Service(merged, own.where, merged_keys)
+
+
+def _where(path: str, doc: PosDoc, key: tuple[str | int, ...]) -> str:
+    pos = doc.pos(key)
+    return f"{path}:{pos.line}:{pos.column}" if pos else path
+
+
+def project_env(
+    project_dir: str, env: Mapping[str, str] | None, read: Callable[[str], str]
+) -> dict[str, str]:
+    """`.env` in the project directory, overridden by the process environment."""
+    out: dict[str, str] = {}
+    dotenv = posixpath.join(project_dir, ".env")
+    if os.path.isfile(dotenv):
+        out.update(parse_env_file(read(dotenv)))
+    out.update(os.environ if env is None else env)
+    return out
+
+
+def load_compose(
+    paths: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    profiles: Iterable[str] | None = None,
+    *,
+    texts: Mapping[str, str] | None = None,
+    project_name: str | None = None,
+    max_bytes: int = 4 * 1024 * 1024,
+) -> ComposeProject:
+    """Load and resolve a Compose project from one or more files (merged in order, like `-f`).
+
+    `env`: variables for interpolation (default: `os.environ`), over the project's `.env`.
+    `profiles`: active profiles; `None` keeps every service (a linter should see them all),
+    otherwise services with profiles are kept only when one of them is active.
+    `texts`: file contents by path, instead of reading them (for `--stdin`).
+    Raises InputError (one line, with file:line) on a malformed project.
+    """
+    if not paths:
+        raise InputError("no compose file given")
+    texts = texts or {}
+
+    def read(p: str) -> str:
+        return texts[p] if p in texts else read_text(p, max_bytes)
+
+    project_dir = posixpath.dirname(posixpath.abspath(paths[0])) if paths[0] != "-" else os.getcwd()
+    loader = _Loader(project_env(project_dir, env, read), max_bytes, read)
+    merged: dict[str, _Service] = {}
+    top: dict[str, dict[str, Any]] = {"volumes": {}, "secrets": {}}
+    name = project_name
+    for path in paths:
+        f = loader.load(path, texts.get(path))
+        name = name or (str(f.value["name"]) if f.value.get("name") else None)
+        for section in ("volumes", "secrets"):
+            block = f.value.get(section)
+            if isinstance(block, dict):
+                top[section].update({str(k): v for k, v in block.items()})
+        if f.value.get("include"):
+            loader.warnings.append(f"{path}: `include` is not followed; lint those files too")
+        for sname in f.value.get("services") or {}:
+            svc = loader.service(f, str(sname))
+            prev = merged.get(str(sname))
+            if prev is None:
+                merged[str(sname)] = svc
+                continue
+            for k, v in svc.config.items():
+                prev.config[k] = merge_values(k, prev.config.get(k), v)
+                prev.keys[k] = svc.keys.get(k, svc.where)
+    active = None if profiles is None else set(profiles)
+    services: list[ComposeService] = []
+    inactive: list[str] = []
+    for sname, svc in merged.items():
+        svc_profiles = tuple(str(p) for p in (svc.config.get("profiles") or ()))
+        if active is not None and svc_profiles and not active & set(svc_profiles):
+            inactive.append(sname)
+            continue
+        for key, loc in svc.keys.items():
+            if key not in SERVICE_KEYS and not key.startswith("x-"):
+                loader.warnings.append(
+                    f"{loc.path}:{loc.line}:{loc.column}: unknown key {key!r} in service {sname}"
+                )
+        env_values = _env_files(svc, project_dir, read, loader.warnings)
+        try:
+            spec = service_to_spec(
+                sname,
+                svc.config,
+                project_dir=project_dir,
+                source=svc.where,
+                volumes=top["volumes"],
+                secrets=top["secrets"],
+                env_files=env_values,
+            )
+        except InputError as exc:
+            raise InputError(f"{svc.where.path}:{svc.where.line}: {exc}") from None
+        services.append(
+            ComposeService(sname, spec, svc.where, dict(svc.keys), svc.config, svc_profiles)
+        )
+    return ComposeProject(
+        name or posixpath.basename(project_dir),
+        tuple(paths),
+        tuple(services),
+        tuple(loader.warnings),
+        tuple(inactive),
+    )
+
+
+def _env_files(
+    svc: _Service, project_dir: str, read: Callable[[str], str], warnings: list[str]
+) -> dict[str, str]:
+    value = svc.config.get("env_file")
+    items = value if isinstance(value, list) else ([value] if value else [])
+    out: dict[str, str] = {}
+    for item in items:
+        path, required = (
+            (item, True)
+            if not isinstance(item, dict)
+            else (item.get("path"), item.get("required", True))
+        )
+        full = posixpath.join(project_dir, str(path))
+        try:
+            out.update(parse_env_file(read(full)))
+        except InputError as exc:
+            if required is not False:
+                loc = svc.keys.get("env_file", svc.where)
+                warnings.append(f"{loc.path}:{loc.line}: env_file not read: {exc}")
+    return out

@@ -1,0 +1,167 @@
+"""Compose loading: interpolation, .env, merge of several files, extends, profiles, locations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockward.errors import InputError
+from dockward.lint import ComposeProject, load_compose
+from dockward.lint.containers import lint_compose_service
+from dockward.lint.interpolate import interpolate, parse_env_file
+from dockward.model import ContainerSpec, Mount, PortBinding, Status
+from dockward.rules import default_rules
+
+CORPUS = Path(__file__).parent / "corpus" / "compose"
+MERGE = CORPUS / "merge-extends"
+
+
+def _project(
+    env: dict[str, str] | None = None, profiles: list[str] | None = None
+) -> ComposeProject:
+    files = [str(MERGE / "compose.yaml"), str(MERGE / "compose.override.yaml")]
+    return load_compose(files, env=env or {}, profiles=profiles)
+
+
+def test_merge_interpolation_and_dotenv() -> None:
+    project = _project()
+    assert project.name == "demo"
+    web = {s.name: s for s in project.services}["web"]
+    assert web.spec.origin == "compose"
+    assert web.spec.image == "nginx:1.27"  # from .env, over the inline default
+    assert web.spec.cap_add == ("SYS_ADMIN", "NET_ADMIN", "NET_RAW")  # union across files
+    assert web.spec.env_map()["PLAIN"] == "y"  # list syntax overrides the mapping
+    assert web.spec.restart.name == "always"  # from the YAML merge key
+    assert web.spec.security.no_new_privileges is True
+    assert web.spec.memory == 512 * 1024**2
+    assert web.spec.nano_cpus == 500_000_000
+    assert web.spec.pids_limit == 100
+    assert web.location.line == 7 and web.location.column == 3
+    assert web.key_locations["cap_add"].path.endswith("compose.override.yaml")
+    assert web.key_locations["cap_add"].line == 3
+    assert web.key_locations["volumes"].line == 17
+
+
+def test_ports_and_volumes_short_and_long() -> None:
+    web = {s.name: s for s in _project().services}["web"]
+    assert web.spec.ports == (
+        PortBinding(80, "tcp", "", 80),
+        PortBinding(443, "tcp", "127.0.0.1", 8443),
+        PortBinding(9000, "tcp", "0.0.0.0", 9000),
+    )
+    assert web.spec.mounts == (
+        Mount("bind", "/var/run/docker.sock", "/var/run/docker.sock", True),
+        Mount("bind", str(MERGE / "data"), "/data", False),
+        Mount("bind", "/etc", "/host/etc", True, "rshared"),
+        Mount("volume", "cache", "/cache", False),
+    )
+
+
+def test_extends_secret_file_and_env_overrides_dotenv() -> None:
+    db = {s.name: s for s in _project({"PRIV": "true"}).services}["db"]
+    assert db.spec.privileged is True
+    assert db.spec.network_mode == "host" and db.spec.pid_mode == "host"
+    assert db.key_locations["network_mode"].line == 45  # from the extended service
+    assert Mount("bind", "/etc/shadow", "/run/secrets/shadow", True) in db.spec.mounts
+    db2 = {s.name: s for s in _project().services}["db"]
+    assert db2.spec.privileged is False  # PRIV="false" from .env
+
+
+def test_profiles() -> None:
+    assert [s.name for s in _project(profiles=[]).services] == ["web", "base"]
+    assert _project(profiles=[]).inactive == ("db",)
+    assert [s.name for s in _project(profiles=["debug"]).services] == ["web", "db", "base"]
+
+
+def test_unknown_key_is_a_warning_with_location() -> None:
+    warnings = _project().warnings
+    assert any("compose.override.yaml:4:5: unknown key 'privilidged'" in w for w in warnings)
+
+
+def test_container_rules_point_at_the_key() -> None:
+    web = {s.name: s for s in _project().services}["web"]
+    results = {r.rule.id: r for r in lint_compose_service(web, default_rules())}
+    sock = results["DW-C008"]
+    assert sock.status is Status.FAIL
+    assert sock.location is not None and (sock.location.line, sock.location.column) == (17, 5)
+    caps = results["DW-C003"]
+    assert caps.status is Status.FAIL and caps.location is not None
+    assert caps.location.path.endswith("compose.override.yaml") and caps.location.line == 3
+    assert results["DW-C001"].status is Status.PASS
+    # a missing key points at the service
+    ro = results["DW-C014"]
+    assert ro.status is Status.FAIL and ro.location is not None and ro.location.line == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("${A}", {"A": "1"}, "1"),
+        ("$A-x", {"A": "1"}, "1-x"),
+        ("${A:-d}", {"A": ""}, "d"),
+        ("${A-d}", {"A": ""}, ""),
+        ("${A:-${B:-x}}", {}, "x"),
+        ("${A:+alt}", {"A": "1"}, "alt"),
+        ("${A+alt}", {}, ""),
+        ("$$A", {"A": "1"}, "$A"),
+        ("${A?boom}", {"A": ""}, ""),
+    ],
+)
+def test_interpolation(text: str, env: dict[str, str], expected: str) -> None:
+    assert interpolate(text, env) == expected
+
+
+def test_required_variable_is_an_error() -> None:
+    with pytest.raises(InputError, match="required variable A: set A please"):
+        interpolate("${A:?set A please}", {})
+
+
+def test_env_file_syntax() -> None:
+    text = "A=1\n# c\nexport B=\"two words\"\nC='$x'\nD=v # trailing\nE\n"
+    assert parse_env_file(text) == {"A": "1", "B": "two words", "C": "$x", "D": "v"}
+
+
+def test_required_variable_in_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "compose.yaml"
+    f.write_text("services:\n  a:\n    image: ${IMG:?need an image}\n")
+    with pytest.raises(InputError, match=r"compose\.yaml: required variable IMG: need an image"):
+        load_compose([str(f)], env={})
+
+
+def test_named_volume_with_bind_device_is_a_bind(tmp_path: Path) -> None:
+    f = tmp_path / "compose.yaml"
+    f.write_text(
+        "services:\n  a:\n    image: x:1\n    volumes: [sock:/s]\n"
+        "volumes:\n  sock:\n    driver: local\n    driver_opts:\n"
+        "      type: none\n      o: bind\n      device: /var/run\n"
+    )
+    [svc] = load_compose([str(f)], env={}).services
+    assert svc.spec.mounts == (Mount("bind", "/var/run", "/s", False),)
+
+
+def test_from_compose_service_classmethod() -> None:
+    spec = ContainerSpec.from_compose_service(
+        "api", {"image": "a:1", "cap_drop": ["ALL"], "read_only": True, "user": 1000}
+    )
+    assert spec.cap_drop == ("ALL",) and spec.read_only_rootfs and spec.user == "1000"
+    assert spec.origin == "compose"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("services: [a]\n", "services` must be a mapping"),
+        ("services:\n  a:\n    cap_add: 3\n", "cap_add: expected a list"),
+        ("services:\n  a:\n    mem_limit: lots\n", "invalid size"),
+        ("services:\n  a:\n    extends: a\n", "extends cycle"),
+        ("services:\n  a:\n    ports: ['1:2:3:4']\n", "invalid port"),
+        ("- a\n", "must be a mapping"),
+    ],
+)
+def test_bad_projects_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "compose.yaml"
+    f.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_compose([str(f)], env={})
+    assert "\n" not in str(info.value)
