@@ -10,21 +10,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-<<<<<<< HEAD
-from dockward.cli import audit, policy, proxy, report, rules, sign
-from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE
-from dockward.errors import DockwardError
-
-# Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (audit, rules, report, proxy, policy, sign)
-=======
-from dockward.cli import audit, lint, report, rules
+from dockward.cli import audit, lint, policy, proxy, report, rules, sign
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
 # Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (audit, lint, rules, report)
->>>>>>> main
+SUBCOMMANDS: tuple[ModuleType, ...] = (audit, lint, rules, report, proxy, policy, sign)
 
 
 class _Parser(argparse.ArgumentParser):

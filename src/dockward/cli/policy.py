@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from pathlib import Path
 from typing import Any
@@ -96,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
         gate.registry = RegistryClient(insecure)
     results: list[Result] = []
+    from dockward.lint import load_compose, spec_from_run_line
+
     if args.compose:
-        lint = importlib.import_module("dockward.lint")
-        project = lint.load_compose(args.compose)
+        project = load_compose(args.compose)
         for service in project.services:
             spec: ContainerSpec = service.spec
             results += _located(
@@ -106,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 service.location,
             )
     for i, line in enumerate(args.run):
-        lint = importlib.import_module("dockward.lint")
-        spec = lint.spec_from_run_line(line)
+        spec = spec_from_run_line(line)
         results += judge_container(spec, adm, f"run[{i}] {spec.image}", gate=gate)
     for path in args.body:
         try:

@@ -198,13 +198,6 @@ class ContainerSpec:
         return container_from_inspect(data)
 
     @classmethod
-<<<<<<< HEAD
-    def from_create_body(cls, body: Mapping[str, Any], name: str = "") -> ContainerSpec:
-        """From the JSON body of `POST /containers/create` (the proxy's admission input)."""
-        from dockward.policy.create_body import container_from_create_body
-
-        return container_from_create_body(body, name)
-=======
     def from_compose_service(
         cls, name: str, service: Mapping[str, Any], **options: Any
     ) -> ContainerSpec:
@@ -219,4 +212,10 @@ class ContainerSpec:
         from dockward.lint.runargv import run_argv_to_spec
 
         return run_argv_to_spec(argv, source)
->>>>>>> main
+
+    @classmethod
+    def from_create_body(cls, body: Mapping[str, Any], name: str = "") -> ContainerSpec:
+        """From the JSON body of `POST /containers/create` (the proxy's admission input)."""
+        from dockward.policy.create_body import container_from_create_body
+
+        return container_from_create_body(body, name)
