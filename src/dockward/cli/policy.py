@@ -41,7 +41,9 @@ def register(sub: Any) -> None:
         "[DOCKWARD_POLICY_CLIENT]",
     )
     c.add_argument("--compose", action="append", default=[], help="compose file (repeatable)")
-    c.add_argument("--run", action="append", default=[], help="a `docker run ...` line")
+    c.add_argument(
+        "--run", dest="run_lines", action="append", default=[], help="a `docker run ...` line"
+    )
     c.add_argument(
         "--body", action="append", default=[], help="a JSON `POST /containers/create` body file"
     )
@@ -83,7 +85,7 @@ def _located(results: list[Result], location: Location | None) -> list[Result]:
 def run(args: argparse.Namespace) -> int:
     if not args.policy:
         raise UsageError("policy check needs --policy FILE")
-    if not (args.compose or args.run or args.body or args.image):
+    if not (args.compose or args.run_lines or args.body or args.image):
         raise UsageError("nothing to check: give --compose, --run, --body or --image")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     policy = load_policy(args.policy)
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 judge_container(spec, adm, f"service {service.name}", gate=gate),
                 service.location,
             )
-    for i, line in enumerate(args.run):
+    for i, line in enumerate(args.run_lines):
         spec = spec_from_run_line(line)
         results += judge_container(spec, adm, f"run[{i}] {spec.image}", gate=gate)
     for path in args.body:
