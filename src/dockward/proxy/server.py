@@ -28,6 +28,15 @@ from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import FramingError, check_head, head_length
 from dockward.proxy.paths import PathError, Target, parse_target
 from dockward.proxy.routes import Mode, match_route
+from dockward.proxy.upstream import (
+    LAST_CHUNK,
+    ChunkedEnd,
+    UpstreamError,
+    chunk,
+    parse_response_head,
+    request_head,
+)
+from dockward.proxy.upstream import MAX_HEAD as MAX_RESPONSE_HEAD
 
 READ_SIZE = 256 * 1024
 # Never forwarded: connection-level headers (re-created by h11) and the proxy's own credentials.
@@ -53,18 +62,13 @@ _REASONS = {
     400: b"Bad Request",
     403: b"Forbidden",
     413: b"Payload Too Large",
+    505: b"HTTP Version Not Supported",
     502: b"Bad Gateway",
 }
 
 
 class _Close(Exception):
     """End this client connection (after whatever was already answered)."""
-
-
-def _buffered(conn: h11.Connection) -> int:
-    """Bytes h11 holds beyond the current message (pipelining). Unknown counts as some."""
-    buf = getattr(conn, "_receive_buffer", None)
-    return len(buf) if buf is not None else 1
 
 
 def peer_caller(sock: socket.socket | None, token: str = "") -> Caller:
@@ -82,7 +86,7 @@ def peer_caller(sock: socket.socket | None, token: str = "") -> Caller:
 class _Upstream:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    conn: h11.Connection
+    buf: bytes = b""  # bytes read past the last response (must stay empty to reuse)
 
     def close(self) -> None:
         self.writer.close()
@@ -173,15 +177,14 @@ class _Session:
                 return
             if not isinstance(ev, h11.Request):
                 raise _Close
-            keep = await self.request(ev)
-            if not keep or self.h.our_state is h11.MUST_CLOSE:
+            if not await self.request(ev):
                 return
-            if _buffered(self.h):
-                return  # pipelined bytes were never seen by the raw-head checks: refuse them
-            try:
-                self.h.start_next_cycle()
-            except h11.LocalProtocolError:
+            rest, closed = self.h.trailing_data
+            if closed:
                 return
+            # A pipelined request goes through the same raw-head checks as any other.
+            self.pending = rest + self.pending
+            self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
 
     async def request(self, req: h11.Request) -> bool:
         started = time.perf_counter()
@@ -199,6 +202,9 @@ class _Session:
                 token_digest(auth.decode("latin-1")),
             )
         record: dict[str, Any] = {"client": caller.describe(), "method": method}
+        if req.http_version != b"1.1":
+            record.update(path=raw_target.split("?")[0][:200], decision="deny", rule="http")
+            return await self.refuse(505, "HTTP/1.1 required", record, started)
         try:
             target = parse_target(raw_target)
         except PathError as exc:
@@ -322,32 +328,26 @@ class _Session:
             pass
 
     async def _upstream(self) -> _Upstream:
-        if self.up is not None and self.up.conn.our_state is h11.IDLE:
+        if self.up is not None and not self.up.buf and not self.up.reader.at_eof():
             return self.up
         if self.up is not None:
             self.up.close()
         reader, writer = await asyncio.open_unix_connection(
             self.server.upstream_socket, limit=READ_SIZE
         )
-        self.up = _Upstream(
-            reader, writer, h11.Connection(h11.CLIENT, max_incomplete_event_size=256 * 1024)
-        )
+        self.up = _Upstream(reader, writer)
         return self.up
 
-    async def _up_event(self, up: _Upstream, watcher: asyncio.Future[bool] | None = None) -> Any:
-        while True:
-            ev = up.conn.next_event()
-            if ev is not h11.NEED_DATA:
-                return ev
-            if watcher is None or watcher.done():
-                up.conn.receive_data(await up.reader.read(READ_SIZE))
-                continue
-            read = asyncio.ensure_future(up.reader.read(READ_SIZE))
-            await asyncio.wait((read, watcher), return_when=asyncio.FIRST_COMPLETED)
-            if watcher.done() and watcher.result() and not read.done():
-                read.cancel()
-                raise _Close  # the client left a stream that may never end (events, logs -f)
-            up.conn.receive_data(await read)
+    async def _up_read(self, up: _Upstream, watcher: asyncio.Future[bool] | None) -> bytes:
+        """The next bytes from the daemon; ends the session if the client left meanwhile."""
+        if watcher is None or watcher.done():
+            return await up.reader.read(READ_SIZE)
+        read = asyncio.ensure_future(up.reader.read(READ_SIZE))
+        await asyncio.wait((read, watcher), return_when=asyncio.FIRST_COMPLETED)
+        if watcher.done() and watcher.result() and not read.done():
+            read.cancel()
+            raise _Close  # the client left a stream that may never end (events, logs -f)
+        return await read
 
     async def forward(
         self,
@@ -378,76 +378,130 @@ class _Session:
             length = next((v for k, v in headers if k == b"content-length"), None)
             if length is not None:
                 out.append((b"content-length", length))
-        up.writer.write(
-            up.conn.send(h11.Request(method=req.method, target=req.target, headers=out)) or b""
-        )
+        up.writer.write(request_head(req.method, req.target, out))
         if body is not None:
-            if body:
-                up.writer.write(up.conn.send(h11.Data(data=body)) or b"")
+            up.writer.write(body)
         else:
             while True:
                 ev = await self._event()
                 if isinstance(ev, h11.Data):
-                    up.writer.write(up.conn.send(h11.Data(data=ev.data)) or b"")
+                    up.writer.write(chunk(bytes(ev.data)) if chunked_in else ev.data)
                     await up.writer.drain()
                 elif isinstance(ev, h11.EndOfMessage):
                     break
                 else:
                     raise _Close
-        up.writer.write(up.conn.send(h11.EndOfMessage()) or b"")
+            if chunked_in:
+                up.writer.write(LAST_CHUNK)
         await up.writer.drain()
-        return await self.relay_response(up, record, started)
+        close = any(k == b"connection" and b"close" in v.lower().split(b",") for k, v in headers)
+        return await self.relay_response(up, req.method == b"HEAD", record, started) and not close
 
-    async def relay_response(self, up: _Upstream, record: dict[str, Any], started: float) -> bool:
-        ev = await self._up_event(up)
-        while isinstance(ev, h11.InformationalResponse) and ev.status_code != 101:
-            ev = await self._up_event(up)
+    async def _response_head(self, up: _Upstream) -> tuple[bytes, bytes]:
+        buf, up.buf = up.buf, b""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                return buf[: end + 4], buf[end + 4 :]
+            if len(buf) > MAX_RESPONSE_HEAD:
+                raise UpstreamError("response head too large")
+            data = await up.reader.read(READ_SIZE)
+            if not data:
+                raise UpstreamError("the daemon closed the connection")
+            buf += data
+
+    async def relay_response(
+        self, up: _Upstream, head_request: bool, record: dict[str, Any], started: float
+    ) -> bool:
+        """Pass the daemon's answer through unchanged; True when both sides stay reusable."""
+        try:
+            raw, rest = await self._response_head(up)
+            head = parse_response_head(raw)
+        except UpstreamError as exc:
+            self.up = None
+            up.close()
+            record.update(decision="error", rule="upstream")
+            return await self.refuse(
+                502, f"bad answer from the Docker daemon: {exc}", record, started
+            )
         record.update(
-            status=ev.status_code, latency_ms=round((time.perf_counter() - started) * 1000, 3)
+            status=head.status, latency_ms=round((time.perf_counter() - started) * 1000, 3)
         )
         self.server.log.record(**record)
-        headers = [(k, v) for k, v in ev.headers if k not in _RESP_HOP]
-        if isinstance(ev, h11.InformationalResponse):
-            headers += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
-            self.writer.write(
-                self.h.send(
-                    h11.InformationalResponse(status_code=101, headers=headers, reason=ev.reason)
-                )
-                or b""
-            )
-            await self.splice(up)
+        self.writer.write(raw)
+        if head.status == 101:
+            await self.splice(up, rest)
             return False
-        self.writer.write(
-            self.h.send(h11.Response(status_code=ev.status_code, headers=headers, reason=ev.reason))
-            or b""
-        )
+        te = head.header(b"transfer-encoding")
+        length = head.header(b"content-length")
+        reusable = b"close" not in (head.header(b"connection") or b"").lower()
+        if head_request or head.status in (204, 304) or 100 <= head.status < 200:
+            up.buf = rest
+        elif te is not None:
+            if te.lower() != b"chunked":
+                raise _Close
+            up.buf = await self._relay_chunked(up, rest)
+        elif length is not None:
+            up.buf = await self._relay_sized(up, rest, int(length))
+        else:
+            await self._relay_until_close(up, rest)
+            return False
+        await self.writer.drain()
+        if not reusable or up.buf:
+            self.up = None
+            up.close()
+        return True
+
+    async def _relay_sized(self, up: _Upstream, data: bytes, remaining: int) -> bytes:
+        while True:
+            if len(data) >= remaining:
+                self.writer.write(data[:remaining])
+                return data[remaining:]
+            self.writer.write(data)
+            remaining -= len(data)
+            if self.writer.transport.get_write_buffer_size() > READ_SIZE:
+                await self.writer.drain()
+            data = await up.reader.read(READ_SIZE)
+            if not data:
+                raise _Close
+
+    async def _relay_chunked(self, up: _Upstream, data: bytes) -> bytes:
+        tracker = ChunkedEnd()
         watcher = asyncio.ensure_future(self._watch_client())
         try:
             while True:
-                ev = await self._up_event(up, watcher)
-                if isinstance(ev, h11.Data):
-                    self.writer.write(self.h.send(h11.Data(data=ev.data)) or b"")
+                if data:
+                    try:
+                        end = tracker.feed(data)
+                    except UpstreamError:
+                        raise _Close from None
+                    if end >= 0:
+                        self.writer.write(data[:end])
+                        return data[end:]
+                    self.writer.write(data)
                     if self.writer.transport.get_write_buffer_size() > READ_SIZE:
                         await self.writer.drain()
-                    elif watcher.done() and watcher.result():
-                        raise _Close
-                elif isinstance(ev, h11.EndOfMessage):
-                    watcher.cancel()
-                    self.writer.write(self.h.send(h11.EndOfMessage()) or b"")
-                    await self.writer.drain()
-                    break
-                else:
+                data = await self._up_read(up, watcher)
+                if not data:
                     raise _Close
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher  # its read must be over before the next request head is read
-        if up.conn.our_state is h11.DONE and up.conn.their_state is h11.DONE:
-            up.conn.start_next_cycle()
-        else:
-            up.close()
-            self.up = None
-        return True
+
+    async def _relay_until_close(self, up: _Upstream, data: bytes) -> None:
+        watcher = asyncio.ensure_future(self._watch_client())
+        try:
+            while data:
+                self.writer.write(data)
+                await self.writer.drain()
+                data = await self._up_read(up, watcher)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        self.up = None
+        up.close()
 
     async def _watch_client(self) -> bool:
         """During a response: True when the client went away (ends a never-ending stream).
@@ -456,10 +510,10 @@ class _Session:
         self.pending += data
         return not data
 
-    async def splice(self, up: _Upstream) -> None:
+    async def splice(self, up: _Upstream, up_rest: bytes) -> None:
         """Raw bytes both ways after 101, with half-close passed through."""
-        client_rest = self.h.trailing_data[0]
-        up_rest = up.conn.trailing_data[0]
+        client_rest = self.h.trailing_data[0] + self.pending
+        self.pending = b""
         await self.writer.drain()
         self.up = None
 
