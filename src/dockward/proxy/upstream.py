@@ -8,7 +8,10 @@ h11 (the client-side parser) re-encoded every chunk, which cost 3x the daemon's 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_HEX = re.compile(rb"^[0-9a-fA-F]{1,16}$")
 
 
 class UpstreamError(Exception):
@@ -91,11 +94,10 @@ class ChunkedEnd:
                     self.done = True
                     return pos
                 continue
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise UpstreamError(f"bad chunk size {size_text[:20]!r}") from None
+            size_text = line.split(b";", 1)[0].strip(b" \t")
+            if not _HEX.match(size_text):
+                raise UpstreamError(f"bad chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 self.trailers = True
             else:
