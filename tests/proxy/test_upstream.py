@@ -59,7 +59,9 @@ def test_bad_chunk_headers(bad: bytes) -> None:
 
 
 def test_response_head() -> None:
-    h = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Type: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    h = parse_response_head(
+        b"HTTP/1.1 200 OK\r\nContent-Type: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     assert h.status == 200 and h.header(b"transfer-encoding") == b"chunked"
     with pytest.raises(UpstreamError):
         parse_response_head(b"SSH-2.0\r\n\r\n")

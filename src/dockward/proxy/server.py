@@ -428,22 +428,24 @@ class _Session:
             status=head.status, latency_ms=round((time.perf_counter() - started) * 1000, 3)
         )
         self.server.log.record(**record)
-        self.writer.write(raw)
         if head.status == 101:
+            self.writer.write(raw)
             await self.splice(up, rest)
             return False
         te = head.header(b"transfer-encoding")
         length = head.header(b"content-length")
         reusable = b"close" not in (head.header(b"connection") or b"").lower()
         if head_request or head.status in (204, 304) or 100 <= head.status < 200:
+            self.writer.write(raw)
             up.buf = rest
         elif te is not None:
             if te.lower() != b"chunked":
                 raise _Close
-            up.buf = await self._relay_chunked(up, rest)
-        elif length is not None:
-            up.buf = await self._relay_sized(up, rest, int(length))
+            up.buf = await self._relay_chunked(up, raw, rest)
+        elif length is not None and length.isdigit():
+            up.buf = await self._relay_sized(up, raw, rest, int(length))
         else:
+            self.writer.write(raw)
             await self._relay_until_close(up, rest)
             return False
         await self.writer.drain()
@@ -452,12 +454,14 @@ class _Session:
             up.close()
         return True
 
-    async def _relay_sized(self, up: _Upstream, data: bytes, remaining: int) -> bytes:
+    async def _relay_sized(self, up: _Upstream, head: bytes, data: bytes, remaining: int) -> bytes:
+        # The head goes out with the first bytes of the body: one send for a small answer.
         while True:
             if len(data) >= remaining:
-                self.writer.write(data[:remaining])
+                self.writer.write(head + data[:remaining])
                 return data[remaining:]
-            self.writer.write(data)
+            self.writer.write(head + data)
+            head = b""
             remaining -= len(data)
             if self.writer.transport.get_write_buffer_size() > READ_SIZE:
                 await self.writer.drain()
@@ -465,8 +469,17 @@ class _Session:
             if not data:
                 raise _Close
 
-    async def _relay_chunked(self, up: _Upstream, data: bytes) -> bytes:
+    async def _relay_chunked(self, up: _Upstream, head: bytes, data: bytes) -> bytes:
         tracker = ChunkedEnd()
+        try:
+            end = tracker.feed(data)
+        except UpstreamError:
+            raise _Close from None
+        if end >= 0:  # the whole answer is here: no watcher, one send
+            self.writer.write(head + data[:end])
+            return data[end:]
+        self.writer.write(head + data)
+        data = b""
         watcher = asyncio.ensure_future(self._watch_client())
         try:
             while True:
