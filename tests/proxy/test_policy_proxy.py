@@ -261,3 +261,18 @@ def test_decision_log_lines(proxy: RunningProxy) -> None:
     ping = [d for d in docs if d.get("route") == "version"]
     assert ping and ping[0]["decision"] == "allow" and ping[0]["status"] == 200
     assert set(ping[0]) >= {"ts", "client", "method", "path", "route", "decision", "latency_ms"}
+
+
+def test_large_build_context_streams_and_load_is_refused(
+    proxy: RunningProxy, lab_image: str, tmp_path: Path
+) -> None:
+    """Build contexts are judged by their query, not buffered: larger than max_body is fine."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {lab_image}\nCOPY blob /blob\n")
+    (tmp_path / "blob").write_bytes(os.urandom(3 * 1024 * 1024))
+    built = docker(proxy, "build", "-q", "-t", f"{PREFIX}/big:1", str(tmp_path), timeout=180)
+    assert built.returncode == 0, built.stderr
+    docker(proxy, "rmi", f"{PREFIX}/big:1")
+    tar = tmp_path / "img.tar"
+    tar.write_bytes(b"\0" * 1024)
+    load = docker(proxy, "load", "-i", str(tar))
+    assert load.returncode != 0 and "DW-P009" in load.stderr

@@ -21,7 +21,7 @@ from typing import Any
 import h11
 
 from dockward.model.finding import Result
-from dockward.policy.admission import ImageGate, judge_request, refusals
+from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
 from dockward.policy.gojson import BodyError, loads
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
@@ -221,10 +221,14 @@ class _Session:
             return await self.refuse(403, verdict.reason, record, started)
         body: bytes | None = None
         if verdict.judge_body:
-            body = await self.read_body(authz.max_body, record, started)
-            if body is None:
-                return False
-            results = await self.judge(verdict, target, match.route.name if match else "", body)
+            route = match.route.name if match else ""
+            if route not in QUERY_ROUTES:
+                # JSON bodies are read whole (bounded) and judged; build contexts and image
+                # tarballs are judged by their query and streamed through.
+                body = await self.read_body(authz.max_body, record, started)
+                if body is None:
+                    return False
+            results = await self.judge(verdict, target, route, body)
             bad = refusals(results)
             if bad:
                 record.update(
@@ -239,14 +243,14 @@ class _Session:
         return await self.forward(req, target, headers, body, hijack, record, started)
 
     async def judge(
-        self, verdict: Verdict, target: Target, route: str, body: bytes
+        self, verdict: Verdict, target: Target, route: str, body: bytes | None
     ) -> list[Result]:
         assert verdict.admission is not None
         adm = verdict.admission
         gate = self.server.gate
 
         def work() -> list[Result]:
-            if route in ("images.create", "images.load", "build"):
+            if body is None:
                 return judge_request(route, target.query, None, adm, gate)
             try:
                 doc = loads(body)
