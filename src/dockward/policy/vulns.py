@@ -28,13 +28,27 @@ class NoScanDB:
         return None
 
 
-def default_source(db_path: str = "") -> VulnerabilitySource:
-    """The scan DB if `dockward.scan` offers a lookup, else an always-unscanned source."""
+class ScanCacheSource:
+    """dockward.scan's record of scanned digests (`ScanCache.lookup`)."""
+
+    def __init__(self, cache: object) -> None:
+        self.cache = cache
+
+    def worst_severity(self, image: str, digest: str) -> Severity | None:
+        summary = self.cache.lookup(digest)  # type: ignore[attr-defined]
+        if summary is None:
+            return None
+        worst = summary.worst
+        return worst if isinstance(worst, Severity) else Severity.INFO
+
+
+def default_source(cache_path: str = "") -> VulnerabilitySource:
+    """dockward's scan record when `dockward.scan` is installed, else always-unscanned."""
     import importlib
 
     try:
-        verdicts = importlib.import_module("dockward.scan.verdicts")
-    except ImportError:
+        scan = importlib.import_module("dockward.scan")
+        cache = scan.ScanCache(cache_path or None)
+    except (ImportError, AttributeError):
         return NoScanDB("dockward.scan is not available")
-    source: VulnerabilitySource = verdicts.open_source(db_path)
-    return source
+    return ScanCacheSource(cache)
