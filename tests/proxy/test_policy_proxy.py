@@ -229,10 +229,13 @@ def test_streams_exec_logs_events_build(
     (tmp_path / "Dockerfile").write_text(f"FROM {lab_image}\nRUN echo built > /built\n")
     built = docker(proxy, "build", "-q", "-t", f"{PREFIX}/built:1", str(tmp_path), timeout=120)
     assert built.returncode == 0, built.stderr
-    assert (
-        docker(proxy, "run", "--rm", *LABEL, f"{PREFIX}/built:1", "cat", "/built").stdout
-        == "built\n"
-    )
+    # create/start/wait/logs rather than `run`: a container that exits at once can lose its
+    # attach output under heavy load, with or without the proxy (the test host is shared)
+    made = docker(proxy, "create", *LABEL, f"{PREFIX}/built:1", "cat", "/built").stdout.strip()
+    assert docker(proxy, "start", made).returncode == 0
+    docker(proxy, "wait", made)
+    assert docker(proxy, "logs", made).stdout == "built\n"
+    docker(proxy, "rm", made)
     host_net = docker(proxy, "build", "--network", "host", "-q", str(tmp_path))
     assert host_net.returncode != 0 and "DW-P010" in host_net.stderr
     docker(proxy, "rmi", f"{PREFIX}/built:1")
