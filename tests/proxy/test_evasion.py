@@ -135,7 +135,7 @@ CASES: dict[str, tuple[bytes, int]] = {
     "oversized": (
         create(
             f"{PREFIX}-big",
-            f"Content-Length: {len(EVIL) + 8000}\r\n",
+            "Content-Length: {n}\r\n",
             EVIL[:-1] + b',"Pad":"' + b"x" * 7990 + b'"}',
         ),
         413,

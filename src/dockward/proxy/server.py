@@ -39,6 +39,8 @@ from dockward.proxy.upstream import (
 from dockward.proxy.upstream import MAX_HEAD as MAX_RESPONSE_HEAD
 
 READ_SIZE = 256 * 1024
+DISCARD_LIMIT = 256 * 1024 * 1024  # of a refused body, read and dropped before answering
+DISCARD_SECONDS = 30.0
 # Never forwarded: connection-level headers (re-created by h11) and the proxy's own credentials.
 _HOP = frozenset(
     {
@@ -288,6 +290,7 @@ class _Session:
         record.setdefault("reason", message[:2000])
         record.update(status=status, latency_ms=round((time.perf_counter() - started) * 1000, 3))
         self.server.log.record(**record)
+        await self._discard_body()
         payload = json.dumps({"message": message}).encode()
         try:
             self.writer.write(
@@ -310,6 +313,25 @@ class _Session:
         except h11.LocalProtocolError:
             await self._raw_error(status, message)
         return False
+
+    async def _discard_body(self) -> None:
+        """Read (and drop) the rest of a refused request's body, bounded in size and time, so
+        the client gets to read the refusal instead of a broken pipe mid-upload."""
+        if self.h.their_state is not h11.SEND_BODY:
+            return
+        dropped = 0
+
+        async def drain() -> None:
+            nonlocal dropped
+            while dropped < DISCARD_LIMIT:
+                ev = await self._event()
+                if isinstance(ev, h11.Data):
+                    dropped += len(ev.data)
+                else:
+                    return
+
+        with contextlib.suppress(asyncio.TimeoutError, _Close, ConnectionError):
+            await asyncio.wait_for(drain(), DISCARD_SECONDS)
 
     async def _raw_error(self, status: int, message: str) -> None:
         payload = json.dumps({"message": message}).encode()
