@@ -97,6 +97,12 @@ def run_load(target: str, path: str, clients: int, n: int) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process: its own cost, whatever else the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_port(host: str, port: int) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -181,14 +187,23 @@ def log_container(mb: int) -> str:
 
 
 def read_logs(target: str, cid: str) -> float:
-    conn = connection(target)
+    """MB/s of the raw answer (chunk framing included), read with large recv() calls."""
+    if target.startswith("unix://"):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(target.removeprefix("unix://"))
+    else:
+        host, port = target.removeprefix("tcp://").split(":")
+        s = socket.create_connection((host, int(port)))
     t0 = time.perf_counter()
-    conn.request("GET", f"/v1.41/containers/{cid}/logs?stdout=1")
-    r = conn.getresponse()
+    s.sendall(
+        f"GET /v1.41/containers/{cid}/logs?stdout=1 HTTP/1.1\r\nHost: docker\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
     total = 0
-    while chunk := r.read(1 << 20):
+    while chunk := s.recv(1 << 20):
         total += len(chunk)
     wall = time.perf_counter() - t0
+    s.close()
     return total / wall / (1 << 20)
 
 
@@ -206,6 +221,9 @@ def main() -> None:
     hap = start_haproxy(tmp)
     if hap:
         procs.append(hap)
+    pids = {"dockward-unix": procs[0].pid, "dockward-tcp": procs[0].pid}
+    if hap:
+        pids["haproxy-tcp"] = hap.pid
     targets = {
         "direct": f"unix://{DOCKER}",
         "dockward-unix": f"unix://{tmp / 'dw.sock'}",
@@ -220,9 +238,15 @@ def main() -> None:
                 n = args.requests if clients == 1 else max(args.requests // 4, 200)
                 for name, target in targets.items():
                     key = f"{path} c={clients} {name}"
+                    pid = pids.get(name)
+                    cpu0 = cpu_seconds(pid) if pid else 0.0
                     results["requests"][key] = r = run_load(target, path, clients, n)
+                    if pid:
+                        r["proxy_cpu_us_per_req"] = (cpu_seconds(pid) - cpu0) / (n * clients) * 1e6
+                    cpu = f"  proxy CPU {r['proxy_cpu_us_per_req']:.0f} us/req" if pid else ""
                     print(
-                        f"{key:48} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms",
+                        f"{key:48} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:.3f} ms"
+                        f"  p99 {r['p99_ms']:.3f} ms{cpu}",
                         flush=True,
                     )
         if args.logs_mb:

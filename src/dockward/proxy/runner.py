@@ -113,6 +113,8 @@ async def serve(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) ->
     stop = asyncio.Event()
 
     def reload() -> None:
+        with contextlib.suppress(DockwardError):
+            log.reopen()  # after logrotate
         try:
             server.authorizer = build_authorizer(cfg)
             log.event("policy reloaded", policy=cfg.policy or "environment")
