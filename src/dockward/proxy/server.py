@@ -73,7 +73,7 @@ class _Close(Exception):
     """End this client connection (after whatever was already answered)."""
 
 
-def peer_caller(sock: socket.socket | None, token: str = "") -> Caller:
+def peer_caller(sock: socket.socket | None) -> Caller:
     if sock is None:
         return Caller()
     if sock.family == socket.AF_UNIX:
@@ -113,6 +113,8 @@ class ProxyServer:
             await session.run()
         except (ConnectionError, _Close, asyncio.IncompleteReadError):
             pass
+        except Exception as exc:  # a bug must cost one connection, never the proxy
+            self.log.event("internal error", error=f"{type(exc).__name__}: {exc}"[:500])
         finally:
             session.close()
 
