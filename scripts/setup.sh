@@ -7,7 +7,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(docker.io busybox-static docker-registry rsyslog apparmor iproute2 chromium
-          python3-venv skopeo umoci haproxy ca-certificates)
+          python3-venv skopeo umoci haproxy ca-certificates gcc libc6-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -256,3 +256,42 @@ def test_host_without_containers_says_so(daemons: dict[str, Daemon]) -> None:
     msgs = {r["rule_id"]: (r["status"], r["message"]) for r in report["results"]}
     assert msgs["DW-C001"] == ("skip", "no containers on this host")
     assert msgs["DW-I001"] == ("skip", "no images on this host")
+
+
+def test_docker_context(daemons: dict[str, Daemon], tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.audit.daemons import DOCKER
+
+    config = tmp_path / "docker-config"
+    subprocess.run(
+        [
+            DOCKER,
+            "--config",
+            str(config),
+            "context",
+            "create",
+            "dwaudit-ctx",
+            "--docker",
+            f"host={daemons['weak'].url}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    res = run_cli(
+        "audit",
+        "--context",
+        "dwaudit-ctx",
+        "--check",
+        "DW-D003",
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+        env={"DOCKER_CONFIG": str(config)},
+    )
+    assert res.code == 0, res.err
+    [result] = json.loads(res.out)["results"]
+    assert result["host"] == daemons["weak"].url and result["status"] == "fail"
+    res = run_cli("audit", "--context", "nope", env={"DOCKER_CONFIG": str(config)})
+    assert res.code == 2 and "nope" in res.err and res.err.count("\n") == 1

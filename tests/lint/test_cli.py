@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -74,6 +75,13 @@ def test_sarif_regions(tmp_path: Path) -> None:
     assert region == {"startLine": 5, "startColumn": 5, "endLine": 5, "endColumn": 38}
     sudo = [x for x in results if x["ruleId"] == "DW-B020"]
     assert sudo and all(x.get("suppressions") for x in sudo)
+    uri = pipe["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "file://" + str(tmp_path / "Dockerfile")
+    assert len(sudo) == 2  # two sudo findings: two alerts, two fingerprints
+    assert len({x["partialFingerprints"]["dockward/v1"] for x in sudo}) == 2
+    rel = run_cli("lint", "-f", "sarif", "Dockerfile", cwd=tmp_path)
+    rel_uri = json.loads(rel.out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert rel_uri["artifactLocation"]["uri"] == "Dockerfile"
 
 
 def test_compose_directory_table_and_junit(tmp_path: Path) -> None:
@@ -127,6 +135,8 @@ def test_bad_files_are_per_file_errors(tmp_path: Path) -> None:
     )
     _write(tmp_path, "bomb/compose.yaml", bomb)
     _write(tmp_path, "deep/compose.yaml", "services: " + "[" * 50000 + "]" * 50000 + "\n")
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "Dockerfile")
     r = run_cli("lint", "-f", "json", str(tmp_path))
     assert r.code == 1, r.err
     res = _results(r.out)
@@ -139,6 +149,7 @@ def test_bad_files_are_per_file_errors(tmp_path: Path) -> None:
     assert "over the" in errors["big"]
     assert "alias bomb" in errors["bomb"]
     assert "nest" in errors["deep"]
+    assert "not a regular file" in errors["fifo"]
     assert any(x["rule_id"] == "DW-B020" for x in res)  # the good file is still linted
 
 
@@ -152,6 +163,8 @@ def test_bad_cli_input_is_one_line_exit_2(tmp_path: Path) -> None:
         r = run_cli(*args)
         assert r.code == 2, (args, r.err)
         assert r.err.count("\n") == 1 and "Traceback" not in r.err
+    r = run_cli("lint", str(tmp_path), env={"DOCKWARD_MAX_SIZE": "lots"})
+    assert r.code == 2 and "--max-size" in r.err and "Traceback" not in r.err
 
 
 def test_memory_stays_bounded_on_bomb(tmp_path: Path) -> None:
@@ -178,3 +191,50 @@ def test_config_ignore_and_trusted_registries(tmp_path: Path) -> None:
     r = run_cli("lint", "-f", "json", "Dockerfile", cwd=tmp_path)
     ids = {x["rule_id"] for x in _results(r.out)}
     assert "DW-B007" not in ids and "DW-B004" in ids
+
+
+def test_compose_suppression_and_profiles(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx:1.25\n"
+        "    # dockward ignore=DW-C001\n    privileged: true\n"
+        "    pid: host  # dockward ignore=DW-C017\n"
+        "  dbg:\n    image: busybox:1.36\n    profiles: [debug]\n    ipc: host\n",
+    )
+    r = run_cli("lint", "-f", "json", "--profile", "prod", str(tmp_path / "compose.yaml"))
+    res = _results(r.out)
+    by_rule = {x["rule_id"]: x for x in res if x["status"] == "fail"}
+    assert "waived" in by_rule["DW-C001"] and by_rule["DW-C001"]["location"]["line"] == 5
+    assert "waived" in by_rule["DW-C017"] and by_rule["DW-C017"]["location"]["line"] == 6
+    assert "DW-C018" not in by_rule  # the debug profile is not active
+    r = run_cli("lint", "-f", "json", str(tmp_path / "compose.yaml"))
+    assert any(x["rule_id"] == "DW-C018" for x in _results(r.out))
+
+
+def test_rules_list_has_dockerfile_rules_with_peer_references() -> None:
+    r = run_cli("rules", "list", "--kind", "dockerfile", "--format", "json")
+    rules = {x["id"]: x for x in json.loads(r.out)}
+    assert len(rules) >= 30
+    assert "hadolint DL3004" in rules["DW-B020"]["references"]
+    assert "checkov CKV2_DOCKER_1" in rules["DW-B020"]["references"]
+
+
+def test_pre_commit_hook_file_pattern() -> None:
+    import re
+
+    import yaml
+
+    [hook] = yaml.safe_load((Path(__file__).parents[2] / ".pre-commit-hooks.yaml").read_text())
+    pattern = re.compile(hook["files"])
+    for name in (
+        "Dockerfile",
+        "a/Dockerfile.dev",
+        "x.Dockerfile",
+        "Containerfile",
+        "compose.yaml",
+        "deploy/docker-compose.prod.yml",
+    ):
+        assert pattern.search(name), name
+    for name in ("README.md", "compose.yaml.bak", "src/app.py"):
+        assert not pattern.search(name), name

@@ -165,3 +165,52 @@ def test_bad_projects_are_one_line_errors(tmp_path: Path, text: str, message: st
     with pytest.raises(InputError, match=message) as info:
         load_compose([str(f)], env={})
     assert "\n" not in str(info.value)
+
+
+def test_compose_only_rules_with_locations(tmp_path: Path) -> None:
+    from dockward.lint.engine import LintOptions, lint_compose
+
+    f = tmp_path / "compose.yaml"
+    f.write_text(
+        "services:\n"
+        "  app:\n"
+        "    image: r.example/app:1\n"
+        "    build:\n"
+        "      args: {GH_TOKEN: ghp_0123456789abcdefghijABCDEFGHIJ012345}\n"
+        "    oom_kill_disable: true\n"
+        "    extra_hosts: ['pypi.org:10.1.1.1', 'cache:10.1.1.2']\n"
+        "    volumes_from: [other]\n"
+        "  other:\n"
+        "    image: r.example/other:1\n"
+        "    extra_hosts: {db: 10.0.0.2}\n"
+    )
+    results, _ = lint_compose([str(f)], LintOptions(env={}))
+    fails = sorted(
+        (r.rule.id, r.location.line, r.location.column)
+        for r in results
+        if r.rule.kind == "compose" and r.status is Status.FAIL and r.location
+    )
+    assert fails == [("DW-K001", 4, 5), ("DW-K002", 8, 5), ("DW-K003", 6, 5), ("DW-K004", 7, 5)]
+
+
+def test_built_services_inherit_user_and_healthcheck_from_their_dockerfile(tmp_path: Path) -> None:
+    from dockward.lint.engine import LintOptions, lint_compose
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM x:1\nHEALTHCHECK CMD true\nUSER 10001\n")
+    (tmp_path / "app" / "root.Dockerfile").write_text("FROM x:1\nUSER root\n")
+    f = tmp_path / "compose.yaml"
+    f.write_text(
+        "services:\n  a:\n    build: ./app\n"
+        "  b:\n    build:\n      context: app\n      dockerfile: root.Dockerfile\n"
+        "  c:\n    image: x:1\n"
+    )
+    results, _ = lint_compose([str(f)], LintOptions(env={}))
+    status = {
+        (r.target.split()[-1], r.rule.id): r.status
+        for r in results
+        if r.rule.id in ("DW-C031", "DW-C026")
+    }
+    assert status[("a", "DW-C031")] is Status.PASS and status[("a", "DW-C026")] is Status.PASS
+    assert status[("b", "DW-C031")] is Status.FAIL  # USER root in its Dockerfile
+    assert status[("c", "DW-C031")] is Status.FAIL  # image user unknown: no user set

@@ -107,6 +107,12 @@ CASES = [
     ),
     ("DW-B022", H + "RUN echo 'sslverify=0' >> /etc/yum.conf\n", [(2, 5)], H + "RUN echo hi\n"),
     (
+        "DW-B022",
+        H + "RUN pip install -i http://pypi.internal/simple x==1\n",
+        [(2, 5)],
+        H + "RUN pip install -i https://pypi.internal/simple x==1\n",
+    ),
+    (
         "DW-B023",
         H + "ENV PYTHONHTTPSVERIFY=0\nRUN GIT_SSL_NO_VERIFY=1 git clone x\n",
         [(2, 5), (3, 5)],
@@ -208,6 +214,12 @@ CASES = [
     ),
     ("DW-B036", H + "RUN service nginx start\n", [(2, 5)], H + "RUN nginx -t\n"),
     (
+        "DW-B038",
+        H + "RUN chmod 4755 /a && chmod g+s,o-w /b\n",
+        [(2, 5), (2, 22)],
+        H + "RUN chmod 0755 /a && chmod u+x /b\n",
+    ),
+    (
         "DW-B037",
         H + "RUN curl -H 'x' https://u:s3cretpass@example.com/f\n",
         [(2, 17)],
@@ -237,4 +249,4 @@ def test_onbuild_triggers_are_checked() -> None:
 
 def test_every_dockerfile_rule_has_a_line_test() -> None:
     tested = {c[0] for c in CASES} | {"DW-B004"}
-    assert tested == {e.rule.id for e in rules}
+    assert tested == {e.rule.id for e in rules if e.rule.kind == "dockerfile"}

@@ -172,3 +172,9 @@ def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
     assert any(not hidden for hidden, status in rows if status == "fail")
     assert "DW-C001" in dom and "Remove `--privileged`" in dom
     assert 'id="score"' in dom
+
+
+def test_table_keeps_bracketed_remediation_text() -> None:
+    # rich would read `[ALL]` as markup and drop it from the fix column.
+    out = render(sample_report(), "table")
+    assert "--cap-drop ALL" in out and "[ALL]" in out

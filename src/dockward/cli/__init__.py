@@ -10,12 +10,22 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import audit, lint, policy, proxy, report, rules, sign
+from dockward.cli import audit, harden, lint, policy, profile, proxy, report, rules, sign
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
 # Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (audit, lint, rules, report, proxy, policy, sign)
+SUBCOMMANDS: tuple[ModuleType, ...] = (
+    audit,
+    lint,
+    profile,
+    harden,
+    rules,
+    report,
+    proxy,
+    policy,
+    sign,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -91,7 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-size",
         type=int,
-        default=int(env_default("MAX_SIZE", str(MAX_FILE_BYTES))),
+        default=env_default("MAX_SIZE", str(MAX_FILE_BYTES)),  # argparse applies type=int
         metavar="BYTES",
         help=f"largest file to read (default {MAX_FILE_BYTES}) [DOCKWARD_MAX_SIZE]",
     )

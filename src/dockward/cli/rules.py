@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-from dockward.rules import default_rules
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("rules", help="list the rules dockward knows")
@@ -23,6 +21,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dockward.rules import default_rules
+
     entries = [
         e for e in default_rules() if not getattr(args, "kind", None) or e.rule.kind == args.kind
     ]
@@ -30,9 +33,6 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "json":
         sys.stdout.write(json.dumps([e.rule.to_dict() for e in entries], indent=2) + "\n")
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"{len(entries)} rules")
     for col in ("id", "kind", "severity", "CIS", "title"):
         table.add_column(col)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -26,22 +29,31 @@ class Endpoint:
 def resolve_endpoint(host: str | None = None, context: str | None = None) -> Endpoint:
     """--host, then --context, then DOCKER_HOST, then the default socket."""
     url = host
-    if not url and context:
-        try:
-            from docker.context import ContextAPI
-
-            ctx = ContextAPI.get_context(context)
-        except Exception as exc:  # the SDK raises several types for a bad context store
-            raise ConnectionFailed(f"cannot read Docker context {context!r}: {exc}") from exc
-        if ctx is None:
-            raise ConnectionFailed(f"no Docker context named {context!r}")
-        url = ctx.Host
+    if not url and context and context != "default":
+        url = context_host(context)
     url = url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
     if url.startswith("/"):
         url = "unix://" + url
     if url.startswith("unix://"):
         return Endpoint(url, True, url.removeprefix("unix://"))
     return Endpoint(url, False)
+
+
+def context_host(name: str) -> str:
+    """The Docker endpoint of a CLI context. Read directly: docker-py's context store cannot find
+    contexts when the config directory has no config.json."""
+    base = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    meta = base / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConnectionFailed(f"no Docker context named {name!r} (in {base})") from None
+    except (OSError, ValueError) as exc:
+        raise ConnectionFailed(f"cannot read Docker context {name!r}: {exc}") from exc
+    host = ((data.get("Endpoints") or {}).get("docker") or {}).get("Host")
+    if not isinstance(host, str) or not host:
+        raise ConnectionFailed(f"Docker context {name!r} has no docker endpoint")
+    return host
 
 
 def connect(endpoint: Endpoint, timeout: int = 30) -> Any:

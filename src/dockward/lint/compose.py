@@ -287,7 +287,7 @@ class _Loader:
             )
         other = f
         if ext.get("file"):
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(f.path), str(ext["file"])))
+            target = posixpath.join(posixpath.dirname(f.path), str(ext["file"]))
             other = self.load(target)
         base = self.service(other, str(ext["service"]), (*chain, (f.path, name)))
         merged = dict(base.config)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from dockward.lint.compose import ComposeService
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Result, Status
-from dockward.rules import Context, RuleEntry, run_check
+from dockward.rules.registry import Context, RuleEntry, run_check
+
+if TYPE_CHECKING:
+    from dockward.lint.compose import ComposeService
 
 # The compose keys that decide each container rule: a finding points at the key that causes it
 # (or, when the problem is a missing key, at the service).

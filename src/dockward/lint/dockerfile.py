@@ -14,7 +14,7 @@ import contextlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dockward.errors import InputError
 from dockward.lint.shell import SHELLS, Script, ShellSyntaxError, Word, parse_shell
@@ -90,6 +90,7 @@ class Instruction:
     smap: SourceMap | None = None  # offsets within `args`
     onbuild: Instruction | None = None
     comments_before: tuple[tuple[int, str], ...] = ()  # comment lines directly above
+    scripts: tuple[tuple[Script, SourceMap | None], ...] | None = None  # parsed RUN bodies
 
     def flag(self, name: str) -> str | None:
         for key, value in self.flags:
@@ -117,33 +118,46 @@ class Instruction:
     def shell_scripts(self) -> list[tuple[Script, SourceMap | None]]:
         """The shell scripts this RUN executes: the shell form body and heredoc bodies, or the
         `-c` argument of an exec form that calls a shell. Unparseable bodies are skipped."""
-        out: list[tuple[Script, SourceMap | None]] = []
-        if self.keyword != "RUN":
-            return out
-        try:
-            if self.json_args is not None:
-                argv = list(self.json_args)
-                if (
-                    len(argv) >= 3
-                    and argv[0].rsplit("/", 1)[-1] in ("sh", "bash")
-                    and "-c" in argv[1]
-                ):
-                    out.append((parse_shell(argv[2]), None))
-                elif argv:
-                    out.append((parse_shell(" ".join(_quote(a) for a in argv)), None))
-            elif not self.heredocs or not self.args.lstrip().startswith("<<"):
-                out.append((parse_shell(self.args), self.smap))
-        except ShellSyntaxError:
-            pass
-        # A heredoc is a shell script when RUN starts with it or feeds it to a shell.
-        shell_fed = self.args.lstrip().startswith("<<") or any(
-            cmd.program in SHELLS for script, _ in out for cmd in script.commands[:1]
-        )
-        for doc in self.heredocs:
-            if self.keyword == "RUN" and shell_fed:
-                with contextlib.suppress(ShellSyntaxError):
-                    out.append((parse_shell(doc.body), doc.smap))
+        if self.scripts is not None:
+            return list(self.scripts)
+        return parse_scripts(self.keyword, self.args, self.json_args, self.heredocs, self.smap)
+
+
+def parse_scripts(
+    keyword: str,
+    args: str,
+    json_args: tuple[str, ...] | None,
+    heredocs: tuple[Heredoc, ...],
+    smap: SourceMap | None,
+) -> list[tuple[Script, SourceMap | None]]:
+    """The shell scripts a RUN executes (see `Instruction.shell_scripts`)."""
+    out: list[tuple[Script, SourceMap | None]] = []
+    if keyword != "RUN":
         return out
+    try:
+        if json_args is not None:
+            argv = list(json_args)
+            if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in ("sh", "bash") and "-c" in argv[1]:
+                out.append((parse_shell(argv[2]), None))
+            elif argv:
+                out.append((parse_shell(" ".join(_quote(a) for a in argv)), None))
+        elif not heredocs or not args.lstrip().startswith("<<"):
+            out.append((parse_shell(args), smap))
+    except ShellSyntaxError:
+        pass
+    # A heredoc is a shell script when RUN starts with it or feeds it to a shell.
+    shell_fed = args.lstrip().startswith("<<") or any(
+        cmd.program in SHELLS for script, _ in out for cmd in script.commands[:1]
+    )
+    for doc in heredocs:
+        # `RUN <<EOF` with a `#!/usr/bin/env python` body is run by that interpreter.
+        interpreter = doc.body.split("\n", 1)[0] if doc.body.startswith("#!") else ""
+        if interpreter and not any(sh in interpreter.split("/")[-1].split() for sh in SHELLS):
+            continue
+        if shell_fed:
+            with contextlib.suppress(ShellSyntaxError):
+                out.append((parse_shell(doc.body), doc.smap))
+    return out
 
 
 def _quote(arg: str) -> str:
@@ -171,6 +185,7 @@ class Dockerfile:
     global_args: Mapping[str, str] = field(default_factory=dict)
     comments: tuple[tuple[int, str], ...] = ()  # every comment line (line, text)
     trusted_registries: tuple[str, ...] = ()
+    cache: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def final_stage(self) -> Stage | None:
@@ -369,24 +384,28 @@ class DockerfileParser:
             end_line, end_col = heredocs[-1].end_line, len(heredocs[-1].delimiter) + 1
         if keyword in ("RUN", "CMD", "ENTRYPOINT") and not args and not heredocs:
             raise self.error(line0, f"{keyword} needs arguments")
-        return (
-            Instruction(
-                keyword=keyword,
-                args=args,
-                line=line0,
-                column=segments[0].text.index(keyword_raw) + 1 if keyword_raw else 1,
-                end_line=end_line,
-                end_column=max(end_col, 1),
-                stage=stage,
-                flags=tuple(flags),
-                json_args=json_args,
-                heredocs=tuple(heredocs),
-                smap=smap,
-                onbuild=onbuild,
-                comments_before=comments,
-            ),
-            idx,
+        scripts = (
+            tuple(parse_scripts(keyword, args, json_args, tuple(heredocs), smap))
+            if keyword == "RUN"
+            else None
         )
+        ins = Instruction(
+            keyword=keyword,
+            args=args,
+            line=line0,
+            column=segments[0].text.index(keyword_raw) + 1 if keyword_raw else 1,
+            end_line=end_line,
+            end_column=max(end_col, 1),
+            stage=stage,
+            flags=tuple(flags),
+            json_args=json_args,
+            heredocs=tuple(heredocs),
+            smap=smap,
+            onbuild=onbuild,
+            comments_before=comments,
+            scripts=scripts,  # parsed once here; every RUN rule reads them
+        )
+        return ins, idx
 
     def _heredocs(self, args: str, idx: int, line0: int) -> tuple[list[Heredoc], int]:
         try:
@@ -492,8 +511,6 @@ class DockerfileParser:
 
 
 def _restage(ins: Instruction, stage: int) -> Instruction:
-    from dataclasses import replace
-
     return replace(ins, stage=stage)
 
 

@@ -7,18 +7,19 @@ import fnmatch
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from dockward import __version__
 from dockward.config import Waiver
 from dockward.errors import InputError
 from dockward.lint import suppress
-from dockward.lint.compose import load_compose
-from dockward.lint.containers import lint_compose_service, lint_spec
 from dockward.lint.dockerfile import Dockerfile, parse_dockerfile
-from dockward.lint.runargv import spec_from_run_line
 from dockward.lint.source import MAX_FILE_BYTES, read_text
 from dockward.model.finding import Location, Report, Result, Rule, Severity, Status
-from dockward.rules import RuleEntry, default_rules, run_check
+from dockward.rules.registry import RuleEntry, run_check
+
+if TYPE_CHECKING:
+    from dockward.lint.compose import ComposeService
 
 INPUT_RULE = Rule(
     id="DW-L001",
@@ -44,10 +45,40 @@ class LintOptions:
     waivers: tuple[Waiver, ...] = ()
     merge_compose: bool = False
 
-    def rules(self) -> tuple[RuleEntry, ...]:
+    def rules(self, with_container: bool = True) -> tuple[RuleEntry, ...]:
         if self.entries:
             return self.entries
-        return tuple(e for e in default_rules() if e.rule.kind in ("dockerfile", "container"))
+        return _default_entries(with_container)
+
+
+_DEFAULT: dict[bool, tuple[RuleEntry, ...]] = {}
+
+
+def _default_entries(with_container: bool = True) -> tuple[RuleEntry, ...]:
+    """The lint rules, plus the audit's container rules when compose or run lines are linted
+    (not the host/daemon rules; imported on demand to keep start-up short)."""
+    if with_container not in _DEFAULT:
+        from dockward.lint.dfrules import rules as lint_rules
+
+        entries = tuple(lint_rules)
+        if with_container:
+            from dockward.rules.container import rules as container_rules
+
+            entries = tuple(container_rules) + entries
+        _DEFAULT[with_container] = entries
+    return _DEFAULT[with_container]
+
+
+_FOREIGN: dict[int, dict[str, set[str]]] = {}
+
+
+def _foreign(options: LintOptions) -> dict[str, set[str]]:
+    rules = options.rules(with_container=False)
+    key = id(rules)
+    if key not in _FOREIGN:
+        _FOREIGN.clear()
+        _FOREIGN[key] = suppress.foreign_map(e.rule for e in rules)
+    return _FOREIGN[key]
 
 
 @dataclass(slots=True)
@@ -144,29 +175,75 @@ def lint_dockerfile_text(
     if options.trusted_registries:
         d = replace(d, trusted_registries=options.trusted_registries)
     results: list[Result] = []
-    for entry in options.rules():
+    for entry in options.rules(with_container=False):
         if entry.rule.kind == "dockerfile":
             results += run_check(entry, d, target=path, location=Location(path, 1, 1))
     lines = text.split("\n")
-    sups = suppress.scan(lines, suppress.foreign_map(e.rule for e in options.rules()))
+    sups = suppress.scan(lines, _foreign(options))
     results = suppress.apply(results, lines, sups, _instruction_spans(d))
     return results, suppress.unused(path, sups)
+
+
+def _with_build_defaults(
+    service: ComposeService, project_dir: str, options: LintOptions
+) -> ComposeService:
+    """A service built from a Dockerfile inherits that Dockerfile's final USER and HEALTHCHECK
+    when compose does not set them, as the container will (so DW-C031/C026 judge the truth)."""
+    from dockward.lint.dfrules.support import last_in_chain
+    from dockward.lint.dockerfile import expand_vars
+    from dockward.model.container import Healthcheck
+
+    build = service.config.get("build")
+    if isinstance(build, str):
+        context, dockerfile = build, "Dockerfile"
+    elif isinstance(build, dict) and not build.get("dockerfile_inline"):
+        context, dockerfile = (
+            str(build.get("context") or "."),
+            str(build.get("dockerfile") or "Dockerfile"),
+        )
+    else:
+        return service
+    if "://" in context or (service.spec.user and service.spec.healthcheck is not None):
+        return service
+    path = os.path.join(project_dir, context, dockerfile)
+    try:
+        d = parse_dockerfile(read_text(path, options.max_bytes), path)
+    except (InputError, RecursionError):
+        return service
+    spec = service.spec
+    user = last_in_chain(d, "USER")
+    if not spec.user and user is not None:
+        spec = replace(spec, user=expand_vars(user.args.strip(), d.global_args))
+    check = last_in_chain(d, "HEALTHCHECK")
+    if spec.healthcheck is None and check is not None:
+        test = ("NONE",) if check.args.strip().upper() == "NONE" else ("CMD-SHELL", check.args)
+        spec = replace(spec, healthcheck=Healthcheck(test))
+    return replace(service, spec=spec)
 
 
 def lint_compose(
     paths: Sequence[str], options: LintOptions, texts: Mapping[str, str] | None = None
 ) -> tuple[list[Result], list[str]]:
     """The container rules over every service of one compose project (files merged in order)."""
+    from dockward.lint.compose import load_compose
+    from dockward.lint.containers import lint_compose_service
+
     project = load_compose(
         paths, env=options.env, profiles=options.profiles, texts=texts, max_bytes=options.max_bytes
     )
     results: list[Result] = []
     entries = [e for e in options.rules() if e.rule.kind == "container"]
+    compose_entries = [e for e in options.rules() if e.rule.kind == "compose"]
+    project_dir = os.path.dirname(os.path.abspath(paths[0])) if paths[0] != "-" else os.getcwd()
     for service in project.services:
+        service = _with_build_defaults(service, project_dir, options)
+        target = f"{service.location.path} service {service.name}"
         for r in lint_compose_service(service, entries):
-            results.append(replace(r, target=f"{service.location.path} service {service.name}"))
+            results.append(replace(r, target=target))
+        for entry in compose_entries:
+            results += run_check(entry, service, target=target, location=service.location)
     warnings = list(project.warnings)
-    foreign = suppress.foreign_map(e.rule for e in options.rules())
+    foreign = _foreign(options)
     by_file: dict[str, list[Result]] = {}
     for r in results:
         by_file.setdefault(r.location.path if r.location else "", []).append(r)
@@ -186,6 +263,9 @@ def lint_compose(
 
 
 def lint_run_line(line: str, options: LintOptions, name: str = "docker run") -> list[Result]:
+    from dockward.lint.containers import lint_spec
+    from dockward.lint.runargv import spec_from_run_line
+
     spec = spec_from_run_line(line, Location(name, 1, 1))
     entries = [e for e in options.rules() if e.rule.kind == "container"]
     return lint_spec(spec, entries, name)

@@ -8,9 +8,11 @@ Not an interpreter: no expansion is performed. Quotes are removed, `$(...)`, bac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 MAX_NESTING = 8
+_PLAIN = re.compile(r"[^\s;&|()<>'\"\\$`]+")
 RESERVED = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
 )
@@ -58,16 +60,19 @@ class Command:
     pipeline: int = 0  # index of the pipeline within the script
     redirects: tuple[tuple[str, Word], ...] = ()
     depth: int = 0  # 0: top level; >0: inside a substitution or `sh -c`
+    assignments: tuple[Word, ...] = field(init=False, default=())
+    _unwrapped: tuple[Word, ...] = field(init=False, default=(), repr=False, compare=False)
+    program: str = field(init=False, default="", compare=False)  # unwrapped argv[0] basename
 
-    @property
-    def assignments(self) -> tuple[Word, ...]:
-        out = []
-        for w in self.words:
-            if _is_assignment(w):
-                out.append(w)
-            else:
-                break
-        return tuple(out)
+    def __post_init__(self) -> None:
+        # Computed once: every rule asks for them, and the command is immutable.
+        n = 0
+        while n < len(self.words) and _is_assignment(self.words[n]):
+            n += 1
+        object.__setattr__(self, "assignments", self.words[:n])
+        object.__setattr__(self, "_unwrapped", self._unwrap(self.words[n:]))
+        first = self._unwrapped[0].text if self._unwrapped else ""
+        object.__setattr__(self, "program", first.rsplit("/", 1)[-1])
 
     @property
     def argv(self) -> tuple[Word, ...]:
@@ -81,7 +86,11 @@ class Command:
 
     def unwrapped(self) -> tuple[Word, ...]:
         """argv with sudo/env/nice/... wrappers and their options removed."""
-        argv = list(self.argv)
+        return self._unwrapped
+
+    @staticmethod
+    def _unwrap(words: tuple[Word, ...]) -> tuple[Word, ...]:
+        argv = list(words)
         for _ in range(6):
             if not argv or argv[0].text.rsplit("/", 1)[-1] not in WRAPPERS:
                 break
@@ -95,11 +104,6 @@ class Command:
                 if wrapper in ("sudo", "doas") and opt in _SUDO_VALUE_OPTS and argv:
                     argv.pop(0)
         return tuple(argv)
-
-    @property
-    def program(self) -> str:
-        argv = self.unwrapped()
-        return argv[0].text.rsplit("/", 1)[-1] if argv else ""
 
     @property
     def args(self) -> tuple[Word, ...]:
@@ -234,6 +238,11 @@ class _Tokenizer:
                 c in "<>" and src.startswith("(", self.i + 1) and not out
             ):
                 break
+            plain = _PLAIN.match(src, self.i)
+            if plain:
+                out.append(plain.group(0))
+                self.i = plain.end()
+                continue
             if c == "\\":
                 if self.i + 1 < n and src[self.i + 1] != "\n":
                     out.append(src[self.i + 1])

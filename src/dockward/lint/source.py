@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from dockward.errors import InputError
 
@@ -27,8 +28,13 @@ def decode_text(data: bytes, name: str) -> str:
 def read_text(path: str, max_bytes: int = MAX_FILE_BYTES) -> str:
     """Read a text file of at most `max_bytes`, without reading more than that into memory."""
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        # O_NONBLOCK: a FIFO named Dockerfile must not hang the linter; fstat then rejects it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{path}: not a regular file")
+            size = st.st_size
             if size > max_bytes:
                 raise InputError(
                     f"{path}: file is {size // 1024} KiB, over the {max_bytes // 1024} KiB limit"

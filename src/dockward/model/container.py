@@ -199,12 +199,24 @@ class ContainerSpec:
 
     @classmethod
     def from_compose_service(
-        cls, name: str, service: Mapping[str, Any], **options: Any
+        cls,
+        name: str,
+        service: Mapping[str, Any],
+        *,
+        project_dir: str = ".",
+        source: Location | None = None,
+        volumes: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, Any] | None = None,
     ) -> ContainerSpec:
-        """From one merged, interpolated Compose service (see `dockward.lint.compose_service`)."""
+        """From one merged, interpolated Compose service mapping. `volumes`/`secrets` are the
+        file's top-level sections (named volumes that bind host paths, file secrets); relative
+        bind sources resolve against `project_dir`. For whole files (interpolation, merging,
+        extends, profiles, per-key locations) use `dockward.lint.load_compose`."""
         from dockward.lint.compose_service import service_to_spec
 
-        return service_to_spec(name, service, **options)
+        return service_to_spec(
+            name, service, project_dir=project_dir, source=source, volumes=volumes, secrets=secrets
+        )
 
     @classmethod
     def from_run_argv(cls, argv: Sequence[str], source: Location | None = None) -> ContainerSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from dockward.model.finding import Report, Result, Severity, Status
 
@@ -25,6 +26,15 @@ SECURITY_SEVERITY = {
 }
 
 
+def _uri(path: str) -> str:
+    """A relative path as a relative URI (no leading ./), an absolute one as file://."""
+    if path.startswith("/"):
+        return "file://" + quote(path)
+    while path.startswith("./"):
+        path = path[2:]
+    return quote(path) or path
+
+
 def _location(r: Result) -> dict[str, Any]:
     if r.location is not None:
         region: dict[str, int] = {}
@@ -36,9 +46,7 @@ def _location(r: Result) -> dict[str, Any]:
                 region["endLine"] = r.location.end_line
             if r.location.end_column:
                 region["endColumn"] = r.location.end_column
-        phys: dict[str, Any] = {
-            "artifactLocation": {"uri": r.location.path.lstrip("./") or r.location.path}
-        }
+        phys: dict[str, Any] = {"artifactLocation": {"uri": _uri(r.location.path)}}
         if region:
             phys["region"] = region
         return {"physicalLocation": phys}
@@ -46,6 +54,12 @@ def _location(r: Result) -> dict[str, Any]:
     return {
         "logicalLocations": [{"name": r.target, "fullyQualifiedName": name, "kind": "resource"}]
     }
+
+
+def _fingerprint(r: Result) -> str:
+    # Several findings of one rule in one file must stay separate alerts in code scanning.
+    where = f":{r.location.path}:{r.location.line}:{r.location.column}" if r.location else ""
+    return f"{r.rule.id}:{r.host}:{r.target}{where}"
 
 
 def render_sarif(report: Report) -> str:
@@ -84,7 +98,7 @@ def render_sarif(report: Report) -> str:
             "level": LEVEL[r.severity],
             "message": {"text": f"{r.target}: {r.message}" if r.location is None else r.message},
             "locations": [_location(r)],
-            "partialFingerprints": {"dockward/v1": f"{r.rule.id}:{r.host}:{r.target}"},
+            "partialFingerprints": {"dockward/v1": _fingerprint(r)},
         }
         if r.waived:
             item["suppressions"] = [{"kind": "external", "justification": r.waived}]

@@ -5,10 +5,6 @@ from __future__ import annotations
 import io
 import os
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from dockward.model.finding import Report, Severity, Status
 
 STYLE = {
@@ -21,6 +17,11 @@ STYLE = {
 
 
 def render_table(report: Report, width: int | None = None, color: bool | None = None) -> str:
+    # rich is imported here, not at module level: it costs ~50 ms of start-up for JSON/SARIF runs.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     buf = io.StringIO()
     if color is None:
         color = os.environ.get("NO_COLOR") is None and os.environ.get("DOCKWARD_COLOR") == "1"
@@ -47,14 +48,15 @@ def render_table(report: Report, width: int | None = None, color: bool | None = 
             msg = r.message if r.status is Status.FAIL else f"error: {r.message}"
             if r.waived:
                 msg += f" (waived: {r.waived})"
-            table.add_row(sev, rule, target, msg, r.rule.remediation)
+            # Text, not markup: remediations hold `[ALL]` and `[no-new-privileges:true]`.
+            table.add_row(sev, Text(rule), Text(target), Text(msg), Text(r.rule.remediation))
         console.print(table)
     c = report.counts()
     summary = (
         f"score {report.score()}%  ·  {c['fail']} failed, {c['pass']} passed, {c['info']} info, "
         f"{c['skip']} skipped, {c['error']} errors, {c['waived']} waived"
     )
-    console.print(summary)
+    console.print(Text(summary))
     for w in report.warnings:
-        console.print(f"warning: {w}")
+        console.print(Text(f"warning: {w}"))
     return buf.getvalue()

@@ -1,6 +1,7 @@
-"""Dockerfile rules (DW-B0xx): one RuleSet of kind "dockerfile", checks over a parsed Dockerfile."""
+"""Lint rules: Dockerfile rules (DW-B0xx, kind "dockerfile") and compose-only rules (DW-K0xx,
+kind "compose") in one RuleSet. Container settings are judged by the audit's DW-C rules."""
 
-from dockward.lint.dfrules import instructions, run
+from dockward.lint.dfrules import compose, instructions, run
 from dockward.lint.dfrules.support import rules
 
-__all__ = ["instructions", "rules", "run"]
+__all__ = ["compose", "instructions", "rules", "run"]

@@ -121,6 +121,16 @@ def download_tls(d: Dockerfile) -> list[Outcome] | Outcome:
     return _result((rc, msg) for rc in run_commands(d) if (msg := _curl_insecure(rc)))
 
 
+def _plain_http_index(args: list[str], options: tuple[str, ...]) -> bool:
+    for i, t in enumerate(args):
+        name, eq, value = t.partition("=")
+        if name in options:
+            url = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+            if url.startswith("http://"):
+                return True
+    return False
+
+
 def _pkg_tls(rc: RunCommand) -> str:
     prog, texts = rc.program, [w.text for w in rc.args]
     low = [t.lower() for t in texts]
@@ -129,7 +139,11 @@ def _pkg_tls(rc: RunCommand) -> str:
             return "pip --trusted-host skips TLS verification for that host"
         if "config" in low and any("trusted-host" in t for t in low):
             return "pip config trusted-host skips TLS verification"
+        if _plain_http_index(low, ("-i", "--index-url", "--extra-index-url")):
+            return "pip installs from a plain-HTTP index"
     if prog in ("npm", "yarn", "pnpm"):
+        if _plain_http_index(low, ("--registry",)):
+            return f"{prog} installs from a plain-HTTP registry"
         if any(re.fullmatch(r"--strict-ssl(=false)?", t) for t in low) and (
             "false" in low or "--strict-ssl=false" in low
         ):
@@ -786,3 +800,29 @@ def no_run_credentials(d: Dockerfile) -> list[Outcome] | Outcome:
                 out.append(Fail(f"{kind} in RUN", location=rc.loc(w)))
                 break
     return out or Pass()
+
+
+def _setuid(rc: RunCommand) -> str:
+    if rc.program != "chmod":
+        return ""
+    for w in rc.args:
+        t = w.text
+        octal = re.fullmatch(r"[0-7]{4}", t) is not None and t[0] in "2346"
+        if octal or re.search(r"(^|,)[ugoa]*\+[rwxXt]*s", t):
+            return f"chmod {t} sets a setuid/setgid bit"
+    return ""
+
+
+@rules.rule(
+    "DW-B038",
+    "No setuid or setgid bits set",
+    severity=LOW,
+    kind=KIND,
+    references=("dockle CIS-DI-0008",),
+    remediation="Do not add setuid/setgid bits; give the binary the one capability it needs "
+    "(`setcap`) or run it as the right user.",
+    examples=lambda: ex(BASE + "RUN chmod u+s /usr/local/bin/helper\n"),
+)
+def no_setuid(d: Dockerfile) -> list[Outcome] | Outcome:
+    """A setuid-root binary is a ready-made way to root inside the container for any user."""
+    return _result((rc, msg) for rc in run_commands(d) if (msg := _setuid(rc)))

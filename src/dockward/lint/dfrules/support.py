@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from dockward.lint.dockerfile import Dockerfile, Instruction, SourceMap, Stage, parse_dockerfile
 from dockward.lint.shell import Command, Script, Word
@@ -85,13 +86,23 @@ def instructions(d: Dockerfile, stages: tuple[Stage, ...] | None = None) -> Iter
                 yield ins.onbuild
 
 
-def run_commands(d: Dockerfile, stages: tuple[Stage, ...] | None = None) -> Iterator[RunCommand]:
-    for ins in instructions(d, stages):
-        if ins.keyword != "RUN":
-            continue
-        for script, smap in ins.shell_scripts():
-            for cmd in script.all_commands():
-                yield RunCommand(ins, cmd, script, smap, d.path)
+def run_commands(d: Dockerfile, stages: tuple[Stage, ...] | None = None) -> list[RunCommand]:
+    """Every shell command of every RUN (ONBUILD triggers included), built once per file."""
+    cached = d.cache.get("run_commands")
+    if cached is None:
+        cached = [
+            RunCommand(ins, cmd, script, smap, d.path)
+            for ins in instructions(d)
+            if ins.keyword == "RUN"
+            for script, smap in ins.shell_scripts()
+            for cmd in script.all_commands()
+        ]
+        d.cache["run_commands"] = cached
+    commands = cast(list[RunCommand], cached)
+    if stages is None:
+        return commands
+    wanted = {s.index for s in stages}
+    return [rc for rc in commands if rc.instruction.stage in wanted]
 
 
 def commands_of(d: Dockerfile, ins: Instruction) -> list[RunCommand]:

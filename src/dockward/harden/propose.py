@@ -1,0 +1,342 @@
+"""Observe a workload, propose its hardened spec, prove it works, and say what broke if not.
+
+Each hardening step is tried by running the workload with it (on top of the steps already
+kept); a step that breaks the workload is left out and reported. The final spec is run once
+more with everything together (`verify`); if that fails, each setting is reverted in turn to
+name the one that broke it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import yaml
+
+from dockward.harden.caps import minimal_capabilities
+from dockward.harden.learn import LearnedProfile, learn_seccomp
+from dockward.harden.runner import (
+    Settings,
+    Workload,
+    bounded,
+    judge,
+    run_once,
+    started,
+    state,
+)
+from dockward.model.container import ContainerSpec, Mount, SecurityOptions
+from dockward.model.finding import Report, Result, Status
+from dockward.profiles.seccomp import dumps
+from dockward.rules.container import rules as container_rules
+from dockward.rules.registry import Context, run_check
+
+MIB = 1024 * 1024
+# Paths the engine manages itself; a write there is not the workload's.
+_ENGINE_PATHS = ("/dev", "/proc", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
+NON_ROOT_USER = "65534:65534"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    written: tuple[str, ...]  # paths from `docker diff` (added or changed)
+    peak_memory: int
+    peak_pids: int
+    outcome_ok: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    setting: str
+    kept: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    before: ContainerSpec
+    after: ContainerSpec
+    settings: Settings
+    learned: LearnedProfile | None
+    observation: Observation
+    steps: tuple[Step, ...]
+    verified: bool | None = None
+    broken_by: tuple[str, ...] = ()
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+def observe(
+    client: Any, workload: Workload, settings: Settings, *, prefix: str, service: bool | None
+) -> Observation:
+    """Run as given; sample memory/pids while it runs; list what it wrote."""
+    peak_mem = peak_pids = 0
+    with started(client, workload, settings, prefix=prefix) as cid:
+        deadline = time.monotonic() + workload.duration
+        while time.monotonic() < deadline:
+            try:
+                st = bounded(lambda: client.stats(cid, stream=False), 10, "stats")
+            except Exception:
+                break
+            mem = st.get("memory_stats") or {}
+            peak_mem = max(peak_mem, int(mem.get("max_usage") or mem.get("usage") or 0))
+            peak_pids = max(peak_pids, int((st.get("pids_stats") or {}).get("current") or 0))
+            if not state(client, cid).get("Running"):
+                break
+        outcome = judge(client, cid, replace(workload, duration=0.2), service=service)
+        changes = bounded(lambda: client.diff(cid), 20, "diff") or []
+    written = tuple(
+        sorted(
+            c["Path"] for c in changes if c.get("Kind") in (0, 1) and not _engine_path(c["Path"])
+        )
+    )
+    return Observation(written, peak_mem, peak_pids, outcome.ok, outcome.reason)
+
+
+def _engine_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in _ENGINE_PATHS)
+
+
+def tmpfs_targets(written: tuple[str, ...]) -> tuple[str, ...]:
+    """The directories to back with tmpfs: the shallowest written directory of each tree."""
+    dirs: set[str] = set()
+    for path in written:
+        parts = path.strip("/").split("/")
+        if len(parts) == 1:
+            continue  # a file at / itself: the parent cannot be a tmpfs
+        dirs.add("/" + "/".join(parts[: 2 if parts[0] in ("var", "usr", "srv", "opt") else 1]))
+    out = sorted(dirs)
+    return tuple(d for d in out if not any(d != o and d.startswith(o + "/") for o in out))
+
+
+def _limits(obs: Observation) -> tuple[int, int]:
+    memory = max(64 * MIB, ((obs.peak_memory * 2) // MIB + 1) * MIB)
+    pids = max(32, obs.peak_pids * 2)
+    return memory, pids
+
+
+def harden(
+    client: Any,
+    workload: Workload,
+    before: ContainerSpec,
+    *,
+    prefix: str = "dockward-harden",
+    service: bool | None = None,
+    try_non_root: bool = True,
+    seccomp_path: str = "seccomp.json",
+    do_verify: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Proposal:
+    say = progress or (lambda _m: None)
+    timings: dict[str, float] = {}
+    steps: list[Step] = []
+    t = time.monotonic()
+    say("observing the workload as it runs today")
+    obs = observe(client, workload, Settings(), prefix=prefix, service=service)
+    timings["observe"] = time.monotonic() - t
+    if not obs.outcome_ok:
+        from dockward.errors import DockwardError
+
+        raise DockwardError(f"the workload does not work as it is: {obs.reason}")
+    t = time.monotonic()
+    caps = minimal_capabilities(client, workload, prefix=prefix, service=service, progress=say)
+    timings["capabilities"] = time.monotonic() - t
+    settings = Settings(cap_drop=("ALL",), cap_add=caps.cap_add, no_new_privileges=True)
+    steps.append(
+        Step(
+            "capabilities",
+            True,
+            f"cap_drop ALL, cap_add {list(caps.cap_add)} "
+            f"({len(caps.before)} -> {len(caps.cap_add)}, {len(caps.trials)} runs)",
+        )
+    )
+
+    def trial(name: str, candidate: Settings, detail: str) -> None:
+        nonlocal settings
+        say(f"trying {name}")
+        outcome = run_once(client, workload, candidate, prefix=prefix, service=service)
+        steps.append(
+            Step(name, outcome.ok, detail if outcome.ok else f"breaks it: {outcome.reason}")
+        )
+        if outcome.ok:
+            settings = candidate
+
+    trial("no-new-privileges", settings, "security_opt no-new-privileges:true")
+    root = before.user in ("", "0", "root", "0:0", "root:root")
+    uid = ""
+    if try_non_root and root:
+        trial("non-root user", replace(settings, user=NON_ROOT_USER), f"user {NON_ROOT_USER}")
+        if settings.user == NON_ROOT_USER:
+            uid = "65534"
+    tmpfs = {d: (f"uid={uid},gid={uid}" if uid else "") for d in tmpfs_targets(obs.written)}
+    trial(
+        "read-only rootfs",
+        replace(settings, read_only=True, tmpfs=tmpfs),
+        "read_only, tmpfs " + (", ".join(tmpfs) or "none"),
+    )
+    memory, pids = _limits(obs)
+    trial(
+        "limits",
+        replace(settings, memory=memory, pids_limit=pids, nano_cpus=1_000_000_000),
+        f"memory {memory // MIB}MiB (peak {obs.peak_memory // MIB}MiB x2), pids {pids} "
+        f"(peak {obs.peak_pids}), cpus 1",
+    )
+    t = time.monotonic()
+    say("learning the seccomp profile")
+    learned = learn_seccomp(client, workload, settings, prefix=prefix, service=service)
+    timings["learn"] = time.monotonic() - t
+    settings = replace(settings, seccomp=dumps(learned.profile))
+    steps.append(Step("seccomp", True, f"{learned.syscall_count} syscalls learned"))
+    t = time.monotonic()
+    say("verifying the hardened container")
+    verified: bool | None = None
+    broken: tuple[str, ...] = ()
+    if do_verify:
+        verified, broken = verify(client, workload, settings, prefix=prefix, service=service)
+    timings["verify"] = time.monotonic() - t
+    after = hardened_spec(before, settings, seccomp_path)
+    return Proposal(before, after, settings, learned, obs, tuple(steps), verified, broken, timings)
+
+
+SETTING_REVERTS: dict[str, Callable[[Settings], Settings]] = {
+    "seccomp": lambda s: replace(s, seccomp=None),
+    "capabilities": lambda s: replace(s, cap_drop=(), cap_add=()),
+    "no-new-privileges": lambda s: replace(s, no_new_privileges=False),
+    "non-root user": lambda s: replace(s, user=None),
+    "read-only rootfs": lambda s: replace(s, read_only=False),
+    "memory limit": lambda s: replace(s, memory=0),
+    "pids limit": lambda s: replace(s, pids_limit=0),
+    "cpu limit": lambda s: replace(s, nano_cpus=0),
+}
+
+
+def verify(
+    client: Any, workload: Workload, settings: Settings, *, prefix: str, service: bool | None
+) -> tuple[bool, tuple[str, ...]]:
+    """Run with every setting; if it fails, name each setting whose revert alone fixes it."""
+    if run_once(client, workload, settings, prefix=prefix, service=service).ok:
+        return True, ()
+    culprits = tuple(
+        name
+        for name, revert in SETTING_REVERTS.items()
+        if revert(settings) != settings
+        and run_once(client, workload, revert(settings), prefix=prefix, service=service).ok
+    )
+    return False, culprits or ("a combination of settings",)
+
+
+def hardened_spec(before: ContainerSpec, s: Settings, seccomp_path: str) -> ContainerSpec:
+    raw = ["no-new-privileges:true"] if s.no_new_privileges else []
+    if s.seccomp:
+        raw.append(f"seccomp={seccomp_path}")
+    mounts = before.mounts + tuple(Mount("tmpfs", "", d) for d in s.tmpfs)
+    return before.with_changes(
+        cap_drop=s.cap_drop,
+        cap_add=s.cap_add,
+        user=s.user if s.user is not None else before.user,
+        security=SecurityOptions(
+            seccomp=seccomp_path if s.seccomp else before.security.seccomp,
+            apparmor=before.security.apparmor,
+            no_new_privileges=s.no_new_privileges or before.security.no_new_privileges,
+            raw=tuple(raw),
+        ),
+        read_only_rootfs=s.read_only,
+        mounts=mounts,
+        memory=s.memory or before.memory,
+        pids_limit=s.pids_limit or before.pids_limit,
+        nano_cpus=s.nano_cpus or before.nano_cpus,
+        privileged=False,
+    )
+
+
+def rule_report(spec: ContainerSpec, ctx: Context | None = None) -> Report:
+    """The shared container rules over one spec (what `audit` would say about it)."""
+    results: list[Result] = []
+    for entry in container_rules:
+        results += run_check(entry, spec, ctx or Context(), target=spec.display_name)
+    return Report(command="harden", results=tuple(results))
+
+
+def score(spec: ContainerSpec) -> tuple[float, list[str]]:
+    report = rule_report(spec)
+    failing = [r.rule.id for r in report.results if r.status is Status.FAIL]
+    return report.score(), failing
+
+
+def compose_override(service: str, s: Settings, seccomp_path: str) -> str:
+    svc: dict[str, Any] = {"cap_drop": list(s.cap_drop) or None, "cap_add": list(s.cap_add) or None}
+    opts = (["no-new-privileges:true"] if s.no_new_privileges else []) + (
+        [f"seccomp:{seccomp_path}"] if s.seccomp else []
+    )
+    svc["security_opt"] = opts or None
+    if s.read_only:
+        svc["read_only"] = True
+    if s.tmpfs:
+        svc["tmpfs"] = [f"{d}:{o}" if o else d for d, o in s.tmpfs.items()]
+    if s.user:
+        svc["user"] = s.user
+    if s.memory:
+        svc["mem_limit"] = f"{s.memory // MIB}m"
+    if s.pids_limit:
+        svc["pids_limit"] = s.pids_limit
+    if s.nano_cpus:
+        svc["cpus"] = s.nano_cpus / 1e9
+    svc = {k: v for k, v in svc.items() if v is not None}
+    return yaml.safe_dump({"services": {service: svc}}, sort_keys=False)
+
+
+def run_flags(s: Settings, seccomp_path: str) -> list[str]:
+    flags: list[str] = []
+    for c in s.cap_drop:
+        flags += ["--cap-drop", c]
+    for c in s.cap_add:
+        flags += ["--cap-add", c]
+    if s.no_new_privileges:
+        flags += ["--security-opt", "no-new-privileges:true"]
+    if s.seccomp:
+        flags += ["--security-opt", f"seccomp={seccomp_path}"]
+    if s.read_only:
+        flags.append("--read-only")
+    for d, o in s.tmpfs.items():
+        flags += ["--tmpfs", f"{d}:{o}" if o else d]
+    if s.user:
+        flags += ["--user", s.user]
+    if s.memory:
+        flags += ["--memory", f"{s.memory // MIB}m"]
+    if s.pids_limit:
+        flags += ["--pids-limit", str(s.pids_limit)]
+    if s.nano_cpus:
+        flags += ["--cpus", f"{s.nano_cpus / 1e9:g}"]
+    return flags
+
+
+def run_line(workload: Workload, s: Settings, seccomp_path: str) -> str:
+    argv = ["docker", "run", "-d", *run_flags(s, seccomp_path)]
+    if workload.entrypoint is not None:
+        argv += ["--entrypoint", workload.entrypoint[0] if workload.entrypoint else ""]
+    argv.append(workload.image)
+    argv += list(workload.entrypoint[1:] if workload.entrypoint else ()) + list(workload.command)
+    return shlex.join(argv)
+
+
+def workload_from_inspect(
+    data: Mapping[str, Any], probe: tuple[str, ...], duration: float, network: str | None = None
+) -> Workload:
+    cfg = data.get("Config") or {}
+    hc = cfg.get("Healthcheck") or {}
+    test = tuple(hc.get("Test") or ())
+    if not probe and test and test[0] in ("CMD", "CMD-SHELL"):
+        probe = test[1:] if test[0] == "CMD" else ("/bin/sh", "-c", *test[1:])
+    net = (data.get("HostConfig") or {}).get("NetworkMode") or "none"
+    return Workload(
+        image=str(cfg.get("Image") or data.get("Image") or ""),
+        command=tuple(cfg.get("Cmd") or ()),
+        entrypoint=tuple(cfg["Entrypoint"]) if cfg.get("Entrypoint") else None,
+        user=str(cfg.get("User") or ""),
+        env=tuple(cfg.get("Env") or ()),
+        probe=probe,
+        duration=duration,
+        network=network or net,
+    )
