@@ -138,6 +138,32 @@ ROUTES: tuple[Route, ...] = tuple(Route(m, n, re.compile(f"^{p}$")) for m, p, n 
 )
 
 ROUTE_NAMES: frozenset[str] = frozenset(r.name for r in ROUTES)
+# Answers that can last (streams, long polls, progress): the proxy watches for the client leaving.
+STREAMING_ROUTES: frozenset[str] = frozenset(
+    {
+        "events",
+        "containers.logs",
+        "containers.stats",
+        "containers.wait",
+        "containers.export",
+        "containers.archive_get",
+        "containers.attach",
+        "containers.attach_ws",
+        "exec.start",
+        "images.create",
+        "images.push",
+        "images.get",
+        "images.get_many",
+        "images.load",
+        "build",
+        "services.logs",
+        "tasks.logs",
+        "plugins.pull",
+        "plugins.manage",
+        "session",
+        "grpc",
+    }
+)
 _BY_METHOD: dict[str, list[Route]] = {}
 for _r in ROUTES:
     _BY_METHOD.setdefault(_r.method, []).append(_r)

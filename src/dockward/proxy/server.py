@@ -27,7 +27,7 @@ from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import FramingError, check_head, head_length
 from dockward.proxy.paths import PathError, Target, parse_target
-from dockward.proxy.routes import Mode, match_route
+from dockward.proxy.routes import STREAMING_ROUTES, Mode, match_route
 from dockward.proxy.upstream import (
     LAST_CHUNK,
     ChunkedEnd,
@@ -130,6 +130,7 @@ class _Session:
         self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self.up: _Upstream | None = None
         self.pending = b""  # bytes read ahead while a response was streaming
+        self.streaming = True  # answer may last (events, logs -f): watch for the client leaving
 
     def close(self) -> None:
         if self.up is not None:
@@ -244,6 +245,8 @@ class _Session:
                 return await self.refuse(403, f"refused by dockward policy: {msg}", record, started)
         record.update(decision="allow", rule=verdict.rule)
         hijack = match is not None and match.route.mode is Mode.HIJACK
+        # A per-read watcher on the client costs a task per read: only for answers that last.
+        self.streaming = match is None or match.route.name in STREAMING_ROUTES
         return await self.forward(req, target, headers, body, hijack, record, started)
 
     async def judge(
@@ -508,7 +511,7 @@ class _Session:
             return data[end:]
         self.writer.write(head + data)
         data = b""
-        watcher = asyncio.ensure_future(self._watch_client())
+        watcher = asyncio.ensure_future(self._watch_client()) if self.streaming else None
         try:
             while True:
                 if data:
@@ -526,9 +529,10 @@ class _Session:
                 if not data:
                     raise _Close
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher  # its read must be over before the next request head is read
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher  # its read must be over before the next request head is read
 
     async def _relay_until_close(self, up: _Upstream, data: bytes) -> None:
         watcher = asyncio.ensure_future(self._watch_client())
