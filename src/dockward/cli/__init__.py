@@ -17,11 +17,14 @@ from dockward.cli import (
     harden,
     lint,
     monitor,
+    policy,
     profile,
+    proxy,
     report,
     rules,
     sbom,
     scan,
+    sign,
 )
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
@@ -36,6 +39,9 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     profile,
     harden,
     daemon,
+    proxy,
+    policy,
+    sign,
     monitor,
     rules,
     report,
