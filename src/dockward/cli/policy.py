@@ -90,7 +90,18 @@ def run(args: argparse.Namespace) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     policy = load_policy(args.policy)
     adm = _admission(policy, args.client)
-    gate = ImageGate(vulns=default_source())
+    from dockward.engine.client import resolve_endpoint
+    from dockward.proxy.runner import local_digest_lookup, local_image_lookup
+
+    endpoint = resolve_endpoint()
+    if endpoint.local:  # offline first: what the local daemon has, before any registry
+        gate = ImageGate(
+            vulns=default_source(),
+            local_digest=local_digest_lookup(endpoint.socket_path),
+            local_image=local_image_lookup(endpoint.socket_path),
+        )
+    else:
+        gate = ImageGate(vulns=default_source())
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
     if insecure:
         from dockward.policy.registry import RegistryClient

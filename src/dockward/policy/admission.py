@@ -58,6 +58,9 @@ class ImageGate:
     vulns: VulnerabilitySource = field(default_factory=NoScanDB)
     registry: RegistryClient | None = None
     local_digest: Callable[[str, ImageRef], str] | None = None  # from the daemon's RepoDigests
+    # The id of the image the daemon would run for a reference ("" when not local): what the
+    # scan cache knows locally built images by, and exactly what would run.
+    local_image: Callable[[str], str] | None = None
     _keys: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)
 
     def key(self, path: str) -> ec.EllipticCurvePublicKey:
@@ -169,20 +172,22 @@ def judge_image(text: str, ip: ImagePolicy, gate: ImageGate, target: str = "") -
         )
     if not (ip.fail_on_severity is not None or ip.cosign_key):
         return out
+    digest, unresolved = "", ""
     try:
         digest = gate.digest(text, ref, ip)
     except DockwardError as exc:
-        msg = f"cannot resolve the digest of {text}: {exc}"
-        if ip.cosign_key:
-            out.append(checks.fail(checks.SIGNATURE, target, msg))
-        if ip.fail_on_severity is not None:
-            out.append(checks.fail(checks.VULNERABILITIES, target, msg))
-        return out
+        unresolved = f"cannot resolve the digest of {text}: {exc}"
     if ip.fail_on_severity is not None:
-        worst = gate.vulns.worst_severity(str(ref), digest)
-        if worst is None:
+        local_id = gate.local_image(text) if gate.local_image is not None else ""
+        scan_key = local_id or digest
+        worst = gate.vulns.worst_severity(str(ref), scan_key) if scan_key else None
+        if not scan_key:
+            out.append(checks.fail(checks.VULNERABILITIES, target, unresolved))
+        elif worst is None:
             out.append(
-                checks.fail(checks.VULNERABILITIES, target, f"{text} ({digest}) was never scanned")
+                checks.fail(
+                    checks.VULNERABILITIES, target, f"{text} ({scan_key}) was never scanned"
+                )
             )
         elif worst >= ip.fail_on_severity:
             out.append(
@@ -194,6 +199,9 @@ def judge_image(text: str, ip: ImagePolicy, gate: ImageGate, target: str = "") -
             )
         else:
             out.append(checks.passed(checks.VULNERABILITIES, target, f"worst: {worst.label}"))
+    if ip.cosign_key and not digest:
+        out.append(checks.fail(checks.SIGNATURE, target, unresolved))
+        return out
     if ip.cosign_key:
         try:
             v = verify_image(gate.client(ip), gate.key(ip.cosign_key), ref, digest)

@@ -93,9 +93,31 @@ def local_digest_lookup(upstream: str) -> Callable[[str, ImageRef], str]:
     return lookup
 
 
+def local_image_lookup(upstream: str) -> Callable[[str], str]:
+    """The id of the local image a reference names, or "" when the daemon does not have it."""
+
+    def lookup(text: str) -> str:
+        from dockward.engine import connect, resolve_endpoint
+
+        try:
+            api = connect(resolve_endpoint(f"unix://{upstream}"), timeout=10)
+            try:
+                return str(api.inspect_image(text).get("Id") or "")
+            finally:
+                api.close()
+        except Exception:  # not local (or no daemon): the registry digest is the key
+            return ""
+
+    return lookup
+
+
 async def serve(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) -> None:
     log = DecisionLog(cfg.log, cfg.log_level)
-    gate = ImageGate(vulns=default_source(), local_digest=local_digest_lookup(cfg.upstream))
+    gate = ImageGate(
+        vulns=default_source(),
+        local_digest=local_digest_lookup(cfg.upstream),
+        local_image=local_image_lookup(cfg.upstream),
+    )
     server = ProxyServer(cfg.upstream, build_authorizer(cfg), log, gate)
     unix, tcp = [], []
     uid, gid = _owner(cfg.socket_owner)
