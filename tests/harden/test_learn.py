@@ -25,6 +25,7 @@ def test_learned_httpd_profile_works_and_is_small(
     lp = learned_httpd
     assert {"accept", "bind", "listen", "sendfile", "execve"} <= lp.observed
     assert lp.lost in (0, None)
+    assert lp.executables == {"/bin/busybox"}  # httpd is a busybox applet
     assert lp.syscall_count < len(allowed(default_for())) / 3
     outcome = verify_seccomp(
         docker_api, httpd_workload(httpd_image), Settings(), lp.profile, prefix=PREFIX, service=True

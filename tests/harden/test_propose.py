@@ -87,6 +87,10 @@ def test_cli_harden_writes_the_proposal(docker_api: Any, httpd_image: str, tmp_p
     prof = json.loads((tmp_path / "writer-seccomp.json").read_text())
     assert prof["defaultAction"] == "SCMP_ACT_ERRNO"
     assert "read_only: true" in (tmp_path / "compose.override.yml").read_text()
+    aa = out["apparmor"]
+    assert aa["strict_files"] and aa["executables"] == ["/bin/busybox"]
+    assert aa["writable"] == ["/data/**"] and aa["validated"] is not False
+    assert "  /data/** rwk,\n" in (tmp_path / "writer.apparmor").read_text()
 
 
 def test_cli_bad_input_is_exit_2(tmp_path: Path) -> None:

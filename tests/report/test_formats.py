@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dockward.audit import build_report
-from dockward.errors import InputError
+from dockward.errors import DockwardError, InputError
 from dockward.model import Location, Report, Result, Status
 from dockward.report import FORMATTERS, render, report_from_json
 from dockward.report.jsonfmt import merge_reports
@@ -52,7 +52,7 @@ def test_all_formatters_render() -> None:
     report = sample_report()
     for name in FORMATTERS:
         if name in ("cyclonedx", "spdx"):  # SBOM formats need a scan's SBOM: a clear error
-            with pytest.raises(InputError):
+            with pytest.raises(DockwardError):
                 render(report, name)
         else:
             assert render(report, name)

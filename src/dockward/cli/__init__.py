@@ -12,15 +12,19 @@ from types import ModuleType
 from dockward import __version__
 from dockward.cli import (
     audit,
+    daemon,
     db,
     harden,
     lint,
     monitor,
+    policy,
     profile,
+    proxy,
     report,
     rules,
     sbom,
     scan,
+    sign,
     update,
 )
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
@@ -35,6 +39,10 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     db,
     profile,
     harden,
+    daemon,
+    proxy,
+    policy,
+    sign,
     monitor,
     rules,
     report,

@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wrote, limits from the observed peak, learns a seccomp profile, then runs it all "
         "together. Writes seccomp.json, compose.override.yml, apparmor.profile to --out-dir.",
     )
-    p.add_argument("target", nargs="?", help="an existing container (name or id)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        help="an existing container (name or id), or a compose file with the service: "
+        "compose.yaml:SERVICE (the image is built from `build:` when it is not on the host)",
+    )
     add_workload_options(p)
     p.add_argument(
         "--out-dir",
@@ -52,6 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockward.harden.apparmor_learn import learn_apparmor
     from dockward.harden.propose import (
         compose_override,
         harden,
@@ -59,14 +65,29 @@ def run(args: argparse.Namespace) -> int:
         score,
         workload_from_inspect,
     )
-    from dockward.profiles.apparmor import AppArmorSpec, render
     from dockward.profiles.seccomp import dumps
 
     if args.image and args.target:
         # with --image the first word after the options starts the command
         args.cmd, args.target = [args.target, *args.cmd], None
+    from dockward.harden.compose import compose_target, workload_from_compose
+
     client = client_from_env()
-    if args.target:
+    compose = compose_target(args.target) if args.target else None
+    if compose:
+        if args.duration <= 0 or args.duration > 3600:
+            raise UsageError("--duration must be in (0, 3600] seconds")
+        workload, before = workload_from_compose(
+            client,
+            compose[0],
+            compose[1],
+            probe=probe_argv(args.probe),
+            duration=args.duration,
+            network=args.network,
+            progress=progress(not args.json),
+        )
+        args.service_name = args.service_name or before.name
+    elif args.target:
         try:
             data = client.inspect_container(args.target)
         except Exception:
@@ -97,16 +118,17 @@ def run(args: argparse.Namespace) -> int:
         progress=progress(not args.json),
     )
     s = proposal.settings
-    aa_spec = AppArmorSpec(
-        name=name,
-        writable_paths=tuple(f"{d}/**" for d in s.tmpfs),
-        cap_allow=tuple(c.lower() for c in s.cap_add),
-        raw="NET_RAW" in s.cap_add,
+    apparmor = learn_apparmor(
+        name,
+        s,
+        proposal.learned.executables if proposal.learned else (),
+        proposal.observation.written,
+        workload.tmpfs,
     )
     files = {
         seccomp_file: dumps(proposal.learned.profile) if proposal.learned else "",
         "compose.override.yml": compose_override(name, s, f"./{seccomp_file}"),
-        f"{name}.apparmor": render(aa_spec),
+        f"{name}.apparmor": apparmor.text,
     }
     try:
         for fname, text in files.items():
@@ -135,6 +157,14 @@ def run(args: argparse.Namespace) -> int:
             "after": len(proposal.after.capabilities),
         },
         "syscalls": proposal.learned.syscall_count if proposal.learned else None,
+        "apparmor": {
+            "profile": apparmor.spec.profile_name,
+            "executables": list(apparmor.spec.allow_exec),
+            "writable": list(apparmor.spec.writable_paths),
+            "strict_files": apparmor.spec.strict_files,
+            "validated": apparmor.validated,
+            "note": apparmor.note,
+        },
         "docker_run": docker_run,
         "files": written,
         "seconds": {k: round(v, 2) for k, v in proposal.timings.items()},
@@ -156,6 +186,10 @@ def run(args: argparse.Namespace) -> int:
                 if proposal.verified
                 else "VERIFY FAILED; broken by: " + ", ".join(proposal.broken_by)
             )
+        lines.append(
+            f"apparmor {apparmor.spec.profile_name}: {apparmor.note}"
+            + {True: " (apparmor_parser accepts it)", False: "", None: ""}[apparmor.validated]
+        )
         lines.append(docker_run)
         lines += [f"wrote {f}" for f in written]
         write_output("\n".join(lines) + "\n", None)

@@ -14,7 +14,7 @@ from dockward.cli.workload import (
     progress,
     workload_from_args,
 )
-from dockward.errors import InputError, UsageError
+from dockward.errors import DockwardError, InputError, UsageError
 from dockward.model.container import DEFAULT_CAPABILITIES, normalise_capability
 from dockward.profiles.seccomp import SeccompProfile, dumps, loads
 
@@ -74,6 +74,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where --install writes (default /etc/apparmor.d/containers) [DOCKWARD_APPARMOR_DIR]",
     )
     aa.set_defaults(run=run_apparmor)
+
+    al = kinds.add_parser(
+        "apparmor-learn",
+        help="AppArmor profile with file rules learned from a run (programs run, paths written)",
+        description="Runs the workload twice: once recording its syscalls' audit records (whose "
+        "exe names every program it runs), once to list what it wrote (docker diff). Emits "
+        "docker-default with `file,` replaced by: read anywhere, write only there, execute "
+        "only those programs; checked with apparmor_parser -Q -K.",
+    )
+    _out(al)
+    add_workload_options(al, image_required=True)
+    al.add_argument("--name", default="", help="profile name (default: from the image)")
+    al.add_argument("--cap-add", action="append", default=[], help="capabilities to allow")
+    al.set_defaults(run=run_apparmor_learn)
 
     caps = kinds.add_parser("caps", help="minimal capabilities, found by running the workload")
     add_workload_options(caps)
@@ -247,6 +261,34 @@ def run_apparmor(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     write_output(text, args.output)
+    return EXIT_OK
+
+
+def run_apparmor_learn(args: argparse.Namespace) -> int:
+    import re
+
+    from dockward.harden.apparmor_learn import learn_apparmor
+    from dockward.harden.learn import learn_seccomp
+    from dockward.harden.propose import observe
+    from dockward.harden.runner import Settings
+
+    workload = workload_from_args(args)
+    name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", workload.image.rsplit("/", 1)[-1])[:64]
+    caps = tuple(c.upper().removeprefix("CAP_") for c in args.cap_add)
+    settings = Settings(cap_drop=("ALL",), cap_add=caps) if caps else Settings()
+    client = client_from_env()
+    say = progress(True)
+    if say:
+        say("recording the programs the workload runs")
+    learned = learn_seccomp(client, workload, settings, prefix=args.prefix, service=args.service)
+    if say:
+        say("listing what it writes")
+    obs = observe(client, workload, settings, prefix=args.prefix, service=args.service)
+    result = learn_apparmor(name, settings, learned.executables, obs.written, workload.tmpfs)
+    if result.validated is False:
+        raise DockwardError(f"the learned profile is not valid: {result.note}")
+    sys.stderr.write(f"dockward: {result.spec.profile_name}: {result.note}\n")
+    write_output(result.text, args.output)
     return EXIT_OK
 
 

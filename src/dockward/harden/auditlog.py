@@ -28,7 +28,9 @@ NLMSG_HDR = struct.Struct("=IHHII")
 NLM_F_REQUEST = 1
 MAX_RECORDS = 2_000_000  # bounded memory: a runaway workload cannot grow the set forever
 
-_FIELDS = re.compile(rb"\b(pid|arch|syscall|comm)=(\"[^\"]*\"|\S+)")
+_FIELDS = re.compile(rb"\b(pid|arch|syscall|comm|exe)=(\"[^\"]*\"|\S+)")
+MAX_EXES = 10_000
+_HEX = re.compile(rb"^[0-9A-F]+$")
 
 
 class AuditUnavailable(DockwardError):
@@ -41,6 +43,17 @@ class SeccompRecord:
     arch: int
     syscall: int
     comm: str
+    exe: str = ""  # the executable the process runs, as a path inside its root
+
+
+def _audit_string(raw: bytes) -> str:
+    """Audit prints a string quoted, or hex-encoded when it has spaces, quotes or control
+    characters (audit_log_untrustedstring)."""
+    if raw.startswith(b'"'):
+        return raw.strip(b'"').decode("utf-8", "replace")
+    if _HEX.match(raw) and len(raw) % 2 == 0:
+        return bytes.fromhex(raw.decode()).decode("utf-8", "replace")
+    return "" if raw == b"(null)" else raw.decode("utf-8", "replace")
 
 
 def parse_record(body: bytes) -> SeccompRecord | None:
@@ -50,7 +63,8 @@ def parse_record(body: bytes) -> SeccompRecord | None:
             int(found["pid"]),
             int(found["arch"], 16),
             int(found["syscall"]),
-            found.get("comm", b"").strip(b'"').decode("utf-8", "replace"),
+            _audit_string(found.get("comm", b"")),
+            _audit_string(found.get("exe", b"")),
         )
     except (KeyError, ValueError):
         return None
@@ -81,6 +95,7 @@ def lost_count() -> int | None:
 class _State:
     records: set[tuple[int, int, int]] = field(default_factory=set)  # (pid, arch, syscall)
     comms: dict[int, str] = field(default_factory=dict)
+    exes: set[tuple[int, str]] = field(default_factory=set)  # (pid, exe): exe changes on execve
     cgroups: dict[int, str | None] = field(default_factory=dict)  # read when a pid is first seen
     count: int = 0
     overflow: bool = False
@@ -143,6 +158,8 @@ class SeccompRecorder:
                 st = self._state
                 if rec is not None and len(st.records) < MAX_RECORDS:
                     st.records.add((rec.pid, rec.arch, rec.syscall))
+                    if rec.exe and len(st.exes) < MAX_EXES:
+                        st.exes.add((rec.pid, rec.exe))
                     if rec.pid not in st.comms:
                         st.comms[rec.pid] = rec.comm
                         st.cgroups[rec.pid] = _cgroup(rec.pid)
@@ -188,6 +205,21 @@ class SeccompRecorder:
             if cg is None or container_id in cg:
                 out.add((arch, nr))
         return out
+
+    def executables_of(self, container_id: str) -> set[str]:
+        """The programs the container's processes ran (paths inside the container), without
+        the runtime's own: `runc init` runs from a memfd copy before it execs the workload."""
+        cgroups = dict(self._state.cgroups)
+        return {
+            exe
+            for pid, exe in set(self._state.exes)
+            if container_id in (cgroups.get(pid) or container_id)
+            and exe.startswith("/")
+            and exe != "/"
+            and not exe.startswith("/memfd:")
+            and not exe.endswith("(deleted)")
+            and exe.rsplit("/", 1)[-1] not in ("runc", "runc.amd64", "crun")
+        }
 
     @property
     def count(self) -> int:

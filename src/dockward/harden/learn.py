@@ -40,6 +40,22 @@ LOG_PROFILE = json.dumps({"defaultAction": "SCMP_ACT_LOG"})
 RUNTIME_FLOOR = frozenset({"execve", "exit", "exit_group", "rt_sigreturn", "restart_syscall"})
 # vDSO calls never enter the kernel, so they are never recorded; allowed for where the vDSO is off.
 VDSO = frozenset({"clock_gettime", "clock_getres", "gettimeofday", "time", "getcpu"})
+# Waiting calls: whether a process makes them depends on timing (a peer that answers at once is
+# never polled for), so a recording on a quiet host misses what a busy host needs.
+WAITING = frozenset(
+    {
+        "poll",
+        "ppoll",
+        "select",
+        "pselect6",
+        "epoll_wait",
+        "epoll_pwait",
+        "nanosleep",
+        "clock_nanosleep",
+        "futex",
+        "sched_yield",
+    }
+)
 _ARCH_SCMP = {"x86_64": "SCMP_ARCH_X86_64", "x86": "SCMP_ARCH_X86"}
 LOCK_PATH = "/run/lock/dockward-learn.lock"
 
@@ -55,6 +71,7 @@ class LearnedProfile:
     lost: int | None  # records the kernel dropped (None: unknown, -1: reader overran)
     recording: Outcome
     seconds: float
+    executables: frozenset[str] = frozenset()  # programs run (from the records' exe field)
 
     @property
     def syscall_count(self) -> int:
@@ -113,7 +130,7 @@ def learn_seccomp(
         raise DockwardError("no syscall was recorded: is the audit multicast group readable?")
     base = default_for(capabilities_of(settings))
     permitted = allowed(base)
-    keep = (observed | RUNTIME_FLOOR | VDSO) & permitted
+    keep = (observed | RUNTIME_FLOOR | VDSO | WAITING) & permitted
     profile = restrict(base, keep)
     native = "SCMP_ARCH_X86_64"
     profile = replace(
@@ -131,6 +148,7 @@ def learn_seccomp(
         lost=rec.lost,
         recording=outcome,
         seconds=time.monotonic() - t0,
+        executables=frozenset(rec.executables_of(cid)),
     )
 
 

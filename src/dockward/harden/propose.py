@@ -104,7 +104,9 @@ def tmpfs_targets(written: tuple[str, ...]) -> tuple[str, ...]:
     dirs: set[str] = set()
     for path in written:
         parts = path.strip("/").split("/")
-        if len(parts) == 1:
+        if not any(q.startswith(path.rstrip("/") + "/") for q in written):
+            parts = parts[:-1]  # a leaf (a file): its directory is what must be writable
+        if not parts or not parts[0]:
             continue  # a file at / itself: the parent cannot be a tmpfs
         dirs.add("/" + "/".join(parts[: 2 if parts[0] in ("var", "usr", "srv", "opt") else 1]))
     out = sorted(dirs)

@@ -224,3 +224,10 @@ class ContainerSpec:
         from dockward.lint.runargv import run_argv_to_spec
 
         return run_argv_to_spec(argv, source)
+
+    @classmethod
+    def from_create_body(cls, body: Mapping[str, Any], name: str = "") -> ContainerSpec:
+        """From the JSON body of `POST /containers/create` (the proxy's admission input)."""
+        from dockward.policy.create_body import container_from_create_body
+
+        return container_from_create_body(body, name)

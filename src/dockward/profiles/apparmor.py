@@ -74,6 +74,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # AppArmor path globs; commas only inside {a,b} alternations, so no input can end a rule early.
 _PATH = re.compile(r"^(/|@\{[A-Za-z_]+\})[A-Za-z0-9_./*?\[\]{}\-^,@+~:=]*$")
 MAX_PATHS = 1000
+# The file rules of a learned profile, before its own writable and exec paths.
+STRICT_FILES = [
+    "/** r,",
+    "/{,usr/}lib{,32,64,x32}/** m,",
+    "/dev/{null,zero,full,tty,console} rw,",
+    "/dev/{random,urandom} r,",
+    "/dev/pts/* rw,",
+    "/dev/shm/** rwk,",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,9 @@ class AppArmorSpec:
     protocols: tuple[str, ...] = ()
     raw: bool = False
     packet: bool = False
+    # Learned mode: instead of docker-default's `file,` (every file access), read anywhere,
+    # write only the writable paths, execute only the allow_exec paths.
+    strict_files: bool = False
 
     @property
     def profile_name(self) -> str:
@@ -310,7 +322,8 @@ def render(
         body += [f"deny capability {c}," for c in spec.cap_deny]
     else:
         body += [f"capability {c}," for c in spec.cap_allow]
-    body += ["", "file,", "umount,", "deny mount,", ""]
+    body += [""] + (STRICT_FILES if spec.strict_files else ["file,"])
+    body += ["umount,", "deny mount,", ""]
     peers = ["unconfined", "runc", "crun"] + ([daemon_profile] if daemon_profile else [])
     body += [f"signal (receive) peer={p}," for p in peers]
     body += [
@@ -320,7 +333,7 @@ def render(
     ]
     body += [f"deny {p} wl," for p in spec.read_only_paths]
     body += [f"audit {p} w," for p in spec.log_on_write_paths]
-    body += [f"{p} w," for p in spec.writable_paths]
+    body += [f"{p} {'rwk' if spec.strict_files else 'w'}," for p in spec.writable_paths]
     body += [f"{p} ix," for p in spec.allow_exec]
     body += [f"deny {p} mrwklx," for p in spec.deny_exec]
     body += [

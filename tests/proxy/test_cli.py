@@ -1,0 +1,124 @@
+"""`dockward proxy` as a process: flags, env twins, socket mode, SIGHUP reload, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from tests.proxy.conftest import PREFIX
+
+
+def test_check_and_routes(tmp_path: Path) -> None:
+    ok = run_cli("proxy", "--check", env={"CONTAINERS": "1"})
+    assert ok.code == 0 and "configuration ok" in ok.out
+    routes = run_cli("proxy", "--routes")
+    assert "containers.create" in routes.out and "exec.start" in routes.out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "msg"),
+    [
+        (["--check"], {"CONTAINERS": "maybe"}, "CONTAINERS='maybe'"),
+        (["--check", "--policy", "/nonexistent.yaml"], {}, "cannot read policy"),
+        (["--socket-mode", "9z"], {}, "not an octal mode"),
+        (["--listen", "tcp://nohost"], {}, "expected unix:///path or tcp://host:port"),
+        (["--listen", "unix://relative.sock"], {}, "must be absolute"),
+    ],
+)
+def test_bad_configuration(args: list[str], env: dict[str, str], msg: str) -> None:
+    out = run_cli("proxy", *args, env=env)
+    assert out.code == 2, out.err
+    assert msg in out.err and out.err.count("\n") == 1
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-cli-"))
+    yield d
+    for p in sorted(d.rglob("*"), reverse=True):
+        p.unlink() if not p.is_dir() else p.rmdir()
+    d.rmdir()
+
+
+def _get(sock: str, path: str) -> int:
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return int(data.split(b" ", 2)[1])
+
+
+def _wait_for(path: Path, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear")
+        time.sleep(0.05)
+
+
+def test_sighup_reloads_atomically(workdir: Path) -> None:
+    policy = workdir / "policy.yaml"
+    policy.write_text("default: {allow: [ping]}\n")
+    sock = workdir / "p.sock"
+    log = workdir / "decisions.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), DOCKWARD_PROXY_SOCKET_MODE="0640")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockward",
+            "proxy",
+            "--listen",
+            f"unix://{sock}",
+            "--policy",
+            str(policy),
+            "--log",
+            str(log),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(sock)
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o640
+        assert _get(str(sock), "/_ping") == 200
+        assert _get(str(sock), "/v1.41/version") == 403
+        policy.write_text("default: {allow: [ping, version]}\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while _get(str(sock), "/v1.41/version") != 200:
+            assert time.monotonic() < deadline, "reload did not take effect"
+            time.sleep(0.05)
+        policy.write_text("default: {allow: [no-such-route]}\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reload failed" not in log.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _get(str(sock), "/v1.41/version") == 200  # the previous policy is kept
+        events = [json.loads(x) for x in log.read_text().splitlines()]
+        failed = [e for e in events if "reload failed" in e.get("event", "")]
+        assert "matches no API route" in failed[0]["error"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode == 0
+    assert not sock.exists()

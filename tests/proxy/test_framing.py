@@ -1,0 +1,83 @@
+"""Raw request-head checks, and a bounded fuzz run of the request parsing front end."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dockward.proxy.framing import FramingError, check_head, head_length
+from dockward.proxy.paths import PathError, parse_target
+
+GOOD = b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n"
+
+
+def test_good_head() -> None:
+    n = head_length(GOOD + b"{}")
+    assert n == len(GOOD)
+    check_head(GOOD)
+
+
+@pytest.mark.parametrize(
+    ("head", "why"),
+    [
+        (b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", "repeated"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\n", "single decimal"),
+        (b"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n", "single decimal"),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "both",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "repeated",
+        ),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "other than chunked"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding:\x0bchunked\r\n\r\n", "other than chunked"),
+        (b"POST / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", "folding"),
+        (b"POST / HTTP/1.1\r\nX: a\rb\r\n\r\n", "bare CR"),
+        (b"POST / HTTP/1.1\r\nX: a\nY: b\r\n\r\n", "bare CR or LF"),
+        (b"POST / HTTP/1.1\r\nX: a\x00\r\n\r\n", "NUL"),
+        (b"POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\n", "malformed header"),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "repeated host"),
+        (b"POST /  HTTP/1.1\r\n\r\n", "request line"),
+    ],
+)
+def test_ambiguous_heads_refused(head: bytes, why: str) -> None:
+    with pytest.raises(FramingError, match=why):
+        check_head(head)
+
+
+def test_bare_lf_head_end_refused_early() -> None:
+    with pytest.raises(FramingError):
+        head_length(b"GET / HTTP/1.1\nHost: x\n\n")
+
+
+def test_head_size_bounded() -> None:
+    with pytest.raises(FramingError, match="too large"):
+        head_length(b"GET / HTTP/1.1\r\nX: " + b"a" * 70000)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_head_checks_never_crash(data: bytes) -> None:
+    """Any byte string either is refused with FramingError or passes; nothing else escapes."""
+    try:
+        n = head_length(data)
+        if n:
+            check_head(data[:n])
+    except FramingError:
+        pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="/.%2fFeE5cCv1.4a-z?&=#@:", max_size=60))
+def test_fuzz_paths_have_no_dot_or_empty_segments(raw: str) -> None:
+    """Whatever parse_target accepts has the shape dockerd's router would see unchanged."""
+    try:
+        t = parse_target(raw)
+    except PathError:
+        return
+    segments = t.path.split("/")[1:]
+    assert "." not in segments and ".." not in segments
+    assert "" not in segments[:-1]
