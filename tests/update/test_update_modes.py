@@ -380,3 +380,32 @@ def test_bad_environment_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert res.code == 2 and "cannot reach the Docker daemon" in res.err
     assert res.err.count("\n") == 1 and res.out == ""
+
+
+def test_admission_policy_gate(clean: Any, registry: Registry, tmp_path: Path) -> None:
+    client = clean
+    v1, v2 = build_version(client, "v1"), build_version(client, "v2")
+    repo, name = f"{PREFIX}/policy", f"{PREFIX}-policy"
+    push(client, v1, registry, repo, "stable")
+    cid = _run(client, registry.ref(repo, "stable"), name)
+    push(client, v2, registry, repo, "stable")
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(
+        "version: 1\nadmission:\n  deny: [privileged]\n"
+        "  images:\n    registries: [registry.example.com]\n"
+    )
+    code, doc, err = _update(tmp_path / "s", "--policy", str(strict), name)
+    event = events(doc)[name]
+    assert event["status"] == "refused" and "DW-P005" in event["reason"], (event, err)
+    assert code == 1 and client.inspect_container(name)["Id"] == cid
+    allowed = tmp_path / "allowed.yaml"
+    allowed.write_text(
+        "version: 1\nadmission:\n  deny: [privileged]\n"
+        f'  images:\n    registries: ["{registry.host}"]\n'
+    )
+    code, doc, err = _update(tmp_path / "s", "--policy", str(allowed), name)
+    assert events(doc)[name]["status"] == "updated", err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nadmission: {nonsense: 1}\n")
+    res = run_cli("update", "--once", "--state-dir", str(tmp_path / "s"), "--policy", str(bad))
+    assert res.code == 2 and res.err.count("\n") == 1, res.err

@@ -173,6 +173,12 @@ def register(sub: Any) -> None:
         "or worse; 'off' disables (default low) [DOCKWARD_UPDATE_RULES_GATE]",
     )
     gate.add_argument(
+        "--policy",
+        default=env_default("POLICY"),
+        help="admission policy file (the proxy's): the updated container must be admitted by it "
+        "[DOCKWARD_POLICY]",
+    )
+    gate.add_argument(
         "--vuln-gate",
         default=env_default("UPDATE_VULN_GATE", "auto"),
         help="refuse updates that add vulnerabilities of this severity or worse "
@@ -312,9 +318,13 @@ def run(args: argparse.Namespace) -> int:
     notifiers: list[Notifier] = [parse_target(t, sys.stdout) for t in targets]
     setup_warnings: list[str] = []
     gates = _gates(args, setup_warnings)
+    endpoint = resolve_endpoint(args.host, args.context)
+    if args.policy:
+        from dockward.update.policy_gate import policy_gate
+
+        gates.append(policy_gate(args.policy, endpoint))
     docker_config = Path(args.docker_config) / "config.json" if args.docker_config else None
     credentials = CredentialStore.load(docker_config)
-    endpoint = resolve_endpoint(args.host, args.context)
     client = connect_versioned(endpoint, args.api_version, timeout=args.timeout)
     say = _progress if args.progress else None
     registry = RegistryClient(
