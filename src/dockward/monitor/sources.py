@@ -259,7 +259,7 @@ class FileSource:
         proc = self.table.get(fe.pid)
         if proc is None or not proc.complete:
             # The exec of a short-lived process may still be on its way from the other source.
-            proc = self.table.wait_complete(fe.pid, 0.02) or proc
+            proc = self.table.wait_complete(fe.pid, 0.1) or proc
         cid = proc.container_id if proc is not None and proc.container_id else None
         if cid is None and fe.root:
             cid = self._container_of_root(fe.root)
