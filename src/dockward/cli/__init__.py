@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
@@ -10,44 +11,40 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli import (
-    audit,
-    daemon,
-    db,
-    harden,
-    lint,
-    monitor,
-    policy,
-    profile,
-    proxy,
-    report,
-    rules,
-    sbom,
-    scan,
-    sign,
-    update,
-)
 from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
 from dockward.errors import DockwardError
 
-# Each subcommand module provides `register(subparsers)` and `run(args) -> int`.
-SUBCOMMANDS: tuple[ModuleType, ...] = (
-    audit,
-    lint,
-    scan,
-    sbom,
-    db,
-    profile,
-    harden,
-    daemon,
-    proxy,
-    policy,
-    sign,
-    monitor,
-    rules,
-    report,
-    update,
+# One module per subcommand, named as the command; each provides `register(subparsers)` and
+# `run(args) -> int`. Only the chosen command's module is imported: some pull in docker-py,
+# cryptography or an HTTP stack, and `dockward lint FILE` must start in well under 150 ms.
+SUBCOMMANDS: tuple[str, ...] = (
+    "audit",
+    "lint",
+    "scan",
+    "sbom",
+    "db",
+    "profile",
+    "harden",
+    "daemon",
+    "proxy",
+    "policy",
+    "sign",
+    "monitor",
+    "update",
+    "rules",
+    "report",
 )
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"dockward.cli.{name}")
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in SUBCOMMANDS else None
+    return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dockward",
         description="Make a Docker host secure and keep it so.",
@@ -71,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="show tracebacks [DOCKWARD_DEBUG=1]",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in SUBCOMMANDS:
-        module.register(sub)
+    chosen = _chosen(argv)
+    for name in (chosen,) if chosen else SUBCOMMANDS:
+        _module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
