@@ -546,7 +546,8 @@ def no_host_devices(spec: ContainerSpec, ctx: Context) -> Outcome:
     rules_ = [
         r
         for r in spec.device_cgroup_rules
-        if r.split()[1:2] in (["*:*"], ["*:* rwm"]) or r.startswith("a")
+        # "TYPE MAJOR:MINOR PERMS": type `a` or a wildcard major opens whole device classes.
+        if r.split()[:1] == ["a"] or (r.split()[1:2] and r.split()[1].startswith("*"))
     ]
     if devs or rules_:
         raw = [d.host_path for d in spec.devices if RAW_DEVICE.match(d.host_path)]
