@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import struct
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dockward.model.container import Healthcheck
 from dockward.monitor import MonitorConfig, build_engine
@@ -204,3 +206,43 @@ def test_a_process_that_exited_is_attributed_through_its_runtime_ancestors(
     assert container_of_ancestors(table, 20) is None
     table.remember(Proc(pid=30, ppid=11, name="sh", container_id="d" * 64))
     assert container_of_ancestors(table, 30) == "d" * 64
+
+
+def test_a_container_started_after_its_metadata_was_cached_is_still_watched(
+    tmp_path: Path,
+) -> None:
+    """The create event caches state "created"; the start that follows must mark the filesystem.
+
+    /dev/shm stands in for the container's merged dir: a mounted filesystem of its own.
+    """
+    from dockward.monitor.containers import ContainerCache, info_from_inspect
+    from dockward.monitor.procs import ProcessTable
+    from dockward.monitor.sources import FileSource
+
+    cid = "c" * 64
+    inspect = {
+        "Id": cid,
+        "Name": "/web",
+        "State": {"Status": "created", "Running": False},
+        "Config": {"Image": "dockward-lab/busybox:1.0"},
+        "HostConfig": {},
+        "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": "/dev/shm"}},
+    }
+    cache = ContainerCache(None)
+    cache.put(info_from_inspect(inspect))
+    source = FileSource(ProcessTable(), cache)
+    try:
+        source.watch_id(cid)
+        assert list(source.fan.roots.values()) == ["/dev/shm"]
+        # Written then read by one process: the kernel merges both closes into one record.
+        with tempfile.NamedTemporaryFile(dir="/dev/shm") as f:
+            name = "/" + Path(f.name).name
+            Path(f.name).write_bytes(b"x")
+            Path(f.name).read_bytes()
+        seen: list[Any] = []
+        wait_for(lambda: seen.extend(source.fan.read_events()) or len(seen) >= 2, 5)
+        events = [e for e in seen if e.path == name]
+        assert sorted(e.write for e in events) == [False, True]
+        assert all(e.root == "/dev/shm" for e in events)
+    finally:
+        source.close()

@@ -143,7 +143,7 @@ class ContainerCache:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="inspect") if inspect else None
         # Prefetching what runs at startup must not delay a container events are waiting for.
         self._background = ThreadPoolExecutor(2, thread_name_prefix="prefetch") if inspect else None
-        self.on_info: list[Callable[[ContainerInfo], None]] = []
+        self.on_info: list[Callable[[ContainerInfo], object]] = []
 
     @property
     def async_ok(self) -> bool:

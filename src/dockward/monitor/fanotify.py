@@ -139,29 +139,30 @@ class Fanotify:
             if fd < 0:
                 continue
             try:
-                ev = self._event(fd, mask, pid)
+                out.extend(self._events(fd, mask, pid))
             finally:
                 os.close(fd)
-            if ev is not None:
-                out.append(ev)
         return out
 
-    def _event(self, fd: int, mask: int, pid: int) -> FileEvent | None:
+    def _events(self, fd: int, mask: int, pid: int) -> list[FileEvent]:
+        """One event per kind of close: the kernel merges a process's write-then-read of one
+        file into a single record with both bits, and the read must not be lost in it."""
         try:
             st = os.fstat(fd)
             path = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            return None
+            return []
         root = self.roots.get(st.st_dev, "")
         if root and path.startswith(root + "/"):
             path = path[len(root) :]
-        return FileEvent(
-            pid=pid,
-            path=path,
-            write=bool(mask & FAN_CLOSE_WRITE),
-            directory=stat.S_ISDIR(st.st_mode),
-            root=root,
-        )
+        if st.st_nlink == 0 and path.endswith(" (deleted)"):
+            path = path[: -len(" (deleted)")]
+        directory = stat.S_ISDIR(st.st_mode)
+        return [
+            FileEvent(pid=pid, path=path, write=write, directory=directory, root=root)
+            for write, bit in ((True, FAN_CLOSE_WRITE), (False, FAN_CLOSE_NOWRITE))
+            if mask & bit
+        ]
 
     def run(self, handle: Callable[[FileEvent], None], stop: threading.Event) -> None:
         while not stop.is_set():

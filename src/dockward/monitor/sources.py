@@ -243,15 +243,22 @@ class FileSource:
         self.fan = Fanotify()
         self._thread: threading.Thread | None = None
 
-    def watch_info(self, info: ContainerInfo) -> None:
-        """Mark a container's filesystem when its metadata arrives (created or running)."""
-        if info.merged_dir and info.spec.state in ("running", "restarting", ""):
-            self.fan.watch(info.merged_dir)
+    def watch_info(self, info: ContainerInfo) -> bool:
+        """Mark a container's filesystem when its metadata arrives.
+
+        The state in the metadata is not consulted: metadata inspected at `create` still says
+        "created" when the container starts a moment later. Fanotify.watch marks only a
+        mounted filesystem, which is what "running" means here.
+        """
+        return bool(info.merged_dir) and self.fan.watch(info.merged_dir)
 
     def watch_id(self, container_id: str) -> None:
+        """A container started: mark it now, or inspect it again if that is not possible yet."""
         found = self.cache.peek(container_id)
-        if isinstance(found, ContainerInfo):
-            self.watch_info(found)
+        if isinstance(found, ContainerInfo) and self.watch_info(found):
+            return
+        # No metadata yet, or metadata from before the mount: the on_info hook marks it.
+        self.cache.fetch(container_id, lambda _cid: None, urgent=True)
 
     def handle(self, fe: FileEvent, put: Put) -> None:
         if fe.directory:
