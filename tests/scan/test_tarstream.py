@@ -93,6 +93,30 @@ def test_gnu_longname_and_corruption() -> None:
         list(_drain(io.BytesIO(cut)))
 
 
+def _with_field(data: bytes, start: int, value: bytes) -> bytes:
+    """The first header with one field replaced and its checksum made right again."""
+    raw = bytearray(data)
+    raw[start : start + len(value)] = value
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\0 " % sum(raw[:512])
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("size", [b"-0000001\0", b"+0000001\0", b"0_000001\0", b"\t0000001\0"])
+def test_octal_fields_take_only_octal_digits(size: bytes) -> None:
+    good = layer(("a", "file", b"x"), fmt=tarfile.USTAR_FORMAT).getvalue()
+    assert [e.size for e in TarStream(io.BytesIO(_with_field(good, 124, b"0000001\0"))) if e]
+    with pytest.raises(ArchiveError, match="bad size field"):
+        _drain(io.BytesIO(_with_field(good, 124, size.ljust(12, b"\0"))))
+
+
+def test_octal_fields_tolerate_padding_and_trailing_bytes_after_nul() -> None:
+    good = layer(("a", "file", b"x"), fmt=tarfile.USTAR_FORMAT).getvalue()
+    for size in (b"          1\0", b"1\0garbage\0\0\0", b"00000000001 "):
+        entries = list(TarStream(io.BytesIO(_with_field(good, 124, size))))
+        assert [e.size for e in entries] == [1], size
+
+
 def _drain(f: io.BytesIO) -> list[bytes]:
     t = TarStream(f)
     return [t.read() for _ in t]

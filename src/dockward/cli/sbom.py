@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         limits=Limits(max_total_size=args.max_layer_size),
         binaries=not args.no_binaries,
         docker_host=args.host,
+        layer_cache=None if args.no_layer_cache else "",
     )
     with progress_status(sys.stderr.isatty()) as say:
         inv = inventory(ref, options, say)

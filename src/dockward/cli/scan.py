@@ -72,6 +72,13 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
         default=env_default("NO_BINARIES") == "1",
         help="do not read executables for Go build info (faster) [DOCKWARD_NO_BINARIES=1]",
     )
+    g.add_argument(
+        "--no-layer-cache",
+        action="store_true",
+        default=env_default("NO_LAYER_CACHE") == "1",
+        help="read every layer again instead of reusing what an earlier scan of an unchanged "
+        "archive or daemon layer found (layers.sqlite beside the DB) [DOCKWARD_NO_LAYER_CACHE=1]",
+    )
 
 
 def image_ref(args: argparse.Namespace) -> tuple[str, str]:
@@ -168,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         waivers=Waivers(tuple(ignores), tuple(vex)),
         binaries=not args.no_binaries,
         docker_host=args.host,
+        layer_cache=None if args.no_layer_cache else "",
     )
     with progress_status(sys.stderr.isatty()) as say:
         result = scan_image(

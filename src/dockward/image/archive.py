@@ -7,10 +7,11 @@ import json
 import os
 import platform as host_platform
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from dockward.image.fs import LayerIndex, Probe, index_layer
 from dockward.image.tarstream import (
@@ -115,21 +116,57 @@ class _Body(io.RawIOBase):
         return len(data)
 
 
-# name, kind, size, body (a buffered reader with peek(), or None), symlink target
-Member = tuple[str, str, int, Any, str]
+class LayerStore(Protocol):
+    """Indexed layers kept between reads (dockward.scan.layercache.LayerCache)."""
+
+    def get(self, key: str, digest: str) -> LayerIndex | None: ...
+
+    def put(self, key: str, index: LayerIndex) -> None: ...
+
+
+# A file changed within this many seconds of being read could change again without its
+# timestamps moving (they tick at the file system's granularity): such a file gets no cache key.
+RACY_SECONDS = 2.0
+
+
+def file_key(st: os.stat_result, offset: int, length: int) -> str:
+    """A region of a local file, valid while the file is unchanged (ctime cannot be set).
+
+    "" for a file modified in the last RACY_SECONDS (the "racily clean" case of git's index).
+    """
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_SECONDS * 1e9:
+        return ""
+    return (
+        f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:"
+        f"{offset}:{length}"
+    )
+
+
+def _regular_file(f: BinaryIO) -> os.stat_result | None:
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+# name, kind, size, body (a buffered reader with peek(), or None), symlink target, cache key
+Member = tuple[str, str, int, Any, str, str]
 
 
 def _tar_members(f: BinaryIO, where: str, limits: Limits) -> Iterator[Member]:
     tar = TarStream(f, where, limits)
+    st = _regular_file(f)
     for te in tar:
         name = normalize(te.name, where, limits)
         if te.kind == "file":
             # A seekable archive gives each member a seekable window, so the layer reader can
             # seek past the bodies it does not want instead of reading them.
             raw: io.RawIOBase = Window(f, tar.offset, te.size) if tar.offset >= 0 else _Body(tar)
-            yield name, "file", te.size, io.BufferedReader(raw, 1 << 20), ""
+            key = file_key(st, tar.offset, te.size) if st is not None and tar.offset >= 0 else ""
+            yield name, "file", te.size, io.BufferedReader(raw, 1 << 20), "", key
         elif te.kind == "symlink":
-            yield name, "symlink", 0, None, te.linkname
+            yield name, "symlink", 0, None, te.linkname, ""
 
 
 def _dir_members(root: Path, where: str) -> Iterator[Member]:
@@ -141,10 +178,10 @@ def _dir_members(root: Path, where: str) -> Iterator[Member]:
             rel = os.path.relpath(full, root).replace(os.sep, "/")
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
-                yield rel, "symlink", 0, None, os.readlink(full)
+                yield rel, "symlink", 0, None, os.readlink(full), ""
             elif stat.S_ISREG(st.st_mode):
                 with open(full, "rb") as fh:
-                    yield rel, "file", st.st_size, fh, ""
+                    yield rel, "file", st.st_size, fh, "", file_key(st, 0, st.st_size)
 
 
 def read_members(
@@ -153,12 +190,16 @@ def read_members(
     probes: Sequence[Probe],
     limits: Limits,
     progress: Progress | None,
+    cache: LayerStore | None = None,
 ) -> tuple[dict[str, Any], dict[str, LayerIndex], dict[str, str]]:
-    """Small JSON members kept, layers indexed as they stream by, symlinks recorded."""
+    """Small JSON members kept, layers indexed as they stream by, symlinks recorded.
+
+    With a cache, a layer whose file region was indexed before (and is unchanged) is not read.
+    """
     docs: dict[str, Any] = {}
     layers: dict[str, LayerIndex] = {}
     links: dict[str, str] = {}
-    for name, kind, size, body, target in members:
+    for name, kind, size, body, target, key in members:
         if kind == "symlink":
             links[name] = normalize(
                 os.path.normpath(os.path.join(os.path.dirname(name), target)), where, limits
@@ -167,6 +208,11 @@ def read_members(
         assert body is not None
         is_blob = name.startswith("blobs/")
         if name.endswith("/layer.tar") or (is_blob and size > 0):
+            # Only layers are stored, so a hit is a layer (and a blob that was verified then).
+            hit = cache.get(key, name) if cache is not None and key else None
+            if hit is not None:
+                layers[name] = hit
+                continue
             head = body.peek(1)[:1]
             if head == b"{" and size <= MAX_JSON:
                 data = body.read(size)
@@ -181,13 +227,15 @@ def read_members(
                 # to check, so the layer is read through its seekable window.
                 stream = decompressed(body, f"{where}: {name}")
                 layers[name] = index_layer(stream, -1, name, probes, limits)
-                continue
-            hashing = Hashing(body)
-            stream = decompressed(io.BufferedReader(hashing, 1 << 20), f"{where}: {name}")
-            layers[name] = index_layer(stream, -1, name, probes, limits)
-            hashing.drain()
-            if hashing.hexdigest() != name.rsplit("/", 1)[-1]:
-                raise ArchiveError(f"{where}: blob {name} does not match its digest")
+            else:
+                hashing = Hashing(body)
+                stream = decompressed(io.BufferedReader(hashing, 1 << 20), f"{where}: {name}")
+                layers[name] = index_layer(stream, -1, name, probes, limits)
+                hashing.drain()
+                if hashing.hexdigest() != name.rsplit("/", 1)[-1]:
+                    raise ArchiveError(f"{where}: blob {name} does not match its digest")
+            if cache is not None and key:
+                cache.put(key, layers[name])
             continue
         if size <= MAX_JSON and (name.endswith(".json") or name in ("repositories", "oci-layout")):
             docs[name] = _json(body.read(size), f"{where}: {name}")
@@ -296,6 +344,7 @@ def load_archive(
     tag: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    cache: LayerStore | None = None,
 ) -> LoadedImage:
     """A docker-save tar, an OCI layout tar, or an OCI layout directory."""
     p = Path(path)
@@ -304,7 +353,9 @@ def load_archive(
     if p.is_dir():
         if not (p / "index.json").is_file():
             raise ArchiveError(f"{where}: not an OCI image layout (no index.json)")
-        docs, layers, links = read_members(_dir_members(p, where), where, probes, limits, progress)
+        docs, layers, links = read_members(
+            _dir_members(p, where), where, probes, limits, progress, cache
+        )
         return assemble(where, docs, layers, links, want, tag)
     try:
         fh = open(p, "rb")  # noqa: SIM115 - closed below; open errors need their own message
@@ -312,7 +363,14 @@ def load_archive(
         raise ArchiveError(f"cannot open {where}: {exc.strerror}") from None
     with fh:
         return load_stream(
-            fh, where, probes, platform=want, tag=tag, limits=limits, progress=progress
+            fh,
+            where,
+            probes,
+            platform=want,
+            tag=tag,
+            limits=limits,
+            progress=progress,
+            cache=cache,
         )
 
 
@@ -325,8 +383,9 @@ def load_stream(
     tag: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    cache: LayerStore | None = None,
 ) -> LoadedImage:
     docs, layers, links = read_members(
-        _tar_members(fh, where, limits), where, probes, limits, progress
+        _tar_members(fh, where, limits), where, probes, limits, progress, cache
     )
     return assemble(where, docs, layers, links, platform or Platform.parse(None), tag)

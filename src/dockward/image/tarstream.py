@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -71,19 +73,25 @@ def normalize(name: str, where: str, limits: Limits = DEFAULT_LIMITS) -> str:
     return "/".join(parts)
 
 
+# An octal field: optional leading spaces, octal digits, then NULs or spaces. Nothing else: int()
+# alone would also take a sign, underscores or tabs ("-1" would be a negative size).
+_OCTAL = re.compile(rb" *([0-7]*)[ \0]*")
+# name, mode, uid, gid, size, mtime, checksum, type, linkname, magic, version, uname, gname,
+# devmajor, devminor, prefix
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
+
+
 def _number(field: bytes, what: str, where: str) -> int:
     if field and field[0] & 0x80:  # GNU base-256 for values past the octal field
         value = int.from_bytes(field[1:], "big")
         if field[0] & 0x40:
             raise ArchiveError(f"{where}: negative {what} in tar header")
         return value
-    text = field.split(b"\0", 1)[0].strip(b" \0")
-    if not text:
-        return 0
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise ArchiveError(f"{where}: bad {what} field in tar header") from None
+    m = _OCTAL.fullmatch(field) or _OCTAL.fullmatch(field.split(b"\0", 1)[0])
+    if m is None:
+        raise ArchiveError(f"{where}: bad {what} field in tar header")
+    digits = m.group(1)
+    return int(digits, 8) if digits else 0
 
 
 def _string(field: bytes) -> str:
@@ -198,12 +206,30 @@ class TarStream:
                     )
                     raise ArchiveError(f"{self._where}: {what}")
                 header += more
-            stored = _number(header[148:156], "checksum", self._where)
-            computed = sum(header) - sum(header[148:156]) + 256  # checksum field as spaces
+            (
+                f_name,
+                f_mode,
+                f_uid,
+                f_gid,
+                f_size,
+                _mtime,
+                f_sum,
+                f_type,
+                f_link,
+                f_magic,
+                _version,
+                _uname,
+                _gname,
+                _major,
+                _minor,
+                f_prefix,
+            ) = _HEADER.unpack_from(header)
+            stored = _number(f_sum, "checksum", self._where)
+            computed = sum(header) - sum(f_sum) + 256  # checksum field as spaces
             if stored != computed:
                 raise ArchiveError(f"{self._where}: not a tar archive (bad header checksum)")
-            kind = chr(header[156]) if header[156] else "\0"
-            size = _number(header[124:136], "size", self._where)
+            kind = f_type.decode("latin-1") if f_type != b"\0" else "\0"
+            size = _number(f_size, "size", self._where)
             if kind in ("x", "g"):
                 parsed = _parse_pax(self._ext_body(size), self._where)
                 (pax if kind == "x" else global_pax).update(parsed)
@@ -217,12 +243,12 @@ class TarStream:
                 continue
             if kind == "S":
                 raise ArchiveError(f"{self._where}: sparse tar entries are not supported")
-            meta = {**global_pax, **pax}
-            name = _string(header[0:100])
-            if header[257:262] == b"ustar" and header[345:500].strip(b"\0"):
-                name = _string(header[345:500]) + "/" + name
+            meta = {**global_pax, **pax} if pax or global_pax else pax
+            name = _string(f_name)
+            if f_magic[:5] == b"ustar" and f_prefix.strip(b"\0"):
+                name = _string(f_prefix) + "/" + name
             name = meta.get("path") or long_name or name
-            link = meta.get("linkpath") or long_link or _string(header[157:257])
+            link = meta.get("linkpath") or long_link or _string(f_link)
             if "size" in meta:
                 try:
                     size = int(meta["size"])
@@ -254,15 +280,15 @@ class TarStream:
             self._padding = -size % BLOCK
             if self._seekable:
                 self.offset = self._f.tell()
-            mode = _number(header[100:108], "mode", self._where)
+            mode = _number(f_mode, "mode", self._where)
             uid = int(meta["uid"]) if meta.get("uid", "").isdigit() else None
             gid = int(meta["gid"]) if meta.get("gid", "").isdigit() else None
             yield TarEntry(
                 name=name,
                 kind=entry_kind,
                 mode=mode & 0o7777,
-                uid=uid if uid is not None else _number(header[108:116], "uid", self._where),
-                gid=gid if gid is not None else _number(header[116:124], "gid", self._where),
+                uid=uid if uid is not None else _number(f_uid, "uid", self._where),
+                gid=gid if gid is not None else _number(f_gid, "gid", self._where),
                 size=size,
                 linkname=link,
             )

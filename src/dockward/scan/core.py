@@ -12,16 +12,10 @@ from typing import Any
 
 from dockward import __version__
 from dockward.errors import ConnectionFailed, DockwardError, InputError
-from dockward.image import (
-    ImageFS,
-    Limits,
-    LoadedImage,
-    Platform,
-    load_archive,
-    load_daemon,
-    load_registry,
-    spec_from_config,
-)
+from dockward.image.archive import LoadedImage, Platform, load_archive
+from dockward.image.fs import ImageFS
+from dockward.image.spec import spec_from_config
+from dockward.image.tarstream import Limits
 from dockward.model.finding import Report, Result, Rule, Severity, Status
 from dockward.model.image import ImageSpec
 from dockward.rules import Context, run_check
@@ -29,6 +23,7 @@ from dockward.rules import image as image_rules
 from dockward.sbom import Sbom, build_sbom, default_probes
 from dockward.scan.cache import ScanCache
 from dockward.scan.content import ImageContent
+from dockward.scan.layercache import LayerCache, signature
 from dockward.scan.rules import rules as content_rules
 from dockward.scan.waivers import Waivers
 from dockward.vulndb.match import Match, match_packages
@@ -51,6 +46,9 @@ class ScanOptions:
     waivers: Waivers = field(default_factory=Waivers)
     binaries: bool = True  # look for Go build info in executables
     docker_host: str | None = None
+    # Indexed layers kept between scans (scan/layercache.py): "" beside the DB, a path, or None
+    # for no layer cache.
+    layer_cache: str | None = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +79,20 @@ class Inventory:
         }
 
 
-def load_image(ref: str, options: ScanOptions, progress: Progress | None = None) -> LoadedImage:
+def layer_cache_for(options: ScanOptions, db_path: str | Path | None) -> LayerCache | None:
+    if options.layer_cache is None:
+        return None
+    path = options.layer_cache or Path(db_path or default_db_path()).with_name("layers.sqlite")
+    probes = default_probes(include_binaries=options.binaries)
+    return LayerCache(path, signature(probes, options.limits))
+
+
+def load_image(
+    ref: str,
+    options: ScanOptions,
+    progress: Progress | None = None,
+    layers: LayerCache | None = None,
+) -> LoadedImage:
     probes = default_probes(include_binaries=options.binaries)
     platform = Platform.parse(options.platform)
     source = options.source
@@ -89,7 +100,7 @@ def load_image(ref: str, options: ScanOptions, progress: Progress | None = None)
         raise InputError(f"unknown image source {source!r} (expected one of {', '.join(SOURCES)})")
     if source in ("archive", "oci") or (source == "auto" and os.path.exists(ref)):
         return load_archive(
-            ref, probes, platform=platform, limits=options.limits, progress=progress
+            ref, probes, platform=platform, limits=options.limits, progress=progress, cache=layers
         )
     if source in ("daemon", "auto"):
         from dockward.engine import connect, resolve_endpoint
@@ -102,13 +113,19 @@ def load_image(ref: str, options: ScanOptions, progress: Progress | None = None)
             client = None
         if client is not None:
             try:
-                return load_daemon(client, ref, probes, limits=options.limits, progress=progress)
+                from dockward.image.daemon import load_daemon
+
+                return load_daemon(
+                    client, ref, probes, limits=options.limits, progress=progress, cache=layers
+                )
             except InputError:
                 if source == "daemon":
                     raise
             finally:
                 client.close()
     try:
+        from dockward.image.registry import load_registry
+
         return load_registry(
             ref,
             probes,
@@ -125,11 +142,22 @@ def load_image(ref: str, options: ScanOptions, progress: Progress | None = None)
 
 
 def inventory(
-    ref: str, options: ScanOptions | None = None, progress: Progress | None = None
+    ref: str,
+    options: ScanOptions | None = None,
+    progress: Progress | None = None,
+    db_path: str | Path | None = None,
 ) -> Inventory:
-    """Read an image (daemon, archive, OCI layout or registry) and catalogue its packages."""
+    """Read an image (daemon, archive, OCI layout or registry) and catalogue its packages.
+
+    `db_path` only places the layer cache beside that DB (see ScanOptions.layer_cache).
+    """
     opts = options or ScanOptions()
-    loaded = load_image(ref, opts, progress)
+    layers = layer_cache_for(opts, db_path)
+    try:
+        loaded = load_image(ref, opts, progress, layers)
+    finally:
+        if layers is not None:
+            layers.close()
     fs = ImageFS(loaded.layers)
     spec = spec_from_config(
         loaded.config, loaded.config_digest, loaded.repo_tags, loaded.repo_digests
@@ -323,7 +351,7 @@ def scan_image(
     """Scan one image by reference, archive path or OCI layout; record it in `cache` if given."""
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     open_db(db_path or default_db_path()).close()  # fail before reading a large image
-    inv = inventory(ref, options, progress)
+    inv = inventory(ref, options, progress, db_path)
     if progress:
         progress("matching vulnerabilities")
     result = scan_inventory(inv, db_path, options, started=started)

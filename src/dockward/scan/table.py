@@ -5,15 +5,16 @@ from __future__ import annotations
 import io
 import os
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from dockward.model.finding import Report, Severity, Status
 from dockward.report.table import STYLE
 
 
 def render_scan_table(report: Report, width: int | None = None) -> str:
+    # rich is imported here: ~50 ms of start-up that JSON/SARIF runs do not need.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     buf = io.StringIO()
     color = os.environ.get("NO_COLOR") is None and os.environ.get("DOCKWARD_COLOR") == "1"
     console = Console(

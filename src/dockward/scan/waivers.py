@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dockward.errors import InputError
 from dockward.vulndb.match import Match
 
@@ -47,6 +45,8 @@ def load_ignore_file(path: str | Path) -> list[IgnoreEntry]:
 
     A reason is required: an ignore nobody can explain is how risk gets forgotten.
     """
+    import yaml  # only when an ignore file is given
+
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text())

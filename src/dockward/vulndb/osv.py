@@ -11,15 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dockward.errors import InputError
 from dockward.model.finding import Severity
 from dockward.sbom.purl import pep503
 
 MAX_RECORD = 16 << 20
-# The C loader when libyaml is there: the PyPI advisory set parses 5x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_ZIP_MEMBERS = 2_000_000
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
 LABELS = {
@@ -99,8 +95,13 @@ def severity_of(label: str) -> Severity:
 
 
 def _load(data: bytes, name: str) -> list[dict[str, Any]]:
+    # yaml is imported on first use: a scan never reads OSV records, only the DB.
+    import yaml
+
+    # The C loader when libyaml is there: the PyPI advisory set parses 5x faster.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = json.loads(data) if name.endswith(".json") else yaml.load(data, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        doc = json.loads(data) if name.endswith(".json") else yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: not a valid OSV record ({first})") from None
