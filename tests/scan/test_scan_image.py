@@ -184,3 +184,36 @@ def test_cli_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
     r = run_cli(*args)
     assert r.code == 2
     assert message in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_a_cut_compressed_layer_is_a_one_line_error(
+    fixture_image: dict[str, Any], tmp_path: Path, kind: str
+) -> None:
+    """A docker-save archive (no digests to check) whose biggest layer is compressed, then cut."""
+    import gzip
+    import io
+    import tarfile
+
+    import zstandard
+
+    out = tmp_path / "cut.tar"
+    with tarfile.open(fixture_image["archive"]) as src, tarfile.open(out, "w") as dst:
+        layers = [m for m in src.getmembers() if m.name.endswith("layer.tar")]
+        biggest = max(layers, key=lambda m: m.size)
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
+            if m.name == biggest.name and data is not None:
+                packed = (
+                    gzip.compress(data)
+                    if kind == "gzip"
+                    else zstandard.ZstdCompressor().compress(data)
+                )
+                data = packed[: len(packed) // 2]
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    r = run_cli("sbom", "--archive", str(out), "--no-layer-cache")
+    assert r.code == 2, r.err
+    assert biggest.name[:19] in r.err and "Traceback" not in r.err
+    assert "truncated" in r.err or "corrupt compressed layer" in r.err
+    assert len(r.err.strip().splitlines()) == 1

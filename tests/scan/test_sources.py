@@ -114,6 +114,35 @@ def test_oci_layout_dir_and_tar(
     )
 
 
+def test_zstd_layers_give_the_same_inventory(fixture_image: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "zstd"
+    subprocess.run(
+        [
+            _skopeo(),
+            "copy",
+            "-q",
+            "--dest-compress",
+            "--dest-compress-format",
+            "zstd",
+            f"docker-archive:{fixture_image['archive']}",
+            f"oci:{out}:fixture",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    index = json.loads((out / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((out / "blobs" / "sha256" / digest).read_bytes())
+    assert {la["mediaType"] for la in manifest["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    }
+    inv = inventory(str(out), ScanOptions(source="oci", layer_cache=None))
+    ref = inventory(str(fixture_image["archive"]), ScanOptions(source="archive", layer_cache=None))
+    assert [p.purl for p in inv.sbom.packages] == [p.purl for p in ref.sbom.packages]
+    assert inv.fs.get("usr/bin/fakesu") is not None
+
+
 def test_oci_platform_selection_and_digest_check(oci_layout: Path, tmp_path: Path) -> None:
     multi = tmp_path / "multi"
     shutil.copytree(oci_layout, multi)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import os
 import tarfile
 
 import pytest
 
 from dockward.image import ArchiveError, ImageFS, Limits, index_layer
-from dockward.image.tarstream import TarStream
+from dockward.image.tarstream import TarStream, decompressed
 
 DEFAULT = Limits()
 
@@ -165,3 +167,27 @@ def test_hard_links_to_earlier_files_are_kept() -> None:
     fs = fs_of(layer(("bin/a", "file", "x"), ("bin/b", "hardlink", "bin/a")))
     entry = fs.get("bin/b")
     assert entry is not None and entry.kind == "hardlink" and entry.link == "bin/a"
+
+
+def _compressed(kind: str, data: bytes) -> bytes:
+    if kind == "gzip":
+        return gzip.compress(data)
+    import zstandard
+
+    return zstandard.ZstdCompressor(write_checksum=True).compress(data)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_compressed_layers_are_read_and_damage_is_a_clear_error(kind: str) -> None:
+    plain = layer(("etc/os-release", "file", "ID=debian\n"), ("big", "file", os.urandom(50000)))
+    packed = _compressed(kind, plain.getvalue())
+    fs = ImageFS([index_layer(decompressed(io.BytesIO(packed), "l"), 0, "sha256:0")])
+    assert fs.get("etc/os-release") is not None and fs.get("big") is not None
+    # a damaged frame or deflate header, and a stream cut short
+    broken = bytearray(packed)
+    broken[4 if kind == "zstd" else 12] ^= 0xFF
+    with pytest.raises(ArchiveError, match=r"corrupt compressed layer|not a tar archive"):
+        _drain(decompressed(io.BytesIO(bytes(broken)), "l"))  # type: ignore[arg-type]
+    cut = packed[: len(packed) // 2]
+    with pytest.raises(ArchiveError, match=r"corrupt compressed layer|truncated"):
+        _drain(decompressed(io.BytesIO(cut), "l"))  # type: ignore[arg-type]

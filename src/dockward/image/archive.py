@@ -230,16 +230,26 @@ def read_members(
             else:
                 hashing = Hashing(body)
                 stream = decompressed(io.BufferedReader(hashing, 1 << 20), f"{where}: {name}")
-                layers[name] = index_layer(stream, -1, name, probes, limits)
+                try:
+                    layers[name] = index_layer(stream, -1, name, probes, limits)
+                except ArchiveError:
+                    # A blob that is not what its name says: say that, not what broke in it.
+                    hashing.drain()
+                    _check_digest(name, hashing.hexdigest(), where)
+                    raise
                 hashing.drain()
-                if hashing.hexdigest() != name.rsplit("/", 1)[-1]:
-                    raise ArchiveError(f"{where}: blob {name} does not match its digest")
+                _check_digest(name, hashing.hexdigest(), where)
             if cache is not None and key:
                 cache.put(key, layers[name])
             continue
         if size <= MAX_JSON and (name.endswith(".json") or name in ("repositories", "oci-layout")):
             docs[name] = _json(body.read(size), f"{where}: {name}")
     return docs, layers, links
+
+
+def _check_digest(name: str, actual: str, where: str) -> None:
+    if actual != name.rsplit("/", 1)[-1]:
+        raise ArchiveError(f"{where}: blob {name} does not match its digest")
 
 
 def _verify(name: str, data: bytes, where: str) -> None:

@@ -12,9 +12,10 @@ import hashlib
 import io
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from dockward.errors import InputError
 
@@ -193,11 +194,22 @@ class TarStream:
         pax: dict[str, str] = {}
         global_pax: dict[str, str] = {}
         long_name = long_link = ""
+        started = False
         while True:
             self._finish_body()
             header = self._f.read(BLOCK)
-            if not header or header == b"\0" * len(header):
-                return  # end of archive (EOF or zero block)
+            if not header:
+                # A tar ends with zero blocks; a stream that just stops was cut short (a
+                # truncated zstd frame, for one, ends its output without an error).
+                what = (
+                    "truncated archive (no end-of-archive marker)"
+                    if started
+                    else "truncated or empty archive (no tar header)"
+                )
+                raise ArchiveError(f"{self._where}: {what}")
+            if header == b"\0" * len(header):
+                return  # end of archive
+            started = True
             while len(header) < BLOCK:
                 more = self._f.read(BLOCK - len(header))
                 if not more:
@@ -371,15 +383,43 @@ class _Peek(io.RawIOBase):
         return len(data)
 
 
+class _Decoded(io.RawIOBase):
+    """A decompressor's output; a corrupt or cut stream is an ArchiveError, not a crash."""
+
+    def __init__(self, stream: Any, where: str, errors: tuple[type[BaseException], ...]) -> None:
+        self._stream, self._where, self._errors = stream, where, errors
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._stream.read(len(buf))
+        except self._errors as exc:
+            raise ArchiveError(f"{self._where}: corrupt compressed layer ({exc})") from None
+        buf[: len(data)] = data
+        return len(data)
+
+
+# Memory a zstd frame may ask for (its window); the reference decoder's default bound.
+ZSTD_MAX_WINDOW = 1 << 27
+
+
 def decompressed(f: BinaryIO, where: str) -> BinaryIO:
-    """The layer stream, gunzipped when it is gzip; zstd and others are refused clearly."""
+    """The layer stream, decompressed when it is gzip or zstd (told by magic, not by name)."""
     head = f.read(4)
     if head[:2] == b"\x1f\x8b":
-        return cast(
-            BinaryIO, gzip.GzipFile(fileobj=io.BufferedReader(_Peek(head, f), CHUNK), mode="rb")
-        )
+        gz = gzip.GzipFile(fileobj=io.BufferedReader(_Peek(head, f), CHUNK), mode="rb")
+        gz_errors = (OSError, EOFError, zlib.error)
+        return cast(BinaryIO, io.BufferedReader(_Decoded(gz, where, gz_errors), CHUNK))
     if head == b"\x28\xb5\x2f\xfd":
-        raise ArchiveError(f"{where}: zstd-compressed layers are not supported yet")
+        import zstandard
+
+        dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+        source = cast(BinaryIO, io.BufferedReader(_Peek(head, f), CHUNK))
+        reader = dctx.stream_reader(source, read_across_frames=True)
+        zstd_errors = (zstandard.ZstdError, OSError)
+        return cast(BinaryIO, io.BufferedReader(_Decoded(reader, where, zstd_errors), CHUNK))
     try:
         seekable = f.seekable()
     except (AttributeError, OSError):
