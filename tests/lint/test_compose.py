@@ -214,3 +214,81 @@ def test_built_services_inherit_user_and_healthcheck_from_their_dockerfile(tmp_p
     assert status[("a", "DW-C031")] is Status.PASS and status[("a", "DW-C026")] is Status.PASS
     assert status[("b", "DW-C031")] is Status.FAIL  # USER root in its Dockerfile
     assert status[("c", "DW-C031")] is Status.FAIL  # image user unknown: no user set
+
+
+def _include_project(tmp_path: Path) -> Path:
+    """app/compose.yaml includes ../db/compose.yaml (short form) and ops/ (long form)."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "db").mkdir()
+    (tmp_path / "ops" / "conf").mkdir(parents=True)
+    (tmp_path / "app" / "compose.yaml").write_text(
+        "include:\n"
+        "  - ../db/compose.yaml\n"
+        "  - path: ../ops/compose.yaml\n"
+        "    project_directory: ../ops/conf\n"
+        "    env_file: ../ops/ops.env\n"
+        "services:\n"
+        "  web:\n"
+        "    image: r.example/web:1\n"
+        "    depends_on: [db]\n"
+    )
+    (tmp_path / "db" / ".env").write_text("DB_TAG=16.4\n")
+    (tmp_path / "db" / "compose.yaml").write_text(
+        "services:\n"
+        "  db:\n"
+        "    image: r.example/postgres:${DB_TAG}\n"
+        "    privileged: true\n"
+        "    volumes: [./data:/var/lib/postgresql/data]\n"
+    )
+    (tmp_path / "ops" / "ops.env").write_text("AGENT=r.example/agent:2\n")
+    (tmp_path / "ops" / "compose.yaml").write_text(
+        "services:\n  agent:\n    image: ${AGENT}\n    volumes: [./state:/state]\n"
+    )
+    return tmp_path / "app" / "compose.yaml"
+
+
+def test_include_brings_in_services_with_their_own_paths_and_env(tmp_path: Path) -> None:
+    main = _include_project(tmp_path)
+    project = load_compose([str(main)], env={})
+    by_name = {s.name: s for s in project.services}
+    assert set(by_name) == {"web", "db", "agent"}
+    db = by_name["db"]
+    assert db.spec.image == "r.example/postgres:16.4"  # from db/.env, not app's
+    assert db.spec.mounts[0].source == str(tmp_path / "db" / "data")  # relative to db/
+    assert db.location.path == str(tmp_path / "db" / "compose.yaml") and db.location.line == 2
+    agent = by_name["agent"]
+    assert agent.spec.image == "r.example/agent:2"  # from the include's env_file
+    assert agent.spec.mounts[0].source == str(tmp_path / "ops" / "conf" / "state")
+    assert str(tmp_path / "db" / "compose.yaml") in project.files
+    # The container rules see the included service, and point into its own file.
+    results = lint_compose_service(db, default_rules())
+    privileged = next(r for r in results if r.rule.id == "DW-C001")
+    assert privileged.status is Status.FAIL
+    assert privileged.location is not None
+    assert privileged.location.path == db.location.path and privileged.location.line == 4
+
+
+@pytest.mark.parametrize(
+    "main, other, message",
+    [
+        (
+            "include: [other.yaml]\nservices: {a: {image: x}}\n",
+            "services: {a: {image: y}}\n",
+            "service 'a' is also defined in",
+        ),
+        ("include: [other.yaml]\n", "include: [compose.yaml]\n", "include cycle through"),
+        ("include: [missing.yaml]\n", "", "missing.yaml"),
+        ("include: {path: other.yaml}\n", "", "`include` must be a list"),
+        ("include: [{project_directory: .}]\n", "", "an include entry needs a path"),
+        ("include: [{path: other.yaml, envfile: x}]\n", "", "unknown include key 'envfile'"),
+    ],
+)
+def test_bad_includes_are_one_line_errors(
+    tmp_path: Path, main: str, other: str, message: str
+) -> None:
+    (tmp_path / "compose.yaml").write_text(main)
+    if other:
+        (tmp_path / "other.yaml").write_text(other)
+    with pytest.raises(InputError, match=message) as info:
+        load_compose([str(tmp_path / "compose.yaml")], env={})
+    assert "\n" not in str(info.value)

@@ -21,6 +21,7 @@ from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location
 
 MAX_EXTENDS_DEPTH = 10
+MAX_INCLUDE_DEPTH = 10
 
 # Service keys of the Compose Specification; anything else (but `x-*`) is a typo worth a warning.
 SERVICE_KEYS = frozenset(
@@ -326,6 +327,8 @@ def load_compose(
     texts: Mapping[str, str] | None = None,
     project_name: str | None = None,
     max_bytes: int = 4 * 1024 * 1024,
+    project_directory: str | None = None,
+    _chain: tuple[str, ...] = (),
 ) -> ComposeProject:
     """Load and resolve a Compose project from one or more files (merged in order, like `-f`).
 
@@ -333,6 +336,10 @@ def load_compose(
     `profiles`: active profiles; `None` keeps every service (a linter should see them all),
     otherwise services with profiles are kept only when one of them is active.
     `texts`: file contents by path, instead of reading them (for `--stdin`).
+    `project_directory`: where relative paths resolve (default: the first file's directory).
+    `include:` entries are followed (recursively, as `docker compose` does): each included
+    project resolves its own paths and `.env`, and its services join this project; a service
+    defined on both sides is an error.
     Raises InputError (one line, with file:line) on a malformed project.
     """
     if not paths:
@@ -342,8 +349,11 @@ def load_compose(
     def read(p: str) -> str:
         return texts[p] if p in texts else read_text(p, max_bytes)
 
-    project_dir = posixpath.dirname(posixpath.abspath(paths[0])) if paths[0] != "-" else os.getcwd()
+    project_dir = project_directory or (
+        posixpath.dirname(posixpath.abspath(paths[0])) if paths[0] != "-" else os.getcwd()
+    )
     loader = _Loader(project_env(project_dir, env, read), max_bytes, read)
+    included: list[ComposeProject] = []
     merged: dict[str, _Service] = {}
     top: dict[str, dict[str, Any]] = {"volumes": {}, "secrets": {}}
     name = project_name
@@ -355,7 +365,10 @@ def load_compose(
             if isinstance(block, dict):
                 top[section].update({str(k): v for k, v in block.items()})
         if f.value.get("include"):
-            loader.warnings.append(f"{path}: `include` is not followed; lint those files too")
+            for inc in _include_entries(f, path, project_dir):
+                included.append(
+                    _load_include(inc, env, profiles, texts, max_bytes, (*_chain, *paths))
+                )
         for sname in f.value.get("services") or {}:
             svc = loader.service(f, str(sname))
             prev = merged.get(str(sname))
@@ -394,13 +407,103 @@ def load_compose(
         services.append(
             ComposeService(sname, spec, svc.where, dict(svc.keys), svc.config, svc_profiles)
         )
+    own = {s.name: s for s in services}
+    for sub in included:
+        for s in sub.services:
+            if s.name in own:
+                first = own[s.name].location
+                raise InputError(
+                    f"{s.location.path}:{s.location.line}: service {s.name!r} is also defined in "
+                    f"{first.path}:{first.line} (an included project may not redefine one)"
+                )
+            own[s.name] = s
+            services.append(s)
+        loader.warnings.extend(sub.warnings)
+        inactive.extend(sub.inactive)
     return ComposeProject(
         name or posixpath.basename(project_dir),
-        tuple(paths),
+        tuple(paths) + tuple(p for sub in included for p in sub.files),
         tuple(services),
         tuple(loader.warnings),
         tuple(inactive),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Include:
+    paths: tuple[str, ...]
+    project_directory: str | None
+    env_files: tuple[str, ...]
+    where: str
+
+
+def _include_entries(f: Any, path: str, project_dir: str) -> list[_Include]:
+    """The `include:` list: short form (a path) or long form (path, project_directory,
+    env_file), with paths relative to the including project's directory."""
+    raw = f.value.get("include")
+    if not isinstance(raw, list):
+        raise InputError(f"{_where(path, f.doc, ('include',))}: `include` must be a list")
+    out: list[_Include] = []
+    for i, item in enumerate(raw):
+        where = _where(path, f.doc, ("include", i))
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict) or not item.get("path"):
+            raise InputError(f"{where}: an include entry needs a path")
+        unknown = set(item) - {"path", "project_directory", "env_file"}
+        if unknown:
+            raise InputError(f"{where}: unknown include key {sorted(unknown)[0]!r}")
+        paths = item["path"] if isinstance(item["path"], list) else [item["path"]]
+        env_files = item.get("env_file") or []
+        env_files = env_files if isinstance(env_files, list) else [env_files]
+        pdir = item.get("project_directory")
+        out.append(
+            _Include(
+                tuple(posixpath.normpath(posixpath.join(project_dir, str(p))) for p in paths),
+                posixpath.normpath(posixpath.join(project_dir, str(pdir))) if pdir else None,
+                tuple(posixpath.join(project_dir, str(e)) for e in env_files),
+                where,
+            )
+        )
+    return out
+
+
+def _load_include(
+    inc: _Include,
+    env: Mapping[str, str] | None,
+    profiles: Iterable[str] | None,
+    texts: Mapping[str, str],
+    max_bytes: int,
+    chain: tuple[str, ...],
+) -> ComposeProject:
+    if len(chain) > MAX_INCLUDE_DEPTH:
+        raise InputError(f"{inc.where}: includes nested more than {MAX_INCLUDE_DEPTH} deep")
+    seen = {posixpath.abspath(p) for p in chain if p != "-"}
+    for p in inc.paths:
+        if posixpath.abspath(p) in seen:
+            raise InputError(f"{inc.where}: include cycle through {p}")
+    sub_env: dict[str, str] | None = None
+    if inc.env_files:
+        # The included project's variables: its env files, then the environment over them.
+        sub_env = {}
+        for e in inc.env_files:
+            try:
+                sub_env.update(parse_env_file(read_text(e, max_bytes)))
+            except InputError as exc:
+                raise InputError(f"{inc.where}: {exc}") from None
+        sub_env.update(os.environ if env is None else env)
+    try:
+        return load_compose(
+            inc.paths,
+            env if sub_env is None else sub_env,
+            profiles,
+            texts=texts,
+            max_bytes=max_bytes,
+            project_directory=inc.project_directory,
+            _chain=chain,
+        )
+    except InputError as exc:
+        raise InputError(f"{inc.where}: included: {exc}") from None
 
 
 def _env_files(
