@@ -34,6 +34,8 @@ def test_check_and_routes(tmp_path: Path) -> None:
         (["--socket-mode", "9z"], {}, "not an octal mode"),
         (["--listen", "tcp://nohost"], {}, "expected unix:///path or tcp://host:port"),
         (["--listen", "unix://relative.sock"], {}, "must be absolute"),
+        (["--workers", "0"], {}, "expected auto or a number from 1 to 64"),
+        (["--workers", "many"], {}, "expected auto or a number from 1 to 64"),
     ],
 )
 def test_bad_configuration(args: list[str], env: dict[str, str], msg: str) -> None:
@@ -122,3 +124,65 @@ def test_sighup_reloads_atomically(workdir: Path) -> None:
         proc.wait(10)
     assert proc.returncode == 0
     assert not sock.exists()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(d.name))
+    return sorted(out)
+
+
+def _until(predicate: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def test_workers_share_the_socket_restart_reload_and_stop_together(workdir: Path) -> None:
+    policy = workdir / "policy.yaml"
+    policy.write_text("default: {allow: [ping]}\n")
+    sock = workdir / "p.sock"
+    log = workdir / "decisions.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), DOCKWARD_PROXY_WORKERS="3")
+    args = ["proxy", "--listen", f"unix://{sock}", "--policy", str(policy), "--log", str(log)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockward", *args], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(sock)
+        _until(lambda: len(_children(proc.pid)) == 3)
+        workers = _children(proc.pid)
+        # Many connections, all served; more than one worker answers them.
+        assert all(_get(str(sock), "/_ping") == 200 for _ in range(30))
+        # A worker killed outright is replaced; the socket keeps answering meanwhile.
+        os.kill(workers[0], signal.SIGKILL)
+        _until(lambda: len(_children(proc.pid)) == 3 and workers[0] not in _children(proc.pid))
+        assert _get(str(sock), "/_ping") == 200
+        # A bad policy on SIGHUP: said once, and no worker drops the policy it has.
+        policy.write_text("default: {allow: [no-such-route]}\n")
+        proc.send_signal(signal.SIGHUP)
+        _until(lambda: "reload failed" in log.read_text())
+        assert all(_get(str(sock), "/_ping") == 200 for _ in range(10))
+        # A good one reaches every worker.
+        policy.write_text("default: {allow: [ping, version]}\n")
+        proc.send_signal(signal.SIGHUP)
+        _until(lambda: all(_get(str(sock), "/v1.41/version") == 200 for _ in range(20)))
+        events = [json.loads(x) for x in log.read_text().splitlines()]
+        said = [e["event"] for e in events if "event" in e]
+        assert said.count("policy reload failed; keeping the previous policy") == 1
+        assert said.count("policy reloaded") == 1
+        assert said.count("listening") == 1 and "worker exited; starting another" in said
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert proc.returncode == 0
+    assert not sock.exists()
+    assert _children(proc.pid) == []

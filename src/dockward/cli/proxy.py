@@ -10,7 +10,7 @@ from typing import Any
 from dockward.cli.common import EXIT_OK, env_default, env_list
 from dockward.errors import UsageError
 from dockward.proxy import ROUTES
-from dockward.proxy.runner import ProxyConfig, build_authorizer, run_proxy
+from dockward.proxy.runner import ProxyConfig, build_authorizer, default_workers, run_proxy
 
 
 def register(sub: Any) -> None:
@@ -64,6 +64,11 @@ def register(sub: Any) -> None:
         help="info logs every decision, warning and above only refusals "
         "[DOCKWARD_PROXY_LOG_LEVEL, or LOG_LEVEL]",
     )
+    p.add_argument(
+        "--workers",
+        default=env_default("PROXY_WORKERS", "auto"),
+        help="processes serving the sockets; auto: one per CPU, at most 8 [DOCKWARD_PROXY_WORKERS]",
+    )
     p.add_argument("--check", action="store_true", help="validate the configuration and exit")
     p.add_argument("--routes", action="store_true", help="list the API route names and exit")
     p.set_defaults(run=run)
@@ -79,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--socket-mode {args.socket_mode!r} is not an octal mode") from None
     listen = tuple(args.listen or env_list("PROXY_LISTEN") or ["tcp://127.0.0.1:2375"])
+    if str(args.workers) == "auto":
+        workers = default_workers()
+    elif str(args.workers).isdigit() and 1 <= int(args.workers) <= 64:
+        workers = int(args.workers)
+    else:
+        raise UsageError(f"--workers {args.workers!r}: expected auto or a number from 1 to 64")
     cfg = ProxyConfig(
         listen=listen,
         upstream=args.upstream,
@@ -88,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         log=args.log,
         log_level=args.log_level,
         env=dict(os.environ),
+        workers=workers,
     )
     if args.check:
         build_authorizer(cfg)

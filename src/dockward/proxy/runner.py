@@ -1,13 +1,24 @@
-"""Run the proxy: listeners, signals (SIGHUP reloads the policy atomically), shutdown."""
+"""Run the proxy: listeners, signals (SIGHUP reloads the policy atomically), shutdown.
+
+With several workers (the default on a multi-core host, as HAProxy runs a thread per core), the
+parent binds the sockets, forks the workers that serve them, and stays small: it forwards SIGHUP
+once the new policy has loaded, restarts a worker that dies, and on SIGTERM stops them all and
+removes its unix sockets.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import grp
 import os
 import pwd
 import signal
+import socket
+import stat
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +29,7 @@ from dockward.policy.model import load_policy
 from dockward.policy.vulns import default_source
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, CompatAuthorizer, CompatSettings, PolicyAuthorizer
-from dockward.proxy.server import ProxyServer, start_listeners
+from dockward.proxy.server import ProxyServer, serve_sockets, start_listeners
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,16 @@ class ProxyConfig:
     log: str = "-"
     log_level: str = "info"
     env: Mapping[str, str] = field(default_factory=dict)
+    workers: int = 1  # processes serving the same sockets
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may use, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 def parse_listen(url: str) -> tuple[str, str, int]:
@@ -111,7 +132,52 @@ def local_image_lookup(upstream: str) -> Callable[[str], str]:
     return lookup
 
 
-async def serve(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) -> None:
+def bind_sockets(cfg: ProxyConfig) -> list[tuple[str, socket.socket]]:
+    """Every --listen address bound and listening, before any worker exists: (url, socket)."""
+    uid, gid = _owner(cfg.socket_owner)
+    out: list[tuple[str, socket.socket]] = []
+    try:
+        for url in cfg.listen:
+            kind, where, port = parse_listen(url)
+            if kind == "unix":
+                if os.path.lexists(where):
+                    if not stat.S_ISSOCK(os.lstat(where).st_mode):
+                        raise ConfigError(f"{where} exists and is not a socket")
+                    os.unlink(where)
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                old = os.umask(0o177)  # no window in which the socket is wider than asked
+                try:
+                    s.bind(where)
+                finally:
+                    os.umask(old)
+                os.chmod(where, cfg.socket_mode)
+                if uid != -1 or gid != -1:
+                    os.chown(where, uid, gid)
+                url = f"unix://{where}"
+            else:
+                family = socket.AF_INET6 if ":" in where else socket.AF_INET
+                s = socket.socket(family, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((where, port))
+                url = f"tcp://{where}:{port}"
+            s.listen(1024)
+            s.setblocking(False)
+            out.append((url, s))
+    except OSError as exc:
+        for _, s in out:
+            s.close()
+        raise ConfigError(f"cannot listen: {exc}") from None
+    return out
+
+
+async def serve(
+    cfg: ProxyConfig,
+    ready: Callable[[str], None] | None = None,
+    sockets: list[tuple[str, socket.socket]] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT. With `sockets`, this is a worker: the parent bound them,
+    logs start and stop, and removes the unix sockets."""
+    worker = sockets is not None
     log = DecisionLog(cfg.log, cfg.log_level)
     gate = ImageGate(
         vulns=default_source(),
@@ -128,7 +194,11 @@ async def serve(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) ->
         else:
             tcp.append((where, port))
     try:
-        listeners = await start_listeners(server, unix, tcp, ready)
+        if sockets is not None:
+            listeners = await serve_sockets(server, [s for _, s in sockets])
+            unix = []  # the parent owns them
+        else:
+            listeners = await start_listeners(server, unix, tcp, ready)
     except OSError as exc:
         raise ConfigError(f"cannot listen: {exc}") from None
     loop = asyncio.get_running_loop()
@@ -139,14 +209,16 @@ async def serve(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) ->
             log.reopen()  # after logrotate
         try:
             server.authorizer = build_authorizer(cfg)
-            log.event("policy reloaded", policy=cfg.policy or "environment")
+            if not worker:  # the parent says it once for all its workers
+                log.event("policy reloaded", policy=cfg.policy or "environment")
         except DockwardError as exc:
             log.event("policy reload failed; keeping the previous policy", error=str(exc))
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    log.event("listening", listen=list(cfg.listen), upstream=cfg.upstream, pid=os.getpid())
+    if not worker:
+        log.event("listening", listen=list(cfg.listen), upstream=cfg.upstream, pid=os.getpid())
     try:
         await stop.wait()
     finally:
@@ -155,7 +227,8 @@ async def serve(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) ->
         for path, *_ in unix:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        log.event("stopped")
+        if not worker:
+            log.event("stopped")
         log.close()
 
 
@@ -171,5 +244,135 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_proxy(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) -> None:
     build_authorizer(cfg)  # a bad policy or environment fails before anything listens
+    if cfg.workers > 1:
+        _Supervisor(cfg).run(ready)
+        return
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(cfg, ready))
+
+
+_PARENT_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+PR_SET_PDEATHSIG = 1
+RESPAWN_WINDOW = 10.0  # seconds: more deaths than workers within it is a crash loop
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class _Supervisor:
+    """The parent of the workers: binds, forks, forwards signals, restarts, cleans up."""
+
+    def __init__(self, cfg: ProxyConfig) -> None:
+        self.cfg = cfg
+        self.log = DecisionLog(cfg.log, cfg.log_level)
+        self.sockets: list[tuple[str, socket.socket]] = []
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.deaths: list[float] = []
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = slot
+            return
+        code = 0
+        try:  # the worker: default signal handling back, then its own event loop
+            for sig in _PARENT_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            _die_with_parent()
+            self.log.close()
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(serve(self.cfg, None, self.sockets))
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _reap(self) -> list[int]:
+        """Slots whose worker exited."""
+        slots = []
+        while self.children:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            slot = self.children.pop(pid, None)
+            if slot is not None:
+                slots.append(slot)
+        return slots
+
+    def _reload(self) -> None:
+        with contextlib.suppress(DockwardError):
+            self.log.reopen()
+        try:
+            build_authorizer(self.cfg)
+        except DockwardError as exc:
+            # Workers keep what they have: none of them is even asked to read the bad file.
+            self.log.event("policy reload failed; keeping the previous policy", error=str(exc))
+            return
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        self.log.event("policy reloaded", policy=self.cfg.policy or "environment")
+
+    def _stop(self) -> None:
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while self.children and time.monotonic() < deadline:
+            if not self._reap():
+                time.sleep(0.02)
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reap()
+
+    def run(self, ready: Callable[[str], None] | None) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
+        self.sockets = bind_sockets(self.cfg)
+        try:
+            for slot in range(self.cfg.workers):
+                self._spawn(slot)
+            for url, _ in self.sockets:
+                if ready is not None:
+                    ready(url)
+            self.log.event(
+                "listening",
+                listen=list(self.cfg.listen),
+                upstream=self.cfg.upstream,
+                pid=os.getpid(),
+                workers=self.cfg.workers,
+            )
+            self._loop()
+        finally:
+            self._stop()
+            for url, s in self.sockets:
+                s.close()
+                if url.startswith("unix://"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(url.removeprefix("unix://"))
+            self.log.event("stopped")
+            self.log.close()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)
+
+    def _loop(self) -> None:
+        while True:
+            info = signal.sigtimedwait(_PARENT_SIGNALS, 1.0)
+            sig = info.si_signo if info is not None else None
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                return
+            if sig == signal.SIGHUP:
+                self._reload()
+            for slot in self._reap():
+                now = time.monotonic()
+                self.deaths = [t for t in self.deaths if now - t < RESPAWN_WINDOW] + [now]
+                if len(self.deaths) > self.cfg.workers:
+                    self.log.event("workers keep dying; stopping", deaths=len(self.deaths))
+                    raise DockwardError("proxy workers keep dying (see the decision log)")
+                self.log.event("worker exited; starting another", slot=slot)
+                self._spawn(slot)

@@ -586,6 +586,20 @@ class _Session:
         up.close()
 
 
+async def serve_sockets(
+    server: ProxyServer, sockets: list[socket.socket]
+) -> list[asyncio.base_events.Server]:
+    """Serve sockets bound elsewhere (by the parent of several workers)."""
+    servers = []
+    for s in sockets:
+        if s.family == socket.AF_UNIX:
+            srv = await asyncio.start_unix_server(server.handle, sock=s, limit=READ_SIZE)
+        else:
+            srv = await asyncio.start_server(server.handle, sock=s, limit=READ_SIZE)
+        servers.append(srv)
+    return servers
+
+
 async def start_listeners(
     server: ProxyServer,
     unix_paths: list[tuple[str, int, int, int]],
