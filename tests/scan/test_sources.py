@@ -329,3 +329,29 @@ def test_registry_bearer_token_auth(pushed: dict[str, str], tmp_path: Path) -> N
     assert any(p.name == "requests" for p in inv.sbom.packages)
     with pytest.raises(ConnectionFailed, match="token refused"):
         inventory(ref, ScanOptions(source="registry", docker_config=str(tmp_path / "none")))
+
+
+def test_registry_layers_scanned_before_are_not_downloaded_again(
+    pushed: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockward.image.registry import RegistryClient
+
+    cache = str(tmp_path / "layers.sqlite")
+    first = inventory(pushed["single"], ScanOptions(source="registry", layer_cache=cache))
+    layers = {la.digest for la in first.loaded.layers}
+    fetched: list[str] = []
+    real_get = RegistryClient._get
+
+    def no_layer_downloads(self: Any, url: str, *args: Any, **kwargs: Any) -> Any:
+        fetched.append(url)
+        if any(url.endswith(f"/blobs/{d}") for d in layers):
+            raise AssertionError(f"layer downloaded again: {url}")
+        return real_get(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(RegistryClient, "_get", no_layer_downloads)
+    again = inventory(pushed["single"], ScanOptions(source="registry", layer_cache=cache))
+    assert [p.purl for p in again.sbom.packages] == [p.purl for p in first.sbom.packages]
+    assert any("/manifests/" in u for u in fetched)  # the registry is still asked what the tag is
+    # Without the cache every layer is downloaded (and the patched client refuses).
+    with pytest.raises(AssertionError, match="layer downloaded again"):
+        inventory(pushed["single"], ScanOptions(source="registry", layer_cache=None))

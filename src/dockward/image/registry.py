@@ -16,9 +16,18 @@ from typing import Any, BinaryIO, cast
 import requests
 
 from dockward.errors import ConnectionFailed, InputError
-from dockward.image.archive import INDEX_TYPES, LoadedImage, Platform, Progress, select_platform
+from dockward.image.archive import (
+    INDEX_TYPES,
+    LayerStore,
+    LoadedImage,
+    Platform,
+    Progress,
+    select_platform,
+)
 from dockward.image.fs import LayerIndex, Probe, index_layer
 from dockward.image.tarstream import DEFAULT_LIMITS, ArchiveError, Hashing, Limits, decompressed
+
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -180,7 +189,23 @@ class RegistryClient:
             return self.manifest(str(desc["digest"]), platform)
         return doc, "sha256:" + hashlib.sha256(data).hexdigest()
 
-    def layer(self, digest: str, probes: Sequence[Probe], limits: Limits) -> LayerIndex:
+    def layer(
+        self,
+        digest: str,
+        probes: Sequence[Probe],
+        limits: Limits,
+        cache: LayerStore | None = None,
+    ) -> LayerIndex:
+        """One layer blob, read as it downloads and checked against its digest.
+
+        With a cache, a blob indexed before is not downloaded: a digest names its content
+        wherever it is served from, and an entry is only stored once the download matched it.
+        """
+        key = f"blob:{digest}" if _SHA256.fullmatch(digest) else ""
+        if cache is not None and key:
+            hit = cache.get(key, digest)
+            if hit is not None:
+                return hit
         resp = self._get(f"{self.base}/blobs/{digest}", stream=True)
         try:
             hashing = Hashing(cast(BinaryIO, resp.raw))
@@ -191,6 +216,8 @@ class RegistryClient:
             resp.close()
         if "sha256:" + hashing.hexdigest() != digest:
             raise InputError(f"{self.ref}: layer {digest} does not match its digest")
+        if cache is not None and key:
+            cache.put(key, index)
         return index
 
 
@@ -203,6 +230,7 @@ def load_registry(
     docker_config: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    cache: LayerStore | None = None,
 ) -> LoadedImage:
     ref = ImageRef.parse(reference)
     client = RegistryClient(ref, insecure=insecure, docker_config=docker_config)
@@ -216,7 +244,7 @@ def load_registry(
     for i, d in enumerate(manifest["layers"]):
         if progress:
             progress(f"layer {i + 1}/{len(manifest['layers'])}")
-        layers.append(client.layer(str(d.get("digest", "")), probes, limits))
+        layers.append(client.layer(str(d.get("digest", "")), probes, limits, cache))
     repo = f"{ref.registry}/{ref.repository}"
     return LoadedImage(
         str(ref),

@@ -134,6 +134,7 @@ def load_image(
             docker_config=options.docker_config,
             limits=options.limits,
             progress=progress,
+            cache=layers,
         )
     except (ConnectionFailed, InputError) as exc:
         if source != "auto":
