@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import datetime as dt
 import ipaddress
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -40,11 +42,23 @@ from dockward.update import (
     run_cycle,
     scan_gate,
 )
+from dockward.update.api import (
+    Trigger,
+    UpdateAPI,
+    answer,
+    batch_images,
+    parse_listen,
+    summary,
+)
 from dockward.update.engine import connect_versioned, insecure_registries
 from dockward.update.notify import Notifier, compose, deliver, parse_target
 from dockward.update.registry import is_loopback_host
 from dockward.update.report import build_report
 from dockward.update.schedule import Schedule
+
+
+def _wt_flag(name: str) -> bool:
+    return os.environ.get(f"WATCHTOWER_{name}", "").strip().lower() in ("1", "true", "yes")
 
 
 def _env_flag(name: str) -> bool:
@@ -244,6 +258,40 @@ def register(sub: Any) -> None:
         "smtp://host:port?from=A&to=B (repeatable; SMTP password from "
         "DOCKWARD_SMTP_PASSWORD) [DOCKWARD_UPDATE_NOTIFY, comma-separated]",
     )
+    api = p.add_argument_group("HTTP API (Watchtower's)")
+    api.add_argument(
+        "--http-api-update",
+        action="store_true",
+        default=_env_flag("HTTP_API_UPDATE") or _wt_flag("HTTP_API_UPDATE"),
+        help="serve /v1/update: a request runs a cycle (?image=a,b to limit it) and gets its "
+        "result; polling stops unless --http-api-periodic-polls "
+        "[DOCKWARD_HTTP_API_UPDATE=1, WATCHTOWER_HTTP_API_UPDATE]",
+    )
+    api.add_argument(
+        "--http-api-metrics",
+        action="store_true",
+        default=_env_flag("HTTP_API_METRICS") or _wt_flag("HTTP_API_METRICS"),
+        help="serve Prometheus metrics at /v1/metrics "
+        "[DOCKWARD_HTTP_API_METRICS=1, WATCHTOWER_HTTP_API_METRICS]",
+    )
+    api.add_argument(
+        "--http-api-token",
+        default=env_default("HTTP_API_TOKEN", os.environ.get("WATCHTOWER_HTTP_API_TOKEN", "")),
+        help="bearer token both endpoints require "
+        "[DOCKWARD_HTTP_API_TOKEN, WATCHTOWER_HTTP_API_TOKEN]",
+    )
+    api.add_argument(
+        "--http-api-periodic-polls",
+        action="store_true",
+        default=_env_flag("HTTP_API_PERIODIC_POLLS") or _wt_flag("HTTP_API_PERIODIC_POLLS"),
+        help="keep --interval/--schedule polling with --http-api-update "
+        "[DOCKWARD_HTTP_API_PERIODIC_POLLS=1, WATCHTOWER_HTTP_API_PERIODIC_POLLS]",
+    )
+    api.add_argument(
+        "--http-api-listen",
+        default=env_default("HTTP_API_LISTEN", "127.0.0.1:8080"),
+        help="HOST:PORT of the API (default 127.0.0.1:8080) [DOCKWARD_HTTP_API_LISTEN]",
+    )
     p.add_argument(
         "--progress",
         action="store_true",
@@ -314,6 +362,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--once excludes --interval and --schedule")
     if args.workers < 1 or args.cycles < 0:
         raise UsageError("--workers must be >= 1 and --cycles >= 0")
+    if args.once and args.http_api_update:
+        raise UsageError("--once excludes --http-api-update")
+    api: UpdateAPI | None = None
+    if args.http_api_update or args.http_api_metrics:
+        api = UpdateAPI(
+            parse_listen(args.http_api_listen),
+            args.http_api_token,
+            update=args.http_api_update,
+            metrics=args.http_api_metrics,
+        )
+    # Polling: always without the update endpoint; with it, only when asked (as Watchtower).
+    polling = not args.http_api_update or args.http_api_periodic_polls
+    if args.http_api_update and not polling and (args.interval or args.schedule):
+        sys.stderr.write(
+            "dockward update: warning: --http-api-update stops --interval/--schedule polling; "
+            "add --http-api-periodic-polls to keep it\n"
+        )
     targets = args.notify or env_list("UPDATE_NOTIFY")
     notifiers: list[Notifier] = [parse_target(t, sys.stdout) for t in targets]
     setup_warnings: list[str] = []
@@ -352,7 +417,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     stop = threading.Event()
-    if not schedule.once:
+    long_running = api is not None or not schedule.once
+    if long_running:
         _install_stop_handlers(stop)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cycles: list[CycleResult] = []
@@ -361,8 +427,29 @@ def run(args: argparse.Namespace) -> int:
     try:
         with journal.locked(), _engine_errors():
             updater = Updater(client, journal, options, say)
+            if api is not None:
+                api.start()
+                if say:
+                    say(f"HTTP API on {api.address}")
+            run_now = polling  # the first cycle at start, unless only the API triggers cycles
             while True:
-                cycle = run_cycle(client, registry, updater, cycle_options, gates, say)
+                batch: list[Trigger] = []
+                if not run_now:
+                    stopping, batch = _wait_next(stop, api, schedule if polling else None, say)
+                    if stopping:
+                        break
+                run_now = False
+                this = cycle_options
+                if batch:
+                    this = replace(
+                        cycle_options,
+                        selection=replace(cycle_options.selection, images=batch_images(batch)),
+                    )
+                try:
+                    cycle = run_cycle(client, registry, updater, this, gates, say)
+                except Exception as exc:
+                    answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+                    raise
                 message = compose(cycle, socket.gethostname(), notified)
                 warnings = deliver(notifiers, message)
                 if warnings:
@@ -370,15 +457,14 @@ def run(args: argparse.Namespace) -> int:
                 if setup_warnings and not cycles:
                     cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
                 cycles.append(cycle)
-                if schedule.once or (args.cycles and len(cycles) >= args.cycles):
-                    break
-                now = dt.datetime.now(dt.UTC)
-                wait = (schedule.next_run(now) - now).total_seconds()
-                if say:
-                    say(f"next cycle in {wait:.0f}s")
-                if stop.wait(max(0.0, wait)):
+                if api is not None:
+                    api.record(cycle)
+                    answer(batch, summary(cycle))
+                if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
+        if api is not None:
+            api.close()
         client.close()
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
@@ -388,6 +474,34 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _wait_next(
+    stop: threading.Event,
+    api: UpdateAPI | None,
+    schedule: Schedule | None,
+    say: Callable[[str], None] | None,
+) -> tuple[bool, list[Trigger]]:
+    """Until the next scheduled cycle, an API request, or a stop: (stopping, requests)."""
+    deadline: float | None = None
+    if schedule is not None and not schedule.once:
+        now = dt.datetime.now(dt.UTC)
+        wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
+        if say:
+            say(f"next cycle in {wait:.0f}s")
+        deadline = time.monotonic() + wait
+    while not stop.is_set():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False, []
+        step = 0.2 if left is None else min(0.2, left)
+        if api is not None and api.update_enabled:
+            batch = api.next_batch(step)
+            if batch:
+                return False, batch
+        elif stop.wait(step):
+            break
+    return True, []
 
 
 @contextlib.contextmanager

@@ -26,6 +26,18 @@ class Selection:
     scope: str = ""
     include_stopped: bool = False
     monitor_only: bool = False
+    images: tuple[str, ...] = ()  # registry/repository names; () = any image
+
+
+def image_name(reference: str) -> str:
+    """registry/repository of a reference, "" when it is not one (an image id)."""
+    from dockward.errors import InputError
+    from dockward.update.reference import parse_reference
+
+    try:
+        return parse_reference(reference).name
+    except InputError:
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +136,8 @@ def select(client: Any, selection: Selection) -> list[Managed]:
                 image = str(client.inspect_container(cid)["Config"].get("Image") or "")
             except docker.errors.NotFound:
                 continue  # removed meanwhile
+        if selection.images and image_name(image) not in selection.images:
+            continue
         mode = str((summary.get("HostConfig") or {}).get("NetworkMode") or "")
         deps = dependencies(labels, mode, by_service, linked.get(name, ()))
         chosen.append(
