@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,15 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LAB_IMAGE = "dockward-lab/busybox:1.0"
+
+
+def kill_after(proc: subprocess.Popen[Any], seconds: float) -> threading.Timer:
+    """A watchdog: a blocking read from `proc` ends (at EOF) when it stops in time or is killed,
+    so a stream that never delivers fails the test instead of hanging the suite."""
+    timer = threading.Timer(seconds, proc.kill)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 @pytest.fixture(scope="session", autouse=True)

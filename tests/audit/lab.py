@@ -26,6 +26,8 @@ class LabContainer:
     config: dict[str, Any] = field(default_factory=dict)  # container config keys
     start: bool = False
     image: str = ""
+    # `docker exec` sessions created (not started) once the container runs: exec_create kwargs
+    execs: tuple[dict[str, Any], ...] = ()
 
 
 HARDENED_HOST: dict[str, Any] = {
@@ -138,6 +140,22 @@ LAB_CONTAINERS: tuple[LabContainer, ...] = (
     _bad("latest", "DW-C032", image="dwaudit/busybox:latest"),
     _bad("hostcgns", "DW-C033", CgroupnsMode="host"),
     _bad("sysctl", "DW-C034", Sysctls={"kernel.core_pattern": "|/tmp/x"}),
+    LabContainer(
+        f"{LAB}-privexec",
+        "DW-C035",
+        dict(HARDENED_HOST),
+        dict(HARDENED_CONFIG),
+        start=True,
+        execs=({"cmd": ["sh"], "privileged": True},),
+    ),
+    LabContainer(
+        f"{LAB}-rootexec",
+        "DW-C036",
+        dict(HARDENED_HOST),
+        dict(HARDENED_CONFIG),
+        start=True,
+        execs=({"cmd": ["id"], "user": "0"}, {"cmd": ["id"], "user": "1000"}),
+    ),
 )
 
 
@@ -165,6 +183,10 @@ def build_lab(client: Any, image: str, wait_health: float = 20.0) -> list[str]:
         client._result(res, True)
         if lab.start:
             client.start(lab.name)
+        for ex in lab.execs:
+            # Created, never started: the daemon holds the record all the same (a privileged
+            # exec could not start on this kernel).
+            client.exec_create(lab.name, **ex)
         names.append(lab.name)
     deadline = time.monotonic() + wait_health
     while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, kill_after, run_cli
 from tests.monitor.conftest import Receiver
 
 FIXTURE = REPO / "tests" / "fixtures" / "monitor" / "attack-events.jsonl"
@@ -132,7 +132,9 @@ def test_sigterm_stops_cleanly_and_removes_audit_rules(tmp_path: Path, docker_ap
     )
     try:
         assert proc.stderr is not None
+        watchdog = kill_after(proc, 60)
         line = proc.stderr.readline()
+        watchdog.cancel()
         assert "monitor running" in line, line + proc.stderr.read()
         assert _audit_rules_with_key() >= 1
         time.sleep(0.5)

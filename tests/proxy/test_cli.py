@@ -165,11 +165,22 @@ def test_workers_share_the_socket_restart_reload_and_stop_together(workdir: Path
         # A worker killed outright is replaced; the socket keeps answering meanwhile.
         os.kill(workers[0], signal.SIGKILL)
         _until(lambda: len(_children(proc.pid)) == 3 and workers[0] not in _children(proc.pid))
+        # A reload reaching the new worker while it still starts must not kill it.
+        proc.send_signal(signal.SIGHUP)
+        _until(lambda: "policy reloaded" in log.read_text())
         assert _get(str(sock), "/_ping") == 200
         # A bad policy on SIGHUP: said once, and no worker drops the policy it has.
         policy.write_text("default: {allow: [no-such-route]}\n")
         proc.send_signal(signal.SIGHUP)
         _until(lambda: "reload failed" in log.read_text())
+        assert all(_get(str(sock), "/_ping") == 200 for _ in range(10))
+        # A worker replaced while the bad file is on disk starts from the policy the parent
+        # last loaded, not from the file: no crash loop.
+        victim = _children(proc.pid)[-1]
+        os.kill(victim, signal.SIGKILL)
+        _until(lambda: len(_children(proc.pid)) == 3 and victim not in _children(proc.pid))
+        time.sleep(0.5)
+        assert proc.poll() is None and len(_children(proc.pid)) == 3
         assert all(_get(str(sock), "/_ping") == 200 for _ in range(10))
         # A good one reaches every worker.
         policy.write_text("default: {allow: [ping, version]}\n")
@@ -177,9 +188,12 @@ def test_workers_share_the_socket_restart_reload_and_stop_together(workdir: Path
         _until(lambda: all(_get(str(sock), "/v1.41/version") == 200 for _ in range(20)))
         events = [json.loads(x) for x in log.read_text().splitlines()]
         said = [e["event"] for e in events if "event" in e]
-        assert said.count("policy reload failed; keeping the previous policy") == 1
-        assert said.count("policy reloaded") == 1
-        assert said.count("listening") == 1 and "worker exited; starting another" in said
+        # The parent reports the bad file once; a worker whose SIGHUP arrived while it started
+        # may read the file late and say so too, keeping its policy all the same.
+        assert said.count("policy reload failed; keeping the previous policy") >= 1
+        assert said.count("policy reloaded") == 2
+        assert said.count("listening") == 1
+        assert said.count("worker exited; starting another") == 2  # only the two killed
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from dockward.policy.model import parse_policy
 from dockward.proxy.authz import PolicyAuthorizer
+from tests.conftest import kill_after
 from tests.proxy.conftest import PREFIX, RunningProxy
 
 TOKEN = "ci-token-0123456789abcdef"
@@ -183,7 +185,9 @@ def test_streams_exec_logs_events_build(
         ["docker", "-H", proxy.url, "logs", "-f", cid], stdout=subprocess.PIPE, text=True
     )
     assert follow.stdout is not None
+    watchdog = kill_after(follow, 60)
     seen = [follow.stdout.readline().strip() for _ in range(5)]
+    watchdog.cancel()
     follow.terminate()
     follow.wait(10)
     assert seen == [f"line{i}" for i in range(5)]
@@ -202,15 +206,20 @@ def test_streams_exec_logs_events_build(
         timeout=60,
     )
     assert tty.returncode == 7 and "/dev/pts/" in tty.stdout
-    # events stream while a container is created
+    # events stream while a container is created: `--since` replays what happened after the
+    # stream was asked for, so a subscription still being set up cannot miss the event; a run
+    # label keeps other tests' containers out; the read is bounded.
+    run_label = f"dockward.test.run={os.getpid()}-{time.monotonic_ns()}"
     events = subprocess.Popen(
         [
             "docker",
             "-H",
             proxy.url,
             "events",
+            "--since",
+            str(int(time.time()) - 1),
             "--filter",
-            f"label=dockward.test={PREFIX}",
+            f"label={run_label}",
             "--format",
             "{{.Action}}",
         ],
@@ -219,8 +228,12 @@ def test_streams_exec_logs_events_build(
     )
     assert events.stdout is not None
     try:
-        made = docker(proxy, "create", *LABEL, lab_image, "true").stdout.strip()
+        made = docker(
+            proxy, "create", *LABEL, "--label", run_label, lab_image, "true"
+        ).stdout.strip()
+        watchdog = kill_after(events, 60)
         assert events.stdout.readline().strip() == "create"
+        watchdog.cancel()
     finally:
         events.terminate()
         events.wait(10)

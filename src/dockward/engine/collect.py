@@ -29,7 +29,7 @@ from dockward.engine.daemon_config import (
     parse_dockerd_argv,
 )
 from dockward.errors import ConnectionFailed
-from dockward.model.container import ContainerSpec
+from dockward.model.container import ContainerSpec, ExecSession
 from dockward.model.daemon import DaemonSpec
 from dockward.model.host import FileInfo, HostSnapshot, NetworkInfo, Unavailable
 from dockward.model.image import ImageSpec
@@ -240,6 +240,34 @@ def _api(call: Callable[[], Any]) -> Any:
         raise ConnectionFailed(f"Docker API error: {exc}") from exc
 
 
+MAX_EXECS = 64  # exec records looked at per container
+
+
+def _exec_sessions(client: Any, data: dict[str, Any]) -> tuple[ExecSession, ...]:
+    """The exec sessions the daemon still holds for a container (running, or ended in the last
+    few minutes: dockerd forgets an ended exec at its next clean-up)."""
+    out: list[ExecSession] = []
+    for eid in list(data.get("ExecIDs") or [])[:MAX_EXECS]:
+        try:
+            ex = _api(functools.partial(client.exec_inspect, eid))
+        except (_Gone, ConnectionFailed):
+            continue  # ended and forgotten between the two calls
+        pc = ex.get("ProcessConfig") or {}
+        out.append(
+            ExecSession(
+                id=str(ex.get("ID") or eid),
+                command=(
+                    str(pc.get("entrypoint") or ""),
+                    *(str(a) for a in pc.get("arguments") or ()),
+                ),
+                user=str(pc.get("user") or ""),
+                privileged=bool(pc.get("privileged")),
+                running=bool(ex.get("Running")),
+            )
+        )
+    return tuple(out)
+
+
 def collect_snapshot(
     client: Any, endpoint: Endpoint, progress: Progress | None = None, with_processes: bool = True
 ) -> HostSnapshot:
@@ -256,7 +284,7 @@ def collect_snapshot(
         cid = summary["Id"]
         try:
             data = _api(lambda: client.inspect_container(cid))
-            spec = ContainerSpec.from_inspect(data)
+            spec = ContainerSpec.from_inspect(data).with_changes(execs=_exec_sessions(client, data))
             if with_processes and spec.state == "running" and cid in local_procs:
                 spec = spec.with_changes(processes=tuple(local_procs[cid]))
             elif with_processes and spec.state == "running":

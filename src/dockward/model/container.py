@@ -77,6 +77,23 @@ class RestartPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecSession:
+    """A `docker exec` the daemon still holds for a container (`GET /exec/{id}/json`)."""
+
+    id: str
+    command: tuple[str, ...]
+    user: str = ""  # "" = the container's user
+    privileged: bool = False
+    running: bool = False
+
+    @property
+    def as_root(self) -> bool:
+        """Run with an explicit root user (`--user root`, `-u 0`, `-u 0:0`)."""
+        name = self.user.partition(":")[0].strip()
+        return name in ("root", "0")
+
+
+@dataclass(frozen=True, slots=True)
 class Healthcheck:
     test: tuple[str, ...] = ()
 
@@ -165,6 +182,9 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
     processes: tuple[str, ...] | None = None  # runtime process list (None: not known)
+    # Runtime: exec sessions the daemon still holds (running, or ended minutes ago); None: not
+    # known (a compose file, a create body, a container seen without the engine).
+    execs: tuple[ExecSession, ...] | None = None
     source: Location | None = None
     origin: str = "inspect"
 

@@ -174,9 +174,11 @@ async def serve(
     cfg: ProxyConfig,
     ready: Callable[[str], None] | None = None,
     sockets: list[tuple[str, socket.socket]] | None = None,
+    authorizer: Authorizer | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT. With `sockets`, this is a worker: the parent bound them,
-    logs start and stop, and removes the unix sockets."""
+    logs start and stop, removes the unix sockets, and hands over the policy it validated
+    (`authorizer`): a worker that starts later never depends on what the file says then."""
     worker = sockets is not None
     log = DecisionLog(cfg.log, cfg.log_level)
     gate = ImageGate(
@@ -184,7 +186,7 @@ async def serve(
         local_digest=local_digest_lookup(cfg.upstream),
         local_image=local_image_lookup(cfg.upstream),
     )
-    server = ProxyServer(cfg.upstream, build_authorizer(cfg), log, gate)
+    server = ProxyServer(cfg.upstream, authorizer or build_authorizer(cfg), log, gate)
     unix, tcp = [], []
     uid, gid = _owner(cfg.socket_owner)
     for url in cfg.listen:
@@ -217,6 +219,8 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    if worker:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     if not worker:
         log.event("listening", listen=list(cfg.listen), upstream=cfg.upstream, pid=os.getpid())
     try:
@@ -269,6 +273,7 @@ class _Supervisor:
         self.log = DecisionLog(cfg.log, cfg.log_level)
         self.sockets: list[tuple[str, socket.socket]] = []
         self.children: dict[int, int] = {}  # pid -> slot
+        self.authorizer = build_authorizer(cfg)  # the last policy that loaded
         self.deaths: list[float] = []
 
     def _spawn(self, slot: int) -> None:
@@ -280,36 +285,47 @@ class _Supervisor:
         try:  # the worker: default signal handling back, then its own event loop
             for sig in _PARENT_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            # SIGHUP stays blocked until serve() has its handler: a reload sent while this
+            # worker starts is then delivered late, not fatal (its default action).
+            signal.pthread_sigmask(signal.SIG_SETMASK, {signal.SIGHUP})
             _die_with_parent()
             self.log.close()
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(serve(self.cfg, None, self.sockets))
-        except BaseException:
+                runner.run(serve(self.cfg, None, self.sockets, self.authorizer))
+        except BaseException as exc:  # a worker says why it failed, then exits 1
             code = 1
+            with contextlib.suppress(Exception):
+                os.write(
+                    2, f"dockward proxy: worker failed: {type(exc).__name__}: {exc}\n".encode()
+                )
         finally:
             os._exit(code)
 
-    def _reap(self) -> list[int]:
-        """Slots whose worker exited."""
+    def _reap(self) -> list[tuple[int, str]]:
+        """Workers that exited: (slot, how)."""
         slots = []
         while self.children:
             try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
             slot = self.children.pop(pid, None)
             if slot is not None:
-                slots.append(slot)
+                how = (
+                    f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+                    if os.WIFSIGNALED(status)
+                    else f"exit {os.waitstatus_to_exitcode(status)}"
+                )
+                slots.append((slot, how))
         return slots
 
     def _reload(self) -> None:
         with contextlib.suppress(DockwardError):
             self.log.reopen()
         try:
-            build_authorizer(self.cfg)
+            self.authorizer = build_authorizer(self.cfg)  # what workers started from now get
         except DockwardError as exc:
             # Workers keep what they have: none of them is even asked to read the bad file.
             self.log.event("policy reload failed; keeping the previous policy", error=str(exc))
@@ -368,11 +384,11 @@ class _Supervisor:
                 return
             if sig == signal.SIGHUP:
                 self._reload()
-            for slot in self._reap():
+            for slot, how in self._reap():
                 now = time.monotonic()
                 self.deaths = [t for t in self.deaths if now - t < RESPAWN_WINDOW] + [now]
                 if len(self.deaths) > self.cfg.workers:
                     self.log.event("workers keep dying; stopping", deaths=len(self.deaths))
                     raise DockwardError("proxy workers keep dying (see the decision log)")
-                self.log.event("worker exited; starting another", slot=slot)
+                self.log.event("worker exited; starting another", slot=slot, how=how)
                 self._spawn(slot)

@@ -12,6 +12,7 @@ from typing import Any
 from dockward.model.container import (
     ContainerSpec,
     Device,
+    ExecSession,
     Healthcheck,
     Mount,
     PortBinding,
@@ -55,6 +56,7 @@ def hardened_example() -> ContainerSpec:
         healthcheck=Healthcheck(("CMD", "true")),
         health_status="healthy",
         processes=("app",),
+        execs=(),
     )
 
 
@@ -850,6 +852,61 @@ def no_host_sysctls(spec: ContainerSpec, ctx: Context) -> Outcome:
         bad += [k for k in spec.sysctls if k.startswith("net.")]
     if bad:
         return Fail(f"host-level sysctls: {', '.join(sorted(bad))}")
+    return Pass()
+
+
+def _execs_of(spec: ContainerSpec) -> tuple[ExecSession, ...] | Skip:
+    if spec.execs is None:
+        return Skip("exec sessions not known here (only the engine holds them)")
+    return spec.execs
+
+
+def _exec_line(e: ExecSession) -> str:
+    user = f" --user {e.user}" if e.user else ""
+    return f"{e.id[:12]}{user}: {' '.join(e.command)[:120]}"
+
+
+@rules.rule(
+    "DW-C035",
+    "No exec sessions with --privileged",
+    severity=HIGH,
+    kind="container",
+    cis="5.23",
+    remediation="Do not use `docker exec --privileged`; exec with the container's own "
+    "capabilities, or add the one capability needed to the container itself. Restrict exec "
+    "through the proxy (`exec.create` route, admission rules).",
+    examples=lambda: _ex(execs=(ExecSession("e1" * 32, ("sh",), privileged=True),)),
+)
+def no_privileged_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """A privileged exec gets every capability and every device, whatever the container was
+    started with. The daemon keeps an exec's record while it runs and for a few minutes after it
+    ends: a pass here covers that window (the monitor sees every exec as it happens)."""
+    execs = _execs_of(spec)
+    if isinstance(execs, Skip):
+        return execs
+    bad = [_exec_line(e) for e in execs if e.privileged]
+    if bad:
+        return Fail(f"privileged exec: {'; '.join(bad)}", {"execs": bad})
+    return Pass()
+
+
+@rules.rule(
+    "DW-C036",
+    "No exec sessions as root",
+    severity=LOW,
+    kind="container",
+    cis="5.24",
+    remediation="Exec as the container's own non-root user (leave out `--user root`/`-u 0`).",
+    examples=lambda: _ex(execs=(ExecSession("e2" * 32, ("sh",), user="0"),)),
+)
+def no_root_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """`docker exec --user root` into a container that runs as a user undoes that user."""
+    execs = _execs_of(spec)
+    if isinstance(execs, Skip):
+        return execs
+    bad = [_exec_line(e) for e in execs if e.as_root]
+    if bad:
+        return Fail(f"exec as root: {'; '.join(bad)}", {"execs": bad})
     return Pass()
 
 
