@@ -228,3 +228,35 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path, list[dict[str, str]]]]
     root.mkdir()
     with serve(root) as (url, log):
         yield url, root, log
+
+
+def maven_db(tmp: Path) -> Path:
+    """A DB holding one Maven OSV record: jackson-databind [2.9.0, 2.9.10.1)."""
+    from dockward.vulndb import import_path
+
+    record: dict[str, Any] = {
+        "schema_version": "1.6.0",
+        "id": "DWTEST-MAVEN-1",
+        "modified": "2026-01-01T00:00:00Z",
+        "summary": "test advisory for the Maven comparator",
+        "affected": [
+            {
+                "package": {
+                    "ecosystem": "Maven",
+                    "name": "com.fasterxml.jackson.core:jackson-databind",
+                },
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "2.9.0"}, {"fixed": "2.9.10.1"}],
+                    }
+                ],
+            }
+        ],
+    }
+    src = tmp / "osv-maven"
+    src.mkdir(exist_ok=True)
+    (src / "DWTEST-MAVEN-1.json").write_text(json.dumps(record))
+    db = tmp / "maven.sqlite"
+    import_path(db, [src])
+    return db

@@ -11,6 +11,7 @@ import pytest
 from dockward.model import Severity, Status
 from dockward.scan import ScanCache, ScanOptions, inventory, scan_image
 from tests.conftest import run_cli
+from tests.scan.conftest import maven_db
 
 
 def _pkgs(inv: Any) -> dict[tuple[str, str], Any]:
@@ -217,3 +218,17 @@ def test_a_cut_compressed_layer_is_a_one_line_error(
     assert biggest.name[:19] in r.err and "Traceback" not in r.err
     assert "truncated" in r.err or "corrupt compressed layer" in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+def test_java_packages_in_an_image_are_matched(
+    fixture_image: dict[str, Any], tmp_path: Path
+) -> None:
+    db = maven_db(tmp_path)
+    result = scan_image(
+        str(fixture_image["archive"]), db, ScanOptions(source="archive", layer_cache=None)
+    )
+    hits = [m for m in result.matches if m.vuln_id == "DWTEST-MAVEN-1"]
+    assert [(m.package.name, m.package.version, m.fixed) for m in hits] == [
+        ("com.fasterxml.jackson.core:jackson-databind", "2.9.10", "2.9.10.1")
+    ]
+    assert hits[0].package.locations  # the jar it was found in

@@ -11,6 +11,7 @@ from dockward.vulndb.versions import (
     compare_apk,
     compare_dpkg,
     compare_go,
+    compare_maven,
     compare_pep440,
     compare_rpm,
     compare_semver,
@@ -184,6 +185,41 @@ def test_go_versions() -> None:
     assert compare_go("1.20.0-0", "1.20.0") == -1
 
 
+# Maven's own ComparableVersionTest sequences (each strictly increasing) and equalities.
+MAVEN_QUALIFIERS = ["1-alpha2snapshot", "1-alpha2", "1-alpha-123", "1-beta-2", "1-beta123",
+                    "1-m2", "1-m11", "1-rc", "1-cr2", "1-rc123", "1-SNAPSHOT", "1", "1-sp",
+                    "1-sp2", "1-sp123", "1-abc", "1-def", "1-pom-1", "1-1-snapshot", "1-1",
+                    "1-2", "1-123"]  # fmt: skip
+MAVEN_NUMBERS = ["2.0", "2-1", "2.0.a", "2.0.0.a", "2.0.2", "2.0.123", "2.1.0", "2.1-a", "2.1b",
+                 "2.1-c", "2.1-1", "2.1.0.1", "2.2", "2.123", "11.a2", "11.a11", "11.b2",
+                 "11.b11", "11.m2", "11.m11", "11", "11.a", "11b", "11c", "11m"]  # fmt: skip
+MAVEN_EQUAL = [("1", "1.0"), ("1", "1.0.0"), ("1", "1-0"), ("1.0", "1.0-0"), ("1a", "1-a"),
+               ("1a", "1.0.0-a"), ("1.0.0x", "1-x"), ("1ga", "1"), ("1final", "1"),
+               ("1cr", "1rc"), ("1a1", "1-alpha-1"), ("1b2", "1-beta-2"),
+               ("1m3", "1-milestone-3"), ("1X", "1x"), ("1GA", "1"), ("1cR", "1Rc"),
+               ("1m3", "1MILESTONE3")]  # fmt: skip
+
+
+@pytest.mark.parametrize("order", [MAVEN_QUALIFIERS, MAVEN_NUMBERS], ids=["qualifiers", "numbers"])
+def test_maven_reference_order(order: list[str]) -> None:
+    for i, lo in enumerate(order):
+        for hi in order[i + 1 :]:
+            assert compare_maven(lo, hi) == -1 and compare_maven(hi, lo) == 1, (lo, hi)
+
+
+@pytest.mark.parametrize("a, b", MAVEN_EQUAL)
+def test_maven_reference_equal(a: str, b: str) -> None:
+    assert compare_maven(a, b) == 0 and compare_maven(b, a) == 0
+
+
+def test_maven_real_release_lines() -> None:
+    assert compare_maven("2.9.10", "2.9.10.1") == -1  # jackson-databind's micro-patch
+    assert compare_maven("2.15.0-rc1", "2.15.0") == -1
+    assert compare_maven("2.17.1", "2.17.0") == 1
+    assert compare_maven("1.2.17", "2.0-beta9") == -1  # log4j 1 vs 2
+    assert compare_maven("2.0-beta9", "2.0-rc1") == -1
+
+
 @pytest.mark.parametrize(
     "cmp, bad",
     [
@@ -191,6 +227,7 @@ def test_go_versions() -> None:
         (compare_semver, "1.0"),
         (compare_pep440, "not a version"),
         (compare_go, "v1"),
+        (compare_maven, ""),
     ],
 )
 def test_malformed_versions_raise(cmp: object, bad: str) -> None:

@@ -24,7 +24,7 @@ from dockward.vulndb.match import evaluate, release_applies
 from dockward.vulndb.osv import cvss_score, rating
 from dockward.vulndb.versions import compare_pep440, compare_semver
 from tests.conftest import run_cli
-from tests.scan.conftest import OSV
+from tests.scan.conftest import OSV, maven_db
 
 
 def pkg(name: str, version: str, eco: str, src: str = "", src_v: str = "") -> Package:
@@ -187,3 +187,23 @@ def test_db_update_conditional_verified_atomic(
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_maven_advisories_match_java_packages(tmp_path: Path) -> None:
+    """A Maven OSV record (ranges in Maven's version order) through the real import and match."""
+    db = maven_db(tmp_path)
+    name = "com.fasterxml.jackson.core:jackson-databind"
+    conn = open_db(db)
+    try:
+        found = match_packages(
+            conn,
+            [
+                pkg(name, "2.9.10", "Maven"),  # below 2.9.10.1 in Maven's order
+                pkg(name, "2.9.10.1", "Maven"),
+                pkg(name, "2.9.0-rc1", "Maven"),  # a pre-release sorts before 2.9.0
+                pkg(name, "2.10.0", "Maven"),
+            ],
+        )
+    finally:
+        conn.close()
+    assert {(m.package.version, m.fixed) for m in found} == {("2.9.10", "2.9.10.1")}

@@ -189,11 +189,133 @@ def compare_apk(a: str, b: str) -> int:
     return _sign(ka[3] - kb[3])
 
 
+# Maven (OSV's "Maven" ecosystem orders versions as Maven's ComparableVersion does): the version
+# splits into numbers and qualifiers at '.', '-' and digit/letter changes; '-' and a change
+# start a nested list; trailing "null" items (0, release qualifiers, empty lists) do not count.
+_MAVEN_QUALIFIERS = ("alpha", "beta", "milestone", "rc", "snapshot", "", "sp")
+_MAVEN_ALIASES = {"ga": "", "final": "", "release": "", "cr": "rc"}
+_MAVEN_SHORT = {"a": "alpha", "b": "beta", "m": "milestone"}
+_MAVEN_RELEASE = str(_MAVEN_QUALIFIERS.index(""))
+
+
+def _maven_string(text: str, followed_by_digit: bool) -> str:
+    if followed_by_digit and len(text) == 1:
+        text = _MAVEN_SHORT.get(text, text)  # a1 = alpha-1, b1 = beta-1, m1 = milestone-1
+    return _MAVEN_ALIASES.get(text, text)
+
+
+def _maven_item(is_digit: bool, text: str) -> int | str:
+    return int(text) if is_digit else _maven_string(text, False)
+
+
+def _maven_null(item: object) -> bool:
+    if isinstance(item, int):
+        return item == 0
+    if isinstance(item, str):
+        return item == ""
+    return isinstance(item, list) and not item
+
+
+def _maven_normalize(items: list[object]) -> None:
+    for i in range(len(items) - 1, -1, -1):
+        if _maven_null(items[i]):
+            del items[i]
+        elif not isinstance(items[i], list):
+            break
+
+
+def _maven_parse(version: str) -> list[object]:
+    text = version.lower()
+    if not text or len(text) > 256 or not text.isprintable():
+        raise VersionError(f"not a Maven version: {version!r}")
+    top: list[object] = []
+    current = top
+    lists = [top]
+    is_digit = False
+    start = 0
+
+    def nest() -> None:
+        nonlocal current
+        child: list[object] = []
+        current.append(child)
+        current = child
+        lists.append(child)
+
+    for i, c in enumerate(text):
+        if c in ".-":
+            current.append(0 if i == start else _maven_item(is_digit, text[start:i]))
+            start = i + 1
+            if c == "-":
+                nest()
+        elif c in "0123456789":
+            if not is_digit and i > start:
+                current.append(_maven_string(text[start:i], True))
+                start = i
+                nest()
+            is_digit = True
+        else:
+            if is_digit and i > start:
+                current.append(_maven_item(True, text[start:i]))
+                start = i
+                nest()
+            is_digit = False
+    if len(text) > start:
+        current.append(_maven_item(is_digit, text[start:]))
+    for items in reversed(lists):
+        _maven_normalize(items)
+    return top
+
+
+def _maven_qualifier(q: str) -> str:
+    """Known qualifiers in their order, then unknown ones after them, lexically."""
+    if q in _MAVEN_QUALIFIERS:
+        return str(_MAVEN_QUALIFIERS.index(q))
+    return f"{len(_MAVEN_QUALIFIERS)}-{q}"
+
+
+def _maven_cmp(a: object, b: object) -> int:
+    """Item a against item b (b may be None: past the end of the other version)."""
+    if isinstance(a, int):
+        if b is None:
+            return 0 if a == 0 else 1
+        if isinstance(b, int):
+            return _sign(a - b)
+        return 1  # 1.1 > 1-sp, 1.1 > 1-1
+    if isinstance(a, str):
+        if b is None:
+            q = _maven_qualifier(a)
+            return (q > _MAVEN_RELEASE) - (q < _MAVEN_RELEASE)  # 1-rc < 1 < 1-sp
+        if isinstance(b, str):
+            qa, qb = _maven_qualifier(a), _maven_qualifier(b)
+            return (qa > qb) - (qa < qb)
+        return -1  # 1.any < 1.1, 1.any < 1-1
+    assert isinstance(a, list)
+    if b is None:
+        return _maven_cmp(a[0], None) if a else 0
+    if isinstance(b, int):
+        return -1  # 1-1 < 1.0.x
+    if isinstance(b, str):
+        return 1  # 1-1 > 1-sp
+    assert isinstance(b, list)
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else None
+        y = b[i] if i < len(b) else None
+        r = (0 if y is None else -_maven_cmp(y, None)) if x is None else _maven_cmp(x, y)
+        if r:
+            return r
+    return 0
+
+
+def compare_maven(a: str, b: str) -> int:
+    return _maven_cmp(_maven_parse(a), _maven_parse(b))
+
+
 Comparator = Callable[[str, str], int]
 
 COMPARATORS: dict[str, Comparator] = {
     "PyPI": compare_pep440,
     "Go": compare_go,
+    "Maven": compare_maven,
     "npm": compare_semver,
     "crates.io": compare_semver,
     "Debian": compare_dpkg,
