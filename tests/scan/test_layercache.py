@@ -146,3 +146,16 @@ def test_the_cache_stays_within_its_size(fixture_image: dict[str, Any], tmp_path
     tight.put("file:test:new", loaded.layers[0])
     keys = {r[0] for r in sqlite3.connect(path).execute("SELECT key FROM layers")}
     assert keys == {f"file:test:{i}" for i in range(1, len(loaded.layers))} | {"file:test:new"}
+
+
+def test_the_report_says_what_the_cache_answered(
+    fixture_image: dict[str, Any], tmp_path: Path
+) -> None:
+    archive = _settled_copy(fixture_image["archive"], tmp_path / "image.tar")
+    options = ScanOptions(source="archive", layer_cache=str(tmp_path / "layers.sqlite"))
+    first = inventory(str(archive), options).image_info()["layer_cache"]
+    again = inventory(str(archive), options).image_info()["layer_cache"]
+    n = len(inventory(str(archive), options).loaded.layers)
+    assert first == {"hits": 0, "misses": n} and again == {"hits": n, "misses": 0}
+    off = inventory(str(archive), ScanOptions(source="archive", layer_cache=None))
+    assert off.image_info()["layer_cache"] is None

@@ -59,6 +59,8 @@ class Inventory:
     spec: ImageSpec
     fs: ImageFS
     sbom: Sbom
+    # layers answered by the layer cache, and layers read (None: no cache in use)
+    layer_cache: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -76,6 +78,11 @@ class Inventory:
             "platform": f"{self.spec.os}/{self.spec.architecture}",
             "layers": [layer.digest for layer in self.loaded.layers],
             "files": len(self.fs),
+            "layer_cache": (
+                {"hits": self.layer_cache[0], "misses": self.layer_cache[1]}
+                if self.layer_cache is not None
+                else None
+            ),
         }
 
 
@@ -165,7 +172,8 @@ def inventory(
     )
     if progress:
         progress("cataloguing packages")
-    return Inventory(loaded, spec, fs, build_sbom(fs))
+    stats = (layers.hits, layers.misses) if layers is not None else None
+    return Inventory(loaded, spec, fs, build_sbom(fs), stats)
 
 
 @dataclass(frozen=True, slots=True)
