@@ -159,3 +159,25 @@ def test_the_report_says_what_the_cache_answered(
     assert first == {"hits": 0, "misses": n} and again == {"hits": n, "misses": 0}
     off = inventory(str(archive), ScanOptions(source="archive", layer_cache=None))
     assert off.image_info()["layer_cache"] is None
+
+
+def test_the_cache_files_are_private(fixture_image: dict[str, Any], tmp_path: Path) -> None:
+    """What the secret check captured lives in the cache: nobody else may read it, even with a
+    permissive umask and a pre-existing world-readable file."""
+    import os
+    import stat
+
+    path = tmp_path / "layers.sqlite"
+    path.touch(mode=0o644)
+    old = os.umask(0o022)
+    try:
+        archive = _settled_copy(fixture_image["archive"], tmp_path / "image.tar")
+        cache = _cache(path)
+        load_archive(archive, default_probes(), cache=cache)
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("layers.sqlite")]
+        assert len(files) >= 2  # the DB and its WAL files, still open
+        for p in files:
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+        cache.close()
+    finally:
+        os.umask(old)

@@ -20,7 +20,6 @@ Any error reading it is a miss; any error writing it is ignored: a cache never f
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import json
@@ -162,9 +161,15 @@ class LayerCache:
             return self._conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Probed files can hold secrets (the secret check masks them on output): the file is
+            # made 0600 before SQLite opens it, and SQLite gives its -wal/-shm files the
+            # database file's mode.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
             conn = sqlite3.connect(self.path, timeout=10)
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, 0o600)  # probed files can hold secrets (masked on output)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error):
