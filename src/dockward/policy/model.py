@@ -331,15 +331,21 @@ def parse_policy(data: Any, where: str = "policy", base: Path | None = None) -> 
     )
 
 
-def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Read and validate a policy file; any problem is a one-line ConfigError."""
+def read_policy_text(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     try:
-        raw = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read policy {p}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
+
+
+def load_policy(path: str | os.PathLike[str], text: str | None = None) -> Policy:
+    """Read (or take `text` as the content of `path`) and validate a policy; any problem is a
+    one-line ConfigError."""
+    p = Path(path)
+    raw = read_policy_text(p) if text is None else text
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:

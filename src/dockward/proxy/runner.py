@@ -18,6 +18,7 @@ import pwd
 import signal
 import socket
 import stat
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from dockward.errors import ConfigError, DockwardError
 from dockward.policy.admission import ImageGate
 from dockward.policy.imageref import ImageRef, ReferenceError_, parse_image_ref
-from dockward.policy.model import load_policy
+from dockward.policy.model import load_policy, read_policy_text
 from dockward.policy.vulns import default_source
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, CompatAuthorizer, CompatSettings, PolicyAuthorizer
@@ -82,9 +83,10 @@ def _owner(spec: str) -> tuple[int, int]:
     return uid, gid
 
 
-def build_authorizer(cfg: ProxyConfig) -> Authorizer:
+def build_authorizer(cfg: ProxyConfig, text: str | None = None) -> Authorizer:
+    """The policy file's (or `text`, its content as read once elsewhere), or the environment's."""
     if cfg.policy:
-        return PolicyAuthorizer(load_policy(cfg.policy))
+        return PolicyAuthorizer(load_policy(cfg.policy, text))
     return CompatAuthorizer(CompatSettings.from_env(cfg.env))
 
 
@@ -175,6 +177,7 @@ async def serve(
     ready: Callable[[str], None] | None = None,
     sockets: list[tuple[str, socket.socket]] | None = None,
     authorizer: Authorizer | None = None,
+    control: int | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT. With `sockets`, this is a worker: the parent bound them,
     logs start and stop, removes the unix sockets, and hands over the policy it validated
@@ -219,6 +222,9 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    if control is not None:
+        channel = _Control(control, cfg, server, log, stop)
+        loop.add_reader(control, channel.readable)
     if worker:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     if not worker:
@@ -255,6 +261,53 @@ def run_proxy(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) -> N
         runner.run(serve(cfg, ready))
 
 
+_FRAME = struct.Struct("!cI")  # kind, length; then the payload
+MAX_POLICY_BYTES = 1 << 20
+
+
+class _Control:
+    """A worker's end of the pipe from its parent. On reload the parent sends the policy text it
+    has just validated, so every worker runs exactly those bytes (never a later edit of the
+    file); `R` with no text: reopen the log only (environment settings do not change)."""
+
+    def __init__(
+        self,
+        fd: int,
+        cfg: ProxyConfig,
+        server: ProxyServer,
+        log: DecisionLog,
+        stop: asyncio.Event,
+    ) -> None:
+        self.fd, self.cfg, self.server, self.log, self.stop = fd, cfg, server, log, stop
+        self.buf = b""
+
+    def readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # the parent is gone
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self.stop.set()
+            return
+        self.buf += data
+        while len(self.buf) >= _FRAME.size:
+            kind, size = _FRAME.unpack_from(self.buf)
+            if len(self.buf) < _FRAME.size + size:
+                return
+            payload = self.buf[_FRAME.size : _FRAME.size + size]
+            self.buf = self.buf[_FRAME.size + size :]
+            with contextlib.suppress(DockwardError):
+                self.log.reopen()
+            if kind == b"P":
+                try:
+                    self.server.authorizer = build_authorizer(self.cfg, payload.decode())
+                except DockwardError as exc:  # a key file it names changed since the check
+                    self.log.event(
+                        "policy reload failed; keeping the previous policy", error=str(exc)
+                    )
+
+
 _PARENT_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 PR_SET_PDEATHSIG = 1
 RESPAWN_WINDOW = 10.0  # seconds: more deaths than workers within it is a crash loop
@@ -273,14 +326,24 @@ class _Supervisor:
         self.log = DecisionLog(cfg.log, cfg.log_level)
         self.sockets: list[tuple[str, socket.socket]] = []
         self.children: dict[int, int] = {}  # pid -> slot
-        self.authorizer = build_authorizer(cfg)  # the last policy that loaded
+        self.pipes: dict[int, int] = {}  # pid -> write end of its control pipe
+        self.text = read_policy_text(cfg.policy) if cfg.policy else None
+        self.authorizer = build_authorizer(cfg, self.text)  # the last policy that loaded
         self.deaths: list[float] = []
 
     def _spawn(self, slot: int) -> None:
+        r, w = os.pipe()
         pid = os.fork()
         if pid:
+            os.close(r)
+            os.set_blocking(w, False)  # a worker that stops reading must not stall the parent
             self.children[pid] = slot
+            self.pipes[pid] = w
             return
+        os.close(w)
+        for other in self.pipes.values():
+            os.close(other)  # the other workers' pipes are the parent's business
+        os.set_blocking(r, False)
         code = 0
         try:  # the worker: default signal handling back, then its own event loop
             for sig in _PARENT_SIGNALS:
@@ -291,7 +354,7 @@ class _Supervisor:
             _die_with_parent()
             self.log.close()
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(serve(self.cfg, None, self.sockets, self.authorizer))
+                runner.run(serve(self.cfg, None, self.sockets, self.authorizer, r))
         except BaseException as exc:  # a worker says why it failed, then exits 1
             code = 1
             with contextlib.suppress(Exception):
@@ -312,6 +375,9 @@ class _Supervisor:
             if pid == 0:
                 break
             slot = self.children.pop(pid, None)
+            pipe = self.pipes.pop(pid, None)
+            if pipe is not None:
+                os.close(pipe)
             if slot is not None:
                 how = (
                     f"signal {signal.Signals(os.WTERMSIG(status)).name}"
@@ -325,14 +391,27 @@ class _Supervisor:
         with contextlib.suppress(DockwardError):
             self.log.reopen()
         try:
-            self.authorizer = build_authorizer(self.cfg)  # what workers started from now get
+            text = read_policy_text(self.cfg.policy) if self.cfg.policy else None
+            if text is not None and len(text.encode()) > MAX_POLICY_BYTES:
+                raise ConfigError(f"{self.cfg.policy}: larger than {MAX_POLICY_BYTES} bytes")
+            authorizer = build_authorizer(self.cfg, text)
         except DockwardError as exc:
             # Workers keep what they have: none of them is even asked to read the bad file.
             self.log.event("policy reload failed; keeping the previous policy", error=str(exc))
             return
-        for pid in self.children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+        self.text, self.authorizer = text, authorizer  # what workers started from now get
+        payload = (text or "").encode()
+        frame = _FRAME.pack(b"P" if text is not None else b"R", len(payload)) + payload
+        for pid, pipe in list(self.pipes.items()):
+            try:
+                sent = os.write(pipe, frame)
+            except (BlockingIOError, BrokenPipeError):
+                sent = -1
+            if sent != len(frame):
+                # It could not take the new policy: replace it (the new one starts with it).
+                self.log.event("worker did not take the policy; replacing it", pid=pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.log.event("policy reloaded", policy=self.cfg.policy or "environment")
 
     def _stop(self) -> None:
