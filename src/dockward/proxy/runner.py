@@ -212,10 +212,11 @@ async def serve(
     def reload() -> None:
         with contextlib.suppress(DockwardError):
             log.reopen()  # after logrotate
+        if worker:
+            return  # a SIGHUP sent to every process: the policy comes from the parent's pipe
         try:
             server.authorizer = build_authorizer(cfg)
-            if not worker:  # the parent says it once for all its workers
-                log.event("policy reloaded", policy=cfg.policy or "environment")
+            log.event("policy reloaded", policy=cfg.policy or "environment")
         except DockwardError as exc:
             log.event("policy reload failed; keeping the previous policy", error=str(exc))
 
