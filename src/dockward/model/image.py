@@ -15,6 +15,16 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class VulnScan:
+    """What `dockward scan` recorded for an image (its scan cache), as the audit sees it."""
+
+    scanned: str  # when
+    worst: str  # worst unwaived vulnerability severity, "" when none
+    counts: Mapping[str, int] = field(default_factory=dict)
+    stale: bool = False  # the vulnerability DB was updated after this scan
+
+
+@dataclass(frozen=True, slots=True)
 class ImageSpec:
     id: str = ""
     repo_tags: tuple[str, ...] = ()
@@ -32,6 +42,10 @@ class ImageSpec:
     architecture: str = ""
     created: str = ""
     size: int = 0
+    # The scan record: None with scans_known = never scanned; scans_known False = no scan
+    # records on this host to look in (a check about them can only be skipped).
+    vuln_scan: VulnScan | None = None
+    scans_known: bool = False
 
     @property
     def display_name(self) -> str:

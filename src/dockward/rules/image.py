@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 from dockward.model.finding import Severity
-from dockward.model.image import HistoryEntry, ImageSpec
+from dockward.model.image import HistoryEntry, ImageSpec, VulnScan
 from dockward.rules.container import ROOT_USERS
-from dockward.rules.registry import Context, Fail, Outcome, Pass, RuleSet
+from dockward.rules.registry import Context, Fail, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import secret_env_findings, secret_shape
 
 rules = RuleSet("image")
@@ -27,6 +27,8 @@ def example_image(**changes: Any) -> ImageSpec:
             HistoryEntry("/bin/sh -c apt-get update && apt-get install -y curl"),
             HistoryEntry("/bin/sh -c #(nop) COPY file:def in /app "),
         ),
+        vuln_scan=VulnScan("2026-01-01T00:00:00+00:00", "medium", {"medium": 2}),
+        scans_known=True,
     )
     return replace(base, **changes)
 
@@ -165,4 +167,35 @@ def no_ssh_port(image: ImageSpec, ctx: Context) -> Outcome:
     """Port 22 in an image means an SSH server inside it."""
     if "22/tcp" in image.exposed_ports:
         return Fail("image exposes port 22")
+    return Pass()
+
+
+@rules.rule(
+    "DW-I007",
+    "Image scanned, without high or critical vulnerabilities",
+    severity=Severity.HIGH,
+    kind="image",
+    cis="4.4",
+    references=("docker-bench 4.4 (manual there)",),
+    remediation="Scan the image (`dockward scan IMAGE`), then rebuild it on patched packages "
+    "(or update to a fixed release) until no high or critical vulnerability is left; rescan "
+    "after `dockward db update`.",
+    examples=lambda: _ex(vuln_scan=VulnScan("2026-01-01", "critical", {"critical": 1})),
+)
+def image_scanned(image: ImageSpec, ctx: Context) -> Outcome:
+    """CIS 4.4 asks that images be scanned and rebuilt with security patches; docker-bench can
+    only remind you. The audit reads what `dockward scan` recorded for each image (its scan
+    cache beside the vulnerability DB): never scanned, scanned before the DB last changed, or
+    carrying high/critical vulnerabilities fails."""
+    if not image.scans_known:
+        return Skip("no scan records on this host (`dockward scan IMAGE` writes them)")
+    scan = image.vuln_scan
+    if scan is None:
+        return Fail("image was never scanned")
+    bad = {k: v for k, v in scan.counts.items() if k in ("critical", "high") and v}
+    if bad:
+        found = ", ".join(f"{v} {k}" for k, v in bad.items())
+        return Fail(f"{found} vulnerabilities (scan of {scan.scanned})", {"counts": dict(bad)})
+    if scan.stale:
+        return Fail(f"scanned {scan.scanned}, before the vulnerability DB was last updated")
     return Pass()

@@ -87,13 +87,18 @@ class ScanCache:
     def lookup(self, digest: str) -> ScanSummary | None:
         """By image id (config digest), manifest digest, or `repo@sha256:...` repo digest."""
         want = digest.rsplit("@", 1)[-1]
+        return next((s for digests, s in self.summaries() if want in digests), None)
+
+    def summaries(self) -> list[tuple[frozenset[str], ScanSummary]]:
+        """Every record once, with the digests it answers for (one read for many lookups)."""
         if not self.path.is_file():
-            return None
+            return []
         conn = self._conn()
         try:
             rows = conn.execute("SELECT * FROM scans").fetchall()
         finally:
             conn.close()
+        out = []
         for (
             image_id,
             manifest,
@@ -105,19 +110,12 @@ class ScanCache:
             finding,
             counts,
         ) in rows:
-            digests = {
-                image_id,
-                manifest,
-                *(d.rsplit("@", 1)[-1] for d in json.loads(repo_digests)),
-            }
-            if want in digests:
-                return ScanSummary(
-                    image_id,
-                    name,
-                    scanned,
-                    db_updated,
-                    _sev(worst),
-                    _sev(finding),
-                    json.loads(counts),
-                )
-        return None
+            digests = frozenset(
+                {image_id, manifest, *(d.rsplit("@", 1)[-1] for d in json.loads(repo_digests))}
+                - {""}
+            )
+            summary = ScanSummary(
+                image_id, name, scanned, db_updated, _sev(worst), _sev(finding), json.loads(counts)
+            )
+            out.append((digests, summary))
+        return out
