@@ -46,6 +46,7 @@ EXPECTED = {
     "Privileged or host-namespace container started": {"dwmon-hostnet"},
     "Sensitive mount container started": {"dwmon-sock"},
     "Docker exec into container": {"dwmon-web"},
+    "Privileged exec into container": {"dwmon-web"},
     "Network tool run in container": {"dwmon-web"},
     "Network tool connection from container": {"dwmon-web"},
     "Execution from tmp or shm": {"dwmon-web"},

@@ -84,6 +84,7 @@ def test_attack_alerts_reach_syslog_webhook_and_file(
         ("Read sensitive file in container", lab.web),
         ("Network tool run in container", lab.web),
         ("Docker exec into container", lab.web),
+        ("Privileged exec into container", lab.web),
         ("Write below binary dir or etc in container", lab.web),
         ("Privileged or host-namespace container started", lab.hostnet),
         ("Sensitive mount container started", lab.sock),

@@ -98,6 +98,7 @@ _DOCKER = {
     "docker.exec.cmdline": STRING,
     "docker.exec.tty": BOOL,
     "docker.exec.user": STRING,
+    "docker.exec.privileged": BOOL,
     "docker.exec.healthcheck": BOOL,
     "docker.actor.id": STRING,
     "docker.image": STRING,

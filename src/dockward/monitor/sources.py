@@ -339,6 +339,7 @@ def docker_event(raw: dict[str, Any], exec_inspect: Callable[[str], Any] | None 
                     pc = info.get("ProcessConfig") or {}
                     ev["docker.exec.tty"] = bool(pc.get("tty"))
                     ev["docker.exec.user"] = str(pc.get("user") or "")
+                    ev["docker.exec.privileged"] = bool(pc.get("privileged"))
     elif kind == "image":
         ev["docker.image"] = actor_id
     return ev
