@@ -141,6 +141,7 @@ class UpdateAPI:
         class Handler(BaseHTTPRequestHandler):
             server_version = "dockward"
             sys_version = ""
+            timeout = 30  # a client that stops sending loses its connection, not a thread
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # no access log: it would carry nothing the cycle report lacks
