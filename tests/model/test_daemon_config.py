@@ -40,6 +40,14 @@ def test_argv_flags_map_to_daemon_json_keys() -> None:
     assert s["storage-driver"] == "overlay2" and s["userns-remap"] == "default"
 
 
+def test_bare_boolean_flags_do_not_swallow_the_next_one() -> None:
+    s = parse_dockerd_argv(
+        ["dockerd", "--init", "--userns-remap", "default", "--raw-logs", "-D", "--icc=false"]
+    )
+    assert s["init"] is True and s["raw-logs"] is True and s["debug"] is True
+    assert s["userns-remap"] == "default" and s["icc"] is False
+
+
 def test_argv_wins_over_daemon_json() -> None:
     merged = merge_settings({"log-level": "warn"}, {"log-level": "info", "icc": False})
     assert merged["log-level"].value == "warn" and merged["log-level"].source == "argv"

@@ -12,24 +12,30 @@ from dockward.model.daemon import Setting
 
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 
-# dockerd flags that take no value (a bare flag means true).
-BOOLEAN_FLAGS = {
-    "icc",
-    "iptables",
-    "ip6tables",
-    "ip-forward",
-    "ip-masq",
-    "tls",
-    "tlsverify",
-    "live-restore",
-    "userland-proxy",
-    "no-new-privileges",
-    "experimental",
-    "selinux-enabled",
-    "debug",
-    "ipv6",
-    "rootless",
-}
+# dockerd options that are booleans: bare flags on the command line (a bare flag means true),
+# true/false in daemon.json. The one list the argv parser and daemon harden's checks share.
+BOOLEAN_FLAGS = frozenset(
+    {
+        "icc",
+        "iptables",
+        "ip6tables",
+        "ip-forward",
+        "ip-masq",
+        "tls",
+        "tlsverify",
+        "live-restore",
+        "userland-proxy",
+        "no-new-privileges",
+        "experimental",
+        "selinux-enabled",
+        "debug",
+        "ipv6",
+        "rootless",
+        "init",
+        "raw-logs",
+        "validate",
+    }
+)
 # Repeatable flags whose daemon.json key is a plural list.
 LIST_FLAGS = {
     "host": "hosts",

@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from dockward.engine.daemon_config import BOOLEAN_FLAGS
+
 # The daemon.json keys of Engine 20.10 (`dockerd --help` names, plural for repeatable flags,
 # plus the keys that exist only in the file).
 KNOWN_KEYS = frozenset(
@@ -100,27 +102,7 @@ KNOWN_KEYS = frozenset(
         "debug-key",
     ]
 )
-BOOL_KEYS = frozenset(
-    [
-        "icc",
-        "iptables",
-        "ip6tables",
-        "ip-forward",
-        "ip-masq",
-        "ipv6",
-        "live-restore",
-        "userland-proxy",
-        "no-new-privileges",
-        "experimental",
-        "selinux-enabled",
-        "debug",
-        "tls",
-        "tlsverify",
-        "init",
-        "raw-logs",
-        "rootless",
-    ]
-)
+BOOL_KEYS = BOOLEAN_FLAGS - {"validate"}  # --validate is command-line only
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 
 _COMMON_OPTS = {"mode", "max-buffer-size", "labels", "labels-regex", "env", "env-regex", "tag"}
