@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dockward.model.image import HistoryEntry, ImageSpec
+from dockward.model.image import HistoryEntry, ImageSpec, config_fields
 
 
 def spec_from_config(
@@ -17,21 +17,11 @@ def spec_from_config(
 ) -> ImageSpec:
     raw = config.get("config")
     cfg: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
-    hc_raw = cfg.get("Healthcheck")
-    hc = hc_raw if isinstance(hc_raw, dict) else None
     history = config.get("history") if isinstance(config.get("history"), list) else []
     return ImageSpec(
         id=image_id,
         repo_tags=repo_tags,
         repo_digests=repo_digests,
-        user=str(cfg.get("User") or ""),
-        healthcheck=tuple(str(t) for t in hc.get("Test") or ()) if hc else None,
-        env=tuple(str(e) for e in cfg.get("Env") or ()),
-        exposed_ports=tuple(sorted(str(p) for p in (cfg.get("ExposedPorts") or {}))),
-        volumes=tuple(sorted(str(v) for v in (cfg.get("Volumes") or {}))),
-        entrypoint=tuple(str(e) for e in cfg.get("Entrypoint") or ()),
-        command=tuple(str(e) for e in cfg.get("Cmd") or ()),
-        labels={str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()},
         history=tuple(
             HistoryEntry(
                 created_by=str(h.get("created_by") or ""),
@@ -45,4 +35,5 @@ def spec_from_config(
         architecture=str(config.get("architecture") or ""),
         created=str(config.get("created") or ""),
         size=size,
+        **config_fields(cfg),
     )

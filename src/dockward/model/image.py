@@ -60,7 +60,6 @@ class ImageSpec:
         """From `GET /images/{name}/json` (and optionally `/history`, newest first)."""
         cfg = data.get("Config") if isinstance(data.get("Config"), dict) else {}
         assert isinstance(cfg, dict)
-        hc = cfg.get("Healthcheck") if isinstance(cfg.get("Healthcheck"), dict) else None
         hist = tuple(
             HistoryEntry(
                 created_by=str(h.get("CreatedBy") or ""),
@@ -73,17 +72,26 @@ class ImageSpec:
             id=str(data.get("Id") or ""),
             repo_tags=tuple(str(t) for t in data.get("RepoTags") or ()),
             repo_digests=tuple(str(t) for t in data.get("RepoDigests") or ()),
-            user=str(cfg.get("User") or ""),
-            healthcheck=tuple(str(t) for t in (hc or {}).get("Test") or ()) if hc else None,
-            env=tuple(str(e) for e in cfg.get("Env") or ()),
-            exposed_ports=tuple(sorted(str(p) for p in (cfg.get("ExposedPorts") or {}))),
-            volumes=tuple(sorted(str(v) for v in (cfg.get("Volumes") or {}))),
-            entrypoint=tuple(str(e) for e in cfg.get("Entrypoint") or ()),
-            command=tuple(str(e) for e in cfg.get("Cmd") or ()),
-            labels={str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()},
             history=hist,
             os=str(data.get("Os") or ""),
             architecture=str(data.get("Architecture") or ""),
             created=str(data.get("Created") or ""),
             size=int(data.get("Size") or 0),
+            **config_fields(cfg),
         )
+
+
+def config_fields(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """ImageSpec fields from an image's container config: `Config` in `GET /images/{id}/json`
+    and `config` in the image config blob have the same keys."""
+    hc = cfg.get("Healthcheck") if isinstance(cfg.get("Healthcheck"), dict) else None
+    return {
+        "user": str(cfg.get("User") or ""),
+        "healthcheck": tuple(str(t) for t in hc.get("Test") or ()) if hc else None,
+        "env": tuple(str(e) for e in cfg.get("Env") or ()),
+        "exposed_ports": tuple(sorted(str(p) for p in (cfg.get("ExposedPorts") or {}))),
+        "volumes": tuple(sorted(str(v) for v in (cfg.get("Volumes") or {}))),
+        "entrypoint": tuple(str(e) for e in cfg.get("Entrypoint") or ()),
+        "command": tuple(str(e) for e in cfg.get("Cmd") or ()),
+        "labels": {str(k): str(v) for k, v in (cfg.get("Labels") or {}).items()},
+    }
