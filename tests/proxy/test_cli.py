@@ -202,3 +202,37 @@ def test_workers_share_the_socket_restart_reload_and_stop_together(workdir: Path
     assert proc.returncode == 0
     assert not sock.exists()
     assert _children(proc.pid) == []
+
+
+def test_large_policies_reach_every_worker_and_oversized_ones_are_refused(
+    workdir: Path,
+) -> None:
+    policy = workdir / "policy.yaml"
+    padding = "".join(f"# {i:06d} {'x' * 90}\n" for i in range(1200))  # about 115 KB
+    policy.write_text(padding + "default: {allow: [ping]}\n")
+    sock = workdir / "p.sock"
+    log = workdir / "decisions.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), DOCKWARD_PROXY_WORKERS="3")
+    args = ["proxy", "--listen", f"unix://{sock}", "--policy", str(policy), "--log", str(log)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockward", *args], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(sock)
+        _until(lambda: len(_children(proc.pid)) == 3)
+        workers = _children(proc.pid)
+        # Two reloads back to back, each larger than a default pipe holds.
+        policy.write_text(padding + "default: {allow: [ping, version]}\n")
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGHUP)
+        _until(lambda: all(_get(str(sock), "/v1.41/version") == 200 for _ in range(20)))
+        assert _children(proc.pid) == workers  # taken over the pipe, nobody replaced
+        # Over the size bound: refused, the running policy stays.
+        policy.write_text("# " + "y" * (300 << 10) + "\ndefault: {allow: [ping]}\n")
+        proc.send_signal(signal.SIGHUP)
+        _until(lambda: "larger than" in log.read_text())
+        assert _get(str(sock), "/v1.41/version") == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert proc.returncode == 0

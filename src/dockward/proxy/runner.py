@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import grp
 import os
 import pwd
@@ -263,7 +264,9 @@ def run_proxy(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) -> N
 
 
 _FRAME = struct.Struct("!cI")  # kind, length; then the payload
-MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_BYTES = 256 << 10
+PIPE_BYTES = 1 << 20  # room for a few policy frames a worker has not read yet
+F_SETPIPE_SZ = 1031
 
 
 class _Control:
@@ -328,12 +331,15 @@ class _Supervisor:
         self.sockets: list[tuple[str, socket.socket]] = []
         self.children: dict[int, int] = {}  # pid -> slot
         self.pipes: dict[int, int] = {}  # pid -> write end of its control pipe
+        self.replaced: set[int] = set()  # workers killed to be replaced, not crashed
         self.text = read_policy_text(cfg.policy) if cfg.policy else None
         self.authorizer = build_authorizer(cfg, self.text)  # the last policy that loaded
         self.deaths: list[float] = []
 
     def _spawn(self, slot: int) -> None:
         r, w = os.pipe()
+        with contextlib.suppress(OSError):  # a smaller pipe only means replacing more often
+            fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_BYTES)
         pid = os.fork()
         if pid:
             os.close(r)
@@ -365,8 +371,8 @@ class _Supervisor:
         finally:
             os._exit(code)
 
-    def _reap(self) -> list[tuple[int, str]]:
-        """Workers that exited: (slot, how)."""
+    def _reap(self) -> list[tuple[int, str, bool]]:
+        """Workers that exited: (slot, how, replaced on purpose)."""
         slots = []
         while self.children:
             try:
@@ -385,7 +391,8 @@ class _Supervisor:
                     if os.WIFSIGNALED(status)
                     else f"exit {os.waitstatus_to_exitcode(status)}"
                 )
-                slots.append((slot, how))
+                slots.append((slot, how, pid in self.replaced))
+                self.replaced.discard(pid)
         return slots
 
     def _reload(self) -> None:
@@ -410,7 +417,9 @@ class _Supervisor:
                 sent = -1
             if sent != len(frame):
                 # It could not take the new policy: replace it (the new one starts with it).
+                # A replacement is not a crash: it does not count towards a crash loop.
                 self.log.event("worker did not take the policy; replacing it", pid=pid)
+                self.replaced.add(pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         self.log.event("policy reloaded", policy=self.cfg.policy or "environment")
@@ -464,9 +473,11 @@ class _Supervisor:
                 return
             if sig == signal.SIGHUP:
                 self._reload()
-            for slot, how in self._reap():
+            for slot, how, replaced in self._reap():
                 now = time.monotonic()
-                self.deaths = [t for t in self.deaths if now - t < RESPAWN_WINDOW] + [now]
+                self.deaths = [t for t in self.deaths if now - t < RESPAWN_WINDOW]
+                if not replaced:
+                    self.deaths.append(now)
                 if len(self.deaths) > self.cfg.workers:
                     self.log.event("workers keep dying; stopping", deaths=len(self.deaths))
                     raise DockwardError("proxy workers keep dying (see the decision log)")
