@@ -22,6 +22,7 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Severity
+from dockward.rules.devices import excessive_grant
 from dockward.rules.registry import Context, Fail, Info, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import secret_env_findings
 
@@ -543,20 +544,22 @@ RAW_DEVICE = re.compile(
 )
 def no_host_devices(spec: ContainerSpec, ctx: Context) -> Outcome:
     """A host device inside a container bypasses the filesystem: a disk device gives every file,
-    /dev/mem the kernel's memory."""
+    /dev/mem the kernel's memory. A device cgroup rule fails by what it grants: any access to all
+    devices, write or mknod on block devices, wildcard majors, and the memory, kernel-message and
+    raw-I/O character devices (c 1:1, 1:2, 1:4, 1:11, 162:*, 202:*, 10:231; the table is in
+    dockward.rules.devices)."""
     devs = [f"{d.host_path}:{d.container_path}:{d.permissions}" for d in spec.devices]
-    rules_ = [
-        r
-        for r in spec.device_cgroup_rules
-        # "TYPE MAJOR:MINOR PERMS": type `a` or a wildcard major opens whole device classes.
-        if r.split()[:1] == ["a"] or (r.split()[1:2] and r.split()[1].startswith("*"))
-    ]
+    grants = {r: why for r in spec.device_cgroup_rules if (why := excessive_grant(r))}
+    rules_ = list(grants)
     if devs or rules_:
         raw = [d.host_path for d in spec.devices if RAW_DEVICE.match(d.host_path)]
-        msg = f"host devices: {', '.join(devs + rules_)}"
+        parts = devs + [f"{r} ({why})" for r, why in grants.items()]
+        msg = f"host devices: {', '.join(parts)}"
         if raw:
             msg += f" (raw disk or memory: {', '.join(raw)})"
         return Fail(msg, {"devices": devs, "cgroup_rules": rules_})
+    if spec.device_cgroup_rules:
+        return Pass(evidence={"cgroup_rules": list(spec.device_cgroup_rules)})
     return Pass()
 
 
