@@ -23,6 +23,7 @@ from dockward.model.container import (
 )
 from dockward.model.finding import Severity
 from dockward.rules.devices import excessive_grant
+from dockward.rules.hostpaths import sensitive_reason
 from dockward.rules.registry import Context, Fail, Info, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import secret_env_findings
 
@@ -88,28 +89,6 @@ DANGEROUS_CAPABILITIES: dict[str, str] = {
     "WAKE_ALARM": "wake the host",
     "BLOCK_SUSPEND": "block host suspend",
 }
-
-# Host paths whose mount gives a container the host; matched on path components.
-SENSITIVE_TREES = (
-    "/boot",
-    "/dev",
-    "/proc",
-    "/sys",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/sudoers",
-    "/etc/sudoers.d",
-    "/etc/ssh",
-    "/etc/docker",
-    "/root",
-    "/home",
-    "/lib/modules",
-    "/usr/lib/modules",
-)
-# System directories that must not be mounted whole, nor written below.
-SYSTEM_DIRS = ("/", "/etc", "/lib", "/lib64", "/usr", "/bin", "/sbin", "/var", "/run", "/var/run")
 
 ENGINE_SOCKETS = (
     "/var/run/docker.sock",
@@ -297,23 +276,24 @@ def selinux_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
 )
 def no_sensitive_mounts(spec: ContainerSpec, ctx: Context) -> Outcome:
     """A bind mount of a host system directory lets the container read secrets or rewrite the
-    host. Whole system directories fail even read-only; below them, writable mounts fail."""
+    host. Judged by what the path is (the lists are in dockward.rules.hostpaths): kernel
+    interfaces, engine state and host secrets fail even read-only, as do whole system directories
+    (/, /etc, /usr, /usr/bin, /var/lib, ...); below them, writable mounts of code and
+    configuration trees (/etc, /usr/bin, /usr/lib, /run, ...) fail. Application data below a
+    system directory (/usr/<vendor>/data, /var/lib/app) passes."""
     bad: list[str] = []
+    why: dict[str, str] = {}
     for m in _binds(spec):
         src = _norm(m.source)
-        mode = "ro" if m.read_only else "rw"
-        if (
-            any(_under(src, t) for t in SENSITIVE_TREES)
-            or src in SYSTEM_DIRS
-            or (
-                not m.read_only
-                and any(_under(src, d) for d in SYSTEM_DIRS[1:])
-                and not src.startswith(("/var/lib/", "/var/log/", "/var/cache/", "/run/user/"))
-            )
-        ):
-            bad.append(f"{src}:{m.target}:{mode}")
+        if reason := sensitive_reason(src, m.read_only):
+            item = f"{src}:{m.target}:{'ro' if m.read_only else 'rw'}"
+            bad.append(item)
+            why[item] = reason
     if bad:
-        return Fail(f"sensitive host paths mounted: {', '.join(bad)}", {"mounts": bad})
+        return Fail(
+            f"sensitive host paths mounted: {', '.join(f'{b} ({why[b]})' for b in bad)}",
+            {"mounts": bad},
+        )
     return Pass()
 
 
