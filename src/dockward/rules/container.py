@@ -22,6 +22,8 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Severity
+from dockward.rules.devices import excessive_grant
+from dockward.rules.hostpaths import sensitive_reason
 from dockward.rules.registry import Context, Fail, Info, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import secret_env_findings
 
@@ -87,28 +89,6 @@ DANGEROUS_CAPABILITIES: dict[str, str] = {
     "WAKE_ALARM": "wake the host",
     "BLOCK_SUSPEND": "block host suspend",
 }
-
-# Host paths whose mount gives a container the host; matched on path components.
-SENSITIVE_TREES = (
-    "/boot",
-    "/dev",
-    "/proc",
-    "/sys",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/sudoers",
-    "/etc/sudoers.d",
-    "/etc/ssh",
-    "/etc/docker",
-    "/root",
-    "/home",
-    "/lib/modules",
-    "/usr/lib/modules",
-)
-# System directories that must not be mounted whole, nor written below.
-SYSTEM_DIRS = ("/", "/etc", "/lib", "/lib64", "/usr", "/bin", "/sbin", "/var", "/run", "/var/run")
 
 ENGINE_SOCKETS = (
     "/var/run/docker.sock",
@@ -296,23 +276,24 @@ def selinux_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
 )
 def no_sensitive_mounts(spec: ContainerSpec, ctx: Context) -> Outcome:
     """A bind mount of a host system directory lets the container read secrets or rewrite the
-    host. Whole system directories fail even read-only; below them, writable mounts fail."""
+    host. Judged by what the path is (the lists are in dockward.rules.hostpaths): kernel
+    interfaces, engine state and host secrets fail even read-only, as do whole system directories
+    (/, /etc, /usr, /usr/bin, /var/lib, ...); below them, writable mounts of code and
+    configuration trees (/etc, /usr/bin, /usr/lib, /run, ...) fail. Application data below a
+    system directory (/usr/<vendor>/data, /var/lib/app) passes."""
     bad: list[str] = []
+    why: dict[str, str] = {}
     for m in _binds(spec):
         src = _norm(m.source)
-        mode = "ro" if m.read_only else "rw"
-        if (
-            any(_under(src, t) for t in SENSITIVE_TREES)
-            or src in SYSTEM_DIRS
-            or (
-                not m.read_only
-                and any(_under(src, d) for d in SYSTEM_DIRS[1:])
-                and not src.startswith(("/var/lib/", "/var/log/", "/var/cache/", "/run/user/"))
-            )
-        ):
-            bad.append(f"{src}:{m.target}:{mode}")
+        if reason := sensitive_reason(src, m.read_only):
+            item = f"{src}:{m.target}:{'ro' if m.read_only else 'rw'}"
+            bad.append(item)
+            why[item] = reason
     if bad:
-        return Fail(f"sensitive host paths mounted: {', '.join(bad)}", {"mounts": bad})
+        return Fail(
+            f"sensitive host paths mounted: {', '.join(f'{b} ({why[b]})' for b in bad)}",
+            {"mounts": bad},
+        )
     return Pass()
 
 
@@ -543,20 +524,22 @@ RAW_DEVICE = re.compile(
 )
 def no_host_devices(spec: ContainerSpec, ctx: Context) -> Outcome:
     """A host device inside a container bypasses the filesystem: a disk device gives every file,
-    /dev/mem the kernel's memory."""
+    /dev/mem the kernel's memory. A device cgroup rule fails by what it grants: any access to all
+    devices, write or mknod on block devices, wildcard majors, and the memory, kernel-message and
+    raw-I/O character devices (c 1:1, 1:2, 1:4, 1:11, 162:*, 202:*, 10:231; the table is in
+    dockward.rules.devices)."""
     devs = [f"{d.host_path}:{d.container_path}:{d.permissions}" for d in spec.devices]
-    rules_ = [
-        r
-        for r in spec.device_cgroup_rules
-        # "TYPE MAJOR:MINOR PERMS": type `a` or a wildcard major opens whole device classes.
-        if r.split()[:1] == ["a"] or (r.split()[1:2] and r.split()[1].startswith("*"))
-    ]
+    grants = {r: why for r in spec.device_cgroup_rules if (why := excessive_grant(r))}
+    rules_ = list(grants)
     if devs or rules_:
         raw = [d.host_path for d in spec.devices if RAW_DEVICE.match(d.host_path)]
-        msg = f"host devices: {', '.join(devs + rules_)}"
+        parts = devs + [f"{r} ({why})" for r, why in grants.items()]
+        msg = f"host devices: {', '.join(parts)}"
         if raw:
             msg += f" (raw disk or memory: {', '.join(raw)})"
         return Fail(msg, {"devices": devs, "cgroup_rules": rules_})
+    if spec.device_cgroup_rules:
+        return Pass(evidence={"cgroup_rules": list(spec.device_cgroup_rules)})
     return Pass()
 
 
