@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockward.model import Status
+from dockward.model import Mount, Status
 from dockward.rules import Context, default_rules, run_check
 from dockward.rules.container import hardened_example
 
@@ -49,3 +49,32 @@ def test_device_cgroup_rule_message_names_the_grant() -> None:
     [result] = run_check(entry, spec, Context(), target="t")
     assert "b 8:* rwm (write and mknod on block major 8 (SCSI/SATA disks))" in result.message
     assert dict(result.evidence)["cgroup_rules"] == "['b 8:* rwm']"
+
+
+@pytest.mark.parametrize(
+    ("source", "read_only", "expected"),
+    [
+        ("/usr/bin", True, Status.FAIL),  # a system subdirectory, whole
+        ("/usr/bin/tool", False, Status.FAIL),  # writable below code
+        ("/usr/lib/x86_64-linux-gnu", False, Status.FAIL),
+        ("/usr/local/bin", False, Status.FAIL),
+        ("/etc/nginx", False, Status.FAIL),  # writable host configuration
+        ("/etc/nginx", True, Status.PASS),
+        ("/etc/shadow", True, Status.FAIL),
+        ("/var/lib", True, Status.FAIL),
+        ("/run/dbus", False, Status.FAIL),
+        ("/run/user/1000/app", False, Status.PASS),
+        ("/usr/splunk/var/data", False, Status.PASS),  # application data under /usr/<vendor>
+        ("/usr/share/nginx/html", False, Status.PASS),
+        ("/usr/local/myvendor/data", False, Status.PASS),
+        ("/var/www/site", False, Status.PASS),
+        ("/var/lib/app", False, Status.PASS),
+        ("/usr//bin/../bin", True, Status.FAIL),  # normalised before judging
+        ("/srv/data", False, Status.PASS),
+    ],
+)
+def test_sensitive_mounts_by_what_the_path_is(
+    source: str, read_only: bool, expected: Status
+) -> None:
+    mount = Mount("bind", source, "/m", read_only)
+    assert _status("DW-C007", mounts=(mount,)) is expected

@@ -7,9 +7,10 @@ import contextlib
 import datetime as dt
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockward.cli.common import add_output_options, emit, env_default, env_list, progress_printer
+from dockward.cli._service import add_schedule_options, run_maybe_scheduled
+from dockward.cli.common import add_output_options, env_default, env_list, progress_printer
 from dockward.cli.fleetopts import (
     add_fleet_options,
     add_record_options,
@@ -17,6 +18,9 @@ from dockward.cli.fleetopts import (
     fleet_options,
     open_run_store,
 )
+
+if TYPE_CHECKING:
+    from dockward.model.finding import Report
 
 
 def register(sub: Any) -> None:
@@ -72,6 +76,7 @@ def register(sub: Any) -> None:
     add_fleet_options(p)
     add_record_options(p)
     add_output_options(p)
+    add_schedule_options(p, "audit")
     p.set_defaults(run=run)
 
 
@@ -81,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.errors import ConnectionFailed
     from dockward.fleet import FleetHost, run_fleet
-    from dockward.model.finding import Report
     from dockward.rules import default_rules
     from dockward.store import ruleset_digest
 
@@ -100,23 +104,24 @@ def run(args: argparse.Namespace) -> int:
     # Names before any work: an unknown context is a usage error, not a failed host.
     endpoints = {h: resolve_endpoint(h.url, h.context) for h in hosts}
     names = {h: h.name or endpoints[h].url for h in hosts}
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     fleet = len(hosts) > 1
     say = progress_printer(sys.stderr.isatty())
+    store = open_run_store(args)  # a bad --store is a usage error before any work
 
-    def audit_host(host: FleetHost) -> Report:
-        endpoint = endpoints[host]
-        client = connect(endpoint, timeout=args.timeout)
-        try:
-            snap = collect_snapshot(client, endpoint, None if fleet else say)
-        finally:
-            client.close()
-        return build_report([snap], selection, config, started=started)
+    def once() -> Report:
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
-    store = open_run_store(args)
-    reports: dict[FleetHost, Report] = {}
-    errors: dict[FleetHost, tuple[str, int]] = {}
-    try:
+        def audit_host(host: FleetHost) -> Report:
+            endpoint = endpoints[host]
+            client = connect(endpoint, timeout=args.timeout)
+            try:
+                snap = collect_snapshot(client, endpoint, None if fleet else say)
+            finally:
+                client.close()
+            return build_report([snap], selection, config, started=started)
+
+        reports: dict[FleetHost, Report] = {}
+        errors: dict[FleetHost, tuple[str, int]] = {}
         with store.batch("audit") if store is not None else _no_batch() as batch:
             for n, outcome in enumerate(run_fleet(hosts, audit_host, opts), 1):
                 if say and fleet:
@@ -134,14 +139,17 @@ def run(args: argparse.Namespace) -> int:
                         ruleset,
                         error=outcome.error,
                     )
+        if say:
+            sys.stderr.write("\r\033[K")
+        if not fleet and errors:
+            raise ConnectionFailed(errors[hosts[0]][0])
+        return _fleet_report(hosts, names, reports, errors, started, len(entries))
+
+    try:
+        return run_maybe_scheduled(args, "audit", once)
     finally:
         if store is not None:
             store.close()
-    if say:
-        sys.stderr.write("\r\033[K")
-    if not fleet and errors:
-        raise ConnectionFailed(errors[hosts[0]][0])
-    return emit(_fleet_report(hosts, names, reports, errors, started, len(entries)), args)
 
 
 @contextlib.contextmanager
@@ -156,7 +164,7 @@ def _fleet_report(
     errors: dict[Any, tuple[str, int]],
     started: str,
     rules_evaluated: int,
-) -> Any:
+) -> Report:
     """One report, hosts in the order named; a waiver that matched nothing is reported once, and
     only when it matched on no host."""
     from dockward import __version__
