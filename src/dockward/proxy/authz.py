@@ -173,6 +173,7 @@ class CompatSettings:
         )
 
 
+_WRITE_GETS = frozenset({"containers.attach_ws_stdin"})
 _LIFECYCLE = {
     "containers.start": ("allow_start",),
     "containers.stop": ("allow_stop", "allow_restarts"),
@@ -201,6 +202,9 @@ class CompatAuthorizer:
                     return Verdict(True, "compat", switch.upper())
         if method not in ("GET", "HEAD") and not s.post:
             return Verdict(False, "compat", "POST", f"{method} requests need POST=1")
+        if match is not None and match.route.name in _WRITE_GETS and not s.post:
+            # a GET that writes: the WebSocket attach with stdin types into the container
+            return Verdict(False, "compat", "POST", f"{match.route.name} writes: it needs POST=1")
         first = target.path.lstrip("/").split("/", 1)[0].lower()
         if first in s.sections:
             return Verdict(True, "compat", first.upper().lstrip("_"))
