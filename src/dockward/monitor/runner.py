@@ -211,6 +211,7 @@ def run_live(
             sources.append(DockerSource(client))
         for path in cfg.falco_inputs:
             sources.append(FalcoJsonSource(path, monitor.submit))
+        monitor.sources = sources
         monitor.start()
         for s in sources:
             s.start(monitor.put, stop)
