@@ -50,8 +50,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--min-priority",
-        default=env_default("MONITOR_MIN_PRIORITY", "debug"),
-        help="load only rules of this priority or worse (emergency..debug) "
+        default=env_default("MONITOR_MIN_PRIORITY", "notice"),
+        help="load only rules of this priority or worse (emergency..debug; default notice: "
+        "informational audit events such as a plain docker exec need `informational`) "
         "[DOCKWARD_MONITOR_MIN_PRIORITY]",
     )
     p.add_argument(

@@ -35,7 +35,8 @@ DEFAULT_SOURCES = ("docker", "audit", "file")
 class MonitorConfig:
     rules: Sequence[str] = ()
     no_default_rules: bool = False
-    min_priority: str = "debug"
+    # A plain `docker exec` is an informational audit event: below this, unless asked for.
+    min_priority: str = "notice"
     match_all: bool = True
     sources: Sequence[str] = DEFAULT_SOURCES
     audit_connect: bool = True
