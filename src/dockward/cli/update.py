@@ -25,6 +25,7 @@ from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_defaul
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Severity, Status
+from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
 from dockward.update import (
     ContainerRulesGate,
@@ -52,7 +53,6 @@ from dockward.update.api import (
 )
 from dockward.update.engine import connect_versioned, insecure_registries
 from dockward.update.notify import Notifier, compose, deliver, parse_target
-from dockward.update.registry import is_loopback_host
 from dockward.update.report import build_report
 from dockward.update.schedule import Schedule
 
