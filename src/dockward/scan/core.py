@@ -12,12 +12,13 @@ from typing import Any
 
 from dockward import __version__
 from dockward.errors import ConnectionFailed, DockwardError, InputError
-from dockward.image.archive import LoadedImage, Platform, load_archive
+from dockward.image.archive import LoadedImage, load_archive
 from dockward.image.fs import ImageFS
 from dockward.image.spec import spec_from_config
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report, Result, Severity, Status
 from dockward.model.image import ImageSpec
+from dockward.registry.platform import Platform
 from dockward.rules import Context, run_check
 from dockward.rules import image as image_rules
 from dockward.sbom import Sbom, build_sbom, default_probes

@@ -326,6 +326,15 @@ class Store:
         )
         return _run(rows[0]) if rows else None
 
+    def first_ok_after(self, command: str, host: str, after: float, exclude: int) -> RunInfo | None:
+        """The oldest successful run of HOST that started at or after AFTER (not EXCLUDE)."""
+        rows = self._all(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE command = ? AND host = ? AND status = 'ok' "
+            "AND started >= ? AND id <> ? ORDER BY started, id LIMIT 1",
+            (command, host, after, exclude),
+        )
+        return _run(rows[0]) if rows else None
+
     def findings(self, run_id: int) -> list[Finding]:
         rows = self._all(
             f"SELECT {_FINDING_COLUMNS} FROM findings WHERE run_id = ? ORDER BY rule_id, target",
