@@ -13,6 +13,7 @@ import pytest
 from dockward.store import open_store
 from tests.conftest import run_cli
 from tests.fleet.lab import Fleet, start_fleet, stop_fleet
+from tests.store.test_exporter import Receiver
 
 
 @pytest.fixture(scope="module")
@@ -95,4 +96,56 @@ def test_inventory_host_over_ssh(fleet: Fleet, tmp_path: Path) -> None:
     assert statuses == {fleet.sshd.url: "pass", fleet.tcp_url: "pass"}
     s = open_store(store)
     assert sorted(r.host for r in s.latest()) == ["box-b", "box-c"]
+    s.close()
+
+
+def test_privileged_container_shows_in_drift_and_a_host_going_down(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Runs last in this module: it kills daemon b."""
+    import signal
+
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.engine.lab import build_busybox_image
+
+    store = str(tmp_path / "drift.sqlite")
+    hosts = (fleet.a.url, fleet.tcp_url, fleet.sshd.url)
+    extra = ("--section", "container", "--host-timeout", "20", "--retries", "0")
+    audit(fleet, store, *hosts, extra=extra)
+    client = connect(resolve_endpoint(fleet.a.url))
+    try:
+        image = build_busybox_image(client, "dockward-lab/busybox:1.0")
+        client.create_container(
+            image,
+            ["sleep", "1"],
+            name="dwfleet-privileged",
+            host_config=client.create_host_config(privileged=True),
+        )
+    finally:
+        client.close()
+    fleet.b.proc.send_signal(signal.SIGKILL)  # host b goes down
+    fleet.b.proc.wait(10)
+    receiver = Receiver()
+    try:
+        report = audit(fleet, store, *hosts, extra=(*extra, "--events", receiver.url))
+    finally:
+        receiver.close()
+    assert {r["host"] for r in report["results"] if r["rule_id"] == "DW-N001"} == {fleet.tcp_url}
+    events = {
+        (b["rule"], b["hostname"], b["output_fields"].get("dockward.rule_id"))
+        for b in receiver.bodies
+    }
+    assert ("Posture: new failure", fleet.a.url, "DW-C001") in events
+    assert ("Posture: host not audited", fleet.tcp_url, None) in events
+    assert not any(h == fleet.sshd.url for _, h, _ in events)
+    res = run_cli("report", "--diff", "--store", store, "--fail-on", "critical", "-f", "json")
+    assert res.code == 1, res.err
+    drift = {h["host"]: h for h in json.loads(res.out)["hosts"]}
+    new_on_a = {(f["rule_id"], f["target"]) for f in drift[fleet.a.url]["new"]}
+    assert ("DW-C001", "container dwfleet-privileged") in new_on_a
+    assert drift[fleet.sshd.url]["new"] == [] and drift[fleet.sshd.url]["note"] == ""
+    assert drift[fleet.tcp_url]["note"].startswith("latest run failed")
+    # the store still has b's earlier, good run
+    s = open_store(store)
+    assert [r.ok for r in s.runs(host=fleet.tcp_url)] == [True, False]
     s.close()

@@ -14,9 +14,11 @@ from dockward.cli.common import add_output_options, env_default, env_list, progr
 from dockward.cli.fleetopts import (
     add_fleet_options,
     add_record_options,
+    event_outputs,
     fleet_hosts,
     fleet_options,
     open_run_store,
+    send_posture_events,
 )
 
 if TYPE_CHECKING:
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     names = {h: h.name or endpoints[h].url for h in hosts}
     fleet = len(hosts) > 1
     say = progress_printer(sys.stderr.isatty())
+    events = event_outputs(args)
     store = open_run_store(args)  # a bad --store is a usage error before any work
 
     def once() -> Report:
@@ -139,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
                         ruleset,
                         error=outcome.error,
                     )
+        if store is not None and batch is not None:
+            send_posture_events(store, "audit", batch.run_ids, events)
         if say:
             sys.stderr.write("\r\033[K")
         if not fleet and errors:

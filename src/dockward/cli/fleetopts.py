@@ -81,6 +81,16 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
 def add_record_options(p: argparse.ArgumentParser) -> None:
     add_store_options(p)
     p.add_argument(
+        "--events",
+        action="append",
+        default=None,
+        metavar="OUTPUT",
+        help="send new failures, fixes and unreachable hosts (against each host's previous run) "
+        "as events to a monitor output: syslog+tcp://HOST:PORT, https://webhook, "
+        "elasticsearch+http://HOST:PORT/INDEX, splunk+https://HOST:PORT, file:PATH (repeatable) "
+        "[DOCKWARD_EVENTS, comma-separated]",
+    )
+    p.add_argument(
         "--no-store",
         action="store_true",
         default=env_default("NO_STORE") == "1",
@@ -138,6 +148,30 @@ def open_run_store(args: argparse.Namespace) -> Store | None:
         return None
 
 
+def event_outputs(args: argparse.Namespace) -> list[str]:
+    from dockward.store.events import check_outputs
+
+    specs = list(args.events or env_list("EVENTS"))
+    if specs and args.no_store:
+        raise UsageError("--events compares with the stored previous run: not with --no-store")
+    check_outputs(specs)
+    return specs
+
+
+def send_posture_events(
+    store: Store, command: str, run_ids: dict[str, int], specs: list[str]
+) -> None:
+    """Events for the hosts of the run just recorded; a failing output is a warning."""
+    from dockward.store.drift import fleet_drift
+    from dockward.store.events import posture_alerts, send_events
+
+    if not specs:
+        return
+    drifts = [d for d in fleet_drift(store, command) if run_ids.get(d.host) == d.current.id]
+    for warning in send_events(specs, posture_alerts(drifts)):
+        sys.stderr.write(f"dockward: warning: {warning}\n")
+
+
 def open_read_store(args: argparse.Namespace) -> Store:
     from dockward.store import open_store
 
@@ -148,8 +182,10 @@ __all__ = [
     "add_fleet_options",
     "add_record_options",
     "add_store_options",
+    "event_outputs",
     "fleet_hosts",
     "fleet_options",
     "open_read_store",
     "open_run_store",
+    "send_posture_events",
 ]

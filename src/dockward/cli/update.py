@@ -29,6 +29,7 @@ from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Severity, Status
 from dockward.notify.gotemplate import Template
+from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
 from dockward.service import Health, MetricsServer
 from dockward.update import (
@@ -65,7 +66,6 @@ from dockward.update.notify import (
     render_template,
     to_note,
 )
-from dockward.update.registry import is_loopback_host
 from dockward.update.report import build_report
 from dockward.update.schedule import Schedule
 
