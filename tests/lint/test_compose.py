@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from dockward import specs
 from dockward.errors import InputError
 from dockward.lint import ComposeProject, load_compose
 from dockward.lint.containers import lint_compose_service
 from dockward.lint.interpolate import interpolate, parse_env_file
-from dockward.model import ContainerSpec, Mount, PortBinding, Status
+from dockward.model import Mount, PortBinding, Status
 from dockward.rules import default_rules
 
 CORPUS = Path(__file__).parent / "corpus" / "compose"
@@ -141,7 +142,7 @@ def test_named_volume_with_bind_device_is_a_bind(tmp_path: Path) -> None:
 
 
 def test_from_compose_service_classmethod() -> None:
-    spec = ContainerSpec.from_compose_service(
+    spec = specs.from_compose_service(
         "api", {"image": "a:1", "cap_drop": ["ALL"], "read_only": True, "user": 1000}
     )
     assert spec.cap_drop == ("ALL",) and spec.read_only_rootfs and spec.user == "1000"

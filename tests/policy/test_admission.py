@@ -9,8 +9,8 @@ import pytest
 
 from dockward.model.finding import Severity, Status
 from dockward.policy.admission import ImageGate, judge_request, refusals
-from dockward.policy.gojson import loads
 from dockward.policy.model import parse_policy
+from dockward.specs.gojson import loads
 
 BODIES = Path(__file__).parent / "fixtures" / "create-bodies"
 

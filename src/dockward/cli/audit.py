@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.rules import default_rules
+    from dockward.scan.records import attach_scan_records
 
     config = load_config(args.config)
     if config.fail_on and args.fail_on == "low" and not env_default("FAIL_ON"):
@@ -84,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         endpoint = resolve_endpoint(host, args.context)
         client = connect(endpoint, timeout=args.timeout)
         try:
-            snapshots.append(collect_snapshot(client, endpoint, say))
+            snapshots.append(
+                collect_snapshot(client, endpoint, say, scan_records=attach_scan_records)
+            )
         finally:
             client.close()
     if say:

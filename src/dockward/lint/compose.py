@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockward.errors import InputError
-from dockward.lint.compose_service import kv_pairs, service_to_spec
 from dockward.lint.interpolate import interpolate_tree, parse_env_file
 from dockward.lint.source import read_text
 from dockward.lint.yamlpos import Pos, PosDoc, load_yaml
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location
+from dockward.specs.compose import service_to_spec
+from dockward.specs.values import kv_pairs
 
 MAX_EXTENDS_DEPTH = 10
 MAX_INCLUDE_DEPTH = 10

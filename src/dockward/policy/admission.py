@@ -18,7 +18,13 @@ from dockward.model.container import ContainerSpec, Mount, normalise_capability
 from dockward.model.finding import Result, Status
 from dockward.policy import checks
 from dockward.policy.cosign import SignatureError, load_public_key, verify_image
-from dockward.policy.create_body import (
+from dockward.policy.imageref import ImageRef, ReferenceError_, parse_image_ref
+from dockward.policy.model import Admission, ImagePolicy
+from dockward.policy.registry import RegistryClient
+from dockward.policy.vulns import NoScanDB, VulnerabilitySource
+from dockward.rules.container import rules as container_rules
+from dockward.rules.registry import Context, run_check
+from dockward.specs.bodies import (
     container_from_create_body,
     container_from_exec_body,
     container_from_service_body,
@@ -27,13 +33,7 @@ from dockward.policy.create_body import (
     unmodelled_grants,
     update_grants,
 )
-from dockward.policy.gojson import BodyError, obj
-from dockward.policy.imageref import ImageRef, ReferenceError_, parse_image_ref
-from dockward.policy.model import Admission, ImagePolicy
-from dockward.policy.registry import RegistryClient
-from dockward.policy.vulns import NoScanDB, VulnerabilitySource
-from dockward.rules.container import rules as container_rules
-from dockward.rules.registry import Context, run_check
+from dockward.specs.gojson import BodyError, obj
 
 # Rules that judge what an update body can change; the others judge absent fields as unsafe.
 UPDATE_RULES = frozenset({"DW-C016", "DW-C019", "DW-C020", "DW-C024"})

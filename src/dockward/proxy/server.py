@@ -22,7 +22,6 @@ import h11
 
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
-from dockward.policy.gojson import BodyError, loads
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import FramingError, check_head, head_length
@@ -37,6 +36,7 @@ from dockward.proxy.upstream import (
     request_head,
 )
 from dockward.proxy.upstream import MAX_HEAD as MAX_RESPONSE_HEAD
+from dockward.specs.gojson import BodyError, loads
 
 READ_SIZE = 256 * 1024
 DISCARD_LIMIT = 256 * 1024 * 1024  # of a refused body, read and dropped before answering

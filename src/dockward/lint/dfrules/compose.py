@@ -31,7 +31,7 @@ def _ex(bad: str, good: str = "") -> tuple[ComposeService, ComposeService]:
 
 
 def _build_args(service: ComposeService) -> dict[str, str | None]:
-    from dockward.lint.compose_service import kv_pairs
+    from dockward.specs.values import kv_pairs
 
     build: Any = service.config.get("build")
     if not isinstance(build, dict):
@@ -94,7 +94,7 @@ def no_volumes_from(service: ComposeService) -> Outcome:
 def oom_kill_enabled(service: ComposeService) -> Outcome:
     """With the OOM killer disabled, a container that runs out of memory hangs instead of being
     killed, and without a memory limit it can take the host down."""
-    from dockward.lint.compose_service import as_bool
+    from dockward.specs.values import as_bool
 
     if as_bool(service.config.get("oom_kill_disable", False), "oom_kill_disable"):
         return Fail("oom_kill_disable: true", location=service.location_of("oom_kill_disable"))
@@ -132,7 +132,7 @@ _PROTECTED_NAMES = (
 def no_host_redirects(service: ComposeService) -> Outcome:
     """Pinning a registry, a package index or the metadata service to another address in
     /etc/hosts redirects downloads or credentials."""
-    from dockward.lint.compose_service import kv_pairs
+    from dockward.specs.values import kv_pairs
 
     hosts = kv_pairs(service.config.get("extra_hosts"), "extra_hosts", ":")
     bad = []

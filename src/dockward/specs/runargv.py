@@ -14,15 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from dockward.errors import InputError
-from dockward.lint.compose_service import (
-    as_bool,
-    as_int,
-    parse_bytes,
-    parse_device,
-    parse_restart,
-    parse_short_port,
-    parse_short_volume,
-)
 from dockward.model.container import (
     ContainerSpec,
     Healthcheck,
@@ -32,6 +23,15 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Location
+from dockward.specs.values import (
+    as_bool,
+    as_int,
+    parse_bytes,
+    parse_device,
+    parse_restart,
+    parse_short_port,
+    parse_short_volume,
+)
 
 VALUE_FLAGS = frozenset(
     [
