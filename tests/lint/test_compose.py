@@ -186,12 +186,14 @@ def test_compose_only_rules_with_locations(tmp_path: Path) -> None:
         "    extra_hosts: {db: 10.0.0.2}\n"
     )
     results, _ = lint_compose([str(f)], LintOptions(env={}))
+    moved = {"DW-K001", "DW-C037", "DW-C038", "DW-C039"}
     fails = sorted(
         (r.rule.id, r.location.line, r.location.column)
         for r in results
-        if r.rule.kind == "compose" and r.status is Status.FAIL and r.location
+        if r.rule.id in moved and r.status is Status.FAIL and r.location
     )
-    assert fails == [("DW-K001", 4, 5), ("DW-K002", 8, 5), ("DW-K003", 6, 5), ("DW-K004", 7, 5)]
+    # volumes_from, oom_kill_disable and extra_hosts are container rules now (every input).
+    assert fails == [("DW-C037", 8, 5), ("DW-C038", 6, 5), ("DW-C039", 7, 5), ("DW-K001", 4, 5)]
 
 
 def test_built_services_inherit_user_and_healthcheck_from_their_dockerfile(tmp_path: Path) -> None:

@@ -19,108 +19,12 @@ from dockward.lint.yamlpos import Pos, PosDoc, load_yaml
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location
 from dockward.specs.compose import service_to_spec
+from dockward.specs.tables import COMPOSE_KEYS
 from dockward.specs.values import kv_pairs
 
 MAX_EXTENDS_DEPTH = 10
 MAX_INCLUDE_DEPTH = 10
 
-# Service keys of the Compose Specification; anything else (but `x-*`) is a typo worth a warning.
-SERVICE_KEYS = frozenset(
-    [
-        "annotations",
-        "attach",
-        "blkio_config",
-        "build",
-        "cap_add",
-        "cap_drop",
-        "cgroup",
-        "cgroup_parent",
-        "command",
-        "configs",
-        "container_name",
-        "cpu_count",
-        "cpu_percent",
-        "cpu_period",
-        "cpu_quota",
-        "cpu_rt_period",
-        "cpu_rt_runtime",
-        "cpu_shares",
-        "cpus",
-        "cpuset",
-        "credential_spec",
-        "depends_on",
-        "deploy",
-        "develop",
-        "device_cgroup_rules",
-        "devices",
-        "dns",
-        "dns_opt",
-        "dns_search",
-        "domainname",
-        "driver_opts",
-        "entrypoint",
-        "env_file",
-        "environment",
-        "expose",
-        "extends",
-        "external_links",
-        "extra_hosts",
-        "gpus",
-        "group_add",
-        "healthcheck",
-        "hostname",
-        "image",
-        "init",
-        "ipc",
-        "isolation",
-        "labels",
-        "label_file",
-        "links",
-        "logging",
-        "mac_address",
-        "mem_limit",
-        "mem_reservation",
-        "mem_swappiness",
-        "memswap_limit",
-        "models",
-        "network_mode",
-        "networks",
-        "oom_kill_disable",
-        "oom_score_adj",
-        "pid",
-        "pids_limit",
-        "platform",
-        "ports",
-        "post_start",
-        "pre_stop",
-        "privileged",
-        "profiles",
-        "provider",
-        "pull_policy",
-        "read_only",
-        "restart",
-        "runtime",
-        "scale",
-        "secrets",
-        "security_opt",
-        "shm_size",
-        "stdin_open",
-        "stop_grace_period",
-        "stop_signal",
-        "storage_opt",
-        "sysctls",
-        "tmpfs",
-        "tty",
-        "ulimits",
-        "use_api_socket",
-        "user",
-        "userns_mode",
-        "uts",
-        "volumes",
-        "volumes_from",
-        "working_dir",
-    ]
-)
 _MAP_OR_LIST = ("environment", "labels", "sysctls", "extra_hosts", "annotations")
 _OVERRIDE = ("command", "entrypoint")
 
@@ -388,7 +292,7 @@ def load_compose(
             inactive.append(sname)
             continue
         for key, loc in svc.keys.items():
-            if key not in SERVICE_KEYS and not key.startswith("x-"):
+            if key not in COMPOSE_KEYS and not key.startswith("x-"):
                 loader.warnings.append(
                     f"{loc.path}:{loc.line}:{loc.column}: unknown key {key!r} in service {sname}"
                 )

@@ -22,7 +22,7 @@ RULE_KEYS: dict[str, tuple[str, ...]] = {
     "DW-C005": ("security_opt", "privileged"),
     "DW-C006": ("security_opt",),
     "DW-C007": ("volumes", "secrets"),
-    "DW-C008": ("volumes",),
+    "DW-C008": ("use_api_socket", "volumes"),
     "DW-C010": ("ports",),
     "DW-C011": ("network_mode",),
     "DW-C012": ("mem_limit", "deploy"),
@@ -48,6 +48,12 @@ RULE_KEYS: dict[str, tuple[str, ...]] = {
     "DW-C032": ("image",),
     "DW-C033": ("cgroup",),
     "DW-C034": ("sysctls",),
+    "DW-C037": ("volumes_from",),
+    "DW-C038": ("oom_kill_disable", "oom_score_adj"),
+    "DW-C039": ("extra_hosts",),
+    "DW-C040": ("gpus", "deploy"),
+    "DW-C041": ("runtime",),
+    "DW-C042": ("security_opt",),
 }
 
 Locator = Callable[[str], Location | None]

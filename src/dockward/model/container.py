@@ -174,6 +174,13 @@ class ContainerSpec:
     device_cgroup_rules: tuple[str, ...] = ()
     ports: tuple[PortBinding, ...] = ()
     publish_all: bool = False
+    extra_hosts: tuple[str, ...] = ()  # "name:address" lines added to /etc/hosts
+    volumes_from: tuple[str, ...] = ()  # containers whose mounts this one inherits
+    oom_kill_disable: bool = False
+    oom_score_adj: int = 0
+    device_requests: tuple[str, ...] = ()  # `--gpus`/DeviceRequests, "driver=..,count=.."
+    runtime: str = ""  # "" = the daemon's default runtime
+    unmasked_paths: bool = False  # /proc and /sys unmasked (`systempaths=unconfined`)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     healthcheck: Healthcheck | None = None  # None: inherited from the image (unknown here)
     health_status: str | None = None  # runtime: starting, healthy, unhealthy

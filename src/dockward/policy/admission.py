@@ -31,12 +31,11 @@ from dockward.specs.bodies import (
     container_from_update_body,
     driver_bind_source,
     unmodelled_grants,
-    update_grants,
 )
 from dockward.specs.gojson import BodyError, obj
 
 # Rules that judge what an update body can change; the others judge absent fields as unsafe.
-UPDATE_RULES = frozenset({"DW-C016", "DW-C019", "DW-C020", "DW-C024"})
+UPDATE_RULES = frozenset({"DW-C016", "DW-C019", "DW-C020", "DW-C024", "DW-C040"})
 # Body-judged routes and what they carry.
 BODY_ROUTES = frozenset(
     {
@@ -237,7 +236,7 @@ def judge_request(
             case "containers.update":
                 spec = container_from_update_body(obj(body, "body"))
                 ids = tuple(r for r in adm.deny if r in UPDATE_RULES)
-                return judge_container(spec, adm, target, rule_ids=ids, grants=update_grants(body))
+                return judge_container(spec, adm, target, rule_ids=ids)
             case "exec.create":
                 spec = container_from_exec_body(obj(body, "body"))
                 return judge_container(spec, adm, target, rule_ids=adm.exec_deny)

@@ -73,6 +73,10 @@ DEFAULT_DENY: tuple[str, ...] = (
     "DW-C028",
     "DW-C033",
     "DW-C034",
+    "DW-C037",
+    "DW-C040",
+    "DW-C041",
+    "DW-C042",
 )
 DEFAULT_MAX_BODY = 1024 * 1024
 
@@ -96,7 +100,7 @@ class Admission:
     deny: tuple[str, ...] = DEFAULT_DENY  # container rule ids whose failure refuses
     capabilities: tuple[str, ...] | None = None  # cap_add allowlist (None: not checked)
     bind_paths: tuple[str, ...] | None = None  # bind sources allowed under (after realpath)
-    allow_unmodelled: bool = False  # VolumesFrom, DeviceRequests, runtimes, unmasked /proc
+    allow_unmodelled: bool = False  # HostConfig fields the model does not know
     exec_deny: tuple[str, ...] = ("DW-C001",)  # rules on exec bodies (privileged exec)
     build_network_host: bool = False
     images: ImagePolicy = field(default_factory=ImagePolicy)

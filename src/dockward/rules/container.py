@@ -5,6 +5,8 @@ CIS references are CIS Docker Benchmark v1.6.0 section 5 unless noted.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import posixpath
 import re
 from typing import Any
@@ -136,8 +138,16 @@ def _binds(spec: ContainerSpec) -> list[Mount]:
     return [m for m in spec.mounts if m.type == "bind"]
 
 
+# Where a container expects the engine's API: whatever is bound there is an engine socket
+# (`docker run --use-api-socket` binds the socket the CLI talks to, whatever its host path).
+ENGINE_SOCKET_TARGETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
 def engine_socket_mount(mount: Mount) -> bool:
-    """Does this host path expose an engine socket (the socket itself or a directory holding it)?"""
+    """Does this bind expose an engine socket (the socket itself or a directory holding it, or
+    anything bound where the container looks for the engine's socket)?"""
+    if mount.type == "bind" and _norm(mount.target) in ENGINE_SOCKET_TARGETS:
+        return True
     src = _norm(mount.source)
     if src.endswith((".sock", "docker.sock")) and any(
         x in posixpath.basename(src) for x in ("docker", "containerd", "podman", "crio")
@@ -907,6 +917,172 @@ def no_root_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
     bad = [_exec_line(e) for e in execs if e.as_root]
     if bad:
         return Fail(f"exec as root: {'; '.join(bad)}", {"execs": bad})
+    return Pass()
+
+
+@rules.rule(
+    "DW-C037",
+    "No volumes_from",
+    severity=LOW,
+    kind="container",
+    references=("formerly DW-K002 (compose only)",),
+    remediation="Declare the volumes the container needs instead of inheriting every mount of "
+    "another container (`--volumes-from`, compose `volumes_from`, HostConfig.VolumesFrom).",
+    examples=lambda: _ex(volumes_from=("other",)),
+)
+def no_volumes_from(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """Inheriting the mounts of another container takes all of them, including an engine
+    socket or host directories added there later, and none of them is visible here."""
+    if spec.volumes_from:
+        return Fail(
+            f"inherits the mounts of {', '.join(spec.volumes_from)}",
+            {"volumes_from": list(spec.volumes_from)},
+        )
+    return Pass()
+
+
+@rules.rule(
+    "DW-C038",
+    "OOM killer not disabled",
+    severity=MED,
+    kind="container",
+    references=("formerly DW-K003 (compose only)",),
+    remediation="Remove `--oom-kill-disable`/`oom_kill_disable: true` and an OOM score "
+    "adjustment of -1000; set a memory limit instead.",
+    examples=lambda: _ex(oom_kill_disable=True),
+)
+def oom_killer_kept(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """With the OOM killer disabled (or the score at -1000, which is the same), a container that
+    runs out of memory hangs instead of being killed, and the kernel kills host processes
+    instead: without a memory limit it can take the host down."""
+    if spec.oom_kill_disable:
+        return Fail("the OOM killer is disabled", {"memory": spec.memory})
+    if spec.oom_score_adj <= -1000:
+        return Fail(f"OOM score adjusted to {spec.oom_score_adj}: never killed")
+    return Pass()
+
+
+_PROTECTED_NAMES = (
+    "docker.io",
+    "registry-1.docker.io",
+    "auth.docker.io",
+    "ghcr.io",
+    "quay.io",
+    "gcr.io",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "registry.npmjs.org",
+    "deb.debian.org",
+    "security.debian.org",
+    "archive.ubuntu.com",
+    "dl-cdn.alpinelinux.org",
+    "metadata.google.internal",
+    "metadata",
+)
+_METADATA_ADDRESS = "169.254.169.254"
+
+
+def _redirect(line: str) -> str | None:
+    name, _, addr = line.partition(":")
+    host = name.strip().lower()
+    target = addr.strip().strip("[]")
+    metadata = False
+    with contextlib.suppress(ValueError):
+        metadata = ipaddress.ip_address(target) == ipaddress.ip_address(_METADATA_ADDRESS)
+    protected = host in _PROTECTED_NAMES or host.endswith(tuple("." + n for n in _PROTECTED_NAMES))
+    return f"{name.strip()}->{target}" if protected or metadata else None
+
+
+@rules.rule(
+    "DW-C039",
+    "No extra hosts redirecting registries or cloud metadata",
+    severity=MED,
+    kind="container",
+    references=("formerly DW-K004 (compose only)",),
+    remediation="Remove `--add-host`/`extra_hosts` entries for registries, package mirrors and "
+    "metadata endpoints; configure mirrors explicitly.",
+    examples=lambda: _ex(extra_hosts=("registry-1.docker.io:10.0.0.5",)),
+)
+def no_host_redirects(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """Pinning a registry, a package index or the metadata service to another address in
+    /etc/hosts redirects downloads or credentials."""
+    bad = [r for r in map(_redirect, spec.extra_hosts) if r]
+    if bad:
+        return Fail(f"extra hosts redirect {', '.join(bad)}", {"extra_hosts": bad})
+    return Pass()
+
+
+@rules.rule(
+    "DW-C040",
+    "No device requests (GPUs)",
+    severity=MED,
+    kind="container",
+    remediation="Remove `--gpus`/`gpus:`/device reservations, or allow the workload "
+    "explicitly (a dedicated host, a policy that leaves this rule out of `deny`).",
+    examples=lambda: _ex(device_requests=("driver=,count=all,capabilities=gpu",)),
+)
+def no_device_requests(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """A device request makes the runtime hook inject host devices and the driver's host
+    libraries and binaries into the container (the NVIDIA container toolkit runs as root on
+    the host for it): device access that no device list shows."""
+    if spec.device_requests:
+        return Fail(
+            f"device requests: {'; '.join(spec.device_requests)}",
+            {"device_requests": list(spec.device_requests)},
+        )
+    return Pass()
+
+
+# runc under its names, and runtimes that add isolation (gVisor, Kata, crun, youki).
+KNOWN_RUNTIMES = frozenset(
+    {
+        "",
+        "runc",
+        "io.containerd.runc.v1",
+        "io.containerd.runc.v2",
+        "crun",
+        "youki",
+        "runsc",
+        "io.containerd.runsc.v1",
+        "kata",
+        "kata-runtime",
+        "io.containerd.kata.v2",
+    }
+)
+
+
+@rules.rule(
+    "DW-C041",
+    "Known OCI runtime",
+    severity=MED,
+    kind="container",
+    remediation="Run with the daemon's default runtime (runc) or a known sandbox (runsc, kata); "
+    "remove `--runtime`/`runtime:` otherwise.",
+    examples=lambda: _ex(runtime="custom-runtime"),
+)
+def known_runtime(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """A runtime registered with the daemon decides how the container is isolated; one this
+    rule does not know may apply none of the settings the other rules judge."""
+    if spec.runtime not in KNOWN_RUNTIMES:
+        return Fail(f"runtime {spec.runtime!r}", {"runtime": spec.runtime})
+    return Pass(spec.runtime or "default runtime")
+
+
+@rules.rule(
+    "DW-C042",
+    "/proc and /sys stay masked",
+    severity=HIGH,
+    kind="container",
+    remediation="Remove `--security-opt systempaths=unconfined` (or the empty MaskedPaths and "
+    "ReadonlyPaths of an API request).",
+    examples=lambda: _ex(unmasked_paths=True),
+)
+def system_paths_masked(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """The runtime masks parts of /proc (kcore, keys, timer_list, ...) and makes /proc/sys,
+    /proc/sysrq-trigger and friends read-only; unmasked, a container reads kernel memory
+    layout and writes kernel settings that are not namespaced."""
+    if spec.unmasked_paths:
+        return Fail("/proc and /sys are not masked (systempaths=unconfined)")
     return Pass()
 
 

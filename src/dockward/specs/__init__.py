@@ -22,7 +22,7 @@ from dockward.specs.bodies import (
 from dockward.specs.bodies import (
     container_from_update_body as from_update_body,
 )
-from dockward.specs.bodies import unmodelled_grants, update_grants
+from dockward.specs.bodies import unmodelled_grants
 from dockward.specs.compose import service_to_spec as from_compose_service
 from dockward.specs.gojson import BodyError, loads
 from dockward.specs.inspect import from_inspect
@@ -43,5 +43,4 @@ __all__ = [
     "from_update_body",
     "loads",
     "unmodelled_grants",
-    "update_grants",
 ]

@@ -1,8 +1,8 @@
 """Engine API request bodies (`POST /containers/create`, update, exec, services) -> ContainerSpec.
 
-The proxy judges these with the same container rules `audit` runs on inspect documents. What the
-model has no field for, but grants host access (VolumesFrom, DeviceRequests, runtimes, unmasked
-/proc, unknown fields), is reported by `unmodelled_grants` so the policy can refuse it.
+The proxy judges these with the same container rules `audit` runs on inspect documents. A
+HostConfig field the model does not know is reported by `unmodelled_grants`, so the policy can
+refuse what it cannot judge.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dockward.specs.hostconfig import (
     PROPAGATIONS,
     STRICT,
     config_fields,
+    device_requests,
     devices,
     host_config_fields,
     port_bindings,
@@ -116,7 +117,6 @@ HOST_CONFIG_FIELDS = frozenset(
         "Init",
     ]
 )
-_SAFE_RUNTIMES = ("", "runc", "io.containerd.runc.v2")
 
 
 def _bind_from_string(spec: str) -> Mount:
@@ -186,23 +186,14 @@ def container_from_create_body(body: Mapping[str, Any], name: str = "") -> Conta
 
 
 def unmodelled_grants(body: Mapping[str, Any]) -> list[str]:
-    """Host access a create body asks for that ContainerSpec cannot express."""
+    """HostConfig fields the model does not know (a newer API than 1.41, or a typo the daemon
+    would still honour): set ones cannot be judged, so the policy refuses them."""
     hc = obj(obj(body, "body").field("HostConfig"), "HostConfig")
-    found: list[str] = []
-    for key, value in hc.items():
-        if key.casefold() not in HOST_CONFIG_FIELDS and not is_zero(value):
-            found.append(f"unknown HostConfig field {key}")
-    if strings(hc.field("VolumesFrom"), "VolumesFrom"):
-        found.append("VolumesFrom (mounts of another container)")
-    if arr(hc.field("DeviceRequests"), "DeviceRequests"):
-        found.append("DeviceRequests (GPUs and other devices)")
-    if text(hc.field("Runtime"), "Runtime") not in _SAFE_RUNTIMES:
-        found.append(f"runtime {hc.field('Runtime')!r}")
-    for key in ("MaskedPaths", "ReadonlyPaths"):
-        value = hc.field(key)
-        if isinstance(value, list) and not value:
-            found.append(f"empty {key} (unmasks /proc and /sys)")
-    return found
+    return [
+        f"unknown HostConfig field {key}"
+        for key, value in hc.items()
+        if key.casefold() not in HOST_CONFIG_FIELDS and not is_zero(value)
+    ]
 
 
 def container_from_update_body(body: Mapping[str, Any]) -> ContainerSpec:
@@ -214,13 +205,9 @@ def container_from_update_body(body: Mapping[str, Any]) -> ContainerSpec:
         device_cgroup_rules=tuple(strings(b.field("DeviceCgroupRules"), "DeviceCgroupRules")),
         ulimits=ulimits(b.field("Ulimits"), STRICT),
         restart=restart_policy(b.field("RestartPolicy"), STRICT),
+        device_requests=device_requests(b.field("DeviceRequests"), STRICT),
         origin="update",
     )
-
-
-def update_grants(body: Mapping[str, Any]) -> list[str]:
-    b = obj(body, "body")
-    return ["DeviceRequests (GPUs and other devices)"] if arr(b.field("DeviceRequests"), "") else []
 
 
 def container_from_exec_body(body: Mapping[str, Any]) -> ContainerSpec:

@@ -19,6 +19,7 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Location
+from dockward.specs.tables import API_SOCKET
 from dockward.specs.values import (
     as_bool,
     as_int,
@@ -32,6 +33,7 @@ from dockward.specs.values import (
     parse_short_port,
     parse_short_volume,
     port_range,
+    unmasks_system_paths,
 )
 
 
@@ -156,6 +158,54 @@ def _nano_cpus(value: Any, what: str) -> int:
         raise InputError(f"{what}: invalid cpus {value!r}") from None
 
 
+def _device_request(item: Any, what: str) -> str:
+    if not isinstance(item, dict):
+        raise InputError(f"{what}: expected a mapping")
+    count = str(item.get("count", "all" if "device_ids" not in item else 0))
+    caps = ",".join(str(c) for c in as_list(item.get("capabilities"), what)) or "gpu"
+    parts = [f"driver={item.get('driver') or ''}", f"count={count}"]
+    ids = [str(i) for i in as_list(item.get("device_ids"), what)]
+    if ids:
+        parts.append("device=" + ",".join(ids))
+    parts.append(f"capabilities={caps}")
+    return ",".join(parts)
+
+
+def _device_requests(
+    service: Mapping[str, Any], deploy: Mapping[str, Any], what: str
+) -> tuple[str, ...]:
+    """`gpus:` (all, or device requests) and `deploy.resources.reservations.devices`."""
+    out: list[str] = []
+    gpus = service.get("gpus")
+    if gpus == "all":
+        out.append("driver=,count=all,capabilities=gpu")
+    else:
+        out += [_device_request(g, f"{what}.gpus") for g in as_list(gpus, f"{what}.gpus")]
+    resources = deploy.get("resources")
+    reservations = resources.get("reservations") if isinstance(resources, dict) else None
+    if isinstance(reservations, dict):
+        where = f"{what}.deploy.resources.reservations.devices"
+        out += [_device_request(d, where) for d in as_list(reservations.get("devices"), where)]
+    return tuple(out)
+
+
+def _extra_hosts(value: Any, what: str) -> tuple[str, ...]:
+    """`extra_hosts`: `name:address`/`name=address` lines or a mapping (a name may map to a
+    list of addresses) -> `name:address` lines."""
+    if isinstance(value, dict):
+        return tuple(
+            f"{name}:{addr}"
+            for name, addrs in value.items()
+            for addr in (addrs if isinstance(addrs, list) else [addrs])
+        )
+    out = []
+    for item in as_list(value, what):
+        text = str(item)
+        name, eq, addr = text.partition("=")
+        out.append(f"{name}:{addr}" if eq else text)
+    return tuple(out)
+
+
 def service_to_spec(
     name: str,
     service: Mapping[str, Any],
@@ -187,6 +237,9 @@ def service_to_spec(
         target, _, opts = str(item).partition(":")
         mounts.append(Mount("tmpfs", "", target, "ro" in opts.split(",")))
     mounts += _secret_mounts(service.get("secrets"), secrets or {}, project_dir, f"{what}.secrets")
+    if as_bool(service.get("use_api_socket", False), f"{what}.use_api_socket"):
+        mounts.append(Mount("bind", API_SOCKET, API_SOCKET))
+    security_opts = [str(o) for o in as_list(service.get("security_opt"), f"{what}.security_opt")]
     env: dict[str, str | None] = dict(env_files or {})
     env.update(kv_pairs(service.get("environment"), f"{what}.environment"))
     memory = parse_bytes(service.get("mem_limit"), f"{what}.mem_limit") or parse_bytes(
@@ -214,9 +267,8 @@ def service_to_spec(
         userns_mode=str(service.get("userns_mode") or ""),
         cgroupns_mode=str(service.get("cgroup") or ""),
         cgroup_parent=str(service.get("cgroup_parent") or ""),
-        security=SecurityOptions.parse(
-            [str(o) for o in as_list(service.get("security_opt"), f"{what}.security_opt")]
-        ),
+        security=SecurityOptions.parse(security_opts),
+        unmasked_paths=unmasks_system_paths(security_opts),
         read_only_rootfs=as_bool(service.get("read_only", False), f"{what}.read_only"),
         memory=memory,
         memory_swap=parse_bytes(service.get("memswap_limit"), f"{what}.memswap_limit"),
@@ -232,6 +284,16 @@ def service_to_spec(
             for r in as_list(service.get("device_cgroup_rules"), f"{what}.device_cgroup_rules")
         ),
         ports=_ports(service.get("ports"), f"{what}.ports"),
+        extra_hosts=_extra_hosts(service.get("extra_hosts"), f"{what}.extra_hosts"),
+        volumes_from=tuple(
+            str(v) for v in as_list(service.get("volumes_from"), f"{what}.volumes_from")
+        ),
+        oom_kill_disable=as_bool(
+            service.get("oom_kill_disable", False), f"{what}.oom_kill_disable"
+        ),
+        oom_score_adj=as_int(service.get("oom_score_adj") or 0, f"{what}.oom_score_adj"),
+        device_requests=_device_requests(service, deploy, what),
+        runtime=str(service.get("runtime") or ""),
         restart=_restart(service, deploy, f"{what}.restart"),
         healthcheck=_healthcheck(service.get("healthcheck"), f"{what}.healthcheck"),
         env=tuple(k if v is None else f"{k}={v}" for k, v in env.items()),

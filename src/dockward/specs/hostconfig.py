@@ -205,6 +205,13 @@ def host_config_fields(hc: GoObject | Fields, r: Reader) -> dict[str, Any]:
         "devices": devices(hc.field("Devices"), r),
         "device_cgroup_rules": tuple(r.strings(hc.field("DeviceCgroupRules"), "DeviceCgroupRules")),
         "publish_all": r.boolean(hc.field("PublishAllPorts"), "PublishAllPorts"),
+        "extra_hosts": tuple(r.strings(hc.field("ExtraHosts"), "ExtraHosts")),
+        "volumes_from": tuple(r.strings(hc.field("VolumesFrom"), "VolumesFrom")),
+        "oom_kill_disable": r.boolean(hc.field("OomKillDisable"), "OomKillDisable"),
+        "oom_score_adj": r.integer(hc.field("OomScoreAdj"), "OomScoreAdj"),
+        "device_requests": device_requests(hc.field("DeviceRequests"), r),
+        "runtime": r.text(hc.field("Runtime"), "Runtime"),
+        "unmasked_paths": unmasked_paths(hc),
         "restart": restart_policy(hc.field("RestartPolicy"), r),
         "sysctls": r.mapping(hc.field("Sysctls"), "Sysctls"),
     }

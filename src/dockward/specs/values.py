@@ -3,10 +3,11 @@ volumes, devices, restart policies."""
 
 from __future__ import annotations
 
+import csv
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dockward.errors import InputError
@@ -222,3 +223,40 @@ def parse_port_key(key: str) -> tuple[int, str]:
         return int(port.split("-")[0]), (proto or "tcp")
     except ValueError:
         return 0, proto or "tcp"
+
+
+def unmasks_system_paths(security_opts: Sequence[str]) -> bool:
+    """`--security-opt systempaths=unconfined`: the Docker CLI sends empty MaskedPaths and
+    ReadonlyPaths, so /proc and /sys are not masked."""
+    for opt in security_opts:
+        key, sep, value = str(opt).partition("=")
+        if not sep:
+            key, sep, value = str(opt).partition(":")
+        if key.strip().lower() == "systempaths" and value.strip().lower() == "unconfined":
+            return True
+    return False
+
+
+def parse_gpus(text: str) -> str:
+    """`--gpus all|N|device=0,2|count=2,driver=nvidia,capabilities=...` -> the form of
+    `dockward.specs.hostconfig.device_requests` (driver, count, devices, capabilities)."""
+    value = text.strip()
+    if value == "all":
+        return "driver=,count=all,capabilities=gpu"
+    if value.isdigit():
+        return f"driver=,count={value},capabilities=gpu"
+    try:
+        fields = next(csv.reader([value]))
+    except (csv.Error, StopIteration):
+        raise InputError(f"--gpus: invalid value {text!r}") from None
+    kv: dict[str, str] = {}
+    for f in fields:
+        key, eq, val = f.partition("=")
+        if not eq:
+            raise InputError(f"--gpus: invalid value {text!r}")
+        kv[key.strip().lower()] = val
+    parts = [f"driver={kv.get('driver', '')}", f"count={kv.get('count', '0')}"]
+    if kv.get("device"):
+        parts.append(f"device={kv['device']}")
+    parts.append(f"capabilities={kv.get('capabilities', 'gpu')}")
+    return ",".join(parts)
