@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(docker.io busybox-static docker-registry rsyslog rsyslog-openssl apparmor iproute2 chromium
           python3-venv skopeo umoci haproxy ca-certificates gcc libc6-dev golang-go python3-yaml
-          python3-six)
+          python3-six postgresql openssh-server prometheus mmdebstrap docker-compose systemd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

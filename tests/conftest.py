@@ -31,13 +31,16 @@ def kill_after(proc: subprocess.Popen[Any], seconds: float) -> threading.Timer:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The caches dockward keeps beside its default DB (scans, layers) go to a directory of this
     run, not the user's ~/.cache; CLI subprocesses inherit it."""
-    old = os.environ.get("XDG_CACHE_HOME")
+    olds = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "XDG_DATA_HOME")}
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    # The result store's default SQLite file lives in the data directory.
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
     yield
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+    for key, old in olds.items():
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
 
 
 @dataclass
@@ -90,6 +93,16 @@ def lab_image(docker_api: Any) -> str:
 
     build_busybox_image(docker_api, LAB_IMAGE)
     return LAB_IMAGE
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A private PostgreSQL cluster (unix socket in a temporary directory) for store tests."""
+    from tests.store.pg import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -104,6 +104,10 @@ LAB_CONTAINERS: tuple[LabContainer, ...] = (
             {"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}
         ],
     ),
+    # A cgroup rule granting every SCSI disk (read, write, mknod) without any --device.
+    _bad("diskrule", "DW-C019", DeviceCgroupRules=["b 8:* rwm"]),
+    # /dev/null by number only: a harmless grant (passes DW-C019, fails nothing else).
+    _bad("nullrule", "", DeviceCgroupRules=["c 1:3 rwm"]),
     _bad("ulimit", "DW-C020", Ulimits=[{"Name": "nofile", "Soft": -1, "Hard": -1}]),
     _bad(
         "rshared",

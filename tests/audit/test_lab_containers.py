@@ -64,6 +64,11 @@ def test_hardened_container_passes(lab_results: dict[str, dict[str, set[str]]], 
     assert lab_results[f"container {LAB}-good"][rule] == {"pass"}
 
 
+def test_harmless_device_cgroup_rule_passes(lab_results: dict[str, dict[str, set[str]]]) -> None:
+    assert lab_results[f"container {LAB}-nullrule"]["DW-C019"] == {"pass"}
+    assert lab_results[f"container {LAB}-diskrule"]["DW-C019"] == {"fail"}
+
+
 def test_every_container_rule_has_a_bad_lab_container() -> None:
     assert set(CONTAINER_RULES) <= {lab.rule for lab in LAB_CONTAINERS}
 

@@ -238,3 +238,49 @@ def test_pre_commit_hook_file_pattern() -> None:
         assert pattern.search(name), name
     for name in ("README.md", "compose.yaml.bak", "src/app.py"):
         assert not pattern.search(name), name
+
+
+def test_discovery_of_the_names_people_use(tmp_path: Path) -> None:
+    df = "FROM registry.example/base:1.2.3\nUSER 1000\n"
+    compose = "services:\n  web:\n    image: registry.example/app:1\n    privileged: true\n"
+    for name in (
+        "Dockerfile",
+        "api.dockerfile",
+        "web.Dockerfile",
+        "Dockerfile.prod",
+        "Dockerfile-dev",
+        "Containerfile",
+        "Containerfile.arm64",
+        "sub/worker.containerfile",
+    ):
+        _write(tmp_path, name, df)
+    _write(tmp_path, "Dockerfile.md", "# notes\n")
+    _write(tmp_path, "docker-compose.override.yml", compose)
+    _write(tmp_path, "deploy/stack.yaml", compose)
+    _write(tmp_path, "deploy/values.yaml", "replicas: 2\nservices_enabled: true\n")
+    r = run_cli("lint", "--list-files", str(tmp_path))
+    assert r.code == 0, r.err
+    listed = {
+        line.split("\t")[0].removeprefix(str(tmp_path) + "/"): line.split("\t")[1]
+        for line in r.out.splitlines()
+    }
+    assert listed == {
+        "Containerfile": "dockerfile",
+        "Containerfile.arm64": "dockerfile",
+        "Dockerfile": "dockerfile",
+        "Dockerfile-dev": "dockerfile",
+        "Dockerfile.prod": "dockerfile",
+        "api.dockerfile": "dockerfile",
+        "web.Dockerfile": "dockerfile",
+        "sub/worker.containerfile": "dockerfile",
+        "docker-compose.override.yml": "compose",
+    }
+    r = run_cli("lint", "--list-files", "--any-yaml", str(tmp_path))
+    assert f"{tmp_path}/deploy/stack.yaml\tcompose" in r.out.splitlines()
+    assert "values.yaml" not in r.out
+    # --any-yaml lints what it found: the privileged service in deploy/stack.yaml fails.
+    r = run_cli("lint", "-f", "json", "--any-yaml", str(tmp_path / "deploy"))
+    assert r.code == 1, r.err
+    assert {x["rule_id"] for x in _results(r.out)} >= {"DW-C001"}
+    r = run_cli("lint", "-f", "json", str(tmp_path / "deploy"))
+    assert not any(x["rule_id"] == "DW-C001" for x in _results(r.out))

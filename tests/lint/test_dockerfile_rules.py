@@ -207,6 +207,13 @@ CASES = [
         H + "RUN chmod 755 /a && chmod u+w,g-w /b\n",
     ),
     (
+        "DW-B034",
+        H + "RUN chmod -R 1777 /a && chmod 0777 /b && chmod o+w,+t /c/\n",
+        [(2, 5), (2, 25)],
+        H + "RUN mkdir -p /a /b /c && chmod 1777 /a && chmod 777 /b && chmod +t /b "
+        "&& chmod a+rwxt /c\n",
+    ),
+    (
         "DW-B035",
         H + "RUN echo 'root:x' | chpasswd && passwd -d app\n",
         [(2, 21), (2, 33)],

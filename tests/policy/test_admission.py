@@ -51,6 +51,13 @@ def test_default_deny_list_passes_hardened_and_refuses_privileged() -> None:
     assert "DW-C001" in refused_ids("containers.create", recorded("privileged"), {})
 
 
+def test_device_cgroup_rules_by_what_they_grant() -> None:
+    # Recorded `docker create --device-cgroup-rule ...` bodies.
+    deny = {"deny": ["devices"]}
+    assert refused_ids("containers.create", recorded("device-cgroup-disks"), deny) == {"DW-C019"}
+    assert refused_ids("containers.create", recorded("device-cgroup-null"), deny) == set()
+
+
 def test_capability_allowlist() -> None:
     adm = {"deny": [], "capabilities": ["NET_BIND_SERVICE"]}
     assert refused_ids("containers.create", recorded("caps"), adm) == {"DW-P002"}

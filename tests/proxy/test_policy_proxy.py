@@ -87,10 +87,14 @@ def test_run_allowed_and_refused(
         "DW-C019": ["--device", "/dev/null:/dev/xnull"],
         "DW-P002": ["--cap-add", "SYS_TIME"],
     }
-    for rule, flags in cases.items():
+    # A device cgroup rule is judged by what it grants: every SCSI disk is refused.
+    disks = ["--device-cgroup-rule", "b 8:* rwm"]
+    for rule, flags in [*cases.items(), ("DW-C019", disks)]:
         out = docker(proxy, "run", "-d", *LABEL, *flags, lab_image, "true")
         assert out.returncode != 0, rule
         assert "refused by dockward policy" in out.stderr and rule in out.stderr, out.stderr
+    null = docker(proxy, "create", *LABEL, "--device-cgroup-rule", "c 1:3 rwm", lab_image, "true")
+    assert null.returncode == 0, null.stderr
     denials = [d for d in proxy.decisions() if d.get("decision") == "deny"]
     assert {d["route"] for d in denials} == {"containers.create"}
     assert all(d["client"]["uid"] == 0 and d["client_name"] == "root" for d in denials)

@@ -45,7 +45,9 @@ def _call(path: str, token: str | None = TOKEN, method: str = "POST") -> request
 
 
 def _metric(text: str, name: str) -> int:
-    return int(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+    return int(
+        float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+    )
 
 
 def test_update_runs_on_request_for_the_images_asked(

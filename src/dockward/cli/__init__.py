@@ -33,6 +33,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "update",
     "rules",
     "report",
+    "health",
 )
 
 

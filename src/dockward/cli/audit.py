@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockward.cli.common import add_output_options, emit, env_default, env_list, progress_printer
+from dockward.cli._service import add_schedule_options, run_maybe_scheduled
+from dockward.cli.common import add_output_options, env_default, env_list, progress_printer
+
+if TYPE_CHECKING:
+    from dockward.model.finding import Report
 
 
 def register(sub: Any) -> None:
@@ -58,6 +62,7 @@ def register(sub: Any) -> None:
         help="API timeout in seconds [DOCKWARD_TIMEOUT]",
     )
     add_output_options(p)
+    add_schedule_options(p, "audit")
     p.set_defaults(run=run)
 
 
@@ -78,19 +83,22 @@ def run(args: argparse.Namespace) -> int:
         skips=tuple(args.skip or env_list("SKIP")),
     )
     select(default_rules(), selection)  # an unknown --check is a usage error before any work
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     say = progress_printer(sys.stderr.isatty())
-    snapshots = []
-    for host in hosts:
-        endpoint = resolve_endpoint(host, args.context)
-        client = connect(endpoint, timeout=args.timeout)
-        try:
-            snapshots.append(
-                collect_snapshot(client, endpoint, say, scan_records=attach_scan_records)
-            )
-        finally:
-            client.close()
-    if say:
-        sys.stderr.write("\r\033[K")
-    report = build_report(snapshots, selection, config, started=started)
-    return emit(report, args)
+
+    def once() -> Report:
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        snapshots = []
+        for host in hosts:
+            endpoint = resolve_endpoint(host, args.context)
+            client = connect(endpoint, timeout=args.timeout)
+            try:
+                snapshots.append(
+                    collect_snapshot(client, endpoint, say, scan_records=attach_scan_records)
+                )
+            finally:
+                client.close()
+        if say:
+            sys.stderr.write("\r\033[K")
+        return build_report(snapshots, selection, config, started=started)
+
+    return run_maybe_scheduled(args, "audit", once)

@@ -16,7 +16,7 @@ from dockward.cli.common import (
 )
 from dockward.config import load_config
 from dockward.errors import ConfigError, UsageError
-from dockward.lint.engine import LintOptions, lint
+from dockward.lint.engine import LintOptions, discover, lint
 from dockward.lint.source import MAX_FILE_BYTES, decode_text
 from dockward.model.finding import Status
 
@@ -27,8 +27,9 @@ def register(sub: Any) -> None:
         help="lint Dockerfiles, compose files and docker run lines",
         description="Lint Dockerfiles (DW-B rules) and compose services / docker run lines (the "
         "audit's container rules, DW-C), reporting file:line:column. Directories are searched "
-        "for Dockerfile, *.Dockerfile, Dockerfile.*, Containerfile, compose.y*ml and "
-        "docker-compose*.y*ml. Suppress with `# dockward ignore=ID` on the line or the line "
+        "for Dockerfile, *.dockerfile, Dockerfile.*, Dockerfile-*, Containerfile*, "
+        "*.containerfile (any case), compose.y*ml and docker-compose*.y*ml (with --any-yaml also "
+        "YAML files with a top-level `services:`). Suppress with `# dockward ignore=ID` on the line or the line "
         "above, `# dockward ignore-file=ID` for a file, or [lint] ignore in dockward.toml.",
         epilog="Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it (or a file "
         "that could not be parsed), 2 bad usage or input, 3 internal error.",
@@ -66,6 +67,20 @@ def register(sub: Any) -> None:
         default=env_default("LINT_MERGE") == "1",
         help="merge all given compose files into one project, like `docker compose -f a -f b` "
         "[DOCKWARD_LINT_MERGE=1]",
+    )
+    p.add_argument(
+        "--any-yaml",
+        action="store_true",
+        default=env_default("LINT_ANY_YAML") == "1",
+        help="in directories, also lint YAML files with a top-level `services:` key as compose "
+        "files [DOCKWARD_LINT_ANY_YAML=1]",
+    )
+    p.add_argument(
+        "--list-files",
+        action="store_true",
+        default=env_default("LINT_LIST_FILES") == "1",
+        help="print the files that would be linted (PATH<TAB>KIND) and exit "
+        "[DOCKWARD_LINT_LIST_FILES=1]",
     )
     p.add_argument(
         "--ignore",
@@ -124,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to lint: give PATH..., --stdin or --run")
     if args.max_size <= 0:
         raise UsageError("--max-size must be positive")
+    if args.list_files:
+        for path, kind in discover(args.paths, args.any_yaml):
+            sys.stdout.write(f"{path}\t{kind}\n")
+        return 0
     profiles = args.profile or env_list("PROFILE") or None
     options = LintOptions(
         profiles=tuple(profiles) if profiles is not None else None,
@@ -136,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         + _str_list(section.get("ignore"), f"{config.path}: [lint] ignore"),
         waivers=config.waivers,
         merge_compose=args.merge,
+        any_yaml=args.any_yaml,
         show_passed=args.show_passed,
     )
     stdin = None

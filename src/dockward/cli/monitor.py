@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Any
 
+from dockward.cli._service import add_metrics_option
 from dockward.cli.common import env_default, env_list
 from dockward.errors import UsageError
 
@@ -49,8 +50,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--min-priority",
-        default=env_default("MONITOR_MIN_PRIORITY", "debug"),
-        help="load only rules of this priority or worse (emergency..debug) "
+        default=env_default("MONITOR_MIN_PRIORITY", "notice"),
+        help="load only rules of this priority or worse (emergency..debug; default notice: "
+        "informational audit events such as a plain docker exec need `informational`) "
         "[DOCKWARD_MONITOR_MIN_PRIORITY]",
     )
     p.add_argument(
@@ -195,6 +197,7 @@ def register(sub: Any) -> None:
         help="also write every (enriched) event as JSON lines, for replay "
         "[DOCKWARD_MONITOR_RECORD]",
     )
+    add_metrics_option(run_p)
     run_p.set_defaults(run=run)
 
     rp = ms.add_parser("replay", help="judge a recorded event file and send alerts to the outputs")
@@ -299,13 +302,32 @@ def run(args: argparse.Namespace) -> int:
         timer.daemon = True
         timer.start()
 
-    def ready(_monitor: Any) -> None:
+    servers: list[Any] = []
+
+    def ready(monitor: Any) -> None:
+        if args.metrics_listen:
+            from prometheus_client import CollectorRegistry
+
+            from dockward.monitor.metrics import MonitorCollector, monitor_health
+            from dockward.service import Health, MetricsServer
+
+            registry = CollectorRegistry(auto_describe=True)
+            registry.register(MonitorCollector(monitor))
+            health = Health()
+            monitor_health(health, monitor, client)
+            servers.append(MetricsServer(args.metrics_listen, registry, health).start())
         sys.stderr.write(f"dockward: monitor running (pid {os.getpid()})\n")
         sys.stderr.flush()
 
+    if args.metrics_listen:
+        from dockward.service import parse_metrics_listen
+
+        parse_metrics_listen(args.metrics_listen)  # a bad address fails before any source opens
     try:
         summary = run_live(cfg, client, stop, ready, warn=lambda w: _warn([w]))
     finally:
+        for server in servers:
+            server.close()
         if timer is not None:
             timer.cancel()
         if client is not None:

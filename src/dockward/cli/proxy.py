@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
+from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_OK, env_default, env_list
 from dockward.errors import UsageError
 from dockward.proxy import ROUTES
@@ -69,6 +72,7 @@ def register(sub: Any) -> None:
         default=env_default("PROXY_WORKERS", "auto"),
         help="processes serving the sockets; auto: one per CPU, at most 8 [DOCKWARD_PROXY_WORKERS]",
     )
+    add_metrics_option(p)
     p.add_argument("--check", action="store_true", help="validate the configuration and exit")
     p.add_argument("--routes", action="store_true", help="list the API route names and exit")
     p.set_defaults(run=run)
@@ -110,5 +114,22 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward proxy: listening on {url}\n")
         sys.stderr.flush()
 
-    run_proxy(cfg, ready)
+    if not args.metrics_listen:
+        run_proxy(cfg, ready)
+        return EXIT_OK
+    # Workers are forked: each counts into its own file here, the parent's /metrics sums them.
+    # Set before prometheus_client is first imported (it picks its value store at import).
+    metrics_dir = tempfile.mkdtemp(prefix="dockward-proxy-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        from dockward.service.proxy import start_proxy_metrics
+
+        unix = [u.removeprefix("unix://") for u in listen if u.startswith("unix://")]
+        server = start_proxy_metrics(args.metrics_listen, cfg.upstream, unix)
+        try:
+            run_proxy(cfg, ready)
+        finally:
+            server.close()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK

@@ -24,19 +24,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from dockward.rules import default_rules
+    from dockward.rules import all_rules
 
     entries = [
-        e for e in default_rules() if not getattr(args, "kind", None) or e.rule.kind == args.kind
+        e for e in all_rules() if not getattr(args, "kind", None) or e.rule.kind == args.kind
     ]
     fmt = getattr(args, "format", None) or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
         sys.stdout.write(json.dumps([e.rule.to_dict() for e in entries], indent=2) + "\n")
         return 0
     table = Table(title=f"{len(entries)} rules")
-    for col in ("id", "kind", "severity", "CIS", "title"):
+    for col in ("id", "kind", "severity", "CIS", "title", "aliases / groups"):
         table.add_column(col)
     for e in entries:
-        table.add_row(e.rule.id, e.rule.kind, e.rule.severity.label, e.rule.cis, e.rule.title)
+        r = e.rule
+        words = " ".join((*r.aliases, *(f"@{g}" for g in r.groups)))
+        table.add_row(r.id, r.kind, r.severity.label, r.cis, r.title, words)
     Console(width=140).print(table)
     return 0

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from dockward.cli._service import add_schedule_options, run_maybe_scheduled
 from dockward.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -138,6 +139,7 @@ def register(sub: Any) -> None:
         help="do not record the result in the scan cache beside the DB [DOCKWARD_NO_SCAN_CACHE=1]",
     )
     add_output_options(p, default_fail_on="high")
+    add_schedule_options(p, "scan")
     p.set_defaults(run=run)
 
 
@@ -177,17 +179,21 @@ def run(args: argparse.Namespace) -> int:
         docker_host=args.host,
         layer_cache=None if args.no_layer_cache else "",
     )
-    with progress_status(sys.stderr.isatty()) as say:
-        result = scan_image(
-            ref,
-            args.db,
-            options,
-            progress=say,
-            cache=None
-            if args.no_cache
-            else ScanCache(None if not args.db else _cache_beside(args.db)),
-        )
-    return emit_scan(result.report, args)
+
+    def once() -> Report:
+        with progress_status(sys.stderr.isatty()) as say:
+            result = scan_image(
+                ref,
+                args.db,
+                options,
+                progress=say,
+                cache=None
+                if args.no_cache
+                else ScanCache(None if not args.db else _cache_beside(args.db)),
+            )
+        return result.report
+
+    return run_maybe_scheduled(args, "scan", once, emit_scan)
 
 
 def _cache_beside(db: str) -> str:

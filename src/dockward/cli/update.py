@@ -20,12 +20,15 @@ from typing import Any
 
 import docker.errors
 import requests
+from prometheus_client import CollectorRegistry
 
+from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Severity, Status
 from dockward.rules import default_rules
+from dockward.service import Health, MetricsServer
 from dockward.update import (
     ContainerRulesGate,
     CredentialStore,
@@ -43,6 +46,8 @@ from dockward.update import (
     scan_gate,
 )
 from dockward.update.api import (
+    Metrics,
+    MetricsCollector,
     Trigger,
     UpdateAPI,
     answer,
@@ -299,6 +304,7 @@ def register(sub: Any) -> None:
         help="print each step to stderr [DOCKWARD_UPDATE_PROGRESS=1]",
     )
     add_output_options(p, default_fail_on="high")
+    add_metrics_option(p)
     p.set_defaults(run=run)
 
 
@@ -364,6 +370,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be >= 1 and --cycles >= 0")
     if args.once and args.http_api_update:
         raise UsageError("--once excludes --http-api-update")
+    metrics = Metrics()
+    prom = CollectorRegistry(auto_describe=True)
+    prom.register(MetricsCollector(metrics))
     api: UpdateAPI | None = None
     if args.http_api_update or args.http_api_metrics:
         api = UpdateAPI(
@@ -371,6 +380,8 @@ def run(args: argparse.Namespace) -> int:
             args.http_api_token,
             update=args.http_api_update,
             metrics=args.http_api_metrics,
+            shared=metrics,
+            registry=prom,
         )
     # Polling: always without the update endpoint; with it, only when asked (as Watchtower).
     polling = not args.http_api_update or args.http_api_periodic_polls
@@ -420,6 +431,13 @@ def run(args: argparse.Namespace) -> int:
     long_running = api is not None or not schedule.once
     if long_running:
         _install_stop_handlers(stop)
+    server: MetricsServer | None = None
+    if args.metrics_listen and long_running:
+        health = Health()
+        health.add("engine", _engine_alive(client))
+        if api is not None:
+            health.add_thread("http_api", api.thread)
+        server = MetricsServer(args.metrics_listen, prom, health).start()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
@@ -457,12 +475,14 @@ def run(args: argparse.Namespace) -> int:
                 if setup_warnings and not cycles:
                     cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
                 cycles.append(cycle)
+                metrics.record(cycle)
                 if api is not None:
-                    api.record(cycle)
                     answer(batch, summary(cycle))
                 if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
+        if server is not None:
+            server.close()
         if api is not None:
             api.close()
         client.close()
@@ -474,6 +494,17 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        try:
+            client.ping()
+        except Exception as exc:
+            return False, f"{type(exc).__name__}"
+        return True, "ping ok"
+
+    return check
 
 
 def _wait_next(

@@ -27,24 +27,15 @@ from dockward.harden.subids import check_remap
 from dockward.model.finding import Status
 from dockward.model.host import HostSnapshot
 from dockward.rules.daemon import rules as daemon_rules
+from dockward.rules.groups import members
 from dockward.rules.registry import run_check
 from dockward.util.fs import atomic_write
 
 MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_NOFILE = (65536, 65536)
 ROTATION = {"max-size": "10m", "max-file": "3"}
-# Rules whose fix is not a daemon.json key dockward may set for you: removing them changes what
-# the user chose on purpose (registries, cgroup parent, experimental, TLS material).
-MANUAL_RULES = (
-    "DW-D004",
-    "DW-D005",
-    "DW-D006",
-    "DW-D007",
-    "DW-D010",
-    "DW-D011",
-    "DW-D012",
-    "DW-D018",
-)
+# Rules whose fix is not a daemon.json key dockward may set for you (declared on the rule).
+MANUAL_RULES = members((e.rule for e in daemon_rules), "manual-fix")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ class LintOptions:
     ignore: tuple[str, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     merge_compose: bool = False
+    any_yaml: bool = False
 
     def rules(self, with_container: bool = True) -> tuple[RuleEntry, ...]:
         if self.entries:
@@ -88,14 +90,22 @@ class _Out:
     files: int = 0
 
 
+# Names next to a Dockerfile that are about it, not one (Dockerfile.md, Dockerfile.dockerignore).
+_NOT_DOCKERFILE = (".md", ".txt", ".rst", ".html", ".dockerignore", ".swp")
+_TOP_LEVEL_SERVICES = re.compile(rb"^services[ \t]*:", re.MULTILINE)
+YAML_SNIFF_BYTES = 1 << 20
+
+
 def kind_of(path: str) -> str | None:
-    """`dockerfile`, `compose` or None, from the file name as the issue lists them."""
+    """`dockerfile`, `compose` or None, from the file name: Dockerfile, Containerfile,
+    *.dockerfile, *.containerfile (any case), Dockerfile.*, Dockerfile-*, Containerfile*,
+    compose.y*ml, compose.*.y*ml, docker-compose*.y*ml."""
     name = os.path.basename(path)
     low = name.lower()
     if low in ("dockerfile", "containerfile") or low.endswith((".dockerfile", ".containerfile")):
         return "dockerfile"
-    if low.startswith(("dockerfile.", "containerfile.")):
-        return "dockerfile"
+    if low.startswith(("dockerfile.", "dockerfile-", "dockerfile_", "containerfile")):
+        return None if low.endswith(_NOT_DOCKERFILE) else "dockerfile"
     if fnmatch.fnmatch(low, "compose.y*ml") or fnmatch.fnmatch(low, "compose.*.y*ml"):
         return "compose"
     if fnmatch.fnmatch(low, "docker-compose*.y*ml"):
@@ -103,9 +113,22 @@ def kind_of(path: str) -> str | None:
     return None
 
 
-def discover(paths: Sequence[str]) -> list[tuple[str, str]]:
+def has_top_level_services(path: str) -> bool:
+    """Is `path` a YAML file with a top-level `services:` key (a compose file by content)?"""
+    if not path.lower().endswith((".yml", ".yaml")):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(YAML_SNIFF_BYTES)
+    except OSError:
+        return False
+    return _TOP_LEVEL_SERVICES.search(head) is not None
+
+
+def discover(paths: Sequence[str], any_yaml: bool = False) -> list[tuple[str, str]]:
     """(path, kind) for every lintable file under `paths`; explicit files are taken as given
-    (a `.yml` named on the command line is compose, anything else a Dockerfile)."""
+    (a `.yml` named on the command line is compose, anything else a Dockerfile). With
+    `any_yaml`, a directory's YAML files with a top-level `services:` are compose files too."""
     out: list[tuple[str, str]] = []
     for p in paths:
         if os.path.isdir(p):
@@ -113,8 +136,12 @@ def discover(paths: Sequence[str]) -> list[tuple[str, str]]:
                 dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
                 for f in sorted(files):
                     full = os.path.join(root, f)
+                    if os.path.islink(full):
+                        continue
                     k = kind_of(full)
-                    if k and not os.path.islink(full):
+                    if k is None and any_yaml and has_top_level_services(full):
+                        k = "compose"
+                    if k:
                         out.append((full, k))
                 if len(out) > MAX_FILES:
                     raise InputError(f"{p}: more than {MAX_FILES} files to lint")
@@ -306,7 +333,7 @@ def lint(
     opts = options or LintOptions()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out = _Out()
-    found = discover(paths)
+    found = discover(paths, opts.any_yaml)
     dockerfiles = [p for p, k in found if k == "dockerfile"]
     composes = [p for p, k in found if k == "compose"]
     for path in dockerfiles:

@@ -52,6 +52,8 @@ class Rule:
     cis_version: str = ""
     references: tuple[str, ...] = ()
     scored: bool = True
+    aliases: tuple[str, ...] = ()  # words a policy may use for this rule
+    groups: tuple[str, ...] = ()  # names declared in dockward.rules.groups
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,8 @@ class Rule:
             "remediation": self.remediation,
             "doc": self.doc,
             "references": list(self.references),
+            "aliases": list(self.aliases),
+            "groups": list(self.groups),
         }
 
 

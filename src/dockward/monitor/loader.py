@@ -80,11 +80,24 @@ class RuleDef:
     origin: Origin = field(default_factory=lambda: Origin("", 0))
 
 
+def group_lists() -> dict[str, tuple[str, ...]]:
+    """The built-in lists: for each group of container rules (`dockward.rules.groups`), the
+    Falco list `<group>_rules` (dashes as underscores) of its rules of medium severity or worse.
+    An alert (CRITICAL) for a low finding would be noise: host cgroupns (DW-C033, low) is every
+    container's default on cgroup v1 hosts. A rules file may redefine or append to them."""
+    from dockward.model.finding import Severity
+    from dockward.rules.container import rules as container_rules
+    from dockward.rules.groups import GROUPS, falco_list_name, members
+
+    rules = [e.rule for e in container_rules if e.rule.severity >= Severity.MEDIUM]
+    return {falco_list_name(g): members(rules, g) for g in GROUPS}
+
+
 @dataclass
 class RuleBook:
     """Everything loaded from the rule files, in load order, before compilation."""
 
-    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lists: dict[str, tuple[str, ...]] = field(default_factory=group_lists)
     macros: dict[str, str] = field(default_factory=dict)
     macro_origin: dict[str, Origin] = field(default_factory=dict)
     rules: dict[str, RuleDef] = field(default_factory=dict)

@@ -35,7 +35,8 @@ DEFAULT_SOURCES = ("docker", "audit", "file")
 class MonitorConfig:
     rules: Sequence[str] = ()
     no_default_rules: bool = False
-    min_priority: str = "debug"
+    # A plain `docker exec` is an informational audit event: below this, unless asked for.
+    min_priority: str = "notice"
     match_all: bool = True
     sources: Sequence[str] = DEFAULT_SOURCES
     audit_connect: bool = True
@@ -210,6 +211,7 @@ def run_live(
             sources.append(DockerSource(client))
         for path in cfg.falco_inputs:
             sources.append(FalcoJsonSource(path, monitor.submit))
+        monitor.sources = sources
         monitor.start()
         for s in sources:
             s.start(monitor.put, stop)

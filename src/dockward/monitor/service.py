@@ -35,6 +35,8 @@ class MonitorStats:
     alerts: int = 0
     suppressed: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
+    by_rule: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, priority)
+    lag_seconds: dict[str, float] = field(default_factory=dict)  # by source, last event
 
 
 class Monitor:
@@ -59,6 +61,7 @@ class Monitor:
         self.stats = MonitorStats()
         self.recorder = recorder
         self.on_container_start: list[Callable[[str], None]] = []
+        self.sources: list[Any] = []  # the live sources, for health and metrics
         self._drops_reported: dict[str, float] = {}
         self._parked: dict[str, list[Event]] = {}
         self._parked_since: dict[str, float] = {}
@@ -162,6 +165,9 @@ class Monitor:
         ev.setdefault("evt.num", self.stats.events)
         src = ev.get("evt.source", "syscall")
         self.stats.by_source[src] = self.stats.by_source.get(src, 0) + 1
+        when = ev.get("evt.time")
+        if isinstance(when, int) and "_cid" in ev:  # live events only, not replayed ones
+            self.stats.lag_seconds[src] = max(0.0, (time.time_ns() - when) / 1e9)
         self.enrich(ev)
         if self.recorder is not None:
             self.recorder.write(json.dumps(_public(ev), default=str, sort_keys=True) + "\n")
@@ -194,6 +200,8 @@ class Monitor:
         if suppressed:
             alert.output_fields["dockward.suppressed"] = suppressed
         self.stats.alerts += 1
+        key = (alert.rule, alert.priority.name.lower())
+        self.stats.by_rule[key] = self.stats.by_rule.get(key, 0) + 1
         self.dispatcher.submit(alert)
         return True
 
@@ -215,6 +223,10 @@ class Monitor:
     def start(self) -> None:
         self.dispatcher.start()
         self._thread.start()
+
+    @property
+    def detector(self) -> threading.Thread:
+        return self._thread
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Detect on every queued event, then flush the outputs (the rest is spooled)."""

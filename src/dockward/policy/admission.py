@@ -23,6 +23,7 @@ from dockward.policy.model import Admission, ImagePolicy
 from dockward.policy.registry import RegistryClient
 from dockward.policy.vulns import NoScanDB, VulnerabilitySource
 from dockward.rules.container import rules as container_rules
+from dockward.rules.groups import members
 from dockward.rules.registry import Context, run_check
 from dockward.specs.bodies import (
     container_from_create_body,
@@ -35,7 +36,9 @@ from dockward.specs.bodies import (
 from dockward.specs.gojson import BodyError, obj
 
 # Rules that judge what an update body can change; the others judge absent fields as unsafe.
-UPDATE_RULES = frozenset({"DW-C016", "DW-C019", "DW-C020", "DW-C024", "DW-C040"})
+# The rules a body can fail, declared on the rules as groups.
+UPDATE_RULES = frozenset(members((e.rule for e in container_rules), "update-body"))
+BIND_SOURCE_RULES = frozenset(members((e.rule for e in container_rules), "bind-source"))
 # Body-judged routes and what they carry.
 BODY_ROUTES = frozenset(
     {
@@ -249,7 +252,7 @@ def judge_request(
                 if src is None:
                     return []
                 spec = ContainerSpec(mounts=(Mount("bind", src, "/volume"),), origin="volume")
-                ids = tuple(r for r in adm.deny if r in ("DW-C007", "DW-C008"))
+                ids = tuple(r for r in adm.deny if r in BIND_SOURCE_RULES)
                 return judge_container(spec, adm, target, rule_ids=ids)
             case "images.create":
                 if _first(query, "fromSrc"):

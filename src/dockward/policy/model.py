@@ -20,64 +20,25 @@ from dockward.errors import ConfigError
 from dockward.model.finding import Severity
 from dockward.proxy.routes import ROUTE_NAMES
 from dockward.rules.container import rules as container_rules
+from dockward.rules.groups import GROUPS, members
 
-# One word per rule in a policy line; the rule ids themselves work too.
-RULE_ALIASES: dict[str, tuple[str, ...]] = {
-    "privileged": ("DW-C001",),
-    "added-capabilities": ("DW-C002",),
-    "dangerous-capabilities": ("DW-C003",),
-    "apparmor-unconfined": ("DW-C005",),
-    "selinux-disabled": ("DW-C006",),
-    "sensitive-mounts": ("DW-C007",),
-    "docker-socket": ("DW-C008",),
-    "privileged-ports": ("DW-C010",),
-    "host-network": ("DW-C011",),
-    "no-memory-limit": ("DW-C012",),
-    "no-cpu-limit": ("DW-C013",),
-    "writable-rootfs": ("DW-C014",),
-    "ports-all-interfaces": ("DW-C015",),
-    "unbounded-restart": ("DW-C016",),
-    "host-pid": ("DW-C017",),
-    "host-ipc": ("DW-C018",),
-    "devices": ("DW-C019",),
-    "unlimited-ulimits": ("DW-C020",),
-    "shared-propagation": ("DW-C021",),
-    "host-uts": ("DW-C022",),
-    "seccomp-unconfined": ("DW-C023",),
-    "cgroup-parent": ("DW-C024",),
-    "no-new-privileges-unset": ("DW-C025",),
-    "no-pids-limit": ("DW-C027",),
-    "host-userns": ("DW-C028",),
-    "secret-env": ("DW-C030",),
-    "root-user": ("DW-C031",),
-    "unpinned-image": ("DW-C032",),
-    "host-cgroupns": ("DW-C033",),
-    "host-sysctls": ("DW-C034",),
-    "host-namespaces": ("DW-C011", "DW-C017", "DW-C018", "DW-C022", "DW-C028", "DW-C033"),
-}
-# Refused unless the policy says otherwise: the one-line-each list of the issue.
-DEFAULT_DENY: tuple[str, ...] = (
-    "DW-C001",
-    "DW-C003",
-    "DW-C005",
-    "DW-C007",
-    "DW-C008",
-    "DW-C011",
-    "DW-C017",
-    "DW-C018",
-    "DW-C019",
-    "DW-C021",
-    "DW-C022",
-    "DW-C023",
-    "DW-C024",
-    "DW-C028",
-    "DW-C033",
-    "DW-C034",
-    "DW-C037",
-    "DW-C040",
-    "DW-C041",
-    "DW-C042",
-)
+
+# Words a policy line may use besides rule ids, all declared on the rules: each rule's aliases,
+# and each group's name and aliases (`dockward rules list --kind container`).
+def _words() -> dict[str, tuple[str, ...]]:
+    rules = [e.rule for e in container_rules]
+    out: dict[str, tuple[str, ...]] = {a: (r.id,) for r in rules for a in r.aliases}
+    for group in GROUPS.values():
+        ids = members(rules, group.name)
+        if ids:
+            out.update({w: ids for w in (group.name, *group.aliases)})
+    return out
+
+
+RULE_ALIASES: dict[str, tuple[str, ...]] = _words()
+# Refused unless the policy says otherwise: the rules declaring the group `default-deny`.
+DEFAULT_DENY: tuple[str, ...] = members((e.rule for e in container_rules), "default-deny")
+DEFAULT_EXEC_DENY: tuple[str, ...] = members((e.rule for e in container_rules), "exec-body")
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
@@ -101,7 +62,7 @@ class Admission:
     capabilities: tuple[str, ...] | None = None  # cap_add allowlist (None: not checked)
     bind_paths: tuple[str, ...] | None = None  # bind sources allowed under (after realpath)
     allow_unmodelled: bool = False  # HostConfig fields the model does not know
-    exec_deny: tuple[str, ...] = ("DW-C001",)  # rules on exec bodies (privileged exec)
+    exec_deny: tuple[str, ...] = DEFAULT_EXEC_DENY  # rules on exec bodies (privileged exec)
     build_network_host: bool = False
     images: ImagePolicy = field(default_factory=ImagePolicy)
 
@@ -270,7 +231,9 @@ def _admission(r: _Reader, value: Any, path: str, base: Path) -> Admission:
         bind_paths=bind_paths,
         allow_unmodelled=r.flag(m.get("allow_unmodelled"), f"{path}.allow_unmodelled"),
         exec_deny=(
-            _rule_ids(r, m["exec_deny"], f"{path}.exec_deny") if "exec_deny" in m else ("DW-C001",)
+            _rule_ids(r, m["exec_deny"], f"{path}.exec_deny")
+            if "exec_deny" in m
+            else DEFAULT_EXEC_DENY
         ),
         build_network_host=r.flag(m.get("build_network_host"), f"{path}.build_network_host"),
         images=_images(r, m.get("images"), f"{path}.images", base),

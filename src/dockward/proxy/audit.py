@@ -8,11 +8,22 @@ import logging
 import logging.handlers
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dockward.errors import ConfigError
 
 _LOGGER = "dockward.proxy.decisions"
+
+# Called with ("decision", fields) for every decision and (message, fields) for every event,
+# logged or not: the service metrics observe the proxy here (dockward.service.proxy).
+OBSERVERS: list[Callable[[str, dict[str, Any]], None]] = []
+
+
+def _observe(kind: str, fields: dict[str, Any]) -> None:
+    for observer in OBSERVERS:
+        with contextlib.suppress(Exception):  # counting must never break a request
+            observer(kind, fields)
 
 
 class DecisionLog:
@@ -69,12 +80,16 @@ class DecisionLog:
             self.logger.info(line)
 
     def record(self, **fields: Any) -> None:
+        if OBSERVERS:
+            _observe("decision", fields)
         if not self.enabled or (fields.get("decision") == "allow" and not self.allowed_too):
             return
         fields = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields}
         self._emit(json.dumps(fields, separators=(",", ":"), default=str))
 
     def event(self, message: str, **fields: Any) -> None:
+        if OBSERVERS:
+            _observe(message, fields)
         if self.enabled:
             ts = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self._emit(json.dumps({"ts": ts, "event": message, **fields}, default=str))

@@ -86,6 +86,8 @@ def _rule(d: dict[str, Any]) -> Rule:
         cis_version=str(d.get("cis_version", "")),
         references=tuple(d.get("references") or ()),
         scored=bool(d.get("scored", True)),
+        aliases=tuple(d.get("aliases") or ()),
+        groups=tuple(d.get("groups") or ()),
     )
 
 

@@ -24,6 +24,8 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Severity
+from dockward.rules.devices import excessive_grant
+from dockward.rules.hostpaths import sensitive_reason
 from dockward.rules.registry import Context, Fail, Info, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import secret_env_findings
 
@@ -90,28 +92,6 @@ DANGEROUS_CAPABILITIES: dict[str, str] = {
     "BLOCK_SUSPEND": "block host suspend",
 }
 
-# Host paths whose mount gives a container the host; matched on path components.
-SENSITIVE_TREES = (
-    "/boot",
-    "/dev",
-    "/proc",
-    "/sys",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/sudoers",
-    "/etc/sudoers.d",
-    "/etc/ssh",
-    "/etc/docker",
-    "/root",
-    "/home",
-    "/lib/modules",
-    "/usr/lib/modules",
-)
-# System directories that must not be mounted whole, nor written below.
-SYSTEM_DIRS = ("/", "/etc", "/lib", "/lib64", "/usr", "/bin", "/sbin", "/var", "/run", "/var/run")
-
 ENGINE_SOCKETS = (
     "/var/run/docker.sock",
     "/run/docker.sock",
@@ -161,6 +141,8 @@ def engine_socket_mount(mount: Mount) -> bool:
     "Container is not privileged",
     severity=CRIT,
     kind="container",
+    aliases=("privileged",),
+    groups=("default-deny", "exec-body"),
     cis="5.5",
     remediation="Remove `--privileged` (compose: `privileged: false`); add only the capabilities "
     "and devices the workload needs (`dockward profile caps`).",
@@ -179,6 +161,7 @@ def not_privileged(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No capabilities added beyond the default set",
     severity=MED,
     kind="container",
+    aliases=("added-capabilities",),
     cis="5.4",
     remediation="Remove `--cap-add` entries the workload does not need (compose: `cap_add`); "
     "start from `--cap-drop ALL` and add back single capabilities.",
@@ -203,6 +186,8 @@ def no_added_capabilities(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No dangerous capabilities",
     severity=HIGH,
     kind="container",
+    aliases=("dangerous-capabilities",),
+    groups=("default-deny",),
     cis="5.4",
     references=("docker-bench C.5.3.1-4",),
     remediation="Drop SYS_ADMIN, SYS_PTRACE, SYS_MODULE, DAC_READ_SEARCH, NET_ADMIN, BPF and "
@@ -224,6 +209,7 @@ def no_dangerous_capabilities(spec: ContainerSpec, ctx: Context) -> Outcome:
     "All capabilities dropped, needed ones added back",
     severity=LOW,
     kind="container",
+    aliases=("capabilities-not-dropped",),
     remediation="Add `--cap-drop ALL` (compose: `cap_drop: [ALL]`) and `--cap-add` only what "
     "`dockward profile caps` reports.",
     examples=lambda: _ex(cap_drop=()),
@@ -246,6 +232,8 @@ def capabilities_dropped(spec: ContainerSpec, ctx: Context) -> Outcome:
     "AppArmor profile applied",
     severity=HIGH,
     kind="container",
+    aliases=("apparmor-unconfined",),
+    groups=("default-deny",),
     cis="5.2",
     remediation="Remove `--security-opt apparmor=unconfined`; use docker-default or a profile "
     "from `dockward profile apparmor` (compose: `security_opt: [apparmor=NAME]`).",
@@ -275,6 +263,7 @@ def apparmor_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
     "SELinux confinement not disabled",
     severity=MED,
     kind="container",
+    aliases=("selinux-disabled",),
     cis="5.3",
     remediation="Remove `--security-opt label=disable`; with SELinux enabled on the daemon set "
     "`--security-opt label=type:...` as needed.",
@@ -298,6 +287,8 @@ def selinux_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No sensitive host directories mounted",
     severity=HIGH,
     kind="container",
+    aliases=("sensitive-mounts",),
+    groups=("sensitive-mount", "default-deny", "bind-source"),
     cis="5.6",
     remediation="Do not bind-mount /, /etc, /proc, /sys, /dev, /boot, /usr, /lib, "
     "/var/lib/docker, /root, /home or secrets like /etc/shadow; mount only the application's "
@@ -306,23 +297,24 @@ def selinux_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
 )
 def no_sensitive_mounts(spec: ContainerSpec, ctx: Context) -> Outcome:
     """A bind mount of a host system directory lets the container read secrets or rewrite the
-    host. Whole system directories fail even read-only; below them, writable mounts fail."""
+    host. Judged by what the path is (the lists are in dockward.rules.hostpaths): kernel
+    interfaces, engine state and host secrets fail even read-only, as do whole system directories
+    (/, /etc, /usr, /usr/bin, /var/lib, ...); below them, writable mounts of code and
+    configuration trees (/etc, /usr/bin, /usr/lib, /run, ...) fail. Application data below a
+    system directory (/usr/<vendor>/data, /var/lib/app) passes."""
     bad: list[str] = []
+    why: dict[str, str] = {}
     for m in _binds(spec):
         src = _norm(m.source)
-        mode = "ro" if m.read_only else "rw"
-        if (
-            any(_under(src, t) for t in SENSITIVE_TREES)
-            or src in SYSTEM_DIRS
-            or (
-                not m.read_only
-                and any(_under(src, d) for d in SYSTEM_DIRS[1:])
-                and not src.startswith(("/var/lib/", "/var/log/", "/var/cache/", "/run/user/"))
-            )
-        ):
-            bad.append(f"{src}:{m.target}:{mode}")
+        if reason := sensitive_reason(src, m.read_only):
+            item = f"{src}:{m.target}:{'ro' if m.read_only else 'rw'}"
+            bad.append(item)
+            why[item] = reason
     if bad:
-        return Fail(f"sensitive host paths mounted: {', '.join(bad)}", {"mounts": bad})
+        return Fail(
+            f"sensitive host paths mounted: {', '.join(f'{b} ({why[b]})' for b in bad)}",
+            {"mounts": bad},
+        )
     return Pass()
 
 
@@ -331,6 +323,8 @@ def no_sensitive_mounts(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Docker socket not mounted",
     severity=CRIT,
     kind="container",
+    aliases=("docker-socket",),
+    groups=("sensitive-mount", "default-deny", "bind-source"),
     cis="5.32",
     remediation="Remove the docker.sock (or /run, /var/run) mount; give tools that need the API "
     "`dockward proxy` with a policy instead of the raw socket.",
@@ -350,6 +344,7 @@ def no_engine_socket(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No SSH daemon inside the container",
     severity=MED,
     kind="container",
+    aliases=("ssh-daemon",),
     cis="5.7",
     remediation="Remove sshd from the image; use `docker exec` for access.",
     examples=lambda: _ex(processes=("app", "/usr/sbin/sshd -D")),
@@ -369,6 +364,7 @@ def no_sshd(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No privileged host ports",
     severity=LOW,
     kind="container",
+    aliases=("privileged-ports",),
     cis="5.8",
     remediation="Publish on a host port of 1024 or above (`-p 8080:80`) and put a reverse proxy "
     "in front for 80/443.",
@@ -395,6 +391,8 @@ def _host_ns(value: str) -> bool:
     "Host network namespace not shared",
     severity=HIGH,
     kind="container",
+    aliases=("host-network",),
+    groups=("host-namespace", "default-deny"),
     cis="5.10",
     remediation="Remove `--network host` (compose: `network_mode: host`); publish ports instead.",
     examples=lambda: _ex(network_mode="host"),
@@ -412,6 +410,7 @@ def no_host_network(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Memory limit set",
     severity=MED,
     kind="container",
+    aliases=("no-memory-limit",),
     cis="5.11",
     remediation="Set `--memory 512m` (compose: `mem_limit` or `deploy.resources.limits.memory`).",
     examples=lambda: _ex(memory=0),
@@ -429,6 +428,7 @@ def memory_limited(spec: ContainerSpec, ctx: Context) -> Outcome:
     "CPU limit or weight set",
     severity=LOW,
     kind="container",
+    aliases=("no-cpu-limit",),
     cis="5.12",
     remediation="Set `--cpus 1.5` or `--cpu-shares 512` (compose: `cpus`, `cpu_shares`).",
     examples=lambda: _ex(cpu_shares=0),
@@ -450,6 +450,7 @@ def cpu_limited(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Root filesystem read-only",
     severity=LOW,
     kind="container",
+    aliases=("writable-rootfs",),
     cis="5.13",
     remediation="Add `--read-only` (compose: `read_only: true`) and `--tmpfs` / volumes for the "
     "paths the workload writes.",
@@ -465,6 +466,7 @@ def read_only_rootfs(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Ports bound to a specific host interface",
     severity=MED,
     kind="container",
+    aliases=("ports-all-interfaces",),
     cis="5.14",
     remediation="Publish on one address: `-p 127.0.0.1:8080:80` (compose: "
     '`ports: ["127.0.0.1:8080:80"]`).',
@@ -492,6 +494,8 @@ def ports_bound_to_interface(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Restart policy bounded",
     severity=LOW,
     kind="container",
+    aliases=("unbounded-restart",),
+    groups=("update-body",),
     cis="5.15",
     remediation="Use `--restart on-failure:5` (compose: `restart: on-failure:5`).",
     examples=lambda: _ex(restart=RestartPolicy("on-failure", 0)),
@@ -512,6 +516,8 @@ def restart_bounded(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host PID namespace not shared",
     severity=HIGH,
     kind="container",
+    aliases=("host-pid",),
+    groups=("host-namespace", "default-deny"),
     cis="5.16",
     remediation="Remove `--pid host` (compose: `pid: host`).",
     examples=lambda: _ex(pid_mode="host"),
@@ -527,6 +533,8 @@ def no_host_pid(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host IPC namespace not shared",
     severity=HIGH,
     kind="container",
+    aliases=("host-ipc",),
+    groups=("host-namespace", "default-deny"),
     cis="5.17",
     remediation="Remove `--ipc host` (compose: `ipc: host`).",
     examples=lambda: _ex(ipc_mode="host"),
@@ -546,6 +554,8 @@ RAW_DEVICE = re.compile(
     "No host devices exposed",
     severity=MED,
     kind="container",
+    aliases=("devices",),
+    groups=("sensitive-mount", "default-deny", "update-body"),
     cis="5.18",
     remediation="Remove `--device` and permissive `--device-cgroup-rule` entries; if a device is "
     "needed, expose it read-only (`--device /dev/x:/dev/x:r`).",
@@ -553,20 +563,22 @@ RAW_DEVICE = re.compile(
 )
 def no_host_devices(spec: ContainerSpec, ctx: Context) -> Outcome:
     """A host device inside a container bypasses the filesystem: a disk device gives every file,
-    /dev/mem the kernel's memory."""
+    /dev/mem the kernel's memory. A device cgroup rule fails by what it grants: any access to all
+    devices, write or mknod on block devices, wildcard majors, and the memory, kernel-message and
+    raw-I/O character devices (c 1:1, 1:2, 1:4, 1:11, 162:*, 202:*, 10:231; the table is in
+    dockward.rules.devices)."""
     devs = [f"{d.host_path}:{d.container_path}:{d.permissions}" for d in spec.devices]
-    rules_ = [
-        r
-        for r in spec.device_cgroup_rules
-        # "TYPE MAJOR:MINOR PERMS": type `a` or a wildcard major opens whole device classes.
-        if r.split()[:1] == ["a"] or (r.split()[1:2] and r.split()[1].startswith("*"))
-    ]
+    grants = {r: why for r in spec.device_cgroup_rules if (why := excessive_grant(r))}
+    rules_ = list(grants)
     if devs or rules_:
         raw = [d.host_path for d in spec.devices if RAW_DEVICE.match(d.host_path)]
-        msg = f"host devices: {', '.join(devs + rules_)}"
+        parts = devs + [f"{r} ({why})" for r, why in grants.items()]
+        msg = f"host devices: {', '.join(parts)}"
         if raw:
             msg += f" (raw disk or memory: {', '.join(raw)})"
         return Fail(msg, {"devices": devs, "cgroup_rules": rules_})
+    if spec.device_cgroup_rules:
+        return Pass(evidence={"cgroup_rules": list(spec.device_cgroup_rules)})
     return Pass()
 
 
@@ -575,6 +587,8 @@ def no_host_devices(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No unlimited ulimits",
     severity=LOW,
     kind="container",
+    aliases=("unlimited-ulimits",),
+    groups=("update-body",),
     cis="5.19",
     remediation="Drop `--ulimit NAME=-1`; set finite limits, or inherit the daemon's default.",
     examples=lambda: _ex(ulimits=(Ulimit("nproc", -1, -1),)),
@@ -595,6 +609,8 @@ def ulimits_bounded(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Mount propagation not shared",
     severity=MED,
     kind="container",
+    aliases=("shared-propagation",),
+    groups=("default-deny",),
     cis="5.20",
     remediation="Remove `shared`/`rshared` propagation from the mount (use the default rprivate).",
     examples=lambda: _ex(mounts=(Mount("bind", "/srv/data", "/data", False, "rshared"),)),
@@ -612,6 +628,8 @@ def no_shared_propagation(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host UTS namespace not shared",
     severity=MED,
     kind="container",
+    aliases=("host-uts",),
+    groups=("host-namespace", "default-deny"),
     cis="5.21",
     remediation="Remove `--uts host` (compose: `uts: host`).",
     examples=lambda: _ex(uts_mode="host"),
@@ -626,6 +644,8 @@ def no_host_uts(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Seccomp not disabled",
     severity=HIGH,
     kind="container",
+    aliases=("seccomp-unconfined",),
+    groups=("default-deny",),
     cis="5.22",
     remediation="Remove `--security-opt seccomp=unconfined`; use the default profile or one from "
     "`dockward profile seccomp learn`.",
@@ -647,6 +667,8 @@ def seccomp_enabled(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Default cgroup parent used",
     severity=LOW,
     kind="container",
+    aliases=("cgroup-parent",),
+    groups=("default-deny", "update-body"),
     cis="5.25",
     remediation="Remove `--cgroup-parent` unless the cgroup is managed on purpose.",
     examples=lambda: _ex(cgroup_parent="/custom"),
@@ -663,6 +685,7 @@ def default_cgroup_parent(spec: ContainerSpec, ctx: Context) -> Outcome:
     "no-new-privileges set",
     severity=MED,
     kind="container",
+    aliases=("no-new-privileges-unset",),
     cis="5.26",
     remediation="Add `--security-opt no-new-privileges` (compose: `security_opt: "
     '[no-new-privileges:true]`) or set `"no-new-privileges": true` in daemon.json.',
@@ -686,6 +709,7 @@ def no_new_privileges(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Health checked",
     severity=LOW,
     kind="container",
+    aliases=("no-healthcheck",),
     cis="5.27",
     remediation="Add a HEALTHCHECK to the image or `--health-cmd` (compose: `healthcheck:`).",
     examples=lambda: _ex(healthcheck=Healthcheck(("NONE",)), health_status=None),
@@ -706,6 +730,7 @@ def health_checked(spec: ContainerSpec, ctx: Context) -> Outcome:
     "PIDs limit set",
     severity=MED,
     kind="container",
+    aliases=("no-pids-limit",),
     cis="5.29",
     remediation="Set `--pids-limit 200` (compose: `pids_limit: 200`).",
     examples=lambda: _ex(pids_limit=None),
@@ -722,6 +747,8 @@ def pids_limited(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host user namespace not shared",
     severity=MED,
     kind="container",
+    aliases=("host-userns",),
+    groups=("host-namespace", "default-deny"),
     cis="5.31",
     remediation="Remove `--userns host` (compose: `userns_mode: host`).",
     examples=lambda: _ex(userns_mode="host"),
@@ -740,6 +767,7 @@ def no_host_userns(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Default bridge not used",
     severity=LOW,
     kind="container",
+    aliases=("default-bridge",),
     cis="5.30",
     scored=False,
     remediation="Attach the container to a user-defined network (`docker network create`, "
@@ -758,6 +786,7 @@ def not_default_bridge(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No secrets in environment variables",
     severity=HIGH,
     kind="container",
+    aliases=("secret-env",),
     cis="4.10",
     remediation="Pass secrets as files (Docker/compose secrets, a mounted file) and point the "
     "application at them (`*_FILE` variables), not as environment values.",
@@ -781,6 +810,7 @@ ROOT_USERS = re.compile(r"^(|0|root)(:(0|root|\d+|\w+))?$")
     "Runs as a non-root user",
     severity=MED,
     kind="container",
+    aliases=("root-user",),
     cis="4.1",
     remediation='Set `--user 1000:1000` (compose: `user: "1000:1000"`) or `USER` in the image.',
     examples=lambda: _ex(user="0:0"),
@@ -801,6 +831,7 @@ def non_root_user(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Image pinned to a version",
     severity=LOW,
     kind="container",
+    aliases=("unpinned-image",),
     references=("hadolint DL3007", "dockle DKL-DI-0006"),
     remediation="Use a version tag or a digest (`image: app:1.4.2@sha256:...`), not `latest`.",
     examples=lambda: _ex(image="nginx:latest"),
@@ -822,6 +853,8 @@ def image_pinned(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host cgroup namespace not shared",
     severity=LOW,
     kind="container",
+    aliases=("host-cgroupns",),
+    groups=("host-namespace", "default-deny"),
     remediation="Use `--cgroupns private` (compose: `cgroup: private`); on cgroup v1 hosts host "
     "is the engine's default.",
     examples=lambda: _ex(cgroupns_mode="host"),
@@ -841,6 +874,8 @@ def no_host_cgroupns(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No host-level sysctls",
     severity=MED,
     kind="container",
+    aliases=("host-sysctls",),
+    groups=("default-deny",),
     remediation="Remove `--sysctl` keys outside the container's namespaces (kernel.*, vm.*, "
     "fs.*); namespaced `net.*` keys are fine without the host network.",
     examples=lambda: _ex(sysctls={"kernel.core_pattern": "|/tmp/x"}),
@@ -881,6 +916,7 @@ def _exec_line(e: ExecSession) -> str:
     "No exec sessions with --privileged",
     severity=HIGH,
     kind="container",
+    aliases=("privileged-exec",),
     cis="5.23",
     remediation="Do not use `docker exec --privileged`; exec with the container's own "
     "capabilities, or add the one capability needed to the container itself. Restrict exec "
@@ -905,6 +941,7 @@ def no_privileged_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No exec sessions as root",
     severity=LOW,
     kind="container",
+    aliases=("root-exec",),
     cis="5.24",
     remediation="Exec as the container's own non-root user (leave out `--user root`/`-u 0`).",
     examples=lambda: _ex(execs=(ExecSession("e2" * 32, ("sh",), user="0"),)),
@@ -925,6 +962,8 @@ def no_root_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No volumes_from",
     severity=LOW,
     kind="container",
+    aliases=("volumes-from",),
+    groups=("default-deny",),
     references=("formerly DW-K002 (compose only)",),
     remediation="Declare the volumes the container needs instead of inheriting every mount of "
     "another container (`--volumes-from`, compose `volumes_from`, HostConfig.VolumesFrom).",
@@ -946,6 +985,7 @@ def no_volumes_from(spec: ContainerSpec, ctx: Context) -> Outcome:
     "OOM killer not disabled",
     severity=MED,
     kind="container",
+    aliases=("oom-kill-disabled",),
     references=("formerly DW-K003 (compose only)",),
     remediation="Remove `--oom-kill-disable`/`oom_kill_disable: true` and an OOM score "
     "adjustment of -1000; set a memory limit instead.",
@@ -998,6 +1038,7 @@ def _redirect(line: str) -> str | None:
     "No extra hosts redirecting registries or cloud metadata",
     severity=MED,
     kind="container",
+    aliases=("host-redirects",),
     references=("formerly DW-K004 (compose only)",),
     remediation="Remove `--add-host`/`extra_hosts` entries for registries, package mirrors and "
     "metadata endpoints; configure mirrors explicitly.",
@@ -1017,6 +1058,8 @@ def no_host_redirects(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No device requests (GPUs)",
     severity=MED,
     kind="container",
+    aliases=("gpus",),
+    groups=("default-deny", "update-body"),
     remediation="Remove `--gpus`/`gpus:`/device reservations, or allow the workload "
     "explicitly (a dedicated host, a policy that leaves this rule out of `deny`).",
     examples=lambda: _ex(device_requests=("driver=,count=all,capabilities=gpu",)),
@@ -1056,6 +1099,8 @@ KNOWN_RUNTIMES = frozenset(
     "Known OCI runtime",
     severity=MED,
     kind="container",
+    aliases=("unknown-runtime",),
+    groups=("default-deny",),
     remediation="Run with the daemon's default runtime (runc) or a known sandbox (runsc, kata); "
     "remove `--runtime`/`runtime:` otherwise.",
     examples=lambda: _ex(runtime="custom-runtime"),
@@ -1073,6 +1118,8 @@ def known_runtime(spec: ContainerSpec, ctx: Context) -> Outcome:
     "/proc and /sys stay masked",
     severity=HIGH,
     kind="container",
+    aliases=("unmasked-paths",),
+    groups=("default-deny",),
     remediation="Remove `--security-opt systempaths=unconfined` (or the empty MaskedPaths and "
     "ReadonlyPaths of an API request).",
     examples=lambda: _ex(unmasked_paths=True),

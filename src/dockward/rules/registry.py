@@ -57,8 +57,11 @@ Examples = Callable[[], tuple[Any, Any]]
 
 @dataclass(frozen=True, slots=True)
 class RuleEntry:
+    """A rule and its check. `check` is None for rules whose results a command builds itself
+    (policy, update, lint input, vulnerabilities): registered for their metadata."""
+
     rule: Rule
-    check: Check
+    check: Check | None
     examples: Examples | None = None
 
 
@@ -90,6 +93,12 @@ class RuleSet:
             raise DuplicateRuleError(f"duplicate rule id {entry.rule.id}")
         self._entries[entry.rule.id] = entry
 
+    def declare(self, *declared: Rule) -> RuleSet:
+        """Register rules that have no check here: their results are built by a command."""
+        for rule in declared:
+            self.add(RuleEntry(rule, None))
+        return self
+
     def extend(self, other: RuleSet) -> RuleSet:
         for entry in other:
             self.add(entry)
@@ -111,6 +120,8 @@ class RuleSet:
         cis_version: str = "1.6.0",
         references: tuple[str, ...] = (),
         scored: bool = True,
+        aliases: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
         examples: Examples | None = None,
     ) -> Callable[[Check], Check]:
         def decorate(fn: Check) -> Check:
@@ -129,6 +140,8 @@ class RuleSet:
                         cis_version=cis_version if cis else "",
                         references=references,
                         scored=scored,
+                        aliases=aliases,
+                        groups=groups,
                     ),
                     fn,
                     examples,
@@ -173,6 +186,8 @@ def run_check(
     location: Location | None = None,
 ) -> list[Result]:
     """Run one check; a crash inside a check becomes an `error` result, not a lost audit."""
+    if entry.check is None:
+        return [Result(entry.rule, Status.SKIP, target, "no check: built by its command", (), host)]
     try:
         produced = outcomes(entry.check(*args))
     except Exception as exc:

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from dockward.image.archive import LoadedImage, Platform, load_archive
 from dockward.image.fs import ImageFS
 from dockward.image.spec import spec_from_config
 from dockward.image.tarstream import Limits
-from dockward.model.finding import Report, Result, Rule, Severity, Status
+from dockward.model.finding import Report, Result, Severity, Status
 from dockward.model.image import ImageSpec
 from dockward.rules import Context, run_check
 from dockward.rules import image as image_rules
@@ -24,6 +24,7 @@ from dockward.sbom import Sbom, build_sbom, default_probes
 from dockward.scan.cache import ScanCache
 from dockward.scan.content import ImageContent
 from dockward.scan.layercache import LayerCache, signature
+from dockward.scan.rules import VULNERABILITY
 from dockward.scan.rules import rules as content_rules
 from dockward.scan.waivers import Waivers
 from dockward.vulndb.match import Match, match_packages
@@ -219,15 +220,14 @@ def _vuln_result(m: Match, waived: str) -> Result:
         if m.fixed
         else "No fixed version yet: mitigate, or waive it with a reason and an expiry."
     )
-    rule = Rule(
+    rule = replace(
+        VULNERABILITY,
         id=m.vuln_id,
         title=m.summary or m.vuln_id,
         severity=sev,
-        kind="vulnerability",
         remediation=fix,
         doc=m.summary,
         references=m.references,
-        scored=False,
     )
     evidence = {
         "package": m.package.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dockward.model.finding import Severity
+from dockward.model.finding import Rule, Severity
 from dockward.model.image import ImageSpec
 from dockward.rules.registry import Fail, Info, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import SECRET_VALUE_SHAPES
@@ -16,6 +16,22 @@ from dockward.scan.content import ImageContent, content_from_files
 
 rules = RuleSet("image-content")
 KIND = "image-content"
+
+# The rule of every vulnerability result. A result's rule is this one with the advisory's id
+# (CVE, GHSA, OSV, ...), title, severity and fix, so each advisory is its own rule in SARIF and
+# waivers; the registry documents the family under DW-V001.
+VULNERABILITY = Rule(
+    id="DW-V001",
+    title="No package with a known vulnerability",
+    severity=Severity.HIGH,
+    kind="vulnerability",
+    remediation="Upgrade the package to the fixed version, or waive the advisory with a reason "
+    "and an expiry.",
+    doc="Packages of the image's SBOM matched against the local vulnerability database (OSV); "
+    "each affected package and advisory is one failing result whose rule id is the advisory's "
+    "id and whose severity is the advisory's. Not scored: the count is reported instead.",
+    scored=False,
+)
 
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
 SHADOW = b"root:*:19000:0:99999:7:::\napp:!:19000:0:99999:7:::\n"

@@ -14,11 +14,15 @@ import hmac
 import json
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from dockward.errors import InputError, UsageError
 from dockward.update.cycle import CycleResult
@@ -64,8 +68,13 @@ class Metrics:
     outdated: int = 0
     scans_total: int = 0
     api_updates_total: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, cycle: CycleResult) -> None:
+        with self.lock:
+            self._record(cycle)
+
+    def _record(self, cycle: CycleResult) -> None:
         by: dict[str, int] = {}
         for e in cycle.events:
             by[e.status] = by.get(e.status, 0) + 1
@@ -77,32 +86,45 @@ class Metrics:
         self.outdated = by.get("outdated", 0)
         self.scans_total += 1
 
-    def render(self) -> str:
+    def collect(self) -> Iterator[Metric]:
+        """Watchtower's names and kinds, so its dashboards work (prometheus_client collector);
+        watchtower_scans_skipped is a gauge here: the Python client would add _total to a
+        counter's name."""
         rows = [
-            ("watchtower_containers_scanned", "gauge", "containers checked by the last scan",
-             self.scanned),
-            ("watchtower_containers_updated", "gauge", "containers updated by the last scan",
-             self.updated),
-            ("watchtower_containers_failed", "gauge",
+            (GaugeMetricFamily, "watchtower_containers_scanned",
+             "containers checked by the last scan", self.scanned),
+            (GaugeMetricFamily, "watchtower_containers_updated",
+             "containers updated by the last scan", self.updated),
+            (GaugeMetricFamily, "watchtower_containers_failed",
              "containers whose update failed in the last scan (rolled back included)", self.failed),
-            ("watchtower_scans_total", "counter", "scans run", self.scans_total),
-            ("watchtower_scans_skipped", "counter",
+            (CounterMetricFamily, "watchtower_scans", "scans run", self.scans_total),
+            (GaugeMetricFamily, "watchtower_scans_skipped",
              "scans skipped (never: requests during a scan share the next one)", 0),
-            ("dockward_update_rolled_back", "gauge",
+            (GaugeMetricFamily, "dockward_update_rolled_back",
              "containers rolled back by the last scan's health gate", self.rolled_back),
-            ("dockward_update_refused", "gauge",
+            (GaugeMetricFamily, "dockward_update_refused",
              "updates a gate (rules, policy, vulnerabilities) refused in the last scan",
              self.refused),
-            ("dockward_update_outdated", "gauge",
+            (GaugeMetricFamily, "dockward_update_outdated",
              "containers found outdated and left alone (monitor only) in the last scan",
              self.outdated),
-            ("dockward_update_api_requests_total", "counter", "accepted /v1/update requests",
+            (CounterMetricFamily, "dockward_update_api_requests", "accepted /v1/update requests",
              self.api_updates_total),
         ]  # fmt: skip
-        out = []
-        for name, kind, help_text, value in rows:
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-        return "\n".join(out) + "\n"
+        for family, name, help_text, value in rows:
+            yield family(name, help_text, value=value)
+
+
+class MetricsCollector(Collector):
+    """Reads the shared Metrics under its lock at each scrape."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        with self.metrics.lock:
+            families = list(self.metrics.collect())
+        yield from families
 
 
 def summary(cycle: CycleResult) -> dict[str, Any]:
@@ -124,7 +146,16 @@ def summary(cycle: CycleResult) -> dict[str, Any]:
 
 
 class UpdateAPI:
-    def __init__(self, listen: tuple[str, int], token: str, *, update: bool, metrics: bool) -> None:
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        token: str,
+        *,
+        update: bool,
+        metrics: bool,
+        shared: Metrics | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         if not token:
             raise UsageError(
                 "the HTTP API needs a token: --http-api-token or DOCKWARD_HTTP_API_TOKEN "
@@ -133,9 +164,12 @@ class UpdateAPI:
         self.token = token.encode()
         self.update_enabled = update
         self.metrics_enabled = metrics
-        self.metrics = Metrics()
+        self.metrics = shared or Metrics()
         self.triggers: queue.Queue[Trigger] = queue.Queue()
-        self._lock = threading.Lock()
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=True)
+            registry.register(MetricsCollector(self.metrics))
+        self.registry = registry
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,12 +192,12 @@ class UpdateAPI:
             raise UsageError(f"--http-api-listen {listen[0]}:{listen[1]}: {exc.strerror}") from None
         self.server.daemon_threads = True
         self.address = f"{listen[0]}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
+        self.thread = threading.Thread(
             target=self.server.serve_forever, name="update-api", daemon=True
         )
 
     def start(self) -> None:
-        self._thread.start()
+        self.thread.start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -203,9 +237,8 @@ class UpdateAPI:
             self._json(h, 401, {"error": "a valid bearer token is required"})
             return
         if url.path == "/v1/metrics" and self.metrics_enabled:
-            with self._lock:
-                text = self.metrics.render()
-            self._reply(h, 200, text, "text/plain; version=0.0.4")
+            text = generate_latest(self.registry).decode()
+            self._reply(h, 200, text, CONTENT_TYPE_LATEST)
             return
         if url.path != "/v1/update" or not self.update_enabled:
             self._json(h, 404, {"error": f"no such endpoint {url.path!r}"})
@@ -216,7 +249,7 @@ class UpdateAPI:
             self._json(h, 400, {"error": str(exc)})
             return
         trigger = Trigger(images)
-        with self._lock:
+        with self.metrics.lock:
             self.metrics.api_updates_total += 1
         self.triggers.put(trigger)
         if not trigger.done.wait(WAIT_FOR_CYCLE):
@@ -236,10 +269,6 @@ class UpdateAPI:
                 batch.append(self.triggers.get_nowait())
             except queue.Empty:
                 return batch
-
-    def record(self, cycle: CycleResult) -> None:
-        with self._lock:
-            self.metrics.record(cycle)
 
 
 def batch_images(batch: Sequence[Trigger]) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Iterable
 
@@ -693,23 +694,65 @@ def packages_pinned(d: Dockerfile) -> list[Outcome] | Outcome:
     )
 
 
-def _world_writable(rc: RunCommand) -> str:
-    if rc.program != "chmod":
-        return ""
+_MODE_OPTION = re.compile(r"-[rwxXst]+")
+
+
+def _chmod(rc: RunCommand) -> tuple[str, bool, list[str]]:
+    """(mode, recursive, targets) of a chmod command; mode "" when there is none."""
+    mode, recursive, targets = "", False, []
     for w in rc.args:
         t = w.text
-        if t.startswith("-") and not re.fullmatch(r"-[rwxXst]+", t):
+        if not mode and t.startswith("-") and not _MODE_OPTION.fullmatch(t):
+            recursive |= t in ("-R", "--recursive") or (not t.startswith("--") and "R" in t[1:])
             continue
-        if re.fullmatch(r"[0-7]{3,4}", t) and int(t[-1]) & 2:
-            return f"chmod {t} makes files world-writable"
-        for clause in t.split(","):
-            if re.fullmatch(r"[ugoa]*[+=][rwxXst]*w[rwxXst]*", clause) and (
-                clause[0] in "oa" or ("o" in clause.split("+")[0].split("=")[0])
-            ):
-                return f"chmod {t} makes files world-writable"
-        if not t.startswith("-"):
-            break
-    return ""
+        if not mode:
+            mode = t
+        else:
+            targets.append(posixpath.normpath(t))
+    return mode, recursive, targets
+
+
+def _mode_grants(mode: str) -> tuple[bool, bool]:
+    """(others may write, sticky bit set) for an octal or symbolic chmod mode."""
+    if re.fullmatch(r"[0-7]{3,5}", mode):
+        sticky = len(mode) >= 4 and bool(int(mode[-4]) & 1)
+        return bool(int(mode[-1]) & 2), sticky
+    writes = sticky = False
+    for clause in mode.split(","):
+        m = re.fullmatch(r"([ugoa]*)([+=])([rwxXst]*)", clause)
+        if m is None:
+            continue
+        who, _, perms = m.groups()
+        # Without a who, umask (022 in builds) keeps others from writing.
+        writes |= "w" in perms and ("o" in who or "a" in who)
+        sticky |= "t" in perms
+    return writes, sticky
+
+
+def _sticky_targets(d: Dockerfile) -> set[str]:
+    out: set[str] = set()
+    for rc in run_commands(d):
+        if rc.program == "chmod":
+            mode, _, targets = _chmod(rc)
+            if _mode_grants(mode)[1]:
+                out.update(targets)
+    return out
+
+
+def _world_writable(rc: RunCommand, sticky_dirs: set[str]) -> str:
+    if rc.program != "chmod":
+        return ""
+    mode, recursive, targets = _chmod(rc)
+    writes, sticky = _mode_grants(mode)
+    if not writes:
+        return ""
+    # A sticky world-writable directory (/tmp's 1777) lets others create files but not replace
+    # anyone else's: the shared-temp pattern, not a weakness. Recursive, it reaches the files.
+    if not recursive and targets and (sticky or all(t in sticky_dirs for t in targets)):
+        return ""
+    if recursive and sticky:
+        return f"chmod -R {mode} makes the files below world-writable (sticky only protects directories)"
+    return f"chmod {mode} makes files world-writable"
 
 
 @rules.rule(
@@ -723,8 +766,10 @@ def _world_writable(rc: RunCommand) -> str:
 )
 def no_world_writable(d: Dockerfile) -> list[Outcome] | Outcome:
     """A world-writable file or directory lets any process in the container change what others
-    execute or read."""
-    return _result((rc, msg) for rc in run_commands(d) if (msg := _world_writable(rc)))
+    execute or read. A directory with the sticky bit (`chmod 1777`, `chmod +t`, the shared-temp
+    pattern) is not reported: others may add files there but not replace anyone else's."""
+    sticky = _sticky_targets(d)
+    return _result((rc, msg) for rc in run_commands(d) if (msg := _world_writable(rc, sticky)))
 
 
 def _password_change(rc: RunCommand) -> str:
