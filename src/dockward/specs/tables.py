@@ -286,3 +286,30 @@ API_SOCKET = "/var/run/docker.sock"
 VALUE_FLAGS = frozenset(name for name, s in RUN_FLAGS.items() if s.takes_value)
 BOOL_FLAGS = frozenset(name for name, s in RUN_FLAGS.items() if not s.takes_value)
 SHORT_FLAGS = {s.short: name for name, s in RUN_FLAGS.items() if s.short}
+
+# Where a spec field is usually written, when several compose keys or run flags set it.
+_USUAL_KEY = {"mounts": "volumes", "env": "environment", "network_mode": "network_mode"}
+_USUAL_FLAG = {"mounts": "volume", "network_mode": "network"}
+
+
+def _for_fields(
+    table: dict[str, Setting], fields: tuple[str, ...], usual: dict[str, str]
+) -> tuple[str, ...]:
+    # Per field, in the rule's order: the usual key, then keys that set only that field, then
+    # keys that set it among others (`deploy`).
+    out: list[str] = []
+    for field in fields:
+        names = [n for n, s in table.items() if field in s.fields]
+        names.sort(key=lambda n: (n != usual.get(field), len(table[n].fields)))
+        out += [n for n in names if n not in out]
+    return tuple(out)
+
+
+def compose_keys_for(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The compose service keys that set `fields` (a rule's `fields`), most telling first."""
+    return _for_fields(COMPOSE_KEYS, fields, _USUAL_KEY)
+
+
+def run_flags_for(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The `docker run` flags (long names) that set `fields`, most telling first."""
+    return _for_fields(RUN_FLAGS, fields, _USUAL_FLAG)
