@@ -80,15 +80,20 @@ def test_unknown_key_is_a_warning_with_location() -> None:
     assert any("compose.override.yaml:4:5: unknown key 'privilidged'" in w for w in warnings)
 
 
-def test_container_rules_point_at_the_key() -> None:
+def test_container_rules_point_at_the_item() -> None:
     web = {s.name: s for s in _project().services}["web"]
-    results = {r.rule.id: r for r in lint_compose_service(web, default_rules())}
+    all_results = lint_compose_service(web, default_rules())
+    results = {r.rule.id: r for r in all_results}
     sock = results["DW-C008"]
-    assert sock.status is Status.FAIL
-    assert sock.location is not None and (sock.location.line, sock.location.column) == (17, 5)
-    caps = results["DW-C003"]
-    assert caps.status is Status.FAIL and caps.location is not None
-    assert caps.location.path.endswith("compose.override.yaml") and caps.location.line == 3
+    assert sock.status is Status.FAIL  # the docker.sock line of `volumes:`, not the key
+    assert sock.location is not None and (sock.location.line, sock.location.column) == (18, 9)
+    # each dangerous capability at its place in the flow list of the base file
+    caps = sorted(
+        (r.location.line, r.location.column)
+        for r in all_results
+        if r.rule.id == "DW-C003" and r.status is Status.FAIL and r.location
+    )
+    assert caps == [(27, 15), (27, 26)]
     assert results["DW-C001"].status is Status.PASS
     # a missing key points at the service
     ro = results["DW-C014"]
@@ -193,7 +198,8 @@ def test_compose_only_rules_with_locations(tmp_path: Path) -> None:
         if r.rule.id in moved and r.status is Status.FAIL and r.location
     )
     # volumes_from, oom_kill_disable and extra_hosts are container rules now (every input).
-    assert fails == [("DW-C037", 8, 5), ("DW-C038", 6, 5), ("DW-C039", 7, 5), ("DW-K001", 4, 5)]
+    # Items of lists point at the item: `volumes_from: [other]`, the pypi.org entry.
+    assert fails == [("DW-C037", 8, 20), ("DW-C038", 6, 5), ("DW-C039", 7, 19), ("DW-K001", 4, 5)]
 
 
 def test_built_services_inherit_user_and_healthcheck_from_their_dockerfile(tmp_path: Path) -> None:

@@ -1123,6 +1123,7 @@ KNOWN_RUNTIMES = frozenset(
         "runc",
         "io.containerd.runc.v1",
         "io.containerd.runc.v2",
+        "io.containerd.runtime.v1.linux",
         "crun",
         "youki",
         "runsc",
