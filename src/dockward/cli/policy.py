@@ -103,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         gate = ImageGate(vulns=default_source())
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
-    if insecure:
-        from dockward.policy.registry import RegistryClient
-
-        gate.registry = RegistryClient(insecure)
+    gate.insecure.update(insecure)
     results: list[Result] = []
     from dockward.lint import load_compose, spec_from_run_line
 
