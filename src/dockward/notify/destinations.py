@@ -177,6 +177,10 @@ class AppriseDestination:
                 f"notification URL {self.name}: Apprise does not accept it "
                 f"(unknown scheme {scheme}:// or missing parts)"
             )
+        # Apprise pauses up to 5.5 s between two messages of one plugin; dockward paces each
+        # destination itself (--notify-rate, coalescing a burst), so that pause would only
+        # hold the worker.
+        plugin.request_rate_per_sec = 0
         self._plugin: Any = plugin
 
     def send(self, notes: Sequence[Note]) -> None:

@@ -38,6 +38,7 @@ MANIFEST_ACCEPT = ", ".join(
 )
 MAX_MANIFEST_BYTES = 4 << 20  # the distribution spec's own limit
 MAX_TOKEN_BYTES = 1 << 20
+MAX_NESTED_INDEXES = 4
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _CHALLENGE = re.compile(
     r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*,?'
@@ -210,7 +211,11 @@ class RegistryClient:
         return ref.digest or self.head(ref).digest
 
     def manifest(
-        self, ref: ImageRef, reference: str = "", platform: Platform | None = None
+        self,
+        ref: ImageRef,
+        reference: str = "",
+        platform: Platform | None = None,
+        _nested: int = 0,
     ) -> Manifest:
         """The manifest `reference` (default: ref's tag or digest) names, checked against its
         digest; with a platform an index is resolved to that platform's image manifest."""
@@ -220,18 +225,19 @@ class RegistryClient:
             body = _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: manifest")
         finally:
             resp.close()
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        if _valid_digest(reference):
-            algorithm = reference.partition(":")[0]
-            digest = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
-            if digest != reference:
-                raise DigestMismatch(f"{ref}: manifest digest mismatch ({digest} != {reference})")
+        pinned = _valid_digest(reference)
+        algorithm = reference.partition(":")[0] if pinned else "sha256"
+        digest = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+        if pinned and digest != reference:
+            raise DigestMismatch(f"{ref}: manifest digest mismatch ({digest} != {reference})")
         doc = _json(body, f"{ref}: manifest")
         media = str(doc.get("mediaType") or resp.headers.get("Content-Type", "").split(";")[0])
         found = Manifest(digest, media.strip(), body, doc)
         if platform is not None and found.is_index:
+            if _nested >= MAX_NESTED_INDEXES:
+                raise RegistryError(f"{ref}: image indexes nested deeper than {MAX_NESTED_INDEXES}")
             chosen = str(select_platform(doc, platform, str(ref)).get("digest") or "")
-            return self.manifest(ref, chosen)
+            return self.manifest(ref, chosen, platform, _nested + 1)
         return found
 
     def config_digest(self, ref: ImageRef, reference: str, platform: Platform) -> str:
