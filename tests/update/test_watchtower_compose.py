@@ -70,7 +70,7 @@ def test_a_watchtower_compose_service_runs_with_only_the_image_changed(
     mine: Any, registry: Registry, tmp_path: Path
 ) -> None:
     client = mine
-    v1, v2 = build_version(client, "v1-wt"), build_version(client, "v2")
+    v1, v2 = build_version(client, "v1-wt"), build_version(client, "v2-wt")
     repo, name = f"{PREFIX}/watchtower", f"{PREFIX}-wt-app"
     other_repo, other = f"{PREFIX}/wt-other", f"{PREFIX}-wt-other"
     push(client, v1, registry, repo, "stable")

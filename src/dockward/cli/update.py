@@ -60,6 +60,7 @@ from dockward.update.api import (
     parse_listen,
     summary,
 )
+from dockward.update.cooldown import Cooldown, parse_duration
 from dockward.update.engine import connect_versioned, insecure_registries
 from dockward.update.notify import (
     NAMED_TEMPLATES,
@@ -180,6 +181,13 @@ def register(sub: Any) -> None:
         default=_env_flag("UPDATE_NO_RESTART_DEPENDENTS"),
         help="do not restart containers that depend on an updated one "
         "[DOCKWARD_UPDATE_NO_RESTART_DEPENDENTS=1]",
+    )
+    what.add_argument(
+        "--cooldown",
+        default=env_default("UPDATE_COOLDOWN", "0"),
+        metavar="DURATION",
+        help="take a new digest only once it has been in the registry this long (30m, 12h, 7d; "
+        "label dockward.update.cooldown per container; 0 = off) [DOCKWARD_UPDATE_COOLDOWN]",
     )
     gate = p.add_argument_group("gates")
     gate.add_argument(
@@ -495,6 +503,7 @@ def run(args: argparse.Namespace) -> int:
         no_pull=args.no_pull,
         no_restart_dependents=args.no_restart_dependents,
         workers=args.workers,
+        cooldown=parse_duration(str(args.cooldown or "0")),
     )
     stop = threading.Event()
     long_running = api is not None or not schedule.once
@@ -511,6 +520,7 @@ def run(args: argparse.Namespace) -> int:
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
+    cooldown = Cooldown(state_dir / "cooldown.json")
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -534,7 +544,7 @@ def run(args: argparse.Namespace) -> int:
                         selection=replace(cycle_options.selection, images=batch_images(batch)),
                     )
                 try:
-                    cycle = run_cycle(client, registry, updater, this, gates, say)
+                    cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
                 except Exception as exc:
                     answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
                     raise

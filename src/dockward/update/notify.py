@@ -166,6 +166,7 @@ STATES = {
     "rolled-back": "Failed",
     "refused": "Skipped",
     "skipped": "Skipped",
+    "waiting": "Skipped",
     "error": "Skipped",
 }
 
