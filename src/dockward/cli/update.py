@@ -71,6 +71,7 @@ from dockward.update.notify import (
 )
 from dockward.update.report import build_report
 from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
+from dockward.update.signature import SignatureCheck
 
 
 def _wt_flag(name: str) -> bool:
@@ -229,6 +230,14 @@ def register(sub: Any) -> None:
         help="refuse updates that add vulnerabilities of this severity or worse "
         "(dockward.scan over the local DB); auto = critical when a DB exists, "
         "off disables [DOCKWARD_UPDATE_VULN_GATE]",
+    )
+    gate.add_argument(
+        "--verify-key",
+        default=env_default("UPDATE_VERIFY_KEY"),
+        metavar="FILE",
+        help="take a new image only when its digest carries a cosign signature that verifies "
+        "with this ECDSA P-256 public key (the policy's DW-P008 check, before the pull); label "
+        "dockward.update.verify-key adds a key per container [DOCKWARD_UPDATE_VERIFY_KEY]",
     )
     gate.add_argument(
         "--vuln-db",
@@ -521,6 +530,7 @@ def run(args: argparse.Namespace) -> int:
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
     cooldown = Cooldown(state_dir / "cooldown.json")
+    signature = SignatureCheck(registry, args.verify_key)
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -560,7 +570,9 @@ def run(args: argparse.Namespace) -> int:
                         runs.append(replace(cycle_options, selection=own))
                 for this in runs:
                     try:
-                        cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
+                        cycle = run_cycle(
+                            client, registry, updater, this, gates, say, cooldown, signature
+                        )
                     except Exception as exc:
                         answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
                         raise
