@@ -7,11 +7,13 @@ import contextlib
 import datetime as dt
 import ipaddress
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,11 +24,14 @@ import docker.errors
 import requests
 from prometheus_client import CollectorRegistry
 
+from dockward import notify
 from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Severity, Status
+from dockward.notify.gotemplate import Template
+from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
 from dockward.service import Health, MetricsServer
 from dockward.update import (
@@ -55,11 +60,17 @@ from dockward.update.api import (
     parse_listen,
     summary,
 )
+from dockward.update.cooldown import Cooldown, parse_duration
 from dockward.update.engine import connect_versioned, insecure_registries
-from dockward.update.notify import Notifier, compose, deliver, parse_target
-from dockward.update.registry import is_loopback_host
+from dockward.update.notify import (
+    NAMED_TEMPLATES,
+    WATCHTOWER_DEFAULT,
+    compose,
+    render_template,
+    to_note,
+)
 from dockward.update.report import build_report
-from dockward.update.schedule import Schedule
+from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
 
 
 def _wt_flag(name: str) -> bool:
@@ -93,6 +104,14 @@ def register(sub: Any) -> None:
         "--scope",
         default=env_default("UPDATE_SCOPE", ""),
         help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
+    )
+    p.add_argument(
+        "--disable-containers",
+        "-x",
+        action="append",
+        default=None,
+        help="never manage these containers (names, comma or space separated; repeatable) "
+        "[DOCKWARD_UPDATE_DISABLE_CONTAINERS]",
     )
     p.add_argument(
         "--include-stopped",
@@ -162,6 +181,13 @@ def register(sub: Any) -> None:
         default=_env_flag("UPDATE_NO_RESTART_DEPENDENTS"),
         help="do not restart containers that depend on an updated one "
         "[DOCKWARD_UPDATE_NO_RESTART_DEPENDENTS=1]",
+    )
+    what.add_argument(
+        "--cooldown",
+        default=env_default("UPDATE_COOLDOWN", "0"),
+        metavar="DURATION",
+        help="take a new digest only once it has been in the registry this long (30m, 12h, 7d; "
+        "label dockward.update.cooldown per container; 0 = off) [DOCKWARD_UPDATE_COOLDOWN]",
     )
     gate = p.add_argument_group("gates")
     gate.add_argument(
@@ -255,13 +281,54 @@ def register(sub: Any) -> None:
         help="journal directory (default /var/lib/dockward/update as root) "
         "[DOCKWARD_UPDATE_STATE_DIR]",
     )
-    p.add_argument(
+    note = p.add_argument_group("notifications")
+    note.add_argument(
         "--notify",
+        "--notification-url",
+        dest="notify",
         action="append",
         default=None,
-        help="send what changed to stdout, an http(s):// webhook or "
-        "smtp://host:port?from=A&to=B (repeatable; SMTP password from "
-        "DOCKWARD_SMTP_PASSWORD) [DOCKWARD_UPDATE_NOTIFY, comma-separated]",
+        help="send what changed to an Apprise URL (slack://, discord://, ntfy://, gotify://, "
+        "mmost://, json://, mailto://, ...), a Watchtower/shoutrrr URL (translated), stdout, or "
+        "dockward's JSON webhook http(s)://; repeatable, space-separated lists accepted; SMTP "
+        "password from DOCKWARD_SMTP_PASSWORD [DOCKWARD_UPDATE_NOTIFY]",
+    )
+    note.add_argument(
+        "--notification-template",
+        default=env_default("UPDATE_NOTIFICATION_TEMPLATE"),
+        help="Watchtower (Go text/template) message template; @FILE reads it from a file "
+        "[DOCKWARD_UPDATE_NOTIFICATION_TEMPLATE]",
+    )
+    note.add_argument(
+        "--notification-report",
+        action="store_true",
+        default=_env_flag("UPDATE_NOTIFICATION_REPORT"),
+        help="the template gets Watchtower's session report (.Report) rather than the log "
+        "entries [DOCKWARD_UPDATE_NOTIFICATION_REPORT=1]",
+    )
+    note.add_argument(
+        "--notification-title-tag",
+        default=env_default("UPDATE_NOTIFICATION_TITLE_TAG", ""),
+        help="prefix of every notification title [DOCKWARD_UPDATE_NOTIFICATION_TITLE_TAG]",
+    )
+    note.add_argument(
+        "--notification-skip-title",
+        action="store_true",
+        default=_env_flag("UPDATE_NOTIFICATION_SKIP_TITLE"),
+        help="send the message without a title [DOCKWARD_UPDATE_NOTIFICATION_SKIP_TITLE=1]",
+    )
+    note.add_argument(
+        "--notifications-hostname",
+        default=env_default("UPDATE_NOTIFICATIONS_HOSTNAME", ""),
+        help="host name in notifications (default: this host's) "
+        "[DOCKWARD_UPDATE_NOTIFICATIONS_HOSTNAME]",
+    )
+    note.add_argument(
+        "--notify-rate",
+        type=float,
+        default=float(env_default("UPDATE_NOTIFY_RATE", 0)),
+        help="at most N messages per minute per destination, a burst coalesced into one "
+        "(0: no limit) [DOCKWARD_UPDATE_NOTIFY_RATE]",
     )
     api = p.add_argument_group("HTTP API (Watchtower's)")
     api.add_argument(
@@ -390,8 +457,17 @@ def run(args: argparse.Namespace) -> int:
             "dockward update: warning: --http-api-update stops --interval/--schedule polling; "
             "add --http-api-periodic-polls to keep it\n"
         )
-    targets = args.notify or env_list("UPDATE_NOTIFY")
-    notifiers: list[Notifier] = [parse_target(t, sys.stdout) for t in targets]
+    template = _template(args)
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    notifications = notify.build(
+        notify.split_urls(args.notify or env_list("UPDATE_NOTIFY")),
+        state_dir / "notify-spool",
+        per_minute=args.notify_rate,
+        stdout=sys.stdout,
+    )
+    host = args.notifications_hostname or socket.gethostname()
+    tag = f"[{args.notification_title_tag}] " if args.notification_title_tag else ""
+    title = "" if args.notification_skip_title else f"{tag}dockward updates on {host}"
     setup_warnings: list[str] = []
     gates = _gates(args, setup_warnings)
     endpoint = resolve_endpoint(args.host, args.context)
@@ -421,11 +497,13 @@ def run(args: argparse.Namespace) -> int:
             scope=args.scope,
             include_stopped=args.include_stopped,
             monitor_only=args.monitor_only,
+            exclude=_names(args.disable_containers or env_list("UPDATE_DISABLE_CONTAINERS")),
         ),
         cleanup=args.cleanup,
         no_pull=args.no_pull,
         no_restart_dependents=args.no_restart_dependents,
         workers=args.workers,
+        cooldown=parse_duration(str(args.cooldown or "0")),
     )
     stop = threading.Event()
     long_running = api is not None or not schedule.once
@@ -441,7 +519,9 @@ def run(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
-    journal = Journal(Path(args.state_dir) if args.state_dir else default_state_dir())
+    journal = Journal(state_dir)
+    cooldown = Cooldown(state_dir / "cooldown.json")
+    notifications.start()
     try:
         with journal.locked(), _engine_errors():
             updater = Updater(client, journal, options, say)
@@ -450,34 +530,60 @@ def run(args: argparse.Namespace) -> int:
                 if say:
                     say(f"HTTP API on {api.address}")
             run_now = polling  # the first cycle at start, unless only the API triggers cycles
+            timetable = Timetable(schedule if polling else None)
             while True:
                 batch: list[Trigger] = []
+                if long_running:
+                    timetable.refresh(_labelled(client), dt.datetime.now(_zone()))
+                due = Due(global_cycle=True, opted_out=tuple(sorted(timetable.opted_out)))
+                if schedule.once:
+                    due = Due(global_cycle=True)  # one run: every selected container
                 if not run_now:
-                    stopping, batch = _wait_next(stop, api, schedule if polling else None, say)
+                    stopping, batch, due = _wait_next(stop, api, timetable, say)
                     if stopping:
                         break
                 run_now = False
-                this = cycle_options
+                runs: list[CycleOptions] = []
+                sel = cycle_options.selection
                 if batch:
-                    this = replace(
-                        cycle_options,
-                        selection=replace(cycle_options.selection, images=batch_images(batch)),
+                    runs.append(
+                        replace(cycle_options, selection=replace(sel, images=batch_images(batch)))
                     )
-                try:
-                    cycle = run_cycle(client, registry, updater, this, gates, say)
-                except Exception as exc:
-                    answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
-                    raise
-                message = compose(cycle, socket.gethostname(), notified)
-                warnings = deliver(notifiers, message)
-                if warnings:
-                    cycle = replace(cycle, warnings=cycle.warnings + tuple(warnings))
-                if setup_warnings and not cycles:
-                    cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
-                cycles.append(cycle)
-                metrics.record(cycle)
-                if api is not None:
-                    answer(batch, summary(cycle))
+                else:
+                    if due.global_cycle and not schedule.labels_only:
+                        skip = (*sel.exclude, *due.opted_out, *due.names)
+                        runs.append(replace(cycle_options, selection=replace(sel, exclude=skip)))
+                    names = tuple(n for n in due.names if not sel.names or n in sel.names)
+                    if names:
+                        # A container's own schedule: that container (as if named).
+                        own = replace(sel, names=names, all=False)
+                        runs.append(replace(cycle_options, selection=own))
+                for this in runs:
+                    try:
+                        cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
+                    except Exception as exc:
+                        answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+                        raise
+                    if template is not None:
+                        notifications.submit(
+                            render_template(template, cycle, host, title, args.notification_report)
+                        )
+                    else:
+                        message = compose(cycle, host, notified)
+                        if message is not None:
+                            subject = "" if args.notification_skip_title else tag + message.subject
+                            notifications.submit(to_note(message, subject))
+                    if setup_warnings and not cycles:
+                        cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
+                    if timetable.warnings:
+                        cycle = replace(cycle, warnings=cycle.warnings + tuple(timetable.warnings))
+                        timetable.warnings.clear()
+                    cycles.append(cycle)
+                    metrics.record(cycle)
+                    if api is not None:
+                        answer(batch, summary(cycle))
+                    if args.cycles and len(cycles) >= args.cycles:
+                        break
                 if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
@@ -486,6 +592,9 @@ def run(args: argparse.Namespace) -> int:
         if api is not None:
             api.close()
         client.close()
+        late = notifications.stop(flush_timeout=10.0)
+        if late and cycles:
+            cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
     code = emit(report, args)
@@ -494,6 +603,38 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _zone() -> dt.tzinfo:
+    """Cron schedules run in TZ when it names a zone (as Watchtower's), else in UTC."""
+    name = os.environ.get("TZ", "").strip().lstrip(":")
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return dt.UTC
+
+
+def _names(values: list[str]) -> tuple[str, ...]:
+    return tuple(n.lstrip("/") for v in values for n in re.split(r"[\s,]+", v) if n)
+
+
+def _template(args: argparse.Namespace) -> Template | None:
+    source = args.notification_template
+    if not source:
+        return Template(WATCHTOWER_DEFAULT) if args.notification_report else None
+    if source.startswith("@"):
+        try:
+            source = Path(source[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
+    if source in NAMED_TEMPLATES:
+        source = NAMED_TEMPLATES[source]
+    template = Template(source)
+    # A template that cannot render an (empty) cycle is bad input: say so now, not per cycle.
+    render_template(template, CycleResult(()), "host", "title", args.notification_report)
+    return template
 
 
 def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
@@ -507,32 +648,50 @@ def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
     return check
 
 
+LABEL_REREAD = 30.0
+
+
+def _labelled(client: Any) -> dict[str, dict[str, str]]:
+    """Labels of the containers that carry a schedule or a global-schedule opt-out."""
+    out: dict[str, dict[str, str]] = {}
+    for key in (SCHEDULE_LABEL, GLOBAL_LABEL):
+        for c in client.containers(all=True, filters={"label": key}):
+            names = [str(n) for n in c.get("Names") or []]
+            name = next((n for n in names if n.count("/") == 1), names[0] if names else "")
+            out[name.lstrip("/")] = dict(c.get("Labels") or {})
+    return out
+
+
 def _wait_next(
     stop: threading.Event,
     api: UpdateAPI | None,
-    schedule: Schedule | None,
+    timetable: Timetable,
     say: Callable[[str], None] | None,
-) -> tuple[bool, list[Trigger]]:
-    """Until the next scheduled cycle, an API request, or a stop: (stopping, requests)."""
+) -> tuple[bool, list[Trigger], Due]:
+    """Until the next scheduled cycle (global or a container's own), an API request, or a stop."""
     deadline: float | None = None
-    if schedule is not None and not schedule.once:
-        now = dt.datetime.now(dt.UTC)
-        wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
+    now = dt.datetime.now(_zone())
+    wake = timetable.next_wake(now)
+    if wake is not None:
+        wait = max(0.0, (wake - now).total_seconds())
         if say:
             say(f"next cycle in {wait:.0f}s")
         deadline = time.monotonic() + wait
+    reread = time.monotonic() + LABEL_REREAD  # new or changed schedule labels are seen
     while not stop.is_set():
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            return False, []
+            return False, [], timetable.take_due(dt.datetime.now(_zone()))
+        if time.monotonic() >= reread:
+            return False, [], Due()
         step = 0.2 if left is None else min(0.2, left)
         if api is not None and api.update_enabled:
             batch = api.next_batch(step)
             if batch:
-                return False, batch
+                return False, batch, Due()
         elif stop.wait(step):
             break
-    return True, []
+    return True, [], Due()
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 Responses come from the daemon, which the proxy trusts; they are passed through byte for byte
 (no re-encoding), and the proxy only tracks where each one ends so the connection can be reused.
-h11 (the client-side parser) re-encoded every chunk, which cost 3x the daemon's own time on
+h11 (the old client-side parser) re-encoded every chunk, which cost 3x the daemon's own time on
 `logs` streams of small lines (bench/proxy_bench.py).
 """
 
@@ -48,9 +48,11 @@ def parse_response_head(raw: bytes) -> ResponseHead:
     return ResponseHead(int(parts[1]), tuple(headers), raw)
 
 
-def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """Header names and values were validated by h11 on the way in (no CR, LF or NUL)."""
-    out = [method + b" " + target + b" HTTP/1.1"]
+def request_head(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], version: bytes = b"1.1"
+) -> bytes:
+    """Header names and values were validated on the way in (no CR, LF or NUL)."""
+    out = [method + b" " + target + b" HTTP/" + version]
     out += [k + b": " + v for k, v in headers]
     return b"\r\n".join(out) + b"\r\n\r\n"
 
