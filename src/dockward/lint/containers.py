@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ from dockward.errors import InputError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Result, Rule, Status
 from dockward.rules.registry import Context, RuleEntry, run_check
-from dockward.specs.tables import compose_keys_for
+from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for
 
 if TYPE_CHECKING:
     from dockward.lint.compose import ComposeService
@@ -59,6 +60,19 @@ ITEM_KEYS = frozenset(
 )
 
 
+# Spec fields set by item keys, with their zero values; keys that set one of them too (the
+# engine socket is a mount, env_file an environment) make the variant a full read instead.
+_ITEM_FIELDS = frozenset(f for k in ITEM_KEYS for f in COMPOSE_KEYS[k].fields)
+_SHARED_KEYS = frozenset(
+    k for k, s in COMPOSE_KEYS.items() if k not in ITEM_KEYS and _ITEM_FIELDS & set(s.fields)
+)
+_ITEM_ZERO = {
+    f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+    for f in dataclasses.fields(ContainerSpec)
+    if f.name in _ITEM_FIELDS
+}
+
+
 def lint_compose_service(
     service: ComposeService, entries: Iterable[RuleEntry], ctx: Context | None = None
 ) -> list[Result]:
@@ -94,6 +108,10 @@ class _Variants:
     def spec(self, key: str = "", index: int = -1) -> ContainerSpec:
         """Without any item; with `key`, plus that one item of `key`."""
         found = self._specs.get((key, index))
+        if found is None and not key and not _SHARED_KEYS & self.service.config.keys():
+            # The item keys alone set these fields: their zero values are the service without
+            # its items (cheaper than reading the service again).
+            found = self._specs[(key, index)] = self.service.spec.with_changes(**_ITEM_ZERO)
         if found is None:
             config = self.service.config
             variant = {k: v for k, v in config.items() if k not in ITEM_KEYS}
