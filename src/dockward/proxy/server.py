@@ -118,6 +118,7 @@ class _Session:
             caller,
             method,
             req.target.decode("ascii", "replace"),
+            self.relay.lookup,
         )
         if not d.allowed:
             d.record.setdefault("reason", d.message[:2000])
@@ -132,6 +133,7 @@ class _Session:
         upgrade = next((v for k, v in headers if k == b"upgrade"), b"").lower()
         # A per-read watcher on the client costs a task per read: only for answers that last.
         self.relay.streaming = d.match is None or d.route in STREAMING_ROUTES
+        self.relay.scope = (d.route, d.scope) if d.scope is not None else None
         out = Outgoing(
             method=req.method,
             target=d.target.raw.encode("ascii"),
