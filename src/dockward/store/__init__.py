@@ -88,6 +88,11 @@ class Finding:
         return self.failing and (self.kind in VULN_KINDS or self.rule_id in VULN_RULES)
 
 
+def image_key(target: str) -> str:
+    """The image a vulnerability result names: registry scans target "IMAGE: package@version"."""
+    return target.split(": ", 1)[0]
+
+
 def default_store_url() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return str(Path(base) / "dockward" / "history.sqlite")
@@ -114,7 +119,8 @@ def vulnerable_images(results: Iterable[Result]) -> dict[str, int]:
     worst: dict[str, Severity] = {}
     for r in results:
         if r.failing and (r.rule.kind in VULN_KINDS or r.rule.id in VULN_RULES):
-            worst[r.target] = max(worst.get(r.target, Severity.INFO), r.severity)
+            key = image_key(r.target)
+            worst[key] = max(worst.get(key, Severity.INFO), r.severity)
     out: dict[str, int] = {}
     for sev in worst.values():
         out[sev.label] = out.get(sev.label, 0) + 1
