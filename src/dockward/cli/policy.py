@@ -125,11 +125,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
         try:
             doc = loads(data)
         except BodyError as exc:
-            raise InputError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from exc
         body_results = judge_request("containers.create", {}, doc, adm, gate)
         results += _located(body_results, Location(path))
     for image in args.image:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ref = parse_image_ref(args.image)
     except ReferenceError_ as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
     client = RegistryClient(tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES")))
     digest = client.resolve(ref)
     if args.verify:

@@ -319,7 +319,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
             try:
                 threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
             except ValueError as exc:
-                raise UsageError(f"--vuln-gate: {exc}") from None
+                raise UsageError(f"--vuln-gate: {exc}") from exc
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
             scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
@@ -329,7 +329,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
         try:
             severity = Severity.parse(level)
         except ValueError as exc:
-            raise UsageError(f"--rules-gate: {exc}") from None
+            raise UsageError(f"--rules-gate: {exc}") from exc
         container_rules = default_rules()
         from dockward.rules.registry import RuleSet
 

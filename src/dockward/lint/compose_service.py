@@ -62,8 +62,8 @@ def as_int(value: Any, what: str = "value") -> int:
         raise InputError(f"{what}: expected a number, got {value!r}")
     try:
         return int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise InputError(f"{what}: expected a number, got {value!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{what}: expected a number, got {value!r}") from exc
 
 
 def as_list(value: Any, what: str) -> list[Any]:
@@ -105,7 +105,7 @@ def _command(value: Any, what: str) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(str(value)))
     except ValueError as exc:
-        raise InputError(f"{what}: {exc}") from None
+        raise InputError(f"{what}: {exc}") from exc
 
 
 def _host_path(source: str, project_dir: str) -> str:
@@ -182,8 +182,8 @@ def _port_range(text: str, what: str) -> list[int]:
     lo, dash, hi = text.partition("-")
     try:
         start, end = int(lo), int(hi) if dash else int(lo)
-    except ValueError:
-        raise InputError(f"{what}: invalid port {text!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{what}: invalid port {text!r}") from exc
     if not 0 <= start <= end <= 65535 or end - start > MAX_PORT_RANGE:
         raise InputError(f"{what}: invalid port range {text!r}")
     return list(range(start, end + 1))
@@ -343,8 +343,8 @@ def _nano_cpus(value: Any, what: str) -> int:
         return 0
     try:
         return int(float(str(value)) * 1e9)
-    except ValueError:
-        raise InputError(f"{what}: invalid cpus {value!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{what}: invalid cpus {value!r}") from exc
 
 
 def service_to_spec(

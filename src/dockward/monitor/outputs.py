@@ -63,8 +63,8 @@ def make_sink(spec: str, file_max_bytes: int = 100 << 20, file_backups: int = 5)
             raise UsageError(f"--output {spec}: unknown syslog facility {facility_name}")
         try:
             port = parsed.port or (6514 if transport == "tls" else 514)
-        except ValueError:
-            raise UsageError(f"--output {spec}: bad port") from None
+        except ValueError as exc:
+            raise UsageError(f"--output {spec}: bad port") from exc
         return SyslogSink(
             SyslogTarget(
                 transport,

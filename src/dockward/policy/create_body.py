@@ -174,8 +174,8 @@ def _ports(hc: GoObject) -> tuple[PortBinding, ...]:
             port_text = text(bo.field("HostPort"), "HostPort")
             try:
                 host_port = int(port_text.split("-")[0]) if port_text else 0
-            except ValueError:
-                raise BodyError(f"HostPort {port_text!r} is not a port") from None
+            except ValueError as exc:
+                raise BodyError(f"HostPort {port_text!r} is not a port") from exc
             out.append(PortBinding(cport, proto, "" if ip in ("0.0.0.0", "::") else ip, host_port))
     return tuple(out)
 

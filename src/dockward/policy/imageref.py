@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dockward.errors import DockwardError
+
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPO = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
@@ -13,7 +15,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 DOCKER_HUB = "docker.io"
 
 
-class ReferenceError_(ValueError):
+class ReferenceError_(DockwardError, ValueError):
     pass
 
 

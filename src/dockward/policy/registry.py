@@ -58,7 +58,7 @@ class RegistryClient:
                         raise RegistryError(f"{url}: answer larger than {limit} bytes")
                 return body, dict(resp.headers)
         except requests.RequestException as exc:
-            raise RegistryError(f"registry {url.split('/v2/')[0]} unreachable: {exc}") from None
+            raise RegistryError(f"registry {url.split('/v2/')[0]} unreachable: {exc}") from exc
 
     def manifest(self, ref: ImageRef, reference: str) -> tuple[bytes, str, str]:
         """(raw manifest, media type, digest) for a tag or digest."""
@@ -100,7 +100,7 @@ class RegistryClient:
                 timeout=self.timeout,
             )
         except (requests.RequestException, KeyError) as exc:
-            raise RegistryError(f"blob upload failed: {exc}") from None
+            raise RegistryError(f"blob upload failed: {exc}") from exc
         if done.status_code != 201:
             raise RegistryError(f"blob upload failed: HTTP {done.status_code}")
         return digest
@@ -115,7 +115,7 @@ class RegistryClient:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            raise RegistryError(f"manifest upload failed: {exc}") from None
+            raise RegistryError(f"manifest upload failed: {exc}") from exc
         if resp.status_code != 201:
             raise RegistryError(
                 f"manifest upload failed: HTTP {resp.status_code} {resp.text[:200]}"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 
+from dockward.errors import DockwardError
+
 MAX_HEAD = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 _NAME = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
-class FramingError(ValueError):
+class FramingError(DockwardError, ValueError):
     """A request head open to more than one reading."""
 
 

@@ -145,13 +145,13 @@ class _Session:
                 n = head_length(buf)
             except FramingError as exc:
                 await self._raw_error(400, str(exc))
-                raise _Close from None
+                raise _Close from exc
             if n:
                 try:
                     check_head(buf[:n])
                 except FramingError as exc:
                     await self._raw_error(400, str(exc))
-                    raise _Close from None
+                    raise _Close from exc
                 self.h.receive_data(buf)
                 return True
             data = await self.reader.read(READ_SIZE)
@@ -167,7 +167,7 @@ class _Session:
                 ev = self.h.next_event()
             except h11.RemoteProtocolError as exc:
                 await self._raw_error(400, f"bad request: {exc}")
-                raise _Close from None
+                raise _Close from exc
             if ev is h11.NEED_DATA:
                 self.h.receive_data(await self.reader.read(READ_SIZE))
                 continue
@@ -504,8 +504,8 @@ class _Session:
         tracker = ChunkedEnd()
         try:
             end = tracker.feed(data)
-        except UpstreamError:
-            raise _Close from None
+        except UpstreamError as exc:
+            raise _Close from exc
         if end >= 0:  # the whole answer is here: no watcher, one send
             self.writer.write(head + data[:end])
             return data[end:]
@@ -517,8 +517,8 @@ class _Session:
                 if data:
                     try:
                         end = tracker.feed(data)
-                    except UpstreamError:
-                        raise _Close from None
+                    except UpstreamError as exc:
+                        raise _Close from exc
                     if end >= 0:
                         self.writer.write(data[:end])
                         return data[end:]

@@ -31,10 +31,10 @@ def register_formatter(name: str, formatter: Formatter) -> None:
 def render(report: Report, fmt: str) -> str:
     try:
         return FORMATTERS[fmt](report)
-    except KeyError:
+    except KeyError as exc:
         raise ValueError(
             f"unknown format {fmt!r} (expected one of {', '.join(FORMATTERS)})"
-        ) from None
+        ) from exc
 
 
 __all__ = ["FORMATTERS", "Formatter", "register_formatter", "render", "report_from_json"]

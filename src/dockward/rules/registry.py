@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockward.errors import DockwardError
 from dockward.model.daemon import DaemonSpec
 from dockward.model.finding import Location, Result, Rule, Severity, Status
 
@@ -65,7 +66,7 @@ class RuleEntry:
     examples: Examples | None = None
 
 
-class DuplicateRuleError(ValueError):
+class DuplicateRuleError(DockwardError, ValueError):
     pass
 
 

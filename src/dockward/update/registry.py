@@ -213,7 +213,7 @@ class RegistryClient:
             )
         except requests.RequestException as exc:
             host = urlsplit(url).netloc
-            raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from None
+            raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from exc
 
     def _authorize(self, ref: ImageRef, resp: requests.Response, scope: str) -> str:
         header = resp.headers.get("WWW-Authenticate", "")
@@ -277,9 +277,7 @@ class RegistryClient:
                     allow_redirects=False,
                 )
         except requests.RequestException as exc:
-            raise RegistryError(
-                f"token server {parts.netloc} unreachable: {_reason(exc)}"
-            ) from None
+            raise RegistryError(f"token server {parts.netloc} unreachable: {_reason(exc)}") from exc
         try:
             if tresp.status_code != 200:
                 raise RegistryError(f"{ref}: token server refused (HTTP {tresp.status_code})")
@@ -326,8 +324,8 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
 def _json(body: bytes, ref: ImageRef) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RegistryError(f"{ref}: registry sent invalid JSON") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{ref}: registry sent invalid JSON") from exc
     if not isinstance(doc, dict):
         raise RegistryError(f"{ref}: registry sent a JSON {type(doc).__name__}, not an object")
     return doc
