@@ -51,6 +51,13 @@ def register(sub: Any) -> None:
         help="skip this rule id or CIS id (repeatable) [DOCKWARD_SKIP]",
     )
     p.add_argument(
+        "--cis-version",
+        default=env_default("CIS_VERSION", "1.8.0"),
+        metavar="VERSION",
+        help="CIS Docker Benchmark numbering for ids shown and for --check/--skip/--section: "
+        "1.6.0, 1.7.0 or 1.8.0 (default 1.8.0) [DOCKWARD_CIS_VERSION]",
+    )
+    p.add_argument(
         "--config",
         default=env_default("CONFIG"),
         help="dockward.toml (default: searched upwards) [DOCKWARD_CONFIG]",
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.rules import default_rules
+    from dockward.rules.cis import renumber
 
     config = load_config(args.config)
     if config.fail_on and args.fail_on == "low" and not env_default("FAIL_ON"):
@@ -81,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         sections=tuple(args.section or env_list("SECTION")),
         skips=tuple(args.skip or env_list("SKIP")),
     )
-    select(default_rules(), selection)  # an unknown --check is a usage error before any work
+    rules = renumber(default_rules(), args.cis_version)
+    select(rules, selection)  # an unknown --check is a usage error before any work
     say = progress_printer(sys.stderr.isatty())
 
     def once() -> Report:
@@ -96,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
                 client.close()
         if say:
             sys.stderr.write("\r\033[K")
-        return build_report(snapshots, selection, config, started=started)
+        return build_report(snapshots, selection, config, rules, started=started)
 
     return run_maybe_scheduled(args, "audit", once)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from dockward.model.finding import Report
 
 # The built-in formats; capabilities may register more (checked when rendering).
-FORMAT_NAMES = ("table", "json", "sarif", "junit", "html")
+FORMAT_NAMES = ("table", "json", "sarif", "junit", "html", "docker-bench")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dockward.model.finding import Report
+from dockward.report.dockerbench import render_docker_bench
 from dockward.report.html import render_html
 from dockward.report.jsonfmt import render_json, report_from_json
 from dockward.report.junit import render_junit
@@ -19,6 +20,7 @@ FORMATTERS: dict[str, Formatter] = {
     "sarif": render_sarif,
     "junit": render_junit,
     "html": render_html,
+    "docker-bench": render_docker_bench,
 }
 
 

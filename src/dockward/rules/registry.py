@@ -118,7 +118,7 @@ class RuleSet:
         remediation: str,
         section: str = "",
         cis: str = "",
-        cis_version: str = "1.6.0",
+        cis_version: str = "1.8.0",
         references: tuple[str, ...] = (),
         scored: bool = True,
         aliases: tuple[str, ...] = (),
