@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 from dockward.model.finding import Report, Result, Status
-from dockward.rules.cis import DEFAULT_VERSION, benchmark
 
 SECTIONS = {
     "1": "Host Configuration",
@@ -62,6 +61,8 @@ def _entry(req_id: str, title: str, automated: bool, results: list[Result]) -> d
 
 
 def render_docker_bench(report: Report) -> str:
+    from dockward.rules.cis import DEFAULT_VERSION, benchmark
+
     version = next((r.rule.cis_version for r in report.results if r.rule.cis_version), "")
     bench = benchmark(version or DEFAULT_VERSION)
     by_req: dict[str, list[Result]] = {}

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
-
 from dockward.errors import UsageError
 from dockward.rules.registry import RuleEntry, RuleSet
 
@@ -67,6 +65,8 @@ def parse_version(text: str) -> str:
 
 @functools.cache
 def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
+    import yaml  # on demand: `scan` and `lint` start without it
+
     version = parse_version(version)
     doc = yaml.safe_load((DATA / f"cis-docker-{version}.yaml").read_text(encoding="utf-8"))
     reqs = tuple(
