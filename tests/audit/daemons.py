@@ -42,8 +42,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_tls(directory: Path) -> dict[str, str]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate (docker's file names)."""
+def make_tls(directory: Path, ips: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, str]:
+    """A CA, a server certificate for IPS (127.0.0.1) and a client certificate (docker's file
+    names)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
 
@@ -80,7 +81,9 @@ def make_tls(directory: Path) -> dict[str, str]:
         )
         if server:
             b = b.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+                ),
                 False,
             )
             b = b.add_extension(

@@ -28,12 +28,22 @@ ATTACK = (
 )
 
 
+# Scripts run by an interpreter: from /dev/shm and /tmp (dropped payloads, by absolute and by
+# relative path) and from /srv (quiet).
+SCRIPTS = (
+    "printf 'true\\n' > /dev/shm/stage.sh; sh /dev/shm/stage.sh; "
+    "printf 'true\\n' > /tmp/rel.sh; cd /tmp && sh ./rel.sh; "
+    "mkdir -p /srv; printf 'true\\n' > /srv/ok.sh; sh /srv/ok.sh; true"
+)
+
+
 @dataclass
 class Lab:
     run_id: str
     web: str
     hostnet: str
     sock: str
+    priv: str = ""  # created privileged, never started
 
 
 def remove_stale(api: Any) -> None:
@@ -62,7 +72,15 @@ def start_lab(api: Any, image: str) -> Lab:
     _run(api, image, web)
     _run(api, image, hostnet, network_mode="host")
     _run(api, image, sock, binds=["/var/run/docker.sock:/var/run/docker.sock:ro"])
-    return Lab(run_id, web, hostnet, sock)
+    priv = f"{PREFIX}-priv-{run_id}"
+    api.create_container(
+        image,
+        command=["sleep", "300"],
+        name=priv,
+        labels=LABEL,
+        host_config=api.create_host_config(privileged=True),
+    )
+    return Lab(run_id, web, hostnet, sock, priv)
 
 
 def exec_in(api: Any, container: str, cmd: list[str], tty: bool = False) -> None:
@@ -76,6 +94,7 @@ def attack(api: Any, lab: Lab) -> None:
     exec_in(api, lab.web, ["ls", "/"])
     exec_in(api, lab.web, ["sh", "-c", ATTACK])
     exec_in(api, lab.web, ["sh", "-c", "true"], tty=True)
+    exec_in(api, lab.web, ["sh", "-c", SCRIPTS])
     # Every capability for one command: the engine records and starts it (this kernel then
     # refuses the capabilities, which changes nothing for the alert).
     with contextlib.suppress(Exception):
@@ -84,7 +103,7 @@ def attack(api: Any, lab: Lab) -> None:
 
 
 def stop_lab(api: Any, lab: Lab) -> None:
-    for name in (lab.web, lab.hostnet, lab.sock):
+    for name in (lab.web, lab.hostnet, lab.sock, lab.priv):
         with contextlib.suppress(Exception):
             api.remove_container(name, force=True)
 

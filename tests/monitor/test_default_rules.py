@@ -22,7 +22,8 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "monitor" / "att
 
 @pytest.fixture(scope="module")
 def fired() -> dict[str, list[dict[str, Any]]]:
-    engine = build_engine(MonitorConfig())
+    # Informational audit events (a plain docker exec) only when asked for.
+    engine = build_engine(MonitorConfig(min_priority="informational"))
     assert not engine.disabled, engine.disabled
     monitor = Monitor(engine, Dispatcher([]))
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -43,13 +44,14 @@ EXPECTED = {
     "Write below binary dir or etc in container": {"dwmon-web"},
     "Read sensitive file in container": {"dwmon-web"},
     "Docker socket or client used from container": {"dwmon-web"},
-    "Privileged or host-namespace container started": {"dwmon-hostnet"},
+    "Privileged or host-namespace container started": {"dwmon-hostnet", "dwmon-priv"},
     "Sensitive mount container started": {"dwmon-sock"},
     "Docker exec into container": {"dwmon-web"},
     "Privileged exec into container": {"dwmon-web"},
     "Network tool run in container": {"dwmon-web"},
     "Network tool connection from container": {"dwmon-web"},
     "Execution from tmp or shm": {"dwmon-web"},
+    "Script run from tmp or shm": {"dwmon-web"},
     "Known cryptominer executed": {"dwmon-web"},
     "Drop and execute new binary in container": {"dwmon-web"},
 }
@@ -64,7 +66,7 @@ def test_rule_fires_on_the_recorded_attack(
 
 
 def test_every_default_rule_is_covered() -> None:
-    engine = build_engine(MonitorConfig())
+    engine = build_engine(MonitorConfig(min_priority="debug"))
     untested = {r.name for r in engine.rules} - set(EXPECTED)
     # Covered elsewhere: the drop alert (test_service) and the metadata rule (below).
     assert untested == {"Dockward alerts dropped", "Contact cloud metadata service from container"}
@@ -84,6 +86,36 @@ def test_benign_commands_stay_quiet(fired: dict[str, list[dict[str, Any]]]) -> N
     assert any(e.get("proc.cmdline") == "cat /etc/passwd" for e in events)
     assert any(e.get("fd.name") == "/etc/passwd" and e.get("evt.is_open_read") for e in events)
     assert "cat /etc/passwd" in cmdlines  # its docker exec was reported
+
+
+def test_plain_exec_is_an_audit_event_below_the_default_priority() -> None:
+    default = build_engine(MonitorConfig())
+    assert "Docker exec into container" not in {r.name for r in default.rules}
+    monitor = Monitor(default, Dispatcher([]))
+    alerts, plain = [], []
+    for ev in read_events(FIXTURE):
+        got = monitor.process(ev)
+        alerts += got
+        if "cat /etc/passwd" in (ev.get("docker.exec.cmdline"), ev.get("proc.cmdline")):
+            plain.append((ev["evt.type"], got))
+    assert ("exec_start", []) in plain  # `docker exec web cat /etc/passwd` raises nothing
+    assert all(got == [] for _, got in plain)
+    # Shells and terminals started through exec stay alerts.
+    assert {"Shell spawned in container", "Terminal shell in container"} <= {a.rule for a in alerts}
+
+
+def test_script_rule_judges_the_scripts_path(fired: dict[str, list[dict[str, Any]]]) -> None:
+    scripts = {h["event"]["proc.script"] for h in fired["Script run from tmp or shm"]}
+    assert scripts == {"/dev/shm/stage.sh", "/tmp/rel.sh"}  # ./rel.sh resolved from cwd /tmp
+    events = list(read_events(FIXTURE))
+    assert any(e.get("proc.script") == "/srv/ok.sh" for e in events)  # the quiet case
+
+
+def test_privileged_container_alerts_at_create(fired: dict[str, list[dict[str, Any]]]) -> None:
+    hits = fired["Privileged or host-namespace container started"]
+    priv = [h for h in hits if str(h["alert"].container.get("name")).startswith("dwmon-priv")]
+    assert [h["event"]["evt.type"] for h in priv] == ["create"]  # created, never started
+    assert "container create" in priv[0]["alert"].output
 
 
 def test_plain_container_start_is_not_a_host_namespace_alert(

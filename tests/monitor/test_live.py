@@ -33,6 +33,7 @@ def live(
             f"file:{alerts_file}",
         ),
         spool_dir=str(spool_dir / "spool"),
+        min_priority="informational",  # the SIEM stream asks for plain docker execs too
     )
     stop = threading.Event()
     ready = threading.Event()
@@ -88,6 +89,8 @@ def test_attack_alerts_reach_syslog_webhook_and_file(
         ("Write below binary dir or etc in container", lab.web),
         ("Privileged or host-namespace container started", lab.hostnet),
         ("Sensitive mount container started", lab.sock),
+        ("Privileged or host-namespace container started", lab.priv),  # created only
+        ("Script run from tmp or shm", lab.web),
     ]
     for rule, container in wanted:
         hits = wait_for(lambda r=rule, c=container: _webhook(http_receiver, r, c), 20)

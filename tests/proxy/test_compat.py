@@ -12,14 +12,14 @@ import pytest
 from dockward.errors import ConfigError
 from dockward.proxy.authz import Caller, CompatAuthorizer, CompatSettings
 from dockward.proxy.paths import parse_target
-from dockward.proxy.routes import match_route
+from dockward.proxy.routes import match_request
 from tests.proxy.conftest import PREFIX, RunningProxy, api_through
 
 
 def allowed(env: dict[str, str], method: str, path: str) -> bool:
     authz = CompatAuthorizer(CompatSettings.from_env(env))
     t = parse_target(path)
-    return authz.decide(Caller(), method, t, match_route(method, t.path)).allowed
+    return authz.decide(Caller(), method, t, match_request(method, t.path, t.query)).allowed
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,20 @@ def allowed(env: dict[str, str], method: str, path: str) -> bool:
         ({"ALLOW_RESTARTS": "1"}, "POST", "/v1.41/containers/create", False),
         ({"ALLOW_START": "1"}, "GET", "/v1.41/containers/json", False),
         ({"CONTAINERS": "true"}, "GET", "/v1.41/containers/json", True),
+        # reading a container's files is the ARCHIVE section, off even with CONTAINERS=1
+        ({"CONTAINERS": "1"}, "GET", "/v1.41/containers/abc/archive?path=/etc", False),
+        ({"CONTAINERS": "1"}, "HEAD", "/v1.41/containers/abc/archive?path=/etc", False),
+        ({"CONTAINERS": "1"}, "GET", "/v1.41/containers/abc/export", False),
+        ({"CONTAINERS": "1"}, "GET", "/v1.41/containers/a/b/export", False),
+        ({"CONTAINERS": "1", "POST": "1"}, "GET", "/v1.41/containers/abc/export", False),
+        ({"CONTAINERS": "1", "ARCHIVE": "1"}, "GET", "/v1.41/containers/abc/archive", True),
+        ({"ARCHIVE": "1"}, "GET", "/v1.41/containers/abc/export", True),
+        ({"ARCHIVE": "1"}, "GET", "/v1.41/containers/json", False),
+        ({"ARCHIVE": "1"}, "PUT", "/v1.41/containers/abc/archive", False),
+        ({"CONTAINERS": "1", "POST": "1"}, "PUT", "/v1.41/containers/abc/archive", True),
+        ({"CONTAINERS": "1"}, "GET", "/v1.41/containers/abc/attach/ws?stdin=0", True),
+        ({"CONTAINERS": "1"}, "GET", "/v1.41/containers/abc/attach/ws?stdin=1", False),
+        ({"CONTAINERS": "1", "POST": "1"}, "GET", "/v1.41/containers/abc/attach/ws?stdin=1", True),
     ],
 )
 def test_matrix(env: dict[str, str], method: str, path: str, expected: bool) -> None:
@@ -107,3 +121,24 @@ def test_docker_cli_prints_the_refusal(proxy_factory: Callable[..., RunningProxy
         ["docker", "-H", proxy.url, "version"], capture_output=True, text=True, timeout=30
     )
     assert ok.returncode == 0 and "Server:" in ok.stdout
+
+
+def test_archive_and_export_through_the_daemon(
+    proxy_factory: Callable[..., RunningProxy],
+    docker_api: Any,
+    lab_image: str,
+    clean_containers: None,
+) -> None:
+    """CONTAINERS=1 lists and inspects but copies no file out; ARCHIVE=1 opens the copies."""
+    cid = docker_api.create_container(
+        lab_image, "true", name=f"{PREFIX}-archive", labels={"dockward.test": PREFIX}
+    )["Id"]
+    ro = api_through(proxy_factory(CompatAuthorizer(CompatSettings.from_env({"CONTAINERS": "1"}))))
+    assert ro.inspect_container(cid)["Id"] == cid
+    assert _status(lambda: ro.get_archive(cid, "/etc/passwd")) == 403
+    assert _status(lambda: b"".join(ro.export(cid))) == 403
+    env = {"CONTAINERS": "1", "ARCHIVE": "1"}
+    full = api_through(proxy_factory(CompatAuthorizer(CompatSettings.from_env(env))))
+    stream, stat = full.get_archive(cid, "/etc/passwd")
+    assert stat["name"] == "passwd" and b"root:" in b"".join(stream)
+    assert len(b"".join(full.export(cid))) > 10240

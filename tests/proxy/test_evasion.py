@@ -196,6 +196,24 @@ CASES: dict[str, tuple[bytes, int]] = {
             EVIL,
             "http://docker/v1.41/containers/create",
         ),
+        403,  # read as dockerd reads it (by its path), so judged like any other create
+    ),
+    "absolute-form-userinfo": (
+        create(
+            f"{PREFIX}-absuser",
+            f"Content-Length: {len(EVIL)}\r\n",
+            EVIL,
+            "http://a@docker/v1.41/containers/create",
+        ),
+        400,
+    ),
+    "non-ascii-target": (
+        create(
+            f"{PREFIX}-nonascii",
+            f"Content-Length: {len(EVIL)}\r\n",
+            EVIL,
+            "/v1.41/containers/create\xff",
+        ),
         400,
     ),
     "upper-version": (

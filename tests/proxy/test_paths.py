@@ -41,7 +41,10 @@ def test_normalised(raw: str, path: str, version: str) -> None:
         "/v1.41/containers/x%25/start",
         "/v1.41/containers/%zz/start",
         "/v1.41/containers/x%0a/start",
-        "http://docker/v1.41/containers/create",
+        "http://a@docker/v1.41/containers/create",
+        "ftp://docker/v1.41/containers/create",
+        "http://docker",
+        "docker:2375",
         "*",
         "/containers/json#frag",
         "/containers/%ff/json",
@@ -85,3 +88,17 @@ def test_routes(method: str, path: str, route: str, params: dict[str, str]) -> N
 )
 def test_unknown_routes(method: str, path: str) -> None:
     assert match_route(method, path) is None
+
+
+def test_absolute_form_read_by_its_path() -> None:
+    """dockerd's Go server routes `http://host/path` by the path: so does the proxy, and it
+    forwards the origin-form it judged."""
+    t = parse_target("http://docker/v1.41/containers/create?name=x")
+    assert (t.raw, t.path, t.version, t.param("name")) == (
+        "/v1.41/containers/create?name=x",
+        "/containers/create",
+        "1.41",
+        "x",
+    )
+    with pytest.raises(PathError):
+        parse_target("http://docker/v1.41/x/../containers/create")

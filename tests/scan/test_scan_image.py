@@ -75,6 +75,18 @@ def test_scan_finds_vulnerabilities_and_image_problems(
     assert "DWTEST-2024-0003" not in by_id  # fixed before the installed version
     if not fixture_image["go_skip"]:
         assert "GO-2023-1751" in by_id  # Go 1.19.8 stdlib < 1.19.9
+        # The same stdlib in two binaries: two affected locations, two findings.
+        go = [m for m in result.matches if m.vuln_id == "GO-2023-1751"]
+        assert sorted(loc for m in go for loc in m.package.locations) == [
+            "/srv/app/server",
+            "/usr/local/bin/worker",
+        ]
+        found = [r for r in result.report.results if r.rule.id == "GO-2023-1751"]
+        assert len(found) == 2
+        assert {dict(r.evidence)["locations"] for r in found} == {
+            "/srv/app/server",
+            "/usr/local/bin/worker",
+        }
     assert "GO-2020-0001" not in by_id
     failing = {r.rule.id for r in result.report.results if r.status is Status.FAIL}
     assert {"DW-I101", "DW-I102", "DW-I103", "DW-I104", "DW-I002"} <= failing
@@ -162,6 +174,34 @@ def test_cli_scan_formats_waivers_and_exit_codes(
     assert bom["specVersion"] == "1.6" and any(
         c.get("purl") == "pkg:pypi/requests@2.25.0" for c in bom["components"]
     )
+    refs = [c["bom-ref"] for c in bom["components"]]
+    assert len(refs) == len(set(refs))  # one component per package copy, unique refs
+    if not fixture_image["go_skip"]:
+        r = run_cli(
+            "scan", "--archive", archive, "--db", str(vulndb), "-f", "cyclonedx", "--no-cache"
+        )
+        bom = json.loads(r.out)
+        stdlib = {
+            c["bom-ref"]
+            for c in bom["components"]
+            if c.get("purl", "").startswith("pkg:golang/stdlib@")
+        }
+        assert len(stdlib) == 2  # /srv/app/server and /usr/local/bin/worker
+        [go] = [v for v in bom["vulnerabilities"] if v["id"] == "GO-2023-1751"]
+        assert {a["ref"] for a in go["affects"]} == stdlib
+        r = run_cli(
+            "scan",
+            "--archive",
+            archive,
+            "--db",
+            str(vulndb),
+            "-f",
+            "table",
+            "--no-cache",
+            "--fail-on",
+            "never",
+        )
+        assert "/srv/app/server" in r.out and "/usr/local/bin/worker" in r.out
     r = run_cli("sbom", "--archive", archive, "-f", "spdx")
     spdx = json.loads(r.out)
     assert spdx["spdxVersion"] == "SPDX-2.3" and len(spdx["packages"]) > 10

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.docker
 LABEL = {"dockward.test": "service-metrics"}
 
 
-def _start(args: list[str], port: int) -> subprocess.Popen[str]:
+def _start(args: list[str], port: int, sock: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
@@ -31,6 +31,9 @@ def _start(args: list[str], port: int) -> subprocess.Popen[str]:
     )  # fmt: skip
     kill_after(proc, 120)
     _until(lambda: _get(port, "/healthz") is not None, 30)
+    if sock is not None:  # the proxy handles SIGTERM once it listens
+        _until(sock.exists, 30)
+        time.sleep(0.3)
     return proc
 
 
@@ -101,6 +104,7 @@ def test_proxy_health_fails_when_the_upstream_is_gone(tmp_path: Path) -> None:
         ["proxy", "--listen", f"unix://{tmp_path / 'p.sock'}", "--workers", "1",
          "--upstream", str(tmp_path / "no-docker.sock"), "--log", ""],
         port,
+        tmp_path / "p.sock",
     )  # fmt: skip
     try:
         health = _get(port, "/healthz")

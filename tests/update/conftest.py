@@ -109,10 +109,11 @@ class TokenRegistry(Registry):
 
 @pytest.fixture(scope="session")
 def token_registry() -> Iterator[TokenRegistry]:
-    from tests.update.tokenserver import ISSUER, SERVICE, TokenServer
+    from tests.registry.tokenserver import ISSUER, SERVICE, TokenServer, make_key
 
     certdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-token-"))
-    server = TokenServer(TOKEN_SERVER_PORT, USER, PASSWORD, certdir / "cert.pem")
+    make_key(certdir)
+    server = TokenServer("127.0.0.1", TOKEN_SERVER_PORT, USER, PASSWORD, certdir)
     server.start()
     token = {
         "realm": f"http://127.0.0.1:{TOKEN_SERVER_PORT}/token",

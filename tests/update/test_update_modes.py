@@ -251,7 +251,8 @@ def test_notifications_reach_webhook_smtp_and_stdout(
     assert event["new_digest"] == new_digest and event["new_image_id"] == v2
     assert len(smtp) == 1
     assert smtp[0]["To"] == "ops@example.test" and "1 updated" in smtp[0]["Subject"]
-    assert new_digest in smtp[0].get_payload(decode=True).decode()
+    parts = [p.get_payload(decode=True).decode() for p in smtp[0].walk() if not p.is_multipart()]
+    assert any(new_digest in text for text in parts)
     # Nothing changed: nothing is sent.
     res = run_cli(
         "update",
@@ -292,7 +293,9 @@ def test_schedule_and_interval_run_several_cycles(clean: Any, tmp_path: Path) ->
         (["--interval", "5", "--schedule", "* * * * *"], "exclude each other"),
         (["--api-version", "9.99"], "--api-version 9.99: the engine speaks API"),
         (["--api-version", "latest"], "expected auto or MAJOR.MINOR"),
-        (["--notify", "ftp://x"], "unsupported target"),
+        (["--notify", "ftp://x"], "unknown scheme ftp://"),
+        (["--notify", "teams://g@t/a/o"], "teams://: Microsoft retired"),
+        (["--notification-template", "{{if .Report}}"], "without {{end}}"),
         (["--rules-gate", "severe"], "--rules-gate: unknown severity"),
         (["--vuln-gate", "high", "--vuln-db", "/nonexistent/db"], "--vuln-gate high:"),
     ],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -10,26 +9,23 @@ from typing import Any
 
 import pytest
 
-from dockward.errors import ConfigError, DockwardError, InputError, UsageError
+from dockward import specs
+from dockward.errors import DockwardError, InputError, UsageError
 from dockward.model.finding import Severity
 from dockward.rules import default_rules
 from dockward.rules.registry import RuleSet
 from dockward.update import (
     Candidate,
     ContainerRulesGate,
-    CredentialStore,
     Journal,
-    Platform,
     Vulnerability,
     VulnerabilityGate,
     expected_spec,
-    parse_reference,
     plan_recreate,
 )
 from dockward.update.gates import run_gates
 from dockward.update.health import Probe
 from dockward.update.journal import Entry
-from dockward.update.registry import RegistryError, _pick_platform, parse_challenge
 from dockward.update.schedule import Schedule
 from dockward.update.select import Managed, Selection, dependency_order, wants
 
@@ -38,128 +34,6 @@ FIX = Path(__file__).resolve().parent.parent / "fixtures" / "update"
 
 def load(name: str) -> dict[str, Any]:
     return dict(json.loads((FIX / name).read_text()))
-
-
-@pytest.mark.parametrize(
-    ("text", "registry", "repo", "tag", "familiar"),
-    [
-        ("nginx", "docker.io", "library/nginx", "latest", "nginx:latest"),
-        ("nginx:1.27", "docker.io", "library/nginx", "1.27", "nginx:1.27"),
-        ("user/app:v2", "docker.io", "user/app", "v2", "user/app:v2"),
-        ("index.docker.io/library/redis:7", "docker.io", "library/redis", "7", "redis:7"),
-        (
-            "127.0.0.1:15800/dwupd/app:stable",
-            "127.0.0.1:15800",
-            "dwupd/app",
-            "stable",
-            "127.0.0.1:15800/dwupd/app:stable",
-        ),
-        ("localhost/x", "localhost", "x", "latest", "localhost/x:latest"),
-        ("ghcr.io/a/b/c:1.0-rc.1", "ghcr.io", "a/b/c", "1.0-rc.1", "ghcr.io/a/b/c:1.0-rc.1"),
-        ("[::1]:5000/app:1", "[::1]:5000", "app", "1", "[::1]:5000/app:1"),
-    ],
-)
-def test_references_parse_like_the_daemon(
-    text: str, registry: str, repo: str, tag: str, familiar: str
-) -> None:
-    ref = parse_reference(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.familiar()) == (
-        registry,
-        repo,
-        tag,
-        familiar,
-    )
-
-
-def test_pinned_reference_and_api_host() -> None:
-    ref = parse_reference("alpine@sha256:" + "a" * 64)
-    assert ref.pinned and ref.api_host == "registry-1.docker.io"
-    assert not parse_reference("alpine:3").pinned
-
-
-@pytest.mark.parametrize(
-    "text", ["", "app/UPPER", "app:", "app:-bad", "a//b", "app@sha256:short", "x" * 600, "a b"]
-)
-def test_bad_references_are_input_errors(text: str) -> None:
-    with pytest.raises(InputError):
-        parse_reference(text)
-
-
-def test_challenges_parse_quoted_values_and_reject_garbage() -> None:
-    c = parse_challenge(
-        'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"'
-    )
-    assert c.scheme == "bearer"
-    assert c.params == {
-        "realm": "https://auth.example/token",
-        "service": "reg",
-        "scope": "repository:a/b:pull,push",
-    }
-    assert parse_challenge('Basic realm="dwupd"').params == {"realm": "dwupd"}
-    with pytest.raises(RegistryError):
-        parse_challenge('Bearer realm="unterminated')
-
-
-def test_credentials_from_docker_config(tmp_path: Path) -> None:
-    auth = base64.b64encode(b"alice:s3cret").decode()
-    (tmp_path / "config.json").write_text(
-        json.dumps(
-            {
-                "auths": {
-                    "https://index.docker.io/v1/": {"auth": auth},
-                    "http://127.0.0.1:15801": {"username": "bob", "password": "pw"},
-                    "ghcr.io": {"identitytoken": "tok"},
-                }
-            }
-        )
-    )
-    store = CredentialStore.load(tmp_path / "config.json")
-    hub = store.lookup("docker.io")
-    assert (hub.username, hub.password) == ("alice", "s3cret")
-    assert store.lookup("127.0.0.1:15801").username == "bob"
-    assert store.lookup("ghcr.io").auth_config() == {"identitytoken": "tok"}
-    assert store.lookup("quay.io").empty
-    assert "s3cret" not in repr(hub) and "s3cret" not in repr(store)
-    assert CredentialStore.load(tmp_path / "missing.json").lookup("docker.io").empty
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{not json", "not valid JSON"),
-        ("[]", "expected a JSON object"),
-        ('{"auths": {"r": {"auth": "!!!"}}}', "not base64"),
-    ],
-)
-def test_broken_docker_config_is_a_config_error(tmp_path: Path, content: str, message: str) -> None:
-    (tmp_path / "config.json").write_text(content)
-    with pytest.raises(ConfigError, match=message):
-        CredentialStore.load(tmp_path / "config.json").lookup("r")
-
-
-def test_platform_resolution_prefers_the_exact_variant() -> None:
-    index = {
-        "manifests": [
-            {
-                "digest": "sha256:" + "1" * 64,
-                "platform": {"os": "linux", "architecture": "arm", "variant": "v6"},
-            },
-            {
-                "digest": "sha256:" + "2" * 64,
-                "platform": {"os": "linux", "architecture": "arm", "variant": "v7"},
-            },
-            {"digest": "sha256:" + "3" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
-            {
-                "digest": "sha256:" + "4" * 64,
-                "platform": {"os": "unknown", "architecture": "unknown"},
-            },
-        ]
-    }
-    ref = parse_reference("x")
-    assert _pick_platform(index, Platform("linux", "arm", "v7"), ref) == "sha256:" + "2" * 64
-    assert _pick_platform(index, Platform("linux", "amd64"), ref) == "sha256:" + "3" * 64
-    with pytest.raises(RegistryError, match="no image for platform linux/s390x"):
-        _pick_platform(index, Platform("linux", "s390x"), ref)
 
 
 def test_plan_keeps_user_config_and_drops_what_the_image_supplied() -> None:
@@ -205,9 +79,8 @@ def test_expected_spec_and_rules_gate_catch_a_root_regression() -> None:
     image_with_user = json.loads(json.dumps(image))
     image_with_user["Config"]["User"] = "app"
     plan_user = plan_recreate(old_with_user, image_with_user)
-    from dockward.model.container import ContainerSpec
 
-    before = ContainerSpec.from_inspect(old_with_user)
+    before = specs.from_inspect(old_with_user)
     after = expected_spec(plan_user, old_with_user, rooted_image)
     assert before.user == "app" and after.user == ""
     rules = RuleSet("c")
@@ -218,7 +91,7 @@ def test_expected_spec_and_rules_gate_catch_a_root_regression() -> None:
     assert not verdict.allowed
     assert any(r.startswith("DW-C031") for r in verdict.reasons)
     assert any(r.startswith("DW-C026") for r in verdict.reasons)  # healthcheck dropped
-    ok = gate.check(Candidate("c", "x", image, image, ContainerSpec.from_inspect(old), same))
+    ok = gate.check(Candidate("c", "x", image, image, specs.from_inspect(old), same))
     assert ok.allowed and ok.reasons == ()
 
 
@@ -233,9 +106,8 @@ def test_vulnerability_gate_refuses_added_criticals_and_reports_fixes() -> None:
     }
     gate = VulnerabilityGate(lambda img: db[img["Id"]])
     spec = load("container_linked.json")
-    from dockward.model.container import ContainerSpec
 
-    cs = ContainerSpec.from_inspect(spec)
+    cs = specs.from_inspect(spec)
     verdict = gate.check(Candidate("c", "x", image_old, image_new, cs, cs))
     assert not verdict.allowed and verdict.reasons == ("adds CVE-9 (critical, openssl)",)
     assert verdict.details["fixed"] == ["CVE-1"]

@@ -34,6 +34,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "rules",
     "report",
     "health",
+    "exporter",
 )
 
 

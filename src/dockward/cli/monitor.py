@@ -50,8 +50,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--min-priority",
-        default=env_default("MONITOR_MIN_PRIORITY", "debug"),
-        help="load only rules of this priority or worse (emergency..debug) "
+        default=env_default("MONITOR_MIN_PRIORITY", "notice"),
+        help="load only rules of this priority or worse (emergency..debug; default notice: "
+        "informational audit events such as a plain docker exec need `informational`) "
         "[DOCKWARD_MONITOR_MIN_PRIORITY]",
     )
     p.add_argument(
@@ -72,6 +73,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         "http(s)://URL (webhook), elasticsearch+http(s)://HOST:PORT/INDEX, "
         "splunk+http(s)://HOST:PORT [DOCKWARD_MONITOR_OUTPUTS, space-separated]; tokens come "
         "from DOCKWARD_WEBHOOK_TOKEN, DOCKWARD_ELASTIC_TOKEN, DOCKWARD_SPLUNK_TOKEN",
+    )
+    p.add_argument(
+        "--notify-rate",
+        type=float,
+        default=float(env_default("MONITOR_NOTIFY_RATE", 20)),
+        help="messages a minute per notification-URL output (chat); a burst over it goes out as "
+        "one message (default 20, burst 5; 0 = no limit) [DOCKWARD_MONITOR_NOTIFY_RATE]",
     )
     p.add_argument(
         "--spool-dir",
@@ -231,7 +239,7 @@ def _config(args: argparse.Namespace, outputs: list[str] | None = None) -> Any:
     ):
         if value <= 0:
             raise UsageError(f"{name} must be positive")
-    if args.rate_limit < 0 or args.dedup < 0 or args.burst < 0:
+    if args.rate_limit < 0 or args.dedup < 0 or args.burst < 0 or args.notify_rate < 0:
         raise UsageError("--rate-limit, --burst and --dedup must not be negative")
     return MonitorConfig(
         rules=tuple(args.rules or ()),
@@ -253,6 +261,7 @@ def _config(args: argparse.Namespace, outputs: list[str] | None = None) -> Any:
         hostname=args.hostname,
         record=getattr(args, "record", None),
         disable_rules=tuple(args.disable_rule),
+        notify_rate=args.notify_rate,
     )
 
 

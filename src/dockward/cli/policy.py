@@ -13,9 +13,9 @@ from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
 from dockward.policy.admission import ImageGate, judge_container, judge_image, judge_request
-from dockward.policy.gojson import BodyError, loads
 from dockward.policy.model import Admission, Policy, load_policy
 from dockward.policy.vulns import default_source
+from dockward.specs.gojson import BodyError, loads
 
 
 def register(sub: Any) -> None:
@@ -103,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         gate = ImageGate(vulns=default_source())
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
-    if insecure:
-        from dockward.policy.registry import RegistryClient
-
-        gate.registry = RegistryClient(insecure)
+    gate.insecure.update(insecure)
     results: list[Result] = []
     from dockward.lint import load_compose, spec_from_run_line
 

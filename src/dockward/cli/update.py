@@ -22,11 +22,14 @@ import docker.errors
 import requests
 from prometheus_client import CollectorRegistry
 
+from dockward import notify
 from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Severity, Status
+from dockward.notify.gotemplate import Template
+from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
 from dockward.service import Health, MetricsServer
 from dockward.update import (
@@ -56,8 +59,13 @@ from dockward.update.api import (
     summary,
 )
 from dockward.update.engine import connect_versioned, insecure_registries
-from dockward.update.notify import Notifier, compose, deliver, parse_target
-from dockward.update.registry import is_loopback_host
+from dockward.update.notify import (
+    WATCHTOWER_DEFAULT,
+    WATCHTOWER_LEGACY,
+    compose,
+    render_template,
+    to_note,
+)
 from dockward.update.report import build_report
 from dockward.update.schedule import Schedule
 
@@ -255,13 +263,48 @@ def register(sub: Any) -> None:
         help="journal directory (default /var/lib/dockward/update as root) "
         "[DOCKWARD_UPDATE_STATE_DIR]",
     )
-    p.add_argument(
+    note = p.add_argument_group("notifications")
+    note.add_argument(
         "--notify",
+        "--notification-url",
+        dest="notify",
         action="append",
         default=None,
-        help="send what changed to stdout, an http(s):// webhook or "
-        "smtp://host:port?from=A&to=B (repeatable; SMTP password from "
-        "DOCKWARD_SMTP_PASSWORD) [DOCKWARD_UPDATE_NOTIFY, comma-separated]",
+        help="send what changed to an Apprise URL (slack://, discord://, ntfy://, gotify://, "
+        "mmost://, json://, mailto://, ...), a Watchtower/shoutrrr URL (translated), stdout, or "
+        "dockward's JSON webhook http(s)://; repeatable, space-separated lists accepted; SMTP "
+        "password from DOCKWARD_SMTP_PASSWORD [DOCKWARD_UPDATE_NOTIFY]",
+    )
+    note.add_argument(
+        "--notification-template",
+        default=env_default("UPDATE_NOTIFICATION_TEMPLATE"),
+        help="Watchtower (Go text/template) message template; @FILE reads it from a file "
+        "[DOCKWARD_UPDATE_NOTIFICATION_TEMPLATE]",
+    )
+    note.add_argument(
+        "--notification-report",
+        action="store_true",
+        default=_env_flag("UPDATE_NOTIFICATION_REPORT"),
+        help="the template gets Watchtower's session report (.Report) rather than the log "
+        "entries [DOCKWARD_UPDATE_NOTIFICATION_REPORT=1]",
+    )
+    note.add_argument(
+        "--notification-title-tag",
+        default=env_default("UPDATE_NOTIFICATION_TITLE_TAG", ""),
+        help="prefix of every notification title [DOCKWARD_UPDATE_NOTIFICATION_TITLE_TAG]",
+    )
+    note.add_argument(
+        "--notifications-hostname",
+        default=env_default("UPDATE_NOTIFICATIONS_HOSTNAME", ""),
+        help="host name in notifications (default: this host's) "
+        "[DOCKWARD_UPDATE_NOTIFICATIONS_HOSTNAME]",
+    )
+    note.add_argument(
+        "--notify-rate",
+        type=float,
+        default=float(env_default("UPDATE_NOTIFY_RATE", 0)),
+        help="at most N messages per minute per destination, a burst coalesced into one "
+        "(0: no limit) [DOCKWARD_UPDATE_NOTIFY_RATE]",
     )
     api = p.add_argument_group("HTTP API (Watchtower's)")
     api.add_argument(
@@ -390,8 +433,18 @@ def run(args: argparse.Namespace) -> int:
             "dockward update: warning: --http-api-update stops --interval/--schedule polling; "
             "add --http-api-periodic-polls to keep it\n"
         )
-    targets = args.notify or env_list("UPDATE_NOTIFY")
-    notifiers: list[Notifier] = [parse_target(t, sys.stdout) for t in targets]
+    template = _template(args)
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    notifications = notify.build(
+        notify.split_urls(args.notify or env_list("UPDATE_NOTIFY")),
+        state_dir / "notify-spool",
+        per_minute=args.notify_rate,
+        stdout=sys.stdout,
+    )
+    host = args.notifications_hostname or socket.gethostname()
+    title = (f"[{args.notification_title_tag}] " if args.notification_title_tag else "") + (
+        f"dockward updates on {host}"
+    )
     setup_warnings: list[str] = []
     gates = _gates(args, setup_warnings)
     endpoint = resolve_endpoint(args.host, args.context)
@@ -441,7 +494,8 @@ def run(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
-    journal = Journal(Path(args.state_dir) if args.state_dir else default_state_dir())
+    journal = Journal(state_dir)
+    notifications.start()
     try:
         with journal.locked(), _engine_errors():
             updater = Updater(client, journal, options, say)
@@ -468,10 +522,19 @@ def run(args: argparse.Namespace) -> int:
                 except Exception as exc:
                     answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
                     raise
-                message = compose(cycle, socket.gethostname(), notified)
-                warnings = deliver(notifiers, message)
-                if warnings:
-                    cycle = replace(cycle, warnings=cycle.warnings + tuple(warnings))
+                if template is not None:
+                    notifications.submit(
+                        render_template(template, cycle, host, title, args.notification_report)
+                    )
+                else:
+                    message = compose(cycle, host, notified)
+                    if message is not None:
+                        tagged = (
+                            f"[{args.notification_title_tag}] "
+                            if args.notification_title_tag
+                            else ""
+                        )
+                        notifications.submit(to_note(message, tagged + message.subject))
                 if setup_warnings and not cycles:
                     cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
                 cycles.append(cycle)
@@ -486,6 +549,9 @@ def run(args: argparse.Namespace) -> int:
         if api is not None:
             api.close()
         client.close()
+        late = notifications.stop(flush_timeout=10.0)
+        if late and cycles:
+            cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
     code = emit(report, args)
@@ -494,6 +560,23 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _template(args: argparse.Namespace) -> Template | None:
+    source = args.notification_template
+    if not source:
+        return Template(WATCHTOWER_DEFAULT) if args.notification_report else None
+    if source.startswith("@"):
+        try:
+            source = Path(source[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from exc
+    if source in ("default", "default-legacy"):
+        source = WATCHTOWER_DEFAULT if source == "default" else WATCHTOWER_LEGACY
+    template = Template(source)
+    # A template that cannot render an (empty) cycle is bad input: say so now, not per cycle.
+    render_template(template, CycleResult(()), "host", "title", args.notification_report)
+    return template
 
 
 def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:

@@ -45,9 +45,6 @@ if TYPE_CHECKING:
         index_layer as index_layer,
     )
     from dockward.image.registry import (
-        ImageRef as ImageRef,
-    )
-    from dockward.image.registry import (
         load_registry as load_registry,
     )
     from dockward.image.spec import (
@@ -65,7 +62,6 @@ _WHERE = {
     "Capture": "fs",
     "Entry": "fs",
     "ImageFS": "fs",
-    "ImageRef": "registry",
     "LayerIndex": "fs",
     "Limits": "tarstream",
     "LoadedImage": "archive",

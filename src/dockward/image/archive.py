@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform as host_platform
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,8 @@ from dockward.image.tarstream import (
     decompressed,
     normalize,
 )
+from dockward.registry.platform import Platform as Platform
+from dockward.registry.platform import select_platform
 
 MAX_JSON = 16 << 20
 INDEX_TYPES = {
@@ -32,34 +33,6 @@ INDEX_TYPES = {
 }
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    os: str = "linux"
-    architecture: str = ""
-    variant: str = ""
-
-    @classmethod
-    def parse(cls, text: str | None) -> Platform:
-        if not text:
-            machine = host_platform.machine().lower()
-            arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-            return cls("linux", arch)
-        parts = text.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ArchiveError(f"bad platform {text!r} (expected os/arch[/variant])")
-        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
-
-    def matches(self, p: dict[str, Any]) -> bool:
-        return (
-            p.get("os") == self.os
-            and p.get("architecture") == self.architecture
-            and (not self.variant or p.get("variant", "") == self.variant)
-        )
-
-    def __str__(self) -> str:
-        return "/".join(x for x in (self.os, self.architecture, self.variant) if x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,27 +46,6 @@ class LoadedImage:
     repo_tags: tuple[str, ...] = ()
     repo_digests: tuple[str, ...] = ()
     manifest_digest: str = ""
-
-
-def select_platform(index: dict[str, Any], want: Platform, where: str) -> dict[str, Any]:
-    manifests = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
-    candidates = [m for m in manifests if isinstance(m.get("platform"), dict)]
-    for m in candidates:
-        if want.matches(m["platform"]):
-            return m
-    if not candidates and len(manifests) == 1:
-        return manifests[0]
-    offered = ", ".join(
-        str(
-            Platform(
-                m["platform"].get("os", ""),
-                m["platform"].get("architecture", ""),
-                m["platform"].get("variant", ""),
-            )
-        )
-        for m in candidates
-    )
-    raise ArchiveError(f"{where}: no manifest for platform {want} (offered: {offered or 'none'})")
 
 
 def _json(data: bytes, what: str) -> Any:

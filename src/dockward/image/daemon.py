@@ -7,9 +7,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from dockward.errors import ConnectionFailed, InputError
-from dockward.image.archive import LayerStore, LoadedImage, Platform, Progress, load_stream
+from dockward.image.archive import LayerStore, LoadedImage, Progress, load_stream
 from dockward.image.fs import LayerIndex, Probe
 from dockward.image.tarstream import DEFAULT_LIMITS, Limits
+from dockward.registry.platform import Platform
 
 
 class _Chunks(io.RawIOBase):

@@ -74,6 +74,8 @@ _SYSCALL = {
     "proc.apid": LIST,
     "proc.tty": NUMBER,
     "proc.cwd": STRING,
+    # dockward: the script file an interpreter runs (`sh /tmp/x.sh`), absolute when cwd is known.
+    "proc.script": STRING,
     "proc.is_exe_from_memfd": BOOL,
     "proc.is_exe_upper_layer": BOOL,
     "proc.is_container_healthcheck": BOOL,

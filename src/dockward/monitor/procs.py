@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dockward.monitor.containers import container_id_from_cgroup
+from dockward.monitor.scripts import script_path
 
 MAX_CMDLINE = 4096
 
@@ -278,6 +279,7 @@ def process_fields(table: ProcessTable, proc: Proc) -> dict[str, Any]:
         "proc.tty": proc.tty,
         "proc.is_exe_from_memfd": bool(proc.exepath and proc.exepath.startswith("/memfd:")),
         "proc.cwd": proc.cwd,
+        "proc.script": script_path(proc.args, proc.name, proc.cwd),
         "proc.pname": parent.name if parent else None,
         "proc.pexepath": parent.exepath if parent else None,
         "proc.pexe": parent.exe if parent else None,

@@ -35,7 +35,8 @@ DEFAULT_SOURCES = ("docker", "audit", "file")
 class MonitorConfig:
     rules: Sequence[str] = ()
     no_default_rules: bool = False
-    min_priority: str = "debug"
+    # A plain `docker exec` is an informational audit event: below this, unless asked for.
+    min_priority: str = "notice"
     match_all: bool = True
     sources: Sequence[str] = DEFAULT_SOURCES
     audit_connect: bool = True
@@ -54,6 +55,8 @@ class MonitorConfig:
     flush_timeout: float = 5.0
     record: str | None = None
     disable_rules: Sequence[str] = field(default_factory=tuple)
+    notify_rate: float = 20.0  # messages a minute per notification (chat) output
+    notify_burst: int = 5
 
 
 def rule_paths(cfg: MonitorConfig) -> list[str]:
@@ -102,6 +105,8 @@ def build_monitor(
         on_drop,
         cfg.file_max_bytes,
         cfg.file_backups,
+        cfg.notify_rate,
+        cfg.notify_burst,
     )
     monitor = Monitor(
         engine,

@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockward.errors import ConfigError, DockwardError
-from dockward.policy.imageref import ImageRef
-from dockward.policy.registry import NotFound, RegistryClient, RegistryError
+from dockward.registry import ImageRef, NotFound, RegistryClient, RegistryError
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MAX_PAYLOAD = 1 << 20  # simple-signing payloads are a few hundred bytes
 
 
 class SignatureError(DockwardError):
@@ -130,7 +130,7 @@ def verify_image(
 ) -> Verified:
     """At least one layer of the `.sig` manifest must verify; returns how many did."""
     try:
-        raw, _, _ = client.manifest(ref, signature_tag(digest))
+        raw = client.manifest(ref, signature_tag(digest)).body
     except NotFound as exc:
         raise SignatureError(f"no signature for {ref.name}@{digest}") from exc
     try:
@@ -146,7 +146,7 @@ def verify_image(
         if not isinstance(sig, str):
             continue
         try:
-            payload = client.blob(ref, str(layer.get("digest")))
+            payload = client.blob(ref, str(layer.get("digest")), MAX_PAYLOAD)
             verify_payload(key, payload, sig, digest)
             good += 1
         except (SignatureError, RegistryError) as exc:
@@ -165,7 +165,7 @@ def sign_image(
     tag = signature_tag(digest)
     layers: list[dict[str, Any]] = []
     try:
-        existing, _, _ = client.manifest(ref, tag)
+        existing = client.manifest(ref, tag).body
         layers = [x for x in json.loads(existing).get("layers", []) if isinstance(x, dict)]
     except NotFound:
         pass

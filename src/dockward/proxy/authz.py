@@ -134,7 +134,7 @@ COMPAT_SECTIONS: dict[str, bool] = {
     "VOLUMES": False,
 }
 _SECTION_PATH = {"PING": "_ping"}
-COMPAT_SWITCHES = ("POST", "ALLOW_START", "ALLOW_STOP", "ALLOW_RESTARTS")
+COMPAT_SWITCHES = ("POST", "ALLOW_START", "ALLOW_STOP", "ALLOW_RESTARTS", "ARCHIVE")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -158,6 +158,7 @@ class CompatSettings:
     allow_start: bool
     allow_stop: bool
     allow_restarts: bool
+    archive: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CompatSettings:
@@ -170,9 +171,12 @@ class CompatSettings:
             _flag(env, "ALLOW_START", False),
             _flag(env, "ALLOW_STOP", False),
             _flag(env, "ALLOW_RESTARTS", False),
+            _flag(env, "ARCHIVE", False),
         )
 
 
+_FILE_COPIES = ("/archive", "/export")
+_WRITE_GETS = frozenset({"containers.attach_ws_stdin"})
 _LIFECYCLE = {
     "containers.start": ("allow_start",),
     "containers.stop": ("allow_stop", "allow_restarts"),
@@ -184,8 +188,11 @@ _LIFECYCLE = {
 class CompatAuthorizer:
     """docker-socket-proxy's rules, read from the same environment variables.
 
-    One deliberate difference: ALLOW_START/STOP/RESTARTS open their POSTs even with POST=0 (in
-    HAProxy the `POST` gate runs first, so they never worked without it).
+    Deliberate differences: ALLOW_START/STOP/RESTARTS open their POSTs even with POST=0 (in
+    HAProxy the `POST` gate runs first, so they never worked without it); reading a container's
+    files (GET/HEAD .../archive, GET .../export) is the ARCHIVE section, off even with
+    CONTAINERS=1 (ARCHIVE=1 restores docker-socket-proxy's behaviour); the WebSocket attach with
+    stdin is a write (POST=1).
     """
 
     max_body = 0  # no body is judged in compatibility mode
@@ -201,7 +208,18 @@ class CompatAuthorizer:
                     return Verdict(True, "compat", switch.upper())
         if method not in ("GET", "HEAD") and not s.post:
             return Verdict(False, "compat", "POST", f"{method} requests need POST=1")
+        if match is not None and match.route.name in _WRITE_GETS and not s.post:
+            # a GET that writes: the WebSocket attach with stdin types into the container
+            return Verdict(False, "compat", "POST", f"{match.route.name} writes: it needs POST=1")
         first = target.path.lstrip("/").split("/", 1)[0].lower()
+        # dockerd routes /containers/{name:.*}/archive: judged by the suffix, not the route
+        copies = first == "containers" and target.path.lower().endswith(_FILE_COPIES)
+        if copies and method in ("GET", "HEAD"):
+            if s.archive:
+                return Verdict(True, "compat", "ARCHIVE")
+            return Verdict(
+                False, "compat", "ARCHIVE", "copying a container's files needs ARCHIVE=1"
+            )
         if first in s.sections:
             return Verdict(True, "compat", first.upper().lstrip("_"))
         return Verdict(False, "compat", "", f"section /{first} is not enabled")

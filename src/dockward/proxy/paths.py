@@ -12,6 +12,8 @@ _VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
 # Encoded characters that would change how the router splits the path.
 _AMBIGUOUS_ENCODED = re.compile(r"%(2[fFeE]|5[cC]|00|25)")
 _BAD_PCT = re.compile(r"%(?![0-9a-fA-F]{2})")
+# absolute-form (RFC 9112 3.2.2), as Go's server takes it: scheme, a plain authority, a path.
+_ABSOLUTE = re.compile(r"^(?i:https?)://([A-Za-z0-9.\-_~:\[\]]+)(/[^?#]*(?:\?[^#]*)?)$")
 
 
 class PathError(DockwardError, ValueError):
@@ -20,7 +22,7 @@ class PathError(DockwardError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    raw: str  # the request target exactly as received (forwarded unchanged)
+    raw: str  # the target in origin-form, as received (forwarded unchanged)
     path: str  # decoded path without the version prefix, e.g. /containers/create
     version: str  # "1.41" or "" when absent
     query: dict[str, list[str]]
@@ -33,11 +35,19 @@ class Target:
 def parse_target(raw: str) -> Target:
     """Decode a request target the way dockerd routes it; refuse every form open to two readings.
 
-    Refused: absolute-form and authority-form targets, dot segments, empty segments (`//`),
-    encoded slashes, dots, backslashes, percent signs and NUL, control characters, bad escapes.
+    Absolute-form (`http://docker/v1.41/...`, which dockerd's Go server routes by its path) is
+    read as its path and query, and forwarded in origin-form. Refused: authority-form and `*`,
+    absolute-form with user info, another scheme or no path, dot segments, empty segments
+    (`//`), encoded slashes, dots, backslashes, percent signs and NUL, control characters, bad
+    escapes.
     """
+    if not raw.isascii() or not raw.isprintable():
+        raise PathError("request target has a byte outside printable ASCII")
     if not raw.startswith("/"):
-        raise PathError("request target must be an absolute path")
+        m = _ABSOLUTE.match(raw)
+        if m is None:
+            raise PathError("request target must be an absolute path or an http:// URL")
+        raw = m.group(2)
     raw_path, _, raw_query = raw.partition("?")
     if "#" in raw:
         raise PathError("fragment in request target")

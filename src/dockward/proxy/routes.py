@@ -133,8 +133,18 @@ _HIJACK: tuple[tuple[str, str, str], ...] = (
     ("POST", "/grpc", "grpc"),
 )
 
-ROUTES: tuple[Route, ...] = tuple(Route(m, n, re.compile(f"^{p}$")) for m, p, n in _TABLE) + tuple(
-    Route(m, n, re.compile(f"^{p}$"), Mode.HIJACK) for m, p, n in _HIJACK
+# Attaching with stdin writes to the container: a route of its own, so a policy that allows
+# watching a container (containers.attach, containers.attach_ws) does not allow typing into it.
+STDIN_ROUTES: dict[str, str] = {
+    "containers.attach": "containers.attach_stdin",
+    "containers.attach_ws": "containers.attach_ws_stdin",
+}
+_WRITE_HIJACK = tuple((m, p, STDIN_ROUTES[n]) for m, p, n in _HIJACK if n in STDIN_ROUTES)
+
+ROUTES: tuple[Route, ...] = (
+    tuple(Route(m, n, re.compile(f"^{p}$")) for m, p, n in _TABLE)
+    + tuple(Route(m, n, re.compile(f"^{p}$"), Mode.HIJACK) for m, p, n in _HIJACK)
+    + tuple(Route(m, n, re.compile(f"^{p}$"), Mode.HIJACK) for m, p, n in _WRITE_HIJACK)
 )
 
 ROUTE_NAMES: frozenset[str] = frozenset(r.name for r in ROUTES)
@@ -149,6 +159,8 @@ STREAMING_ROUTES: frozenset[str] = frozenset(
         "containers.archive_get",
         "containers.attach",
         "containers.attach_ws",
+        "containers.attach_stdin",
+        "containers.attach_ws_stdin",
         "exec.start",
         "images.create",
         "images.push",
@@ -165,7 +177,10 @@ STREAMING_ROUTES: frozenset[str] = frozenset(
     }
 )
 _BY_METHOD: dict[str, list[Route]] = {}
+_BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
 for _r in ROUTES:
+    if _r.name in STDIN_ROUTES.values():
+        continue
     _BY_METHOD.setdefault(_r.method, []).append(_r)
 
 
@@ -182,3 +197,17 @@ def match_route(method: str, path: str) -> Match | None:
         if m:
             return Match(route, {k: v for k, v in m.groupdict().items() if v is not None})
     return None
+
+
+def go_bool(values: list[str]) -> bool:
+    """dockerd's httputils.BoolValue on the first value; any true value counts, so a repeated
+    key cannot hide a write from the proxy."""
+    return any(v.strip().lower() not in ("", "0", "no", "false", "none") for v in values)
+
+
+def match_request(method: str, path: str, query: dict[str, list[str]]) -> Match | None:
+    """match_route, with attach carrying stdin (`stdin=1`) named as the write it is."""
+    m = match_route(method, path)
+    if m is not None and m.route.name in STDIN_ROUTES and go_bool(query.get("stdin", [])):
+        return Match(_BY_NAME[STDIN_ROUTES[m.route.name]], m.params)
+    return m

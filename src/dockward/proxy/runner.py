@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 
 from dockward.errors import ConfigError, DockwardError
 from dockward.policy.admission import ImageGate
-from dockward.policy.imageref import ImageRef, ReferenceError_, parse_image_ref
 from dockward.policy.model import load_policy, read_policy_text
 from dockward.policy.vulns import default_source
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, CompatAuthorizer, CompatSettings, PolicyAuthorizer
 from dockward.proxy.server import ProxyServer, serve_sockets, start_listeners
+from dockward.registry import ImageRef, InvalidReference, parse_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,8 @@ def local_digest_lookup(upstream: str) -> Callable[[str, ImageRef], str]:
             return ""
         for rd in info.get("RepoDigests") or []:
             try:
-                candidate = parse_image_ref(str(rd))
-            except ReferenceError_:
+                candidate = parse_reference(str(rd))
+            except InvalidReference:
                 continue
             if candidate.name == ref.name and candidate.digest:
                 return candidate.digest

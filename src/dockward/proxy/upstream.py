@@ -50,9 +50,11 @@ def parse_response_head(raw: bytes) -> ResponseHead:
     return ResponseHead(int(parts[1]), tuple(headers), raw)
 
 
-def request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """Header names and values were validated by h11 on the way in (no CR, LF or NUL)."""
-    out = [method + b" " + target + b" HTTP/1.1"]
+def request_head(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], version: bytes = b"1.1"
+) -> bytes:
+    """Header names and values were validated on the way in (no CR, LF or NUL)."""
+    out = [method + b" " + target + b" HTTP/" + version]
     out += [k + b": " + v for k, v in headers]
     return b"\r\n".join(out) + b"\r\n\r\n"
 

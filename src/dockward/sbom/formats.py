@@ -29,7 +29,13 @@ def _stamp(report: Report) -> str:
 
 def render_cyclonedx(report: Report) -> str:
     image, packages, distro = _parts(report)
-    ref_of = {p["purl"]: f"pkg-{i}" for i, p in enumerate(packages)}
+
+    # One component per package copy: the same purl at two locations (a Go module in two
+    # binaries) is two components, each affected on its own.
+    def key(p: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        return str(p["purl"]), tuple(p.get("locations") or ())
+
+    ref_of = {key(p): f"pkg-{i}" for i, p in enumerate(packages)}
     components: list[dict[str, Any]] = []
     if distro:
         components.append(
@@ -44,7 +50,7 @@ def render_cyclonedx(report: Report) -> str:
     for p in packages:
         comp: dict[str, Any] = {
             "type": "library",
-            "bom-ref": ref_of[p["purl"]],
+            "bom-ref": ref_of[key(p)],
             "name": p["name"],
             "version": p["version"],
             "purl": p["purl"],
@@ -79,15 +85,21 @@ def render_cyclonedx(report: Report) -> str:
     }
     vulns = report.extra.get("vulnerabilities")
     if isinstance(vulns, list) and vulns:
-        doc["vulnerabilities"] = [
-            {
-                "id": v["id"],
-                "ratings": [{"severity": v["severity"], "method": "other"}],
-                "affects": [{"ref": ref_of.get(v["purl"], "image")}],
-                **({"recommendation": f"upgrade to {v['fixed']}"} if v.get("fixed") else {}),
-            }
-            for v in vulns
-        ]
+        by_id: dict[str, dict[str, Any]] = {}
+        for v in vulns:
+            ref = ref_of.get(key(v), "image")
+            entry = by_id.setdefault(
+                v["id"],
+                {
+                    "id": v["id"],
+                    "ratings": [{"severity": v["severity"], "method": "other"}],
+                    "affects": [],
+                    **({"recommendation": f"upgrade to {v['fixed']}"} if v.get("fixed") else {}),
+                },
+            )
+            if {"ref": ref} not in entry["affects"]:
+                entry["affects"].append({"ref": ref})
+        doc["vulnerabilities"] = list(by_id.values())
     return json.dumps(doc, indent=2) + "\n"
 
 

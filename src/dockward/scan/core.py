@@ -12,12 +12,13 @@ from typing import Any
 
 from dockward import __version__
 from dockward.errors import ConnectionFailed, DockwardError, InputError
-from dockward.image.archive import LoadedImage, Platform, load_archive
+from dockward.image.archive import LoadedImage, load_archive
 from dockward.image.fs import ImageFS
 from dockward.image.spec import spec_from_config
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report, Result, Severity, Status
 from dockward.model.image import ImageSpec
+from dockward.registry.platform import Platform
 from dockward.rules import Context, run_check
 from dockward.rules import image as image_rules
 from dockward.sbom import Sbom, build_sbom, default_probes
@@ -213,6 +214,10 @@ class ScanResult:
         return self.report.fails_at(threshold)
 
 
+# Installed by the OS package manager: one copy, no per-file location worth naming.
+OS_PACKAGE_TYPES = frozenset({"deb", "apk", "rpm"})
+
+
 def _vuln_result(m: Match, waived: str) -> Result:
     sev = severity_of(m.severity)
     fix = (
@@ -244,7 +249,10 @@ def _vuln_result(m: Match, waived: str) -> Result:
     }
     if m.package.source_name and m.package.source_name != m.package.name:
         evidence["source_package"] = f"{m.package.source_name} {m.package.source_version}"
-    msg = f"{m.package.name} {m.package.version} is affected" + (
+    where = ""
+    if m.package.type not in OS_PACKAGE_TYPES and m.package.locations:
+        where = f" in {', '.join(m.package.locations)}"
+    msg = f"{m.package.name} {m.package.version}{where} is affected" + (
         f"; fixed in {m.fixed}" if m.fixed else "; no fix available"
     )
     return Result(

@@ -8,6 +8,9 @@ import os
 from dockward.model.finding import Report, Severity, Status
 from dockward.report.table import STYLE
 
+# Ecosystems whose packages live in files of their own (binaries, jars, site-packages).
+LOCATED = frozenset({"Go", "Maven", "npm", "PyPI", "crates.io", "RubyGems", "NuGet", "Packagist"})
+
 
 def render_scan_table(report: Report, width: int | None = None) -> str:
     # rich is imported here: ~50 ms of start-up that JSON/SARIF runs do not need.
@@ -31,14 +34,20 @@ def render_scan_table(report: Report, width: int | None = None) -> str:
         table = Table(title="vulnerabilities (by package)", expand=True)
         for col in ("package", "installed", "fixed in", "severity", "id", "title"):
             table.add_column(col, overflow="fold", ratio=3 if col == "title" else None)
-        last = ""
-        for r in sorted(vulns, key=lambda r: (r.target, -int(r.severity), r.rule.id)):
+        last: tuple[str, str] = ("", "")
+        # One group per package copy: the same Go module in two binaries is listed twice.
+        for r in sorted(
+            vulns,
+            key=lambda r: (r.target, dict(r.evidence).get("locations", ""), -int(r.severity)),
+        ):
             ev = dict(r.evidence)
-            first = r.target != last
-            last = r.target
+            group = (r.target, ev.get("locations", ""))
+            first = group != last
+            last = group
             sev = Text("waived" if r.waived else r.severity.label, style=STYLE[r.severity])
+            where = ev.get("locations", "") if ev.get("ecosystem", "") in LOCATED else ""
             table.add_row(
-                ev.get("package", "") if first else "",
+                (ev.get("package", "") + (f"\n{where}" if where else "")) if first else "",
                 ev.get("installed", "") if first else "",
                 ev.get("fixed", ""),
                 sev,

@@ -326,6 +326,30 @@ class Store:
         )
         return _run(rows[0]) if rows else None
 
+    def first_ok_after(self, command: str, host: str, after: float, exclude: int) -> RunInfo | None:
+        """The oldest successful run of HOST that started at or after AFTER (not EXCLUDE)."""
+        rows = self._all(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE command = ? AND host = ? AND status = 'ok' "
+            "AND started >= ? AND id <> ? ORDER BY started, id LIMIT 1",
+            (command, host, after, exclude),
+        )
+        return _run(rows[0]) if rows else None
+
+    def failure_counts(self, run_ids: Sequence[int]) -> dict[int, dict[Severity, int]]:
+        """Failing, unwaived findings by run and severity, in one query."""
+        out: dict[int, dict[Severity, int]] = {rid: {} for rid in run_ids}
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._all(
+                f"SELECT run_id, severity, COUNT(*) FROM findings WHERE run_id IN ({marks}) "
+                "AND status = 'fail' AND waived = '' GROUP BY run_id, severity",
+                chunk,
+            )
+            for run_id, sev, count in rows:
+                out[int(run_id)][Severity(int(sev))] = int(count)
+        return out
+
     def findings(self, run_id: int) -> list[Finding]:
         rows = self._all(
             f"SELECT {_FINDING_COLUMNS} FROM findings WHERE run_id = ? ORDER BY rule_id, target",

@@ -1,7 +1,15 @@
 """`dockward update`: keep containers on current images, behind gates, never losing one."""
 
+from dockward.registry import (
+    Credentials,
+    CredentialStore,
+    ImageRef,
+    Platform,
+    RegistryClient,
+    RegistryError,
+    parse_reference,
+)
 from dockward.update.apply import Applied, Recovered, UpdateFailed, UpdateOptions, Updater
-from dockward.update.auth import Credentials, CredentialStore
 from dockward.update.check import CheckResult, check_all
 from dockward.update.cycle import CycleOptions, CycleResult, Event, run_cycle
 from dockward.update.gates import (
@@ -16,8 +24,6 @@ from dockward.update.gates import (
 )
 from dockward.update.journal import Journal, default_state_dir
 from dockward.update.recreate import CreatePlan, expected_spec, plan_recreate
-from dockward.update.reference import ImageRef, parse_reference
-from dockward.update.registry import Platform, RegistryClient, RegistryError
 from dockward.update.select import Managed, Selection, select
 
 __all__ = [

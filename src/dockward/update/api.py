@@ -25,8 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dockward.errors import InputError, UsageError
+from dockward.registry import parse_reference
 from dockward.update.cycle import CycleResult
-from dockward.update.reference import parse_reference
 
 WAIT_FOR_CYCLE = 3600.0  # seconds a /v1/update request waits for its cycle
 MAX_IMAGES = 100

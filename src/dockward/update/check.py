@@ -10,8 +10,7 @@ from typing import Any, Literal
 import docker.errors
 
 from dockward.errors import DockwardError
-from dockward.update.reference import ImageRef, parse_reference
-from dockward.update.registry import Platform, RegistryClient, RemoteManifest
+from dockward.registry import ImageRef, Platform, RegistryClient, RemoteManifest, parse_reference
 from dockward.update.select import Managed
 
 CheckStatus = Literal["current", "outdated", "error", "skipped"]

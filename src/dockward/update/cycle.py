@@ -9,14 +9,14 @@ from typing import Any, Literal
 
 import docker.errors
 
+from dockward import specs
 from dockward.errors import DockwardError
-from dockward.model.container import ContainerSpec
+from dockward.registry import RegistryClient
 from dockward.update.apply import Recovered, UpdateFailed, Updater
 from dockward.update.check import CheckResult, check_all
 from dockward.update.gates import Candidate, Gate, Verdict, run_gates
 from dockward.update.hooks import hook_command, run_hook
 from dockward.update.recreate import expected_spec, plan_recreate
-from dockward.update.registry import RegistryClient
 from dockward.update.select import Managed, Selection, dependents_of, select
 
 EventStatus = Literal[
@@ -192,7 +192,7 @@ def _handle(
         str(check.ref),
         old_image,
         new_image,
-        ContainerSpec.from_inspect(inspect),
+        specs.from_inspect(inspect),
         expected_spec(plan, inspect, new_image),
     )
     verdicts = tuple(run_gates(gates, candidate))

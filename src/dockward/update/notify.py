@@ -1,19 +1,18 @@
-"""Notifications of what changed: stdout, a webhook (JSON POST) or email over SMTP."""
+"""What an update cycle says: dockward's message, or Watchtower's notification template.
+
+Sending is dockward.notify's job (Apprise URLs, shoutrrr URLs, dockward's JSON webhook, stdout),
+in the background: a cycle never waits for a chat service.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import smtplib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from typing import Any, Protocol, TextIO
-from urllib.parse import parse_qs, unquote, urlsplit
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import requests
-
-from dockward.errors import UsageError
+from dockward.notify.destinations import Note
+from dockward.notify.gotemplate import Template, go_time_format
 from dockward.update.cycle import CycleResult, Event
 
 NOTEWORTHY = ("outdated", "updated", "rolled-back", "refused", "failed", "error")
@@ -24,10 +23,6 @@ class Message:
     subject: str
     text: str
     payload: dict[str, Any]
-
-
-class Notifier(Protocol):
-    def send(self, message: Message) -> None: ...
 
 
 def compose(
@@ -73,93 +68,183 @@ def _line(e: Event) -> str:
     return text
 
 
+_LEVEL = {"failed": "failure", "rolled-back": "failure", "error": "warning", "refused": "warning"}
+
+
+def to_note(message: Message, title: str = "") -> Note:
+    level = "success"
+    for e in message.payload.get("events", ()):
+        lvl = _LEVEL.get(str(e.get("status")), "")
+        if lvl == "failure" or (lvl == "warning" and level != "failure"):
+            level = lvl
+    return Note(title or message.subject, message.text, level, message.payload)
+
+
+# Watchtower's notification data model, for WATCHTOWER_NOTIFICATION_TEMPLATE.
+
+WATCHTOWER_DEFAULT = """
+{{- if .Report -}}
+  {{- with .Report -}}
+    {{- if ( or .Updated .Failed ) -}}
+{{len .Scanned}} Scanned, {{len .Updated}} Updated, {{len .Failed}} Failed
+      {{- range .Updated}}
+- {{.Name}} ({{.ImageName}}): {{.CurrentImageID.ShortID}} updated to {{.LatestImageID.ShortID}}
+      {{- end -}}
+      {{- range .Fresh}}
+- {{.Name}} ({{.ImageName}}): {{.State}}
+      {{- end -}}
+      {{- range .Skipped}}
+- {{.Name}} ({{.ImageName}}): {{.State}}: {{.Error}}
+      {{- end -}}
+      {{- range .Failed}}
+- {{.Name}} ({{.ImageName}}): {{.State}}: {{.Error}}
+      {{- end -}}
+    {{- end -}}
+  {{- end -}}
+{{- else -}}
+  {{range .Entries -}}{{.Message}}{{"\\n"}}{{- end -}}
+{{- end -}}"""
+WATCHTOWER_LEGACY = "{{range .}}{{.Message}}{{println}}{{end}}"
+
+
+class ImageID(str):
+    """An image id as Watchtower's template sees it: prints in full, `.ShortID` = 12 hex."""
+
+    __slots__ = ()
+
+    def ShortID(self) -> str:
+        body = self.split(":", 1)[1] if self.startswith("sha256:") else str(self)
+        return body[:12]
+
+
+class GoTime:
+    __slots__ = ("moment",)
+
+    def __init__(self, moment: dt.datetime) -> None:
+        self.moment = moment
+
+    def Format(self, layout: str) -> str:
+        return go_time_format(self.moment, layout)
+
+    def __str__(self) -> str:
+        return go_time_format(self.moment, "2006-01-02 15:04:05.000000 -0700 MST")
+
+
 @dataclass(frozen=True, slots=True)
-class StreamNotifier:
-    stream: TextIO
+class ContainerReport:
+    ID: str
+    Name: str
+    ImageName: str
+    CurrentImageID: ImageID
+    LatestImageID: ImageID
+    State: str
+    Error: str
 
-    def send(self, message: Message) -> None:
-        self.stream.write(f"{message.subject}\n{message.text}")
-        self.stream.flush()
 
-
-@dataclass(frozen=True, slots=True)
-class WebhookNotifier:
-    url: str
-    timeout: float = 10.0
-
-    def send(self, message: Message) -> None:
-        body = {"text": f"{message.subject}\n{message.text}", **message.payload}
-        resp = requests.post(
-            self.url,
-            data=json.dumps(body),
-            timeout=self.timeout,
-            headers={"Content-Type": "application/json"},
-            allow_redirects=False,
-        )
-        resp.close()
-        if resp.status_code >= 400:
-            raise OSError(f"webhook answered HTTP {resp.status_code}")
+# dockward's status -> Watchtower's state (refused and errors are Skipped, with the reason).
+STATES = {
+    "current": "Fresh",
+    "outdated": "Stale",
+    "updated": "Updated",
+    "failed": "Failed",
+    "rolled-back": "Failed",
+    "refused": "Skipped",
+    "skipped": "Skipped",
+    "error": "Skipped",
+}
 
 
 @dataclass(frozen=True, slots=True)
-class SmtpNotifier:
-    host: str
-    port: int
-    sender: str
-    recipients: tuple[str, ...]
-    starttls: bool = False
-    username: str = ""
-    # The password comes from DOCKWARD_SMTP_PASSWORD, never from the URL or argv.
-    password: str = field(default="", repr=False)
-    timeout: float = 10.0
-
-    def send(self, message: Message) -> None:
-        mail = EmailMessage()
-        mail["Subject"] = message.subject
-        mail["From"] = self.sender
-        mail["To"] = ", ".join(self.recipients)
-        mail.set_content(message.text)
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls()
-            if self.username:
-                smtp.login(self.username, self.password)
-            smtp.send_message(mail)
+class WatchtowerReport:
+    Scanned: tuple[ContainerReport, ...]
+    Updated: tuple[ContainerReport, ...]
+    Failed: tuple[ContainerReport, ...]
+    Skipped: tuple[ContainerReport, ...]
+    Stale: tuple[ContainerReport, ...]
+    Fresh: tuple[ContainerReport, ...]
+    All: tuple[ContainerReport, ...]
 
 
-def parse_target(target: str, stdout: TextIO) -> Notifier:
-    """`stdout`, `http(s)://...` (webhook) or `smtp://[user@]host:port?from=..&to=..[&starttls=1]`."""
-    if target == "stdout":
-        return StreamNotifier(stdout)
-    parts = urlsplit(target)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return WebhookNotifier(target)
-    if parts.scheme in ("smtp", "smtp+starttls") and parts.hostname:
-        query = parse_qs(parts.query)
-        sender = (query.get("from") or [""])[0]
-        to = tuple(a for v in query.get("to", []) for a in v.split(",") if a)
-        if not sender or not to:
-            raise UsageError(f"--notify {parts.scheme}://: needs from= and to= parameters")
-        return SmtpNotifier(
-            parts.hostname,
-            parts.port or 25,
-            sender,
-            to,
-            starttls=parts.scheme == "smtp+starttls" or query.get("starttls") == ["1"],
-            username=unquote(parts.username or ""),
-            password=os.environ.get("DOCKWARD_SMTP_PASSWORD", ""),
-        )
-    raise UsageError(f"--notify: unsupported target {target[:80]!r} (stdout, http(s)://, smtp://)")
+@dataclass(frozen=True, slots=True)
+class Entry:
+    Message: str
+    Level: str
+    Time: GoTime
+    Data: Mapping[str, str]
 
 
-def deliver(notifiers: Sequence[Notifier], message: Message | None) -> list[str]:
-    """Send to every target; a failing target becomes a warning, not a failed update."""
-    if message is None:
-        return []
-    warnings: list[str] = []
-    for n in notifiers:
-        try:
-            n.send(message)
-        except (OSError, smtplib.SMTPException, requests.RequestException) as exc:
-            warnings.append(f"notification via {type(n).__name__} failed: {exc}"[:300])
-    return warnings
+def _report(events: Sequence[Event]) -> WatchtowerReport:
+    rows = sorted(
+        (
+            ContainerReport(
+                e.container,
+                e.container,
+                e.image,
+                ImageID(e.old_image_id),
+                ImageID(e.new_image_id or e.old_image_id),
+                STATES.get(e.status, "Unknown"),
+                e.reason if e.status not in ("current", "updated") else "",
+            )
+            for e in events
+        ),
+        key=lambda r: r.Name,
+    )
+
+    def pick(state: str) -> tuple[ContainerReport, ...]:
+        return tuple(r for r in rows if r.State == state)
+
+    scanned = tuple(r for r in rows if r.State != "Skipped")
+    return WatchtowerReport(
+        scanned,
+        pick("Updated"),
+        pick("Failed"),
+        pick("Skipped"),
+        pick("Stale"),
+        pick("Fresh"),
+        tuple(rows),
+    )
+
+
+def _entries(events: Sequence[Event], now: dt.datetime) -> list[Entry]:
+    out: list[Entry] = []
+    for e in events:
+        if e.status == "current":
+            continue
+        new = ImageID(e.new_image_id).ShortID() if e.new_image_id else e.new_digest[7:19]
+        if e.status in ("outdated", "updated", "refused", "failed", "rolled-back"):
+            out.append(Entry(f"Found new {e.image} image ({new})", "info", GoTime(now), {}))
+        if e.status == "updated":
+            out.append(Entry(f"Stopping /{e.container} with SIGTERM", "info", GoTime(now), {}))
+            out.append(Entry(f"Creating /{e.container}", "info", GoTime(now), {}))
+        elif e.status != "outdated":
+            level = "error" if e.status in ("failed", "rolled-back") else "warning"
+            out.append(Entry(f"/{e.container}: {e.status}: {e.reason}", level, GoTime(now), {}))
+    return out
+
+
+def template_data(
+    cycle: CycleResult, host: str, title: str, report: bool, now: dt.datetime | None = None
+) -> Any:
+    """`notification.Data` (report mode) or the entries list (legacy templates)."""
+    entries = _entries(cycle.events, now or dt.datetime.now(dt.UTC))
+    if not report:
+        return entries
+    return {
+        "Title": title,
+        "Host": host,
+        "Entries": entries,
+        "Report": _report(cycle.events),
+    }
+
+
+def render_template(
+    template: Template, cycle: CycleResult, host: str, title: str, report: bool
+) -> Note | None:
+    """The template's text as a note; an empty text sends nothing (as in Watchtower)."""
+    text = template.render(template_data(cycle, host, title, report))
+    if not text.strip():
+        return None
+    events = [e for e in cycle.events if e.status in NOTEWORTHY]
+    level = to_note(Message("", "", {"events": [e.to_dict() for e in events]})).level
+    payload = {"host": host, "events": [e.to_dict() for e in cycle.events]}
+    return Note(title, text, level, payload)

@@ -32,7 +32,7 @@ class Selection:
 def image_name(reference: str) -> str:
     """registry/repository of a reference, "" when it is not one (an image id)."""
     from dockward.errors import InputError
-    from dockward.update.reference import parse_reference
+    from dockward.registry import parse_reference
 
     try:
         return parse_reference(reference).name

@@ -40,6 +40,9 @@ class Match:
             "version": self.package.version,
             "purl": self.package.purl,
             "ecosystem": self.package.ecosystem,
+            # Where this copy of the package is: the same module in two binaries is two matches.
+            "locations": list(self.package.locations),
+            "layer": self.package.layer,
             "fixed": self.fixed,
             "severity": self.severity or "unknown",
             "score": self.score,

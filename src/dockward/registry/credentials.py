@@ -1,4 +1,4 @@
-"""Registry credentials from the Docker client config (`~/.docker/config.json`, `DOCKER_CONFIG`)."""
+"""Registry credentials as the Docker CLI finds them: config.json `auths`, `credsStore`, `credHelpers`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dockward.errors import ConfigError
-from dockward.update.reference import DOCKER_HUB
+from dockward.registry.reference import DOCKER_HUB
 
 HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 _HELPER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -51,9 +51,12 @@ class CredentialStore:
     cred_helpers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> CredentialStore:
-        """Read the client config; a missing file means anonymous access, a broken one is an error."""
-        target = path or config_path()
+    def load(cls, path: str | Path | None = None) -> CredentialStore:
+        """Read the client config (a file, or a directory holding config.json); a missing file
+        means anonymous access, a broken one is an error."""
+        target = Path(path) if path else config_path()
+        if target.is_dir():
+            target = target / "config.json"
         try:
             with open(target, "rb") as fh:
                 raw = fh.read(MAX_CONFIG_BYTES + 1)

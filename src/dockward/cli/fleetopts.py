@@ -1,0 +1,191 @@
+"""Flags shared by the commands that run over a fleet and record runs: hosts and the store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from dockward.cli.common import env_default, env_list
+from dockward.errors import UsageError
+
+if TYPE_CHECKING:
+    from dockward.fleet import FleetHost, FleetOptions
+    from dockward.store import Store
+
+
+def add_fleet_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fleet")
+    g.add_argument(
+        "--hosts-file",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="Docker host URLs, one per line (repeatable) [DOCKWARD_HOSTS_FILE, comma-separated]",
+    )
+    g.add_argument(
+        "--inventory",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="Ansible inventory (INI or YAML): ansible_host/ansible_user/ansible_port become "
+        "ssh://user@host:port, dockward_docker_host names the engine outright (repeatable) "
+        "[DOCKWARD_INVENTORY, comma-separated]",
+    )
+    g.add_argument(
+        "--limit",
+        action="append",
+        default=None,
+        metavar="GROUP",
+        help="only these inventory groups (repeatable) [DOCKWARD_LIMIT, comma-separated]",
+    )
+    g.add_argument(
+        "--parallel",
+        type=int,
+        default=int(env_default("PARALLEL", "8")),
+        help="hosts collected at the same time (default 8) [DOCKWARD_PARALLEL]",
+    )
+    g.add_argument(
+        "--host-timeout",
+        type=float,
+        default=float(env_default("HOST_TIMEOUT", "300")),
+        metavar="SECONDS",
+        help="deadline per host, retries included (default 300) [DOCKWARD_HOST_TIMEOUT]",
+    )
+    g.add_argument(
+        "--retries",
+        type=int,
+        default=int(env_default("RETRIES", "1")),
+        help="further attempts for a host that fails (default 1) [DOCKWARD_RETRIES]",
+    )
+
+
+def add_store_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("result store")
+    g.add_argument(
+        "--store",
+        default=env_default("STORE"),
+        metavar="URL",
+        help="where runs are recorded: postgresql://user@host/db, sqlite:///PATH or a path "
+        "(default: history.sqlite in $XDG_DATA_HOME/dockward) [DOCKWARD_STORE]",
+    )
+    g.add_argument(
+        "--retention",
+        default=env_default("RETENTION", "365d"),
+        metavar="DURATION",
+        help="drop stored runs older than this (e.g. 90d; 0 keeps all; default 365d) "
+        "[DOCKWARD_RETENTION]",
+    )
+
+
+def add_record_options(p: argparse.ArgumentParser) -> None:
+    add_store_options(p)
+    p.add_argument(
+        "--events",
+        action="append",
+        default=None,
+        metavar="OUTPUT",
+        help="send new failures, fixes and unreachable hosts (against each host's previous run) "
+        "as events to a monitor output: syslog+tcp://HOST:PORT, https://webhook, "
+        "elasticsearch+http://HOST:PORT/INDEX, splunk+https://HOST:PORT, file:PATH (repeatable) "
+        "[DOCKWARD_EVENTS, comma-separated]",
+    )
+    p.add_argument(
+        "--no-store",
+        action="store_true",
+        default=env_default("NO_STORE") == "1",
+        help="do not record this run in the result store [DOCKWARD_NO_STORE=1]",
+    )
+
+
+def fleet_hosts(args: argparse.Namespace) -> list[FleetHost]:
+    from dockward.fleet import gather
+
+    return gather(
+        args.host or env_list("HOST"),
+        args.context or env_list("CONTEXT"),
+        args.hosts_file or env_list("HOSTS_FILE"),
+        args.inventory or env_list("INVENTORY"),
+        args.limit or env_list("LIMIT"),
+    )
+
+
+def fleet_options(args: argparse.Namespace) -> FleetOptions:
+    from dockward.fleet import FleetOptions
+
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    if args.host_timeout <= 0:
+        raise UsageError("--host-timeout must be positive")
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    return FleetOptions(parallel=args.parallel, deadline=args.host_timeout, retries=args.retries)
+
+
+def retention_days(args: argparse.Namespace) -> float:
+    from dockward.store import StoreError, parse_duration
+
+    try:
+        return parse_duration(args.retention) / 86400 if args.retention.strip() != "0" else 0.0
+    except StoreError as exc:
+        raise UsageError(f"--retention: {exc}") from exc
+
+
+def open_run_store(args: argparse.Namespace) -> Store | None:
+    """The store this run is recorded in. A store named with --store must open (exit 2 before any
+    work); the default one that cannot be opened is a warning, not a lost audit."""
+    from dockward.store import StoreError, open_store
+
+    if getattr(args, "no_store", False):
+        return None
+    days = retention_days(args)
+    try:
+        return open_store(args.store, retention_days=days)
+    except StoreError as exc:
+        if args.store:
+            raise
+        sys.stderr.write(f"dockward: warning: run not recorded: {exc}\n")
+        return None
+
+
+def event_outputs(args: argparse.Namespace) -> list[str]:
+    from dockward.store.events import check_outputs
+
+    specs = list(args.events or env_list("EVENTS"))
+    if specs and args.no_store:
+        raise UsageError("--events compares with the stored previous run: not with --no-store")
+    check_outputs(specs)
+    return specs
+
+
+def send_posture_events(
+    store: Store, command: str, run_ids: dict[str, int], specs: list[str]
+) -> None:
+    """Events for the hosts of the run just recorded; a failing output is a warning."""
+    from dockward.store.drift import fleet_drift
+    from dockward.store.events import posture_alerts, send_events
+
+    if not specs:
+        return
+    drifts = [d for d in fleet_drift(store, command) if run_ids.get(d.host) == d.current.id]
+    for warning in send_events(specs, posture_alerts(drifts)):
+        sys.stderr.write(f"dockward: warning: {warning}\n")
+
+
+def open_read_store(args: argparse.Namespace) -> Store:
+    from dockward.store import open_store
+
+    return open_store(args.store, retention_days=0)
+
+
+__all__ = [
+    "add_fleet_options",
+    "add_record_options",
+    "add_store_options",
+    "event_outputs",
+    "fleet_hosts",
+    "fleet_options",
+    "open_read_store",
+    "open_run_store",
+    "send_posture_events",
+]
