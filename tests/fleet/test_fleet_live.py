@@ -50,7 +50,7 @@ def test_unix_tls_and_ssh_hosts_in_one_run(fleet: Fleet, store_url: str) -> None
         fleet,
         store_url,
         *hosts,
-        extra=("--check", "DW-D003", "--host-timeout", "8", "--retries", "0"),
+        extra=("--check", "DW-D003", "--host-timeout", "40", "--retries", "0", "--workers", "2"),
     )
     assert report["hosts"] == list(hosts)
     by_host = {r["host"]: (r["rule_id"], r["status"]) for r in report["results"]}

@@ -17,6 +17,7 @@ from dockward.cli.fleetopts import (
     event_outputs,
     fleet_hosts,
     fleet_options,
+    fleet_workers,
     open_run_store,
     send_posture_events,
 )
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.errors import ConnectionFailed
-    from dockward.fleet import FleetHost, run_fleet
+    from dockward.fleet import FleetHost, run_fleet_sharded
     from dockward.rules import default_rules
     from dockward.rules.cis import renumber
     from dockward.scan.records import attach_scan_records
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     endpoints = {h: resolve_endpoint(h.url, h.context) for h in hosts}
     names = {h: h.name or endpoints[h].url for h in hosts}
     fleet = len(hosts) > 1
+    workers = fleet_workers(args, len(hosts))
     say = progress_printer(sys.stderr.isatty())
     events = event_outputs(args)
     store = open_run_store(args)  # a bad --store is a usage error before any work
@@ -138,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
         with store.batch("audit") if store is not None else _no_batch() as batch:
-            for n, outcome in enumerate(run_fleet(hosts, audit_host, opts), 1):
+            outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
+            for n, outcome in enumerate(outcomes, 1):
                 if say and fleet:
                     say(f"{n}/{len(hosts)} hosts")
                 if outcome.value is not None:

@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,27 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerScope:
+    """The containers a client sees and acts on: every label given (`key` or `key=value`) and,
+    when names are given, a name matching one of the globs."""
+
+    labels: tuple[tuple[str, str | None], ...] = ()
+    names: tuple[str, ...] = ()
+
+    def contains(self, name: str, labels: Mapping[str, Any] | None) -> bool:
+        name = name.lstrip("/")
+        if self.names and not any(fnmatch.fnmatchcase(name, g) for g in self.names):
+            return False
+        have = labels if isinstance(labels, Mapping) else {}
+        return all(k in have and (v is None or have[k] == v) for k, v in self.labels)
+
+    def describe(self) -> str:
+        parts = [k if v is None else f"{k}={v}" for k, v in self.labels]
+        parts += [f"name {g}" for g in self.names]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class ClientRule:
     name: str
     uids: tuple[int, ...] = ()
@@ -77,6 +99,7 @@ class ClientRule:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     admission: Admission | None = None  # None: the policy's admission section
+    scope: ContainerScope | None = None  # None: every container
 
     def allows(self, route: str) -> bool:
         if any(fnmatch.fnmatchcase(route, p) for p in self.deny):
@@ -100,7 +123,8 @@ class Policy:
 
 _TOP_KEYS = {"version", "clients", "default", "admission", "max_body"}
 _CLIENT_KEYS = {"name", "uid", "gid", "source", "token_sha256", "token_file", "allow", "deny"}
-_CLIENT_KEYS_ALL = _CLIENT_KEYS | {"admission"}
+_CLIENT_KEYS_ALL = _CLIENT_KEYS | {"admission", "scope"}
+_SCOPE_KEYS = {"labels", "names"}
 _ADMISSION_KEYS = {
     "deny",
     "also_deny",
@@ -240,8 +264,22 @@ def _admission(r: _Reader, value: Any, path: str, base: Path) -> Admission:
     )
 
 
+def _scope(r: _Reader, value: Any, path: str) -> ContainerScope:
+    m = r.mapping(value, path, _SCOPE_KEYS)
+    labels: list[tuple[str, str | None]] = []
+    for item in r.strs(m.get("labels"), f"{path}.labels"):
+        key, sep, val = item.partition("=")
+        if not key.strip():
+            raise r.fail(f"{path}.labels", f"{item!r}: expected key or key=value")
+        labels.append((key, val if sep else None))
+    names = r.strs(m.get("names"), f"{path}.names")
+    if not labels and not names:
+        raise r.fail(path, "a scope needs labels or names")
+    return ContainerScope(tuple(labels), names)
+
+
 def _client(r: _Reader, value: Any, path: str, base: Path, anonymous: bool = False) -> ClientRule:
-    keys = {"allow", "deny", "admission", "name"} if anonymous else _CLIENT_KEYS_ALL
+    keys = {"allow", "deny", "admission", "name", "scope"} if anonymous else _CLIENT_KEYS_ALL
     m = r.mapping(value, path, keys)
     sources = []
     for s in r.strs(m.get("source"), f"{path}.source"):
@@ -271,6 +309,7 @@ def _client(r: _Reader, value: Any, path: str, base: Path, anonymous: bool = Fal
         admission=(
             _admission(r, m["admission"], f"{path}.admission", base) if "admission" in m else None
         ),
+        scope=_scope(r, m["scope"], f"{path}.scope") if "scope" in m else None,
     )
     if not anonymous and not (rule.uids or rule.gids or rule.sources or rule.token_sha256):
         raise r.fail(path, "a client needs uid, gid, source, token_sha256 or token_file")

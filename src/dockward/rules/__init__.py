@@ -36,7 +36,7 @@ def default_rules() -> RuleSet:
 def all_rules() -> RuleSet:
     """Every rule id a command can emit: the checks of `default_rules()` and the rules whose
     results a command builds itself (policy and proxy DW-P, update DW-U, lint input DW-L,
-    scan's vulnerability family DW-V, fleet DW-N). `dockward rules list` prints this."""
+    scan's vulnerability family DW-V, the fleet runner's DW-N). `dockward rules list` prints this."""
     from dockward.fleet import UNREACHABLE
     from dockward.lint.engine import INPUT_RULE
     from dockward.policy.checks import POLICY_RULES
