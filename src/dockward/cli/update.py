@@ -70,7 +70,7 @@ from dockward.update.notify import (
     to_note,
 )
 from dockward.update.report import build_report
-from dockward.update.schedule import Schedule
+from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
 
 
 def _wt_flag(name: str) -> bool:
@@ -386,7 +386,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
             try:
                 threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
             except ValueError as exc:
-                raise UsageError(f"--vuln-gate: {exc}") from None
+                raise UsageError(f"--vuln-gate: {exc}") from exc
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
             scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
@@ -396,7 +396,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
         try:
             severity = Severity.parse(level)
         except ValueError as exc:
-            raise UsageError(f"--rules-gate: {exc}") from None
+            raise UsageError(f"--rules-gate: {exc}") from exc
         container_rules = default_rules()
         from dockward.rules.registry import RuleSet
 
@@ -530,39 +530,60 @@ def run(args: argparse.Namespace) -> int:
                 if say:
                     say(f"HTTP API on {api.address}")
             run_now = polling  # the first cycle at start, unless only the API triggers cycles
+            timetable = Timetable(schedule if polling else None)
             while True:
                 batch: list[Trigger] = []
+                if long_running:
+                    timetable.refresh(_labelled(client), dt.datetime.now(_zone()))
+                due = Due(global_cycle=True, opted_out=tuple(sorted(timetable.opted_out)))
+                if schedule.once:
+                    due = Due(global_cycle=True)  # one run: every selected container
                 if not run_now:
-                    stopping, batch = _wait_next(stop, api, schedule if polling else None, say)
+                    stopping, batch, due = _wait_next(stop, api, timetable, say)
                     if stopping:
                         break
                 run_now = False
-                this = cycle_options
+                runs: list[CycleOptions] = []
+                sel = cycle_options.selection
                 if batch:
-                    this = replace(
-                        cycle_options,
-                        selection=replace(cycle_options.selection, images=batch_images(batch)),
-                    )
-                try:
-                    cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
-                except Exception as exc:
-                    answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
-                    raise
-                if template is not None:
-                    notifications.submit(
-                        render_template(template, cycle, host, title, args.notification_report)
+                    runs.append(
+                        replace(cycle_options, selection=replace(sel, images=batch_images(batch)))
                     )
                 else:
-                    message = compose(cycle, host, notified)
-                    if message is not None:
-                        subject = "" if args.notification_skip_title else tag + message.subject
-                        notifications.submit(to_note(message, subject))
-                if setup_warnings and not cycles:
-                    cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
-                cycles.append(cycle)
-                metrics.record(cycle)
-                if api is not None:
-                    answer(batch, summary(cycle))
+                    if due.global_cycle and not schedule.labels_only:
+                        skip = (*sel.exclude, *due.opted_out, *due.names)
+                        runs.append(replace(cycle_options, selection=replace(sel, exclude=skip)))
+                    names = tuple(n for n in due.names if not sel.names or n in sel.names)
+                    if names:
+                        # A container's own schedule: that container (as if named).
+                        own = replace(sel, names=names, all=False)
+                        runs.append(replace(cycle_options, selection=own))
+                for this in runs:
+                    try:
+                        cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
+                    except Exception as exc:
+                        answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+                        raise
+                    if template is not None:
+                        notifications.submit(
+                            render_template(template, cycle, host, title, args.notification_report)
+                        )
+                    else:
+                        message = compose(cycle, host, notified)
+                        if message is not None:
+                            subject = "" if args.notification_skip_title else tag + message.subject
+                            notifications.submit(to_note(message, subject))
+                    if setup_warnings and not cycles:
+                        cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
+                    if timetable.warnings:
+                        cycle = replace(cycle, warnings=cycle.warnings + tuple(timetable.warnings))
+                        timetable.warnings.clear()
+                    cycles.append(cycle)
+                    metrics.record(cycle)
+                    if api is not None:
+                        answer(batch, summary(cycle))
+                    if args.cycles and len(cycles) >= args.cycles:
+                        break
                 if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
@@ -607,7 +628,7 @@ def _template(args: argparse.Namespace) -> Template | None:
         try:
             source = Path(source[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from exc
     if source in NAMED_TEMPLATES:
         source = NAMED_TEMPLATES[source]
     template = Template(source)
@@ -627,32 +648,50 @@ def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
     return check
 
 
+LABEL_REREAD = 30.0
+
+
+def _labelled(client: Any) -> dict[str, dict[str, str]]:
+    """Labels of the containers that carry a schedule or a global-schedule opt-out."""
+    out: dict[str, dict[str, str]] = {}
+    for key in (SCHEDULE_LABEL, GLOBAL_LABEL):
+        for c in client.containers(all=True, filters={"label": key}):
+            names = [str(n) for n in c.get("Names") or []]
+            name = next((n for n in names if n.count("/") == 1), names[0] if names else "")
+            out[name.lstrip("/")] = dict(c.get("Labels") or {})
+    return out
+
+
 def _wait_next(
     stop: threading.Event,
     api: UpdateAPI | None,
-    schedule: Schedule | None,
+    timetable: Timetable,
     say: Callable[[str], None] | None,
-) -> tuple[bool, list[Trigger]]:
-    """Until the next scheduled cycle, an API request, or a stop: (stopping, requests)."""
+) -> tuple[bool, list[Trigger], Due]:
+    """Until the next scheduled cycle (global or a container's own), an API request, or a stop."""
     deadline: float | None = None
-    if schedule is not None and not schedule.once:
-        now = dt.datetime.now(_zone())
-        wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
+    now = dt.datetime.now(_zone())
+    wake = timetable.next_wake(now)
+    if wake is not None:
+        wait = max(0.0, (wake - now).total_seconds())
         if say:
             say(f"next cycle in {wait:.0f}s")
         deadline = time.monotonic() + wait
+    reread = time.monotonic() + LABEL_REREAD  # new or changed schedule labels are seen
     while not stop.is_set():
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            return False, []
+            return False, [], timetable.take_due(dt.datetime.now(_zone()))
+        if time.monotonic() >= reread:
+            return False, [], Due()
         step = 0.2 if left is None else min(0.2, left)
         if api is not None and api.update_enabled:
             batch = api.next_batch(step)
             if batch:
-                return False, batch
+                return False, batch, Due()
         elif stop.wait(step):
             break
-    return True, []
+    return True, [], Due()
 
 
 @contextlib.contextmanager

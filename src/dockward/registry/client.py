@@ -397,7 +397,7 @@ class RegistryClient:
                 # A refused connection or an unknown name will not heal in a second.
                 if attempt == self._retries or _reason(exc) != type(exc).__name__:
                     host = urlsplit(url).netloc
-                    raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from None
+                    raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from exc
                 time.sleep(0.25 * 2**attempt)
                 continue
             if resp.status_code not in RETRY_STATUSES or attempt == self._retries:
@@ -517,8 +517,8 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
 def _json(body: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RegistryError(f"{what}: not valid JSON") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{what}: not valid JSON") from exc
     if not isinstance(doc, dict):
         raise RegistryError(f"{what}: a JSON {type(doc).__name__}, not an object")
     return doc
