@@ -395,7 +395,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
             try:
                 threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
             except ValueError as exc:
-                raise UsageError(f"--vuln-gate: {exc}") from None
+                raise UsageError(f"--vuln-gate: {exc}") from exc
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
             scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
@@ -405,7 +405,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
         try:
             severity = Severity.parse(level)
         except ValueError as exc:
-            raise UsageError(f"--rules-gate: {exc}") from None
+            raise UsageError(f"--rules-gate: {exc}") from exc
         container_rules = default_rules()
         from dockward.rules.registry import RuleSet
 
@@ -640,7 +640,7 @@ def _template(args: argparse.Namespace) -> Template | None:
         try:
             source = Path(source[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from exc
     if source in NAMED_TEMPLATES:
         source = NAMED_TEMPLATES[source]
     template = Template(source)

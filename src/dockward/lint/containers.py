@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dockward.errors import InputError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Result, Rule, Status
 from dockward.rules.registry import Context, RuleEntry, run_check
-from dockward.specs.tables import compose_keys_for
+from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for
 
 if TYPE_CHECKING:
     from dockward.lint.compose import ComposeService
@@ -59,6 +60,19 @@ ITEM_KEYS = frozenset(
 )
 
 
+# Spec fields set by item keys, with their zero values; keys that set one of them too (the
+# engine socket is a mount, env_file an environment) make the variant a full read instead.
+_ITEM_FIELDS = frozenset(f for k in ITEM_KEYS for f in COMPOSE_KEYS[k].fields)
+_SHARED_KEYS = frozenset(
+    k for k, s in COMPOSE_KEYS.items() if k not in ITEM_KEYS and _ITEM_FIELDS & set(s.fields)
+)
+_ITEM_ZERO = {
+    f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+    for f in dataclasses.fields(ContainerSpec)
+    if f.name in _ITEM_FIELDS
+}
+
+
 def lint_compose_service(
     service: ComposeService, entries: Iterable[RuleEntry], ctx: Context | None = None
 ) -> list[Result]:
@@ -67,6 +81,7 @@ def lint_compose_service(
     is one finding per offending item, at the item."""
     context = ctx or Context()
     target = f"service {service.name}"
+    variants = _Variants(service)
     out: list[Result] = []
     for entry in entries:
         if entry.rule.kind != "container":
@@ -76,9 +91,40 @@ def lint_compose_service(
             entry, service.spec, context, target=target, location=service.location_of(*keys)
         )
         if any(r.status is Status.FAIL for r in results):
-            results = _per_item(service, entry, context, target, keys) or results
+            results = _per_item(variants, entry, context, target, keys, results) or results
         out += results
     return out
+
+
+class _Variants:
+    """Specs of the service without the items of every item key, plus at most one item, built
+    once per service and shared by the rules (a rule reads only the fields it declares, so the
+    other keys' items do not change its outcome)."""
+
+    def __init__(self, service: ComposeService) -> None:
+        self.service = service
+        self._specs: dict[tuple[str, int], ContainerSpec] = {}
+
+    def spec(self, key: str = "", index: int = -1) -> ContainerSpec:
+        """Without any item; with `key`, plus that one item of `key`."""
+        found = self._specs.get((key, index))
+        if found is None and not key and not _SHARED_KEYS & self.service.config.keys():
+            # The item keys alone set these fields: their zero values are the service without
+            # its items (cheaper than reading the service again).
+            found = self._specs[(key, index)] = self.service.spec.with_changes(**_ITEM_ZERO)
+        if found is None:
+            config = self.service.config
+            variant = {k: v for k, v in config.items() if k not in ITEM_KEYS}
+            if key:
+                value = config[key]
+                if isinstance(value, dict):
+                    name = list(value)[index]
+                    variant[key] = {name: value[name]}
+                else:
+                    variant[key] = [value[index]]
+            assert self.service.respec is not None
+            found = self._specs[(key, index)] = self.service.respec(variant)
+        return found
 
 
 def _fails(entry: RuleEntry, spec: ContainerSpec, ctx: Context) -> list[Result]:
@@ -86,35 +132,36 @@ def _fails(entry: RuleEntry, spec: ContainerSpec, ctx: Context) -> list[Result]:
 
 
 def _per_item(
-    service: ComposeService,
+    variants: _Variants,
     entry: RuleEntry,
     ctx: Context,
     target: str,
     keys: tuple[str, ...],
+    whole: list[Result],
 ) -> list[Result]:
     """One failing result per item that fails the rule alone, if the service passes without
     any of the items (else the fault is not in the items: a missing setting, say)."""
-    split = [k for k in keys if k in ITEM_KEYS and service.config.get(k)]
-    if service.respec is None or not split:
+    service = variants.service
+    split = tuple(
+        k for k in keys if k in ITEM_KEYS and isinstance(service.config.get(k), list | dict)
+    )
+    items = [(k, i, item) for k in split for i, item in enumerate(service.config[k])]
+    if service.respec is None or not items:
         return []
-    base = {k: v for k, v in service.config.items() if k not in split}
     try:
-        if _fails(entry, service.respec(base), ctx):
+        if _fails(entry, variants.spec(), ctx):
             return []
         out: list[Result] = []
-        for key in split:
-            value = service.config[key]
-            items: list[tuple[Any, Any]] = (
-                [(k, {k: v}) for k, v in value.items()]
-                if isinstance(value, dict)
-                else [(item, [item]) for item in value]
-                if isinstance(value, list)
-                else []
+        for key, index, item in items:
+            where = service.item_location(key, item)
+            # One item alone: the whole service is that item, as far as the rule reads.
+            failed = (
+                [r for r in whole if r.status is Status.FAIL]
+                if len(items) == 1
+                else _fails(entry, variants.spec(key, index), ctx)
             )
-            for item, alone in items:
-                where = service.item_location(key, item)
-                for r in _fails(entry, service.respec({**base, key: alone}), ctx):
-                    out.append(replace(r, target=target, location=r.location or where))
+            for r in failed:
+                out.append(replace(r, target=target, location=where))
     except InputError:
         return []
     return out

@@ -20,9 +20,9 @@ class Severity(enum.IntEnum):
     def parse(cls, text: str) -> Severity:
         try:
             return cls[text.strip().upper()]
-        except KeyError:
+        except KeyError as exc:
             names = ", ".join(s.name.lower() for s in cls)
-            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from None
+            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from exc
 
     @property
     def label(self) -> str:

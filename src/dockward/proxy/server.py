@@ -20,6 +20,7 @@ from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller
 from dockward.proxy.decision import caller_of, decide
 from dockward.proxy.framing import READ_SIZE, ClientConn, Close, keep_alive
+from dockward.proxy.learn import Learner
 from dockward.proxy.relay import Outgoing, Relay
 from dockward.proxy.routes import STREAMING_ROUTES, Mode
 
@@ -50,6 +51,7 @@ class ProxyServer:
         self.authorizer = authorizer  # swapped whole on reload; requests keep the one they got
         self.log = log
         self.gate = gate or ImageGate()
+        self.learner: Learner | None = None  # --learn: what is forwarded is recorded
 
     def emit(self, record: dict[str, Any]) -> None:
         """A finished decision: to the log, and to its observers (the service's counters)."""
@@ -129,6 +131,8 @@ class _Session:
             await self.conn.refuse(d.status, d.message)
             return False
         assert d.target is not None
+        if self.server.learner is not None:
+            self.server.learner.observe(caller, method, d.target, d.route, d.body)
         hijack = d.match is not None and d.match.route.mode is Mode.HIJACK
         upgrade = next((v for k, v in headers if k == b"upgrade"), b"").lower()
         # A per-read watcher on the client costs a task per read: only for answers that last.
