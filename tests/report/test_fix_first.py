@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from dockward.audit import build_report
@@ -34,7 +35,7 @@ def test_ranked_by_severity_then_reach() -> None:
     severities = [int(i.severity) for i in items]
     assert severities == sorted(severities, reverse=True)
     assert items[0].severity is Severity.CRITICAL
-    for a, b in zip(items, items[1:], strict=False):
+    for a, b in itertools.pairwise(items):
         if a.severity is b.severity:
             assert len(a.targets) >= len(b.targets)
     wide = next(i for i in items if i.rule.id == "DW-C015")
