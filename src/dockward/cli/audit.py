@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                         error=outcome.error,
                     )
         if say:
-            sys.stderr.write("\r\033[K")
+            say.done()
         if not fleet and errors:
             raise ConnectionFailed(errors[hosts[0]][0])
         return _fleet_report(hosts, names, reports, errors, started, len(entries))

@@ -1,4 +1,4 @@
-""""Fix first": failing findings grouped by rule and ranked by severity, then by reach (how many
+""" "Fix first": failing findings grouped by rule and ranked by severity, then by reach (how many
 containers, images or hosts one fix touches), so a report opens with what matters most."""
 
 from __future__ import annotations
