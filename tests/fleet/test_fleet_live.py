@@ -13,6 +13,7 @@ import pytest
 from dockward.store import open_store
 from tests.conftest import run_cli
 from tests.fleet.lab import Fleet, start_fleet, stop_fleet
+from tests.store.test_exporter import Receiver
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_unix_tls_and_ssh_hosts_in_one_run(fleet: Fleet, store_url: str) -> None
         fleet,
         store_url,
         *hosts,
-        extra=("--check", "DW-D003", "--host-timeout", "8", "--retries", "0"),
+        extra=("--check", "DW-D003", "--host-timeout", "40", "--retries", "0", "--workers", "2"),
     )
     assert report["hosts"] == list(hosts)
     by_host = {r["host"]: (r["rule_id"], r["status"]) for r in report["results"]}
@@ -124,8 +125,19 @@ def test_privileged_container_shows_in_drift_and_a_host_going_down(
         client.close()
     fleet.b.proc.send_signal(signal.SIGKILL)  # host b goes down
     fleet.b.proc.wait(10)
-    report = audit(fleet, store, *hosts, extra=extra)
+    receiver = Receiver()
+    try:
+        report = audit(fleet, store, *hosts, extra=(*extra, "--events", receiver.url))
+    finally:
+        receiver.close()
     assert {r["host"] for r in report["results"] if r["rule_id"] == "DW-N001"} == {fleet.tcp_url}
+    events = {
+        (b["rule"], b["hostname"], b["output_fields"].get("dockward.rule_id"))
+        for b in receiver.bodies
+    }
+    assert ("Posture: new failure", fleet.a.url, "DW-C001") in events
+    assert ("Posture: host not audited", fleet.tcp_url, None) in events
+    assert not any(h == fleet.sshd.url for _, h, _ in events)
     res = run_cli("report", "--diff", "--store", store, "--fail-on", "critical", "-f", "json")
     assert res.code == 1, res.err
     drift = {h["host"]: h for h in json.loads(res.out)["hosts"]}

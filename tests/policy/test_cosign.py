@@ -16,7 +16,7 @@ from dockward.policy.cosign import (
     simple_signing_payload,
     verify_payload,
 )
-from dockward.policy.imageref import parse_image_ref
+from dockward.registry import parse_reference
 
 FIX = Path(__file__).parent / "fixtures" / "cosign"
 PUBLISHED_DIGEST = "sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b"
@@ -63,7 +63,7 @@ def test_tampering_fails(tmp_path: Path, tamper: str) -> None:
 
 def test_payload_matches_cosign_bytes() -> None:
     """dockward's payload is byte-identical to the one cosign produced for the same image."""
-    ref = parse_image_ref("registry-testing.svc.lan/busybox")
+    ref = parse_reference("registry-testing.svc.lan/busybox")
     assert simple_signing_payload(ref, PUBLISHED_DIGEST) == published()[0]
 
 

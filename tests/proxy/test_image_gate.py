@@ -21,10 +21,9 @@ from dockward.policy.cosign import (
     signature_tag,
     verify_image,
 )
-from dockward.policy.imageref import parse_image_ref
 from dockward.policy.model import parse_policy
-from dockward.policy.registry import RegistryClient
 from dockward.proxy.authz import PolicyAuthorizer
+from dockward.registry import RegistryClient, insecure_hosts, parse_reference
 from tests.conftest import run_cli
 from tests.proxy.conftest import PREFIX, RunningProxy
 
@@ -80,12 +79,12 @@ def test_sign_cli_and_verify(signed: dict[str, str], keys: Path, registry: str) 
 
 
 def test_signature_layout_is_cosigns(signed: dict[str, str], registry: str) -> None:
-    client = RegistryClient((registry,))
-    ref = parse_image_ref(signed["signed"])
+    client = RegistryClient(insecure=insecure_hosts([registry]))
+    ref = parse_reference(signed["signed"])
     digest = client.resolve(ref)
-    raw, ctype, _ = client.manifest(ref, signature_tag(digest))
-    assert ctype.startswith("application/vnd.oci.image.manifest.v1+json")
-    manifest = json.loads(raw)
+    found = client.manifest(ref, signature_tag(digest))
+    assert found.media_type == "application/vnd.oci.image.manifest.v1+json"
+    manifest = json.loads(found.body)
     assert manifest["mediaType"] == OCI_MANIFEST and manifest["config"]["mediaType"] == OCI_CONFIG
     (layer,) = manifest["layers"]
     assert layer["mediaType"] == SIMPLE_SIGNING
@@ -97,8 +96,8 @@ def test_signature_layout_is_cosigns(signed: dict[str, str], registry: str) -> N
 
 def test_published_cosign_signature_from_a_registry(registry: str) -> None:
     """cosign's own output (sigstore-rs fixture), stored the way cosign stores it, verifies."""
-    client = RegistryClient((registry,))
-    ref = parse_image_ref(f"{registry}/{PREFIX}/published")
+    client = RegistryClient(insecure=insecure_hosts([registry]))
+    ref = parse_reference(f"{registry}/{PREFIX}/published")
     payload = (FIX / "sigstore-rs.payload.json").read_bytes()
     digest = "sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b"
     pdigest = client.push_blob(ref, payload)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dockward.errors import InputError
+from dockward.image.registry import load_registry
 from dockward.registry import (
     DigestMismatch,
     NotFound,
@@ -133,6 +134,9 @@ def test_plain_http_realm_on_another_host_receives_no_credentials(
         # The token (anonymous, pull) is good: the registry answers 404 for the empty repo.
         with pytest.raises(NotFound):
             RegistryClient(store).head(ref)
+        # scan --insecure-registry trusts the image's registry, not the realm it names.
+        with pytest.raises(NotFound):
+            load_registry(str(ref), (), insecure=True, docker_config=str(tmp_path))
         # A daemon that lists the realm's host as insecure would send them: the rule's other side.
         trusting = RegistryClient(store, insecure=insecure_hosts([f"{address}:{token_port}"]))
         with pytest.raises(NotFound):
@@ -142,8 +146,8 @@ def test_plain_http_realm_on_another_host_receives_no_credentials(
         tokens.terminate()
         out, _ = tokens.communicate(timeout=10)
     asked = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    assert [e["sent_credentials"] for e in asked] == [False, True]
-    assert asked[1]["authed"]
+    assert [e["sent_credentials"] for e in asked] == [False, False, True]
+    assert asked[2]["authed"]
 
 
 def test_oversized_token_answer_is_refused(served: Served, tmp_path: Path) -> None:

@@ -14,9 +14,12 @@ from dockward.cli.common import add_output_options, env_default, env_list, progr
 from dockward.cli.fleetopts import (
     add_fleet_options,
     add_record_options,
+    event_outputs,
     fleet_hosts,
     fleet_options,
+    fleet_workers,
     open_run_store,
+    send_posture_events,
 )
 
 if TYPE_CHECKING:
@@ -63,6 +66,13 @@ def register(sub: Any) -> None:
         help="skip this rule id or CIS id (repeatable) [DOCKWARD_SKIP]",
     )
     p.add_argument(
+        "--cis-version",
+        default=env_default("CIS_VERSION", "1.8.0"),
+        metavar="VERSION",
+        help="CIS Docker Benchmark numbering for ids shown and for --check/--skip/--section: "
+        "1.6.0, 1.7.0 or 1.8.0 (default 1.8.0) [DOCKWARD_CIS_VERSION]",
+    )
+    p.add_argument(
         "--config",
         default=env_default("CONFIG"),
         help="dockward.toml (default: searched upwards) [DOCKWARD_CONFIG]",
@@ -85,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.errors import ConnectionFailed
-    from dockward.fleet import FleetHost, run_fleet
+    from dockward.fleet import FleetHost, run_fleet_sharded
     from dockward.rules import default_rules
+    from dockward.rules.cis import renumber
+    from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
 
     config = load_config(args.config)
@@ -99,13 +111,16 @@ def run(args: argparse.Namespace) -> int:
         sections=tuple(args.section or env_list("SECTION")),
         skips=tuple(args.skip or env_list("SKIP")),
     )
-    entries = select(default_rules(), selection)  # an unknown --check is a usage error first
+    rules = renumber(default_rules(), args.cis_version)  # the numbering of ids and selections
+    entries = select(rules, selection)  # an unknown --check is a usage error first
     ruleset = ruleset_digest(e.rule for e in entries)
     # Names before any work: an unknown context is a usage error, not a failed host.
     endpoints = {h: resolve_endpoint(h.url, h.context) for h in hosts}
     names = {h: h.name or endpoints[h].url for h in hosts}
     fleet = len(hosts) > 1
+    workers = fleet_workers(args, len(hosts))
     say = progress_printer(sys.stderr.isatty())
+    events = event_outputs(args)
     store = open_run_store(args)  # a bad --store is a usage error before any work
 
     def once() -> Report:
@@ -115,15 +130,18 @@ def run(args: argparse.Namespace) -> int:
             endpoint = endpoints[host]
             client = connect(endpoint, timeout=args.timeout)
             try:
-                snap = collect_snapshot(client, endpoint, None if fleet else say)
+                snap = collect_snapshot(
+                    client, endpoint, None if fleet else say, scan_records=attach_scan_records
+                )
             finally:
                 client.close()
-            return build_report([snap], selection, config, started=started)
+            return build_report([snap], selection, config, rules, started=started)
 
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
         with store.batch("audit") if store is not None else _no_batch() as batch:
-            for n, outcome in enumerate(run_fleet(hosts, audit_host, opts), 1):
+            outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
+            for n, outcome in enumerate(outcomes, 1):
                 if say and fleet:
                     say(f"{n}/{len(hosts)} hosts")
                 if outcome.value is not None:
@@ -139,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
                         ruleset,
                         error=outcome.error,
                     )
+        if store is not None and batch is not None:
+            send_posture_events(store, "audit", batch.run_ids, events)
         if say:
             say.done()
         if not fleet and errors:

@@ -53,6 +53,13 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         help="deadline per host, retries included (default 300) [DOCKWARD_HOST_TIMEOUT]",
     )
     g.add_argument(
+        "--workers",
+        type=int,
+        default=int(env_default("WORKERS", "0")),
+        help="processes the hosts are shared over (default: one per CPU, up to 4, for 8 hosts "
+        "or more; 1 keeps everything in one process) [DOCKWARD_WORKERS]",
+    )
+    g.add_argument(
         "--retries",
         type=int,
         default=int(env_default("RETRIES", "1")),
@@ -80,6 +87,16 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
 
 def add_record_options(p: argparse.ArgumentParser) -> None:
     add_store_options(p)
+    p.add_argument(
+        "--events",
+        action="append",
+        default=None,
+        metavar="OUTPUT",
+        help="send new failures, fixes and unreachable hosts (against each host's previous run) "
+        "as events to a monitor output: syslog+tcp://HOST:PORT, https://webhook, "
+        "elasticsearch+http://HOST:PORT/INDEX, splunk+https://HOST:PORT, file:PATH (repeatable) "
+        "[DOCKWARD_EVENTS, comma-separated]",
+    )
     p.add_argument(
         "--no-store",
         action="store_true",
@@ -112,13 +129,23 @@ def fleet_options(args: argparse.Namespace) -> FleetOptions:
     return FleetOptions(parallel=args.parallel, deadline=args.host_timeout, retries=args.retries)
 
 
+def fleet_workers(args: argparse.Namespace, hosts: int) -> int:
+    import os
+
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 (automatic) or more")
+    if args.workers:
+        return int(args.workers)
+    return min(os.cpu_count() or 1, 4) if hosts >= 8 else 1
+
+
 def retention_days(args: argparse.Namespace) -> float:
     from dockward.store import StoreError, parse_duration
 
     try:
         return parse_duration(args.retention) / 86400 if args.retention.strip() != "0" else 0.0
     except StoreError as exc:
-        raise UsageError(f"--retention: {exc}") from None
+        raise UsageError(f"--retention: {exc}") from exc
 
 
 def open_run_store(args: argparse.Namespace) -> Store | None:
@@ -138,6 +165,30 @@ def open_run_store(args: argparse.Namespace) -> Store | None:
         return None
 
 
+def event_outputs(args: argparse.Namespace) -> list[str]:
+    from dockward.store.events import check_outputs
+
+    specs = list(args.events or env_list("EVENTS"))
+    if specs and args.no_store:
+        raise UsageError("--events compares with the stored previous run: not with --no-store")
+    check_outputs(specs)
+    return specs
+
+
+def send_posture_events(
+    store: Store, command: str, run_ids: dict[str, int], specs: list[str]
+) -> None:
+    """Events for the hosts of the run just recorded; a failing output is a warning."""
+    from dockward.store.drift import fleet_drift
+    from dockward.store.events import posture_alerts, send_events
+
+    if not specs:
+        return
+    drifts = [d for d in fleet_drift(store, command) if run_ids.get(d.host) == d.current.id]
+    for warning in send_events(specs, posture_alerts(drifts)):
+        sys.stderr.write(f"dockward: warning: {warning}\n")
+
+
 def open_read_store(args: argparse.Namespace) -> Store:
     from dockward.store import open_store
 
@@ -148,8 +199,11 @@ __all__ = [
     "add_fleet_options",
     "add_record_options",
     "add_store_options",
+    "event_outputs",
     "fleet_hosts",
     "fleet_options",
+    "fleet_workers",
     "open_read_store",
     "open_run_store",
+    "send_posture_events",
 ]

@@ -75,6 +75,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         "from DOCKWARD_WEBHOOK_TOKEN, DOCKWARD_ELASTIC_TOKEN, DOCKWARD_SPLUNK_TOKEN",
     )
     p.add_argument(
+        "--notify-rate",
+        type=float,
+        default=float(env_default("MONITOR_NOTIFY_RATE", 20)),
+        help="messages a minute per notification-URL output (chat); a burst over it goes out as "
+        "one message (default 20, burst 5; 0 = no limit) [DOCKWARD_MONITOR_NOTIFY_RATE]",
+    )
+    p.add_argument(
         "--spool-dir",
         default=env_default("MONITOR_SPOOL_DIR", "/var/lib/dockward/spool"),
         help="undelivered alerts wait here, one directory per output [DOCKWARD_MONITOR_SPOOL_DIR]",
@@ -232,7 +239,7 @@ def _config(args: argparse.Namespace, outputs: list[str] | None = None) -> Any:
     ):
         if value <= 0:
             raise UsageError(f"{name} must be positive")
-    if args.rate_limit < 0 or args.dedup < 0 or args.burst < 0:
+    if args.rate_limit < 0 or args.dedup < 0 or args.burst < 0 or args.notify_rate < 0:
         raise UsageError("--rate-limit, --burst and --dedup must not be negative")
     return MonitorConfig(
         rules=tuple(args.rules or ()),
@@ -254,6 +261,7 @@ def _config(args: argparse.Namespace, outputs: list[str] | None = None) -> Any:
         hostname=args.hostname,
         record=getattr(args, "record", None),
         disable_rules=tuple(args.disable_rule),
+        notify_rate=args.notify_rate,
     )
 
 

@@ -17,8 +17,7 @@ from dockward.policy.cosign import (
     sign_image,
     verify_image,
 )
-from dockward.policy.imageref import ReferenceError_, parse_image_ref
-from dockward.policy.registry import RegistryClient
+from dockward.registry import InvalidReference, RegistryClient, insecure_hosts, parse_reference
 from dockward.util.fs import atomic_write
 
 
@@ -61,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.image or not args.key:
         raise UsageError("sign needs IMAGE and --key (or --generate-key PREFIX)")
     try:
-        ref = parse_image_ref(args.image)
-    except ReferenceError_ as exc:
-        raise UsageError(str(exc)) from None
-    client = RegistryClient(tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES")))
+        ref = parse_reference(args.image)
+    except InvalidReference as exc:
+        raise UsageError(str(exc)) from exc
+    insecure = insecure_hosts(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
+    client = RegistryClient(insecure=insecure, timeout=10.0)
     digest = client.resolve(ref)
     if args.verify:
         try:

@@ -7,11 +7,13 @@ import contextlib
 import datetime as dt
 import ipaddress
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -69,16 +71,18 @@ from dockward.update.api import (
     parse_listen,
     summary,
 )
+from dockward.update.cooldown import Cooldown, parse_duration
 from dockward.update.engine import connect_versioned, insecure_registries
 from dockward.update.notify import (
+    NAMED_TEMPLATES,
     WATCHTOWER_DEFAULT,
-    WATCHTOWER_LEGACY,
     compose,
     render_template,
     to_note,
 )
 from dockward.update.report import build_report
-from dockward.update.schedule import Schedule
+from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
+from dockward.update.signature import SignatureCheck
 
 
 def _wt_flag(name: str) -> bool:
@@ -112,6 +116,14 @@ def register(sub: Any) -> None:
         "--scope",
         default=env_default("UPDATE_SCOPE", ""),
         help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
+    )
+    p.add_argument(
+        "--disable-containers",
+        "-x",
+        action="append",
+        default=None,
+        help="never manage these containers (names, comma or space separated; repeatable) "
+        "[DOCKWARD_UPDATE_DISABLE_CONTAINERS]",
     )
     p.add_argument(
         "--include-stopped",
@@ -182,6 +194,13 @@ def register(sub: Any) -> None:
         help="do not restart containers that depend on an updated one "
         "[DOCKWARD_UPDATE_NO_RESTART_DEPENDENTS=1]",
     )
+    what.add_argument(
+        "--cooldown",
+        default=env_default("UPDATE_COOLDOWN", "0"),
+        metavar="DURATION",
+        help="take a new digest only once it has been in the registry this long (30m, 12h, 7d; "
+        "label dockward.update.cooldown per container; 0 = off) [DOCKWARD_UPDATE_COOLDOWN]",
+    )
     gate = p.add_argument_group("gates")
     gate.add_argument(
         "--health-timeout",
@@ -222,6 +241,14 @@ def register(sub: Any) -> None:
         help="refuse updates that add vulnerabilities of this severity or worse "
         "(dockward.scan over the local DB); auto = critical when a DB exists, "
         "off disables [DOCKWARD_UPDATE_VULN_GATE]",
+    )
+    gate.add_argument(
+        "--verify-key",
+        default=env_default("UPDATE_VERIFY_KEY"),
+        metavar="FILE",
+        help="take a new image only when its digest carries a cosign signature that verifies "
+        "with this ECDSA P-256 public key (the policy's DW-P008 check, before the pull); label "
+        "dockward.update.verify-key adds a key per container [DOCKWARD_UPDATE_VERIFY_KEY]",
     )
     gate.add_argument(
         "--vuln-db",
@@ -305,6 +332,12 @@ def register(sub: Any) -> None:
         help="prefix of every notification title [DOCKWARD_UPDATE_NOTIFICATION_TITLE_TAG]",
     )
     note.add_argument(
+        "--notification-skip-title",
+        action="store_true",
+        default=_env_flag("UPDATE_NOTIFICATION_SKIP_TITLE"),
+        help="send the message without a title [DOCKWARD_UPDATE_NOTIFICATION_SKIP_TITLE=1]",
+    )
+    note.add_argument(
         "--notifications-hostname",
         default=env_default("UPDATE_NOTIFICATIONS_HOSTNAME", ""),
         help="host name in notifications (default: this host's) "
@@ -373,7 +406,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
             try:
                 threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
             except ValueError as exc:
-                raise UsageError(f"--vuln-gate: {exc}") from None
+                raise UsageError(f"--vuln-gate: {exc}") from exc
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
             scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
@@ -383,7 +416,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
         try:
             severity = Severity.parse(level)
         except ValueError as exc:
-            raise UsageError(f"--rules-gate: {exc}") from None
+            raise UsageError(f"--rules-gate: {exc}") from exc
         container_rules = default_rules()
         from dockward.rules.registry import RuleSet
 
@@ -453,9 +486,8 @@ def run(args: argparse.Namespace) -> int:
         stdout=sys.stdout,
     )
     host = args.notifications_hostname or socket.gethostname()
-    title = (f"[{args.notification_title_tag}] " if args.notification_title_tag else "") + (
-        f"dockward updates on {host}"
-    )
+    tag = f"[{args.notification_title_tag}] " if args.notification_title_tag else ""
+    title = "" if args.notification_skip_title else f"{tag}dockward updates on {host}"
     setup_warnings: list[str] = []
     gates = _gates(args, setup_warnings)
     endpoint = resolve_endpoint(args.host, args.context)
@@ -485,11 +517,13 @@ def run(args: argparse.Namespace) -> int:
             scope=args.scope,
             include_stopped=args.include_stopped,
             monitor_only=args.monitor_only,
+            exclude=_names(args.disable_containers or env_list("UPDATE_DISABLE_CONTAINERS")),
         ),
         cleanup=args.cleanup,
         no_pull=args.no_pull,
         no_restart_dependents=args.no_restart_dependents,
         workers=args.workers,
+        cooldown=parse_duration(str(args.cooldown or "0")),
     )
     stop = threading.Event()
     long_running = api is not None or not schedule.once
@@ -506,6 +540,8 @@ def run(args: argparse.Namespace) -> int:
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
+    cooldown = Cooldown(state_dir / "cooldown.json")
+    signature = SignatureCheck(registry, args.verify_key)
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -515,43 +551,62 @@ def run(args: argparse.Namespace) -> int:
                 if say:
                     say(f"HTTP API on {api.address}")
             run_now = polling  # the first cycle at start, unless only the API triggers cycles
+            timetable = Timetable(schedule if polling else None)
             while True:
                 batch: list[Trigger] = []
+                if long_running:
+                    timetable.refresh(_labelled(client), dt.datetime.now(_zone()))
+                due = Due(global_cycle=True, opted_out=tuple(sorted(timetable.opted_out)))
+                if schedule.once:
+                    due = Due(global_cycle=True)  # one run: every selected container
                 if not run_now:
-                    stopping, batch = _wait_next(stop, api, schedule if polling else None, say)
+                    stopping, batch, due = _wait_next(stop, api, timetable, say)
                     if stopping:
                         break
                 run_now = False
-                this = cycle_options
+                runs: list[CycleOptions] = []
+                sel = cycle_options.selection
                 if batch:
-                    this = replace(
-                        cycle_options,
-                        selection=replace(cycle_options.selection, images=batch_images(batch)),
-                    )
-                try:
-                    cycle = run_cycle(client, registry, updater, this, gates, say)
-                except Exception as exc:
-                    answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
-                    raise
-                if template is not None:
-                    notifications.submit(
-                        render_template(template, cycle, host, title, args.notification_report)
+                    runs.append(
+                        replace(cycle_options, selection=replace(sel, images=batch_images(batch)))
                     )
                 else:
-                    message = compose(cycle, host, notified)
-                    if message is not None:
-                        tagged = (
-                            f"[{args.notification_title_tag}] "
-                            if args.notification_title_tag
-                            else ""
+                    if due.global_cycle and not schedule.labels_only:
+                        skip = (*sel.exclude, *due.opted_out, *due.names)
+                        runs.append(replace(cycle_options, selection=replace(sel, exclude=skip)))
+                    names = tuple(n for n in due.names if not sel.names or n in sel.names)
+                    if names:
+                        # A container's own schedule: that container (as if named).
+                        own = replace(sel, names=names, all=False)
+                        runs.append(replace(cycle_options, selection=own))
+                for this in runs:
+                    try:
+                        cycle = run_cycle(
+                            client, registry, updater, this, gates, say, cooldown, signature
                         )
-                        notifications.submit(to_note(message, tagged + message.subject))
-                if setup_warnings and not cycles:
-                    cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
-                cycles.append(cycle)
-                metrics.record(cycle)
-                if api is not None:
-                    answer(batch, summary(cycle))
+                    except Exception as exc:
+                        answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+                        raise
+                    if template is not None:
+                        notifications.submit(
+                            render_template(template, cycle, host, title, args.notification_report)
+                        )
+                    else:
+                        message = compose(cycle, host, notified)
+                        if message is not None:
+                            subject = "" if args.notification_skip_title else tag + message.subject
+                            notifications.submit(to_note(message, subject))
+                    if setup_warnings and not cycles:
+                        cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
+                    if timetable.warnings:
+                        cycle = replace(cycle, warnings=cycle.warnings + tuple(timetable.warnings))
+                        timetable.warnings.clear()
+                    cycles.append(cycle)
+                    metrics.record(cycle)
+                    if api is not None:
+                        answer(batch, summary(cycle))
+                    if args.cycles and len(cycles) >= args.cycles:
+                        break
                 if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
@@ -585,6 +640,21 @@ def _emit_update(report: Report, args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if threshold is not None and report.fails_at(threshold) else EXIT_OK
 
 
+def _zone() -> dt.tzinfo:
+    """Cron schedules run in TZ when it names a zone (as Watchtower's), else in UTC."""
+    name = os.environ.get("TZ", "").strip().lstrip(":")
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return dt.UTC
+
+
+def _names(values: list[str]) -> tuple[str, ...]:
+    return tuple(n.lstrip("/") for v in values for n in re.split(r"[\s,]+", v) if n)
+
+
 def _template(args: argparse.Namespace) -> Template | None:
     source = args.notification_template
     if not source:
@@ -593,9 +663,9 @@ def _template(args: argparse.Namespace) -> Template | None:
         try:
             source = Path(source[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
-    if source in ("default", "default-legacy"):
-        source = WATCHTOWER_DEFAULT if source == "default" else WATCHTOWER_LEGACY
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from exc
+    if source in NAMED_TEMPLATES:
+        source = NAMED_TEMPLATES[source]
     template = Template(source)
     # A template that cannot render an (empty) cycle is bad input: say so now, not per cycle.
     render_template(template, CycleResult(()), "host", "title", args.notification_report)
@@ -613,32 +683,50 @@ def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
     return check
 
 
+LABEL_REREAD = 30.0
+
+
+def _labelled(client: Any) -> dict[str, dict[str, str]]:
+    """Labels of the containers that carry a schedule or a global-schedule opt-out."""
+    out: dict[str, dict[str, str]] = {}
+    for key in (SCHEDULE_LABEL, GLOBAL_LABEL):
+        for c in client.containers(all=True, filters={"label": key}):
+            names = [str(n) for n in c.get("Names") or []]
+            name = next((n for n in names if n.count("/") == 1), names[0] if names else "")
+            out[name.lstrip("/")] = dict(c.get("Labels") or {})
+    return out
+
+
 def _wait_next(
     stop: threading.Event,
     api: UpdateAPI | None,
-    schedule: Schedule | None,
+    timetable: Timetable,
     say: Callable[[str], None] | None,
-) -> tuple[bool, list[Trigger]]:
-    """Until the next scheduled cycle, an API request, or a stop: (stopping, requests)."""
+) -> tuple[bool, list[Trigger], Due]:
+    """Until the next scheduled cycle (global or a container's own), an API request, or a stop."""
     deadline: float | None = None
-    if schedule is not None and not schedule.once:
-        now = dt.datetime.now(dt.UTC)
-        wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
+    now = dt.datetime.now(_zone())
+    wake = timetable.next_wake(now)
+    if wake is not None:
+        wait = max(0.0, (wake - now).total_seconds())
         if say:
             say(f"next cycle in {wait:.0f}s")
         deadline = time.monotonic() + wait
+    reread = time.monotonic() + LABEL_REREAD  # new or changed schedule labels are seen
     while not stop.is_set():
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            return False, []
+            return False, [], timetable.take_due(dt.datetime.now(_zone()))
+        if time.monotonic() >= reread:
+            return False, [], Due()
         step = 0.2 if left is None else min(0.2, left)
         if api is not None and api.update_enabled:
             batch = api.next_batch(step)
             if batch:
-                return False, batch
+                return False, batch, Due()
         elif stop.wait(step):
             break
-    return True, []
+    return True, [], Due()
 
 
 @contextlib.contextmanager

@@ -52,7 +52,7 @@ def probe_argv(text: str) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(text))
     except ValueError as exc:
-        raise UsageError(f"--probe: {exc}") from None
+        raise UsageError(f"--probe: {exc}") from exc
 
 
 def workload_from_args(args: argparse.Namespace) -> Workload:

@@ -13,6 +13,7 @@ from dockward.registry import (
     CredentialStore,
     ImageRef,
     RegistryClient,
+    insecure_hosts,
     is_loopback_host,
     parse_reference,
 )
@@ -59,7 +60,8 @@ def load_registry(
     ref = parse_reference(reference)
     client = RegistryClient(
         CredentialStore.load(docker_config),
-        insecure=(lambda host: True) if insecure else is_loopback_host,
+        # --insecure-registry trusts the image's registry, not every host it names (token realms)
+        insecure=insecure_hosts([ref.api_host]) if insecure else is_loopback_host,
     )
     found = client.manifest(ref, platform=platform or Platform.parse(None))
     layers_doc, config_doc = found.doc.get("layers"), found.doc.get("config")

@@ -15,6 +15,7 @@ from dockward.monitor.sinks import (
     FACILITIES,
     FileSink,
     HttpSink,
+    NotifySink,
     Sink,
     StdoutSink,
     SyslogSink,
@@ -26,8 +27,12 @@ OUTPUT_HELP = (
     "stdout | json (stdout, JSON lines) | file:PATH | syslog[+udp|+tcp|+tls]://HOST:PORT"
     "[?facility=local0&format=json&ca=FILE&insecure=1] | http(s)://URL (webhook, token from "
     "DOCKWARD_WEBHOOK_TOKEN) | elasticsearch+http(s)://HOST:PORT/INDEX (or opensearch+) | "
-    "splunk+http(s)://HOST:PORT (token from DOCKWARD_SPLUNK_TOKEN)"
+    "splunk+http(s)://HOST:PORT (token from DOCKWARD_SPLUNK_TOKEN) | a notification URL "
+    "(Apprise's slack://, discord://, ntfy://, gotify://, mmost://, tgram://, workflows://, ... "
+    "or Watchtower's shoutrrr URLs), rate limited per destination"
 )
+# Monitor outputs of its own; any other scheme is a notification URL (dockward.notify).
+_OWN = ("syslog", "http", "https", "webhook", "elasticsearch", "opensearch", "splunk")
 
 
 def _flag(query: dict[str, list[str]], key: str) -> bool:
@@ -39,7 +44,13 @@ def _one(query: dict[str, list[str]], key: str) -> str | None:
     return values[-1] if values else None
 
 
-def make_sink(spec: str, file_max_bytes: int = 100 << 20, file_backups: int = 5) -> Sink:
+def make_sink(
+    spec: str,
+    file_max_bytes: int = 100 << 20,
+    file_backups: int = 5,
+    notify_rate: float = 20.0,
+    notify_burst: int = 5,
+) -> Sink:
     if spec in ("stdout", "text"):
         return StdoutSink(as_json=False)
     if spec in ("json", "stdout:json"):
@@ -49,6 +60,12 @@ def make_sink(spec: str, file_max_bytes: int = 100 << 20, file_backups: int = 5)
         if not path:
             raise UsageError("--output file: needs a path (file:/var/log/dockward/alerts.jsonl)")
         return FileSink(path, file_max_bytes, file_backups)
+    head = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if (head and not any(part in _OWN for part in head.split("+"))) or head.startswith("generic"):
+        try:
+            return NotifySink(spec, notify_rate, notify_burst)
+        except UsageError as exc:
+            raise UsageError(f"--output: {exc}") from exc
     parsed = urllib.parse.urlsplit(spec)
     scheme = parsed.scheme.lower()
     query = urllib.parse.parse_qs(parsed.query)
@@ -63,8 +80,8 @@ def make_sink(spec: str, file_max_bytes: int = 100 << 20, file_backups: int = 5)
             raise UsageError(f"--output {spec}: unknown syslog facility {facility_name}")
         try:
             port = parsed.port or (6514 if transport == "tls" else 514)
-        except ValueError:
-            raise UsageError(f"--output {spec}: bad port") from None
+        except ValueError as exc:
+            raise UsageError(f"--output {spec}: bad port") from exc
         return SyslogSink(
             SyslogTarget(
                 transport,
@@ -112,11 +129,13 @@ def make_workers(
     on_drop: Callable[[str, int], None] | None,
     file_max_bytes: int = 100 << 20,
     file_backups: int = 5,
+    notify_rate: float = 20.0,
+    notify_burst: int = 5,
 ) -> list[OutputWorker]:
     workers: list[OutputWorker] = []
     seen: set[str] = set()
     for spec in specs:
-        sink = make_sink(spec, file_max_bytes, file_backups)
+        sink = make_sink(spec, file_max_bytes, file_backups, notify_rate, notify_burst)
         if sink.name in seen:
             raise UsageError(f"--output {spec} given twice")
         seen.add(sink.name)

@@ -55,6 +55,8 @@ class MonitorConfig:
     flush_timeout: float = 5.0
     record: str | None = None
     disable_rules: Sequence[str] = field(default_factory=tuple)
+    notify_rate: float = 20.0  # messages a minute per notification (chat) output
+    notify_burst: int = 5
 
 
 def rule_paths(cfg: MonitorConfig) -> list[str]:
@@ -69,7 +71,7 @@ def build_engine(cfg: MonitorConfig) -> Engine:
     try:
         min_priority = Priority.parse(cfg.min_priority)
     except ValueError as exc:
-        raise UsageError(f"--min-priority: {exc}") from None
+        raise UsageError(f"--min-priority: {exc}") from exc
     book = load_files(rule_paths(cfg))
     for name in cfg.disable_rules:
         if name not in book.rules:
@@ -103,6 +105,8 @@ def build_monitor(
         on_drop,
         cfg.file_max_bytes,
         cfg.file_backups,
+        cfg.notify_rate,
+        cfg.notify_burst,
     )
     monitor = Monitor(
         engine,

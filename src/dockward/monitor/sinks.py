@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from dockward import __version__
-from dockward.errors import ConfigError
+from dockward.errors import ConfigError, DockwardError
 from dockward.monitor.alert import Alert
 
 MAX_SYSLOG_UDP = 8000
 
 
-class SinkError(Exception):
+class SinkError(DockwardError):
     """The sink did not take the alert (down, refused, timed out)."""
 
 
@@ -286,9 +286,9 @@ class HttpSink:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:  # noqa: S310
                 answer = resp.read(1 << 20)
         except urllib.error.HTTPError as exc:
-            raise SinkError(f"{self.name}: HTTP {exc.code}") from None
+            raise SinkError(f"{self.name}: HTTP {exc.code}") from exc
         except (urllib.error.URLError, OSError, ssl.SSLError) as exc:
-            raise SinkError(f"{self.name}: {getattr(exc, 'reason', exc)}") from None
+            raise SinkError(f"{self.name}: {getattr(exc, 'reason', exc)}") from exc
         if self.flavour == "elasticsearch":
             _check_bulk(answer, self.name)
 
@@ -299,8 +299,8 @@ class HttpSink:
 def _check_bulk(answer: bytes, name: str) -> None:
     try:
         data: Any = json.loads(answer or b"{}")
-    except ValueError:
-        raise SinkError(f"{name}: _bulk answer is not JSON") from None
+    except ValueError as exc:
+        raise SinkError(f"{name}: _bulk answer is not JSON") from exc
     if not isinstance(data, dict) or not data.get("errors"):
         return
     for item in data.get("items") or []:
@@ -309,3 +309,73 @@ def _check_bulk(answer: bytes, name: str) -> None:
         # 409: created before (a retry after a lost answer) - already delivered.
         if status >= 300 and status != 409:
             raise SinkError(f"{name}: _bulk item failed with status {status}")
+
+
+_PRIORITY_LEVEL = {
+    "emergency": "failure",
+    "alert": "failure",
+    "critical": "failure",
+    "error": "failure",
+    "warning": "warning",
+}
+
+
+def alert_note(alerts: Sequence[Alert]) -> Any:
+    """Alerts as one chat message (dockward.notify.Note): one alert, or a coalesced burst."""
+    from dockward.notify.destinations import Note, coalesce
+
+    notes = []
+    for a in alerts:
+        where = str(a.container.get("name") or a.container.get("id") or "host")
+        title = f"{a.priority.label.capitalize()}: {a.rule} ({where} on {a.hostname})"
+        body = f"{a.output}\n{a.time} rule {a.rule} source {a.source}\n"
+        level = _PRIORITY_LEVEL.get(a.priority.label.lower(), "info")
+        notes.append(Note(title, body, level, a.to_dict()))
+    return coalesce(notes)
+
+
+class NotifySink:
+    """Apprise/shoutrrr destinations for alerts (chat), rate limited per destination.
+
+    Over the limit the sink waits (the output worker only; detection never waits): alerts that
+    arrive meanwhile queue up and go out as one coalesced message, so a burst does not flood a
+    channel. A longer wait than `max_hold` seconds hands the batch back as undelivered (spooled
+    and retried, still coalesced).
+    """
+
+    def __init__(self, url: str, per_minute: float = 20.0, burst: int = 5) -> None:
+        from dockward.notify.destinations import parse_destination
+        from dockward.notify.worker import RateLimit
+
+        self.dest = parse_destination(url)
+        self.name = self.dest.name
+        self.limit = RateLimit(per_minute, burst)
+        self.max_hold = 10.0
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        import time
+
+        from dockward.notify.destinations import NotifyError
+
+        pending = list(alerts)
+        try:
+            # One message per alert while the limit allows, then the rest as one message.
+            while pending and self.limit.wait_time() == 0.0:
+                self.dest.send([alert_note(pending[:1])])
+                self.limit.take()
+                pending.pop(0)
+            if not pending:
+                return
+            hold = self.limit.wait_time()
+            if hold > self.max_hold:
+                raise SinkError(f"{self.name}: rate limit, {hold:.0f}s until the next message")
+            time.sleep(hold)
+            self.limit.wait_time()
+            self.dest.send([alert_note(pending)])
+            self.limit.take()
+        except NotifyError as exc:
+            # The worker spools the whole batch: delivery is at least once.
+            raise SinkError(str(exc)) from exc
+
+    def close(self) -> None:
+        return None

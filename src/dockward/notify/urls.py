@@ -243,8 +243,8 @@ def _googlechat(p: urllib.parse.SplitResult) -> str:
     path = _path(p)
     try:
         space = path[path.index("spaces") + 1]
-    except (ValueError, IndexError):
-        raise UsageError("googlechat:// needs .../v1/spaces/SPACE/messages?key=K&token=T") from None
+    except (ValueError, IndexError) as exc:
+        raise UsageError("googlechat:// needs .../v1/spaces/SPACE/messages?key=K&token=T") from exc
     if not q.get("key") or not q.get("token"):
         raise UsageError("googlechat:// needs key= and token= parameters")
     return f"gchat://{_enc(space)}/{_enc(q['key'])}/{_enc(q['token'])}"
@@ -345,12 +345,12 @@ def to_apprise(url: str) -> str:
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise UsageError(f"notification URL {scheme}://: cannot parse it") from None
+    except ValueError as exc:
+        raise UsageError(f"notification URL {scheme}://: cannot parse it") from exc
     try:
         return convert(parts)
     except UsageError as exc:
-        raise UsageError(f"notification URL {exc}") from None
+        raise UsageError(f"notification URL {exc}") from exc
 
 
 def redact(url: str) -> str:

@@ -18,23 +18,27 @@ from dockward.model.container import ContainerSpec, Mount, normalise_capability
 from dockward.model.finding import Result, Status
 from dockward.policy import checks
 from dockward.policy.cosign import SignatureError, load_public_key, verify_image
-from dockward.policy.create_body import (
+from dockward.policy.model import Admission, ImagePolicy
+from dockward.policy.vulns import NoScanDB, VulnerabilitySource
+from dockward.registry import (
+    ImageRef,
+    InvalidReference,
+    RegistryClient,
+    is_loopback_host,
+    parse_reference,
+)
+from dockward.rules.container import rules as container_rules
+from dockward.rules.groups import members
+from dockward.rules.registry import Context, run_check
+from dockward.specs.bodies import (
     container_from_create_body,
     container_from_exec_body,
     container_from_service_body,
     container_from_update_body,
     driver_bind_source,
     unmodelled_grants,
-    update_grants,
 )
-from dockward.policy.gojson import BodyError, obj
-from dockward.policy.imageref import ImageRef, ReferenceError_, parse_image_ref
-from dockward.policy.model import Admission, ImagePolicy
-from dockward.policy.registry import RegistryClient
-from dockward.policy.vulns import NoScanDB, VulnerabilitySource
-from dockward.rules.container import rules as container_rules
-from dockward.rules.groups import members
-from dockward.rules.registry import Context, run_check
+from dockward.specs.gojson import BodyError, obj
 
 # Rules that judge what an update body can change; the others judge absent fields as unsafe.
 # The rules a body can fail, declared on the rules as groups.
@@ -60,6 +64,7 @@ class ImageGate:
 
     vulns: VulnerabilitySource = field(default_factory=NoScanDB)
     registry: RegistryClient | None = None
+    insecure: set[str] = field(default_factory=set)  # plain-HTTP registries besides loopback
     local_digest: Callable[[str, ImageRef], str] | None = None  # from the daemon's RepoDigests
     # The id of the image the daemon would run for a reference ("" when not local): what the
     # scan cache knows locally built images by, and exactly what would run.
@@ -72,10 +77,12 @@ class ImageGate:
         return self._keys[path]
 
     def client(self, policy: ImagePolicy) -> RegistryClient:
+        self.insecure.update(policy.insecure_registries)
         if self.registry is None:
-            self.registry = RegistryClient(policy.insecure_registries)
-        else:
-            self.registry.insecure |= set(policy.insecure_registries)
+            hosts = self.insecure  # the same set: registries a later policy names join it
+            self.registry = RegistryClient(
+                insecure=lambda host: host in hosts or is_loopback_host(host), timeout=10.0
+            )
         return self.registry
 
     def digest(self, text: str, ref: ImageRef, policy: ImagePolicy) -> str:
@@ -156,8 +163,8 @@ def judge_image(text: str, ip: ImagePolicy, gate: ImageGate, target: str = "") -
     if not (ip.registries is not None or ip.require_digest or ip.fail_on_severity or ip.cosign_key):
         return []
     try:
-        ref = parse_image_ref(text)
-    except ReferenceError_ as exc:
+        ref = parse_reference(text)
+    except InvalidReference as exc:
         return [checks.fail(checks.UNJUDGEABLE, target, str(exc))]
     out: list[Result] = []
     if ip.registries is not None:
@@ -183,7 +190,7 @@ def judge_image(text: str, ip: ImagePolicy, gate: ImageGate, target: str = "") -
     if ip.fail_on_severity is not None:
         local_id = gate.local_image(text) if gate.local_image is not None else ""
         scan_key = local_id or digest
-        worst = gate.vulns.worst_severity(str(ref), scan_key) if scan_key else None
+        worst = gate.vulns.worst_severity(ref.canonical, scan_key) if scan_key else None
         if not scan_key:
             out.append(checks.fail(checks.VULNERABILITIES, target, unresolved))
         elif worst is None:
@@ -240,7 +247,7 @@ def judge_request(
             case "containers.update":
                 spec = container_from_update_body(obj(body, "body"))
                 ids = tuple(r for r in adm.deny if r in UPDATE_RULES)
-                return judge_container(spec, adm, target, rule_ids=ids, grants=update_grants(body))
+                return judge_container(spec, adm, target, rule_ids=ids)
             case "exec.create":
                 spec = container_from_exec_body(obj(body, "body"))
                 return judge_container(spec, adm, target, rule_ids=adm.exec_deny)

@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockward.errors import ConfigError, DockwardError
-from dockward.policy.imageref import ImageRef
-from dockward.policy.registry import NotFound, RegistryClient, RegistryError
+from dockward.registry import ImageRef, NotFound, RegistryClient, RegistryError
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MAX_PAYLOAD = 1 << 20  # simple-signing payloads are a few hundred bytes
 
 
 class SignatureError(DockwardError):
@@ -40,9 +40,9 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except OSError as exc:
-        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from None
-    except ValueError:
-        raise ConfigError(f"{path}: not a PEM public key") from None
+        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a PEM public key") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{path}: not an ECDSA P-256 public key")
     return key
@@ -52,7 +52,7 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> ec.Elli
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read private key {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read private key {path}: {exc.strerror}") from exc
     if b"ENCRYPTED COSIGN PRIVATE KEY" in data:
         raise ConfigError(
             f"{path}: cosign's scrypt/secretbox key format is not supported; export a PKCS#8 "
@@ -61,7 +61,7 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> ec.Elli
     try:
         key = serialization.load_pem_private_key(data, password)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: cannot load private key ({exc})") from None
+        raise ConfigError(f"{path}: cannot load private key ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{path}: not an ECDSA P-256 private key")
     return key
@@ -100,19 +100,19 @@ def verify_payload(
     """Check one signature and that its payload names exactly `digest`."""
     try:
         sig = base64.b64decode("".join(signature_b64.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("signature is not base64") from None
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("signature is not base64") from exc
     try:
         key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise SignatureError("signature does not verify with the configured key") from None
+    except InvalidSignature as exc:
+        raise SignatureError("signature does not verify with the configured key") from exc
     try:
         doc = json.loads(payload)
         critical = doc["critical"]
         signed_digest = critical["image"]["docker-manifest-digest"]
         kind = critical["type"]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("payload is not a cosign simple-signing document") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignatureError("payload is not a cosign simple-signing document") from exc
     if kind != PAYLOAD_TYPE:
         raise SignatureError(f"payload type {kind!r} is not {PAYLOAD_TYPE!r}")
     if signed_digest != digest:
@@ -130,14 +130,14 @@ def verify_image(
 ) -> Verified:
     """At least one layer of the `.sig` manifest must verify; returns how many did."""
     try:
-        raw, _, _ = client.manifest(ref, signature_tag(digest))
-    except NotFound:
-        raise SignatureError(f"no signature for {ref.name}@{digest}") from None
+        raw = client.manifest(ref, signature_tag(digest)).body
+    except NotFound as exc:
+        raise SignatureError(f"no signature for {ref.name}@{digest}") from exc
     try:
         manifest = json.loads(raw)
         layers: list[dict[str, Any]] = manifest["layers"]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("signature manifest is malformed") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignatureError("signature manifest is malformed") from exc
     good, errors = 0, []
     for layer in layers[:32]:
         if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING:
@@ -146,7 +146,7 @@ def verify_image(
         if not isinstance(sig, str):
             continue
         try:
-            payload = client.blob(ref, str(layer.get("digest")))
+            payload = client.blob(ref, str(layer.get("digest")), MAX_PAYLOAD)
             verify_payload(key, payload, sig, digest)
             good += 1
         except (SignatureError, RegistryError) as exc:
@@ -165,7 +165,7 @@ def sign_image(
     tag = signature_tag(digest)
     layers: list[dict[str, Any]] = []
     try:
-        existing, _, _ = client.manifest(ref, tag)
+        existing = client.manifest(ref, tag).body
         layers = [x for x in json.loads(existing).get("layers", []) if isinstance(x, dict)]
     except NotFound:
         pass

@@ -1,7 +1,7 @@
 """The proxy's sessions: framing (client side), decision, relay (daemon side), in that order.
 
 A session reads one request head at a time through `framing.ClientConn` (raw-head checks, then
-h11), asks `decision.decide` whether it may pass, and either answers the refusal or hands the
+llhttp), asks `decision.decide` whether it may pass, and either answers the refusal or hands the
 request to `relay.Relay`, which writes it to the daemon and passes the answer back.
 """
 
@@ -12,7 +12,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from dockward.policy.admission import ImageGate
@@ -20,6 +20,7 @@ from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller
 from dockward.proxy.decision import caller_of, decide
 from dockward.proxy.framing import READ_SIZE, ClientConn, Close, keep_alive
+from dockward.proxy.learn import Learner
 from dockward.proxy.relay import Outgoing, Relay
 from dockward.proxy.routes import STREAMING_ROUTES, Mode
 
@@ -38,9 +39,6 @@ def peer_caller(sock: socket.socket | None) -> Caller:
     return Caller(address=str(peer[0]))
 
 
-DecisionHook = Callable[[Mapping[str, Any]], None]
-
-
 class ProxyServer:
     def __init__(
         self,
@@ -53,14 +51,11 @@ class ProxyServer:
         self.authorizer = authorizer  # swapped whole on reload; requests keep the one they got
         self.log = log
         self.gate = gate or ImageGate()
-        # Called with every finished decision-log record (decision, route, client_name,
-        # status, latency_ms, rule): the place for counters. Must not block or raise.
-        self.hooks: list[DecisionHook] = []
+        self.learner: Learner | None = None  # --learn: what is forwarded is recorded
 
     def emit(self, record: dict[str, Any]) -> None:
+        """A finished decision: to the log, and to its observers (the service's counters)."""
         self.log.record(**record)
-        for hook in self.hooks:
-            hook(record)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = _Session(self, reader, writer)
@@ -125,6 +120,7 @@ class _Session:
             caller,
             method,
             req.target.decode("ascii", "replace"),
+            self.relay.lookup,
         )
         if not d.allowed:
             d.record.setdefault("reason", d.message[:2000])
@@ -135,10 +131,13 @@ class _Session:
             await self.conn.refuse(d.status, d.message)
             return False
         assert d.target is not None
+        if self.server.learner is not None:
+            self.server.learner.observe(caller, method, d.target, d.route, d.body)
         hijack = d.match is not None and d.match.route.mode is Mode.HIJACK
         upgrade = next((v for k, v in headers if k == b"upgrade"), b"").lower()
         # A per-read watcher on the client costs a task per read: only for answers that last.
         self.relay.streaming = d.match is None or d.route in STREAMING_ROUTES
+        self.relay.scope = (d.route, d.scope) if d.scope is not None else None
         out = Outgoing(
             method=req.method,
             target=d.target.raw.encode("ascii"),

@@ -2,7 +2,7 @@
 
 Responses come from the daemon, which the proxy trusts; they are passed through byte for byte
 (no re-encoding), and the proxy only tracks where each one ends so the connection can be reused.
-h11 (the client-side parser) re-encoded every chunk, which cost 3x the daemon's own time on
+h11 (the old client-side parser) re-encoded every chunk, which cost 3x the daemon's own time on
 `logs` streams of small lines (bench/proxy_bench.py).
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dockward.errors import DockwardError
+
 _HEX = re.compile(rb"^[0-9a-fA-F]{1,16}$")
 
 
-class UpstreamError(Exception):
+class UpstreamError(DockwardError):
     """The daemon's answer cannot be framed (never expected from dockerd)."""
 
 

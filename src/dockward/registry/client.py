@@ -38,6 +38,7 @@ MANIFEST_ACCEPT = ", ".join(
 )
 MAX_MANIFEST_BYTES = 4 << 20  # the distribution spec's own limit
 MAX_TOKEN_BYTES = 1 << 20
+MAX_NESTED_INDEXES = 4
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _CHALLENGE = re.compile(
     r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))\s*,?'
@@ -210,7 +211,11 @@ class RegistryClient:
         return ref.digest or self.head(ref).digest
 
     def manifest(
-        self, ref: ImageRef, reference: str = "", platform: Platform | None = None
+        self,
+        ref: ImageRef,
+        reference: str = "",
+        platform: Platform | None = None,
+        _nested: int = 0,
     ) -> Manifest:
         """The manifest `reference` (default: ref's tag or digest) names, checked against its
         digest; with a platform an index is resolved to that platform's image manifest."""
@@ -220,18 +225,19 @@ class RegistryClient:
             body = _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: manifest")
         finally:
             resp.close()
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        if _valid_digest(reference):
-            algorithm = reference.partition(":")[0]
-            digest = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
-            if digest != reference:
-                raise DigestMismatch(f"{ref}: manifest digest mismatch ({digest} != {reference})")
+        pinned = _valid_digest(reference)
+        algorithm = reference.partition(":")[0] if pinned else "sha256"
+        digest = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+        if pinned and digest != reference:
+            raise DigestMismatch(f"{ref}: manifest digest mismatch ({digest} != {reference})")
         doc = _json(body, f"{ref}: manifest")
         media = str(doc.get("mediaType") or resp.headers.get("Content-Type", "").split(";")[0])
         found = Manifest(digest, media.strip(), body, doc)
         if platform is not None and found.is_index:
+            if _nested >= MAX_NESTED_INDEXES:
+                raise RegistryError(f"{ref}: image indexes nested deeper than {MAX_NESTED_INDEXES}")
             chosen = str(select_platform(doc, platform, str(ref)).get("digest") or "")
-            return self.manifest(ref, chosen)
+            return self.manifest(ref, chosen, platform, _nested + 1)
         return found
 
     def config_digest(self, ref: ImageRef, reference: str, platform: Platform) -> str:
@@ -285,6 +291,36 @@ class RegistryClient:
         self._request("PUT", ref, path, ok=(201,), push=True, data=data, headers=headers)
         return "sha256:" + hashlib.sha256(data).hexdigest()
 
+    def catalog(self, ref: ImageRef, page: int = 1000, limit: int = 100_000) -> list[str]:
+        """Every repository the registry of REF lists (`/v2/_catalog`, following Link pages)."""
+        root = self.base_url(ref).rsplit("/v2/", 1)[0]
+        return self._paged(
+            ref, f"{root}/v2/_catalog?n={page}", "repositories", limit, "registry:catalog:*"
+        )
+
+    def tags(self, ref: ImageRef, page: int = 1000, limit: int = 100_000) -> list[str]:
+        """Every tag of REF's repository (`tags/list`, following Link pages)."""
+        return self._paged(ref, f"{self.base_url(ref)}/tags/list?n={page}", "tags", limit, None)
+
+    def _paged(self, ref: ImageRef, url: str, key: str, limit: int, scope: str | None) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        while url and url not in seen and len(out) < limit:
+            seen.add(url)
+            resp = self._request("GET", ref, url, stream=True, scope=scope)
+            try:
+                doc = _json(
+                    _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: {key}"), f"{ref}: {key}"
+                )
+            finally:
+                resp.close()
+            names = doc.get(key) or []
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise RegistryError(f"{ref}: malformed {key} list")
+            out += names
+            url = _next_link(resp.headers.get("Link", ""), url)
+        return out[:limit]
+
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
@@ -306,10 +342,11 @@ class RegistryClient:
         redirects: bool = False,
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
+        scope: str | None = None,
     ) -> requests.Response:
         url = path if "://" in path else f"{self.base_url(ref)}/{path}"
         sent = {"Accept": MANIFEST_ACCEPT, **(headers or {})}
-        scope = f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
+        scope = scope or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
         cached = self._auth.get((ref.api_host, scope))
         if cached and self.may_send_credentials(ref, url):
             sent["Authorization"] = cached
@@ -360,7 +397,7 @@ class RegistryClient:
                 # A refused connection or an unknown name will not heal in a second.
                 if attempt == self._retries or _reason(exc) != type(exc).__name__:
                     host = urlsplit(url).netloc
-                    raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from None
+                    raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from exc
                 time.sleep(0.25 * 2**attempt)
                 continue
             if resp.status_code not in RETRY_STATUSES or attempt == self._retries:
@@ -428,6 +465,18 @@ class RegistryClient:
         return token
 
 
+def _next_link(header: str, current: str) -> str:
+    """The `rel="next"` target of a Link header, on the same registry as CURRENT."""
+    m = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not m:
+        return ""
+    target = m.group(1)
+    parts = urlsplit(current)
+    if target.startswith("/"):
+        return f"{parts.scheme}://{parts.netloc}{target}"
+    return target if urlsplit(target).netloc == parts.netloc else ""
+
+
 def _valid_digest(text: str) -> bool:
     algorithm, _, hexpart = text.partition(":")
     return DIGEST_HEX.get(algorithm) == len(hexpart) and all(
@@ -468,8 +517,8 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
 def _json(body: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RegistryError(f"{what}: not valid JSON") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{what}: not valid JSON") from exc
     if not isinstance(doc, dict):
         raise RegistryError(f"{what}: a JSON {type(doc).__name__}, not an object")
     return doc

@@ -1,0 +1,72 @@
+"""Monitor alerts to chat: `--output` takes notification URLs, rate limited per destination."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.conftest import REPO, run_cli
+from tests.notify.receivers import Receiver
+
+FIXTURE = REPO / "tests" / "fixtures" / "monitor" / "attack-events.jsonl"
+
+
+def _replay(tmp_path: Path, *args: str) -> tuple[int, str, list[dict[str, object]]]:
+    out = tmp_path / "alerts.jsonl"
+    res = run_cli(
+        "monitor",
+        "replay",
+        str(FIXTURE),
+        "-o",
+        f"file:{out}",
+        "--spool-dir",
+        str(tmp_path / "spool"),
+        "--min-priority",
+        "warning",
+        *args,
+    )
+    alerts = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return res.code, res.err, alerts
+
+
+def test_a_burst_of_alerts_reaches_ntfy_coalesced_under_the_rate_limit(tmp_path: Path) -> None:
+    with Receiver() as rx:
+        code, err, alerts = _replay(
+            tmp_path, "-o", f"ntfy://127.0.0.1:{rx.port}/alerts?scheme=http", "--notify-rate", "60"
+        )
+        assert code == 0, err
+        assert len(alerts) > 6, "the fixture must be a burst for this test"
+        got = rx.behaviour.wait(6)
+    bodies = [r.json() for r in got]
+    # The burst (5) goes out one by one, the rest is held back a second and sent as one message.
+    assert len(bodies) == 6, [b["title"] for b in bodies]
+    assert bodies[-1]["title"].startswith(f"{len(alerts) - 5} notifications: ")
+    covered = 0
+    for b in bodies:
+        assert b["topic"] == "alerts"
+        m = re.match(r"(\d+) notifications: ", b["title"])
+        covered += int(m.group(1)) if m else 1
+    assert covered == len(alerts)
+    first = alerts[0]
+    assert str(first["rule"]) in bodies[0]["title"]
+    # Falco's output line without its time and priority prefix is the message.
+    assert str(first["output"]).split(" ", 2)[2] in bodies[0]["message"]
+
+
+def test_without_a_rate_limit_every_alert_is_one_message(tmp_path: Path) -> None:
+    with Receiver() as rx:
+        code, err, alerts = _replay(
+            tmp_path, "-o", f"json://127.0.0.1:{rx.port}/hook", "--notify-rate", "0"
+        )
+        assert code == 0, err
+        got = rx.behaviour.wait(len(alerts))
+    titles = [r.json()["title"] for r in got]
+    assert len(titles) == len(alerts)
+    assert {r.json()["type"] for r in got} <= {"failure", "warning"}
+
+
+def test_a_bad_notification_output_is_one_line(tmp_path: Path) -> None:
+    res = run_cli("monitor", "replay", str(FIXTURE), "-o", "teams://g@t/a/o")
+    assert res.code == 2 and "--output: notification URL teams://" in res.err
+    assert len(res.err.strip().splitlines()) == 1

@@ -1,0 +1,180 @@
+"""`dockward exporter` scraped by a real Prometheus; posture events at a real HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dockward.model.finding import Severity
+from dockward.store import open_store
+from dockward.store.drift import fleet_drift
+from dockward.store.events import FIXED_RULE, NEW_RULE, posture_alerts, send_events
+from tests.conftest import REPO, kill_after
+from tests.fleet.lab import free_port
+from tests.store.test_drift import CVE, PRIV, USER, record, rep
+
+
+def _store(path: Path) -> str:
+    store = open_store(str(path))
+    t = time.time()
+    record(store, t - 100, a=rep("a", (USER, "container web")), b=rep("b"))
+    record(
+        store,
+        t - 10,
+        a=rep("a", (PRIV, "container new"), (CVE, "image web:2"), (USER, "container web")),
+        b="engine gone",
+    )
+    store.close()
+    return str(path)
+
+
+@pytest.fixture
+def exporter(tmp_path: Path) -> Iterator[str]:
+    url = _store(tmp_path / "e.sqlite")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockward",
+            "exporter",
+            "--store",
+            url,
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = kill_after(proc, 300)
+    assert proc.stderr is not None
+    assert "serving" in proc.stderr.readline()
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    assert proc.wait(20) == 0
+    watchdog.cancel()
+
+
+def test_exporter_gauges(exporter: str) -> None:
+    text = requests.get(f"http://{exporter}/metrics", timeout=10).text
+    assert 'dockward_host_failures{command="audit",host="a",severity="critical"} 1.0' in text
+    assert 'dockward_host_failures{command="audit",host="a",severity="medium"} 1.0' in text
+    assert 'dockward_host_vulnerable_images{command="audit",host="a",severity="high"} 1.0' in text
+    assert 'dockward_host_up{command="audit",host="b"} 0.0' in text
+    assert 'dockward_host_score{command="audit",host="b"}' not in text
+    assert "dockward_store_up 1.0" in text
+    assert requests.get(f"http://{exporter}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")
+def test_real_prometheus_scrape(exporter: str, tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs:\n  - job_name: dockward\n    static_configs: [{{targets: ['{exporter}']}}]\n"
+    )
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    watchdog = kill_after(proc, 120)
+    try:
+        query = 'dockward_host_failures{host="a",severity="critical"}'
+        deadline = time.monotonic() + 60
+        result: list[Any] = []
+        while time.monotonic() < deadline and not result:
+            try:
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5
+                ).json()
+                result = answer["data"]["result"]
+            except (requests.RequestException, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+        assert result and result[0]["value"][1] == "1", result
+        up = requests.get(
+            f"http://127.0.0.1:{port}/api/v1/query", params={"query": "dockward_host_up"}, timeout=5
+        ).json()["data"]["result"]
+        assert {r["metric"]["host"]: r["value"][1] for r in up} == {"a": "1", "b": "0"}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        watchdog.cancel()
+
+
+class Receiver:
+    """A real HTTP receiver: every POSTed JSON body is kept."""
+
+    def __init__(self) -> None:
+        self.bodies: list[Any] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                owner.bodies.append(json.loads(self.rfile.read(n)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a: Any) -> None:
+                return
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_posture_events_at_a_webhook(tmp_path: Path) -> None:
+    store = open_store(_store(tmp_path / "w.sqlite"))
+    t = time.time()
+    record(store, t, a=rep("a", (USER, "container web")), b=rep("b"))
+    # a: the privileged container and the vulnerable image went away; b is back
+    alerts = posture_alerts(fleet_drift(store))
+    assert {(a.rule, a.output_fields["dockward.rule_id"]) for a in alerts} == {
+        (FIXED_RULE, "DW-C001"),
+        (FIXED_RULE, "CVE-2024-1"),
+    }
+    receiver = Receiver()
+    try:
+        warnings = send_events([receiver.url, "http://127.0.0.1:1/nothing"], alerts)
+        assert len(receiver.bodies) == 2 and all(b["source"] == "dockward" for b in receiver.bodies)
+        assert {b["hostname"] for b in receiver.bodies} == {"a"}
+        assert len(warnings) == 1 and "not sent" in warnings[0]
+    finally:
+        receiver.close()
+    store.close()
+
+
+def test_new_failure_event_priority(tmp_path: Path) -> None:
+    store = open_store(_store(tmp_path / "p.sqlite"))
+    alerts = posture_alerts(fleet_drift(store))
+    by_rule = {(a.rule, a.output_fields.get("dockward.rule_id")): a for a in alerts}
+    assert by_rule[(NEW_RULE, "DW-C001")].priority.label == "Critical"
+    assert (
+        by_rule[(NEW_RULE, "CVE-2024-1")].output_fields["dockward.severity"] == Severity.HIGH.label
+    )
+    assert any(a.rule == "Posture: host not audited" and a.hostname == "b" for a in alerts)
+    store.close()
