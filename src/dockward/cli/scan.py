@@ -19,6 +19,7 @@ from dockward.cli.common import (
     fail_threshold,
     write_output,
 )
+from dockward.cli.progress import progress_bar
 from dockward.errors import UsageError
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
@@ -94,13 +95,13 @@ def image_ref(args: argparse.Namespace) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def progress_status(enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status("reading image…") as status:
-        yield lambda msg: status.update(msg)
+    """A rich progress bar while an image is read (layer N/M) and matched; none off a terminal."""
+    bar = progress_bar(enabled)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.done()
 
 
 def register(sub: Any) -> None:
