@@ -119,7 +119,7 @@ def main() -> None:
         client = RegistryClient()
         fill(client, host, "anchor", a.anchor)
         fill(client, host, "bench", a.tags)
-        for prefix, n in (("anchor", a.anchor), ("bench", a.tags)):
+        for prefix in ("anchor", "bench"):
             walk_s, tags, manifests = time_walk(client, host, prefix)
             scan_s = time_scan(host, prefix, db)
             print(
