@@ -19,6 +19,7 @@ from dockward.cli.common import (
     fail_threshold,
     write_output,
 )
+from dockward.cli.progress import progress_bar
 from dockward.errors import UsageError
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
@@ -94,13 +95,13 @@ def image_ref(args: argparse.Namespace) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def progress_status(enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status("reading image…") as status:
-        yield lambda msg: status.update(msg)
+    """A rich progress bar while an image is read (layer N/M) and matched; none off a terminal."""
+    bar = progress_bar(enabled)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.done()
 
 
 def register(sub: Any) -> None:
@@ -153,6 +154,13 @@ def register(sub: Any) -> None:
         default=int(env_default("REGISTRY_PARALLEL", "8")),
         help="concurrent registry requests of the walk (default 8) [DOCKWARD_REGISTRY_PARALLEL]",
     )
+    r.add_argument(
+        "--attach",
+        action="store_true",
+        default=env_default("ATTACH") == "1",
+        help="with --registry: push each image's SBOM and vulnerability report to its repository "
+        "as an OCI artifact (referrers API, or the sha256-<hex> tag scheme) [DOCKWARD_ATTACH=1]",
+    )
     from dockward.cli.fleetopts import add_record_options
 
     add_record_options(p)
@@ -185,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.registry:
         return run_registry(args)
+    if args.attach:
+        raise UsageError("--attach goes with --registry")
     ref, source = image_ref(args)
     ignores = load_ignore_file(args.ignore_file) if args.ignore_file else []
     vex = [st for path in (args.vex or env_list("VEX")) for st in load_openvex(path)]
@@ -251,7 +261,9 @@ def run_registry(args: argparse.Namespace) -> int:
                 binaries=not args.no_binaries,
                 layer_cache=None if args.no_layer_cache else "",
             )
-            report, scans = scan_walk(walk, args.db, options, say)
+            report, scans = scan_walk(
+                walk, args.db, options, say, attach_with=client if args.attach else None
+            )
         # the rule set of a scan is the vulnerability DB it matched against
         ruleset = f"db {scans[0].db_updated}" if scans else "db"
         if store is not None:

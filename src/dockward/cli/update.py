@@ -26,10 +26,21 @@ from prometheus_client import CollectorRegistry
 
 from dockward import notify
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_output_options,
+    default_format,
+    emit,
+    env_default,
+    env_list,
+    fail_threshold,
+    write_output,
+)
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
-from dockward.model.finding import Severity, Status
+from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
 from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
@@ -609,12 +620,24 @@ def run(args: argparse.Namespace) -> int:
             cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
-    code = emit(report, args)
+    code = _emit_update(report, args)
     errors = [r for r in report.results if r.status is Status.ERROR]
     if errors:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _emit_update(report: Report, args: argparse.Namespace) -> int:
+    """The table says per container what happened; other formats are the shared ones."""
+    fmt = args.format or default_format(args.output)
+    if fmt != "table":
+        return emit(report, args)
+    from dockward.update.table import render_update_table
+
+    threshold = fail_threshold(args.fail_on)
+    write_output(render_update_table(report), args.output)
+    return EXIT_FINDINGS if threshold is not None and report.fails_at(threshold) else EXIT_OK
 
 
 def _zone() -> dt.tzinfo:

@@ -302,6 +302,25 @@ class RegistryClient:
         """Every tag of REF's repository (`tags/list`, following Link pages)."""
         return self._paged(ref, f"{self.base_url(ref)}/tags/list?n={page}", "tags", limit, None)
 
+    def referrers(self, ref: ImageRef, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of manifests whose subject is DIGEST (OCI referrers API); None when
+        the registry has no referrers API (then the tag scheme `sha256-<hex>` is the fallback)."""
+        try:
+            resp = self._request("GET", ref, f"referrers/{_checked(digest, ref)}", stream=True)
+        except NotFound:
+            return None
+        try:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            doc = _json(
+                _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: referrers"), f"{ref}: referrers"
+            )
+        finally:
+            resp.close()
+        if ctype and ctype != OCI_INDEX:
+            return None  # a registry that answers something else does not implement the API
+        found = doc.get("manifests") or []
+        return [m for m in found if isinstance(m, dict)]
+
     def _paged(self, ref: ImageRef, url: str, key: str, limit: int, scope: str | None) -> list[str]:
         out: list[str] = []
         seen: set[str] = set()
