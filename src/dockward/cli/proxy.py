@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         mode = int(str(args.socket_mode), 8)
-    except ValueError:
-        raise UsageError(f"--socket-mode {args.socket_mode!r} is not an octal mode") from None
+    except ValueError as exc:
+        raise UsageError(f"--socket-mode {args.socket_mode!r} is not an octal mode") from exc
     listen = tuple(args.listen or env_list("PROXY_LISTEN") or ["tcp://127.0.0.1:2375"])
     if str(args.workers) == "auto":
         workers = default_workers()

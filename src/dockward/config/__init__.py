@@ -67,8 +67,8 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: config file not found") from exc
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:

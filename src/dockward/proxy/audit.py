@@ -60,7 +60,7 @@ class DecisionLog:
                     address=address, facility=logging.handlers.SysLogHandler.LOG_AUTH
                 )
             except OSError as exc:
-                raise ConfigError(f"cannot open syslog {address}: {exc}") from None
+                raise ConfigError(f"cannot open syslog {address}: {exc}") from exc
             handler.ident = "dockward-proxy: "
         elif target:
             # A file gets one O_APPEND write per line (the logging machinery was a third of the
@@ -77,7 +77,7 @@ class DecisionLog:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         except OSError as exc:
-            raise ConfigError(f"cannot open decision log {self.path}: {exc.strerror}") from None
+            raise ConfigError(f"cannot open decision log {self.path}: {exc.strerror}") from exc
         old, self.fd = self.fd, fd
         if old >= 0:
             os.close(old)

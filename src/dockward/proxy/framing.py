@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Callable
 
 import httptools
 
+from dockward.errors import DockwardError
+
 MAX_HEAD = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 _NAME = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
-class FramingError(ValueError):
+class FramingError(DockwardError, ValueError):
     """A request head open to more than one reading."""
 
 
@@ -226,7 +228,7 @@ class ClientConn:
                     check_head(buf[:n])
             except FramingError as exc:
                 await self.raw_error(400, str(exc))
-                raise Close from None
+                raise Close from exc
             if n:
                 break
             data = await self.reader.read(READ_SIZE)
@@ -245,7 +247,7 @@ class ClientConn:
             pass  # the body (if any) is framed below, as dockerd frames it
         except httptools.HttpParserError as exc:
             await self.raw_error(400, f"bad request: {exc}")
-            raise Close from None
+            raise Close from exc
         req.method = parser.get_method()
         req.http_version = parser.get_http_version().encode()
         length = b""
@@ -289,7 +291,7 @@ class ClientConn:
                 pieces, end = decoder.feed(data)
             except FramingError as exc:
                 await self.raw_error(400, str(exc))
-                raise Close from None
+                raise Close from exc
             if end >= 0:
                 self.pending = data[end:]
                 self.chunked = decoder = None

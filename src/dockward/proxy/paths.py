@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote_to_bytes
 
+from dockward.errors import DockwardError
+
 _VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
 # Encoded characters that would change how the router splits the path.
 _AMBIGUOUS_ENCODED = re.compile(r"%(2[fFeE]|5[cC]|00|25)")
@@ -14,7 +16,7 @@ _BAD_PCT = re.compile(r"%(?![0-9a-fA-F]{2})")
 _ABSOLUTE = re.compile(r"^(?i:https?)://([A-Za-z0-9.\-_~:\[\]]+)(/[^?#]*(?:\?[^#]*)?)$")
 
 
-class PathError(ValueError):
+class PathError(DockwardError, ValueError):
     """A request target the proxy refuses to interpret."""
 
 
@@ -74,8 +76,8 @@ def _parse_target(raw: str) -> Target:
         raise PathError("encoded '/', '.', '\\', '%' or NUL in path")
     try:
         path = unquote_to_bytes(raw_path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise PathError("path is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise PathError("path is not UTF-8") from exc
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise PathError("control character in path")
     segments = path.split("/")[1:]
@@ -93,6 +95,6 @@ def _parse_target(raw: str) -> Target:
         raise PathError("trailing '/' in path")
     try:
         query = parse_qs(raw_query, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except UnicodeDecodeError:
-        raise PathError("query is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise PathError("query is not UTF-8") from exc
     return Target(raw, path, version, query)

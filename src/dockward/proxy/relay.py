@@ -75,8 +75,8 @@ def _event_in_scope(scope: ContainerScope, line: bytes) -> bool:
 def _list_in_scope(scope: ContainerScope, body: bytes) -> bytes:
     try:
         items = json.loads(body)
-    except ValueError:
-        raise Close from None
+    except ValueError as exc:
+        raise Close from exc
     if not isinstance(items, list):
         raise Close
     kept = [
@@ -307,8 +307,8 @@ class Relay:
             return await self._relay_events(up, raw, head, rest, scope)
         try:
             body, up.buf = await self._read_whole(up, head, rest)
-        except (UpstreamError, FramingError):
-            raise Close from None
+        except (UpstreamError, FramingError) as exc:
+            raise Close from exc
         body = _list_in_scope(scope, body)
         self.writer.write(_with_length(raw, len(body)) + body)
         return True
@@ -328,8 +328,8 @@ class Relay:
                     if decoder is not None:
                         try:
                             pieces, end = decoder.feed(data)
-                        except FramingError:
-                            raise Close from None
+                        except FramingError as exc:
+                            raise Close from exc
                     else:
                         pieces = [data]
                     *complete, line = (line + b"".join(pieces)).split(b"\n")
@@ -437,8 +437,8 @@ class Relay:
         tracker = ChunkedEnd()
         try:
             end = tracker.feed(data)
-        except UpstreamError:
-            raise Close from None
+        except UpstreamError as exc:
+            raise Close from exc
         if end >= 0:  # the whole answer is here: no watcher, one send
             self.writer.write(head + data[:end])
             return data[end:]
@@ -450,8 +450,8 @@ class Relay:
                 if data:
                     try:
                         end = tracker.feed(data)
-                    except UpstreamError:
-                        raise Close from None
+                    except UpstreamError as exc:
+                        raise Close from exc
                     if end >= 0:
                         self.writer.write(data[:end])
                         return data[end:]

@@ -82,8 +82,8 @@ def _owner(spec: str) -> tuple[int, int]:
     try:
         uid = -1 if not user else int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
         gid = -1 if not group else int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ConfigError(f"--socket-owner {spec}: no such user or group") from None
+    except KeyError as exc:
+        raise ConfigError(f"--socket-owner {spec}: no such user or group") from exc
     return uid, gid
 
 
@@ -172,7 +172,7 @@ def bind_sockets(cfg: ProxyConfig) -> list[tuple[str, socket.socket]]:
     except OSError as exc:
         for _, s in out:
             s.close()
-        raise ConfigError(f"cannot listen: {exc}") from None
+        raise ConfigError(f"cannot listen: {exc}") from exc
     return out
 
 
@@ -213,7 +213,7 @@ async def serve(
         else:
             listeners = await start_listeners(server, unix, tcp, ready)
     except OSError as exc:
-        raise ConfigError(f"cannot listen: {exc}") from None
+        raise ConfigError(f"cannot listen: {exc}") from exc
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 

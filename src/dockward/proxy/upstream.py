@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 
+from dockward.errors import DockwardError
+
 _HEX = re.compile(rb"^[0-9a-fA-F]{1,16}$")
 
 
-class UpstreamError(Exception):
+class UpstreamError(DockwardError):
     """The daemon's answer cannot be framed (never expected from dockerd)."""
 
 
