@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+from dockward import specs
 from dockward.audit import build_report
 from dockward.model import ContainerSpec, Report, Severity
 from dockward.report import render
@@ -17,7 +18,7 @@ NAMES = ("privileged", "dockersock", "hostnet", "sysadmin", "wideport", "rshared
 
 def _spec(name: str) -> ContainerSpec:
     inspect = json.loads((FIXTURES / "engine" / f"container-{name}.json").read_text())
-    return ContainerSpec.from_inspect(inspect)
+    return specs.from_inspect(inspect)
 
 
 def _report() -> Report:
