@@ -13,7 +13,7 @@ from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
 from dockward.policy.admission import ImageGate, judge_container, judge_image, judge_request
-from dockward.policy.model import Admission, Policy, load_policy
+from dockward.policy.model import Admission, Policy, PolicyExtra, load_policy
 from dockward.policy.vulns import default_source
 from dockward.specs.gojson import BodyError, loads
 
@@ -199,6 +199,6 @@ def run(args: argparse.Namespace) -> int:
         started=started,
         finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tool_version=__version__,
-        extra={"policy": str(policy.source)},
+        extra=PolicyExtra(str(policy.source)),
     )
     return emit(report, args)
