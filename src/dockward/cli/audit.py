@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         if store is not None and batch is not None:
             send_posture_events(store, "audit", batch.run_ids, events)
         if say:
-            sys.stderr.write("\r\033[K")
+            say.done()
         if not fleet and errors:
             raise ConnectionFailed(errors[hosts[0]][0])
         return _fleet_report(hosts, names, reports, errors, started, len(entries))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,14 @@ def register(sub: Any) -> None:
         "--body", action="append", default=[], help="a JSON `POST /containers/create` body file"
     )
     c.add_argument("--image", action="append", default=[], help="an image reference")
+    c.add_argument(
+        "--registry-scans",
+        action="store_true",
+        default=os.environ.get("DOCKWARD_REGISTRY_SCANS") == "1",
+        help="for images this host never scanned, use the scan `dockward scan --registry "
+        "--attach` attached to the image in its registry (trust it only where pushes are "
+        "trusted) [DOCKWARD_REGISTRY_SCANS=1]",
+    )
     c.add_argument(
         "--session",
         action="append",
@@ -164,6 +173,15 @@ def run(args: argparse.Namespace) -> int:
         gate = ImageGate(vulns=default_source())
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
     gate.insecure.update(insecure)
+    if args.registry_scans:
+        from dockward.registry import RegistryClient, is_loopback_host
+        from dockward.scan.attach import FirstKnown, RegistryAttachmentSource
+
+        hosts = gate.insecure
+        attached = RegistryAttachmentSource(
+            RegistryClient(insecure=lambda h: h in hosts or is_loopback_host(h), timeout=10.0)
+        )
+        gate.vulns = FirstKnown(gate.vulns, attached)
     results: list[Result] = []
     from dockward.lint import load_compose, spec_from_run_line
 

@@ -19,6 +19,7 @@ from dockward.cli.common import (
     fail_threshold,
     write_output,
 )
+from dockward.cli.progress import progress_bar
 from dockward.errors import UsageError
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
@@ -94,13 +95,13 @@ def image_ref(args: argparse.Namespace) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def progress_status(enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status("reading image…") as status:
-        yield lambda msg: status.update(msg)
+    """A rich progress bar while an image is read (layer N/M) and matched; none off a terminal."""
+    bar = progress_bar(enabled)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.done()
 
 
 def register(sub: Any) -> None:
@@ -138,6 +139,31 @@ def register(sub: Any) -> None:
         default=env_default("NO_SCAN_CACHE") == "1",
         help="do not record the result in the scan cache beside the DB [DOCKWARD_NO_SCAN_CACHE=1]",
     )
+    r = p.add_argument_group("registry walk")
+    r.add_argument(
+        "--registry",
+        default=env_default("REGISTRY"),
+        metavar="HOST[/PREFIX]",
+        help="scan a registry: every repository (under PREFIX) and tag, each manifest once by "
+        "digest, credentials from the Docker config; recorded in the result store "
+        "[DOCKWARD_REGISTRY]",
+    )
+    r.add_argument(
+        "--registry-parallel",
+        type=int,
+        default=int(env_default("REGISTRY_PARALLEL", "8")),
+        help="concurrent registry requests of the walk (default 8) [DOCKWARD_REGISTRY_PARALLEL]",
+    )
+    r.add_argument(
+        "--attach",
+        action="store_true",
+        default=env_default("ATTACH") == "1",
+        help="with --registry: push each image's SBOM and vulnerability report to its repository "
+        "as an OCI artifact (referrers API, or the sha256-<hex> tag scheme) [DOCKWARD_ATTACH=1]",
+    )
+    from dockward.cli.fleetopts import add_record_options
+
+    add_record_options(p)
     add_output_options(p, default_fail_on="high")
     add_schedule_options(p, "scan")
     p.set_defaults(run=run)
@@ -165,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
         scan_image,
     )
 
+    if args.registry:
+        return run_registry(args)
+    if args.attach:
+        raise UsageError("--attach goes with --registry")
     ref, source = image_ref(args)
     ignores = load_ignore_file(args.ignore_file) if args.ignore_file else []
     vex = [st for path in (args.vex or env_list("VEX")) for st in load_openvex(path)]
@@ -200,3 +230,47 @@ def _cache_beside(db: str) -> str:
     from pathlib import Path
 
     return str(Path(db).with_name("scans.sqlite"))
+
+
+def run_registry(args: argparse.Namespace) -> int:
+    """`scan --registry HOST[/PREFIX]`: walk, scan each manifest once, record the run."""
+    import time
+
+    from dockward.cli.fleetopts import event_outputs, open_run_store, send_posture_events
+    from dockward.registry import RegistryClient, insecure_hosts, is_loopback_host
+    from dockward.scan import ScanOptions
+    from dockward.scan.registry_walk import parse_registry_target, scan_walk, walk_registry
+
+    if args.image or args.archive or args.oci:
+        raise UsageError("--registry walks a registry: name no IMAGE, --archive or --oci with it")
+    host, prefix = parse_registry_target(args.registry)
+    events = event_outputs(args)
+    store = open_run_store(args)
+    try:
+        insecure = insecure_hosts([host]) if args.insecure_registry else is_loopback_host
+        client = RegistryClient(insecure=insecure)
+        started = time.time()
+        with progress_status(sys.stderr.isatty()) as say:
+            walk = walk_registry(client, host, prefix, args.registry_parallel)
+            options = ScanOptions(
+                source="registry",
+                platform=args.platform,
+                insecure_registry=args.insecure_registry,
+                limits=Limits(max_total_size=args.max_layer_size),
+                ignore_unfixed=args.ignore_unfixed,
+                binaries=not args.no_binaries,
+                layer_cache=None if args.no_layer_cache else "",
+            )
+            report, scans = scan_walk(
+                walk, args.db, options, say, attach_with=client if args.attach else None
+            )
+        # the rule set of a scan is the vulnerability DB it matched against
+        ruleset = f"db {scans[0].db_updated}" if scans else "db"
+        if store is not None:
+            with store.batch("scan") as batch:
+                batch.record(report.hosts[0], report, started, time.time(), ruleset)
+            send_posture_events(store, "scan", batch.run_ids, events)
+    finally:
+        if store is not None:
+            store.close()
+    return emit_scan(report, args)

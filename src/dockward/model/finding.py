@@ -196,11 +196,14 @@ class Report:
         return out
 
     def score(self) -> float:
-        """Percentage of scored, judged (pass or fail) results that pass."""
+        """Percentage of scored, judged results that pass. An error counts as judged and not
+        passed: a run whose only result is an error does not score 100 %."""
         judged = [
             r
             for r in self.results
-            if r.rule.scored and not r.waived and r.status in (Status.PASS, Status.FAIL)
+            if r.rule.scored
+            and not r.waived
+            and r.status in (Status.PASS, Status.FAIL, Status.ERROR)
         ]
         if not judged:
             return 100.0
