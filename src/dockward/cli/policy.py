@@ -105,7 +105,7 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     authz = PolicyAuthorizer(policy)
     results: list[Result] = []
     for number, line in enumerate(lines, 1):
@@ -122,7 +122,7 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
             )
             method, target = str(rec["method"]), parse_target(str(rec["target"]))
         except (ValueError, KeyError, TypeError, AttributeError, PathError) as exc:
-            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from None
+            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from exc
         where = Location(path, line=number)
         match = match_request(method, target.path, target.query)
         what = f"{method} {target.path}"

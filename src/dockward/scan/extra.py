@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockward.model.finding import ReportExtra
 from dockward.sbom.model import ImageExtra
 
 
@@ -23,4 +24,28 @@ class ScanExtra(ImageExtra):
             "vulnerabilities": [dict(v) for v in self.vulnerabilities],
             "db": dict(self.db),
             "ignored_unfixed": self.ignored_unfixed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryScanExtra(ReportExtra):
+    """`dockward scan --registry`: what the registry walk found and scanned."""
+
+    host: str = ""
+    prefix: str = ""
+    repositories: int = 0
+    tags: int = 0
+    manifests: int = 0
+    scanned: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "registry": {
+                "host": self.host,
+                "prefix": self.prefix,
+                "repositories": self.repositories,
+                "tags": self.tags,
+                "manifests": self.manifests,
+                "scanned": self.scanned,
+            }
         }
