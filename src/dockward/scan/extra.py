@@ -49,3 +49,23 @@ class RegistryScanExtra(ReportExtra):
                 "scanned": self.scanned,
             }
         }
+
+
+@dataclass(frozen=True, slots=True)
+class HostImagesExtra(ReportExtra):
+    """`dockward scan --all-images`, one host: how many images it holds."""
+
+    images: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images}
+
+
+@dataclass(frozen=True, slots=True)
+class FleetImagesExtra(ReportExtra):
+    """`dockward scan --all-images` over hosts: distinct images scanned."""
+
+    images_scanned: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images_scanned": self.images_scanned}
