@@ -11,7 +11,8 @@ from dockward.errors import InputError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Result, Rule, Status
 from dockward.rules.registry import Context, RuleEntry, run_check
-from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for
+from dockward.specs.runargv import parse_run_line, run_argv_to_spec
+from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for, run_flags_for
 
 if TYPE_CHECKING:
     from dockward.lint.compose import ComposeService
@@ -169,3 +170,74 @@ def _per_item(
 
 def failing(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
+
+
+# `docker run` flags whose every use is one item a finding can point at.
+RUN_ITEM_FLAGS = frozenset(
+    {
+        "add-host",
+        "cap-add",
+        "cap-drop",
+        "device",
+        "device-cgroup-rule",
+        "env",
+        "mount",
+        "publish",
+        "security-opt",
+        "sysctl",
+        "tmpfs",
+        "ulimit",
+        "volume",
+        "volumes-from",
+    }
+)
+
+
+def lint_run_line(
+    text: str, entries: Iterable[RuleEntry], name: str, ctx: Context | None = None
+) -> list[Result]:
+    """The container rules on a `docker run` line: a finding points at the flag that sets what
+    the rule judges, one finding per offending flag (each `-p`, `-v`, `--cap-add`, ...)."""
+    run = parse_run_line(text)
+    context = ctx or Context()
+    spec = run_argv_to_spec(run.argv(run.options), Location(name, 1, 1))
+    kept = [o for o in run.options if o[0] not in RUN_ITEM_FLAGS]
+    variants: dict[int, ContainerSpec] = {}
+
+    def variant(index: int) -> ContainerSpec:
+        # Without any item flag; with index >= 0, plus that one option.
+        if index not in variants:
+            extra = [run.options[index]] if index >= 0 else []
+            variants[index] = run_argv_to_spec(run.argv(kept + extra))
+        return variants[index]
+
+    def at(index: int) -> Location:
+        line, column = run.positions[index]
+        return Location(name, line, column)
+
+    out: list[Result] = []
+    for entry in entries:
+        if entry.rule.kind != "container":
+            continue
+        flags = run_flags_for(entry.rule.fields)
+        first = next((i for i, (n, _) in enumerate(run.options) if n in flags), -1)
+        results = run_check(
+            entry, spec, context, target=name, location=at(first) if first >= 0 else spec.source
+        )
+        items = [i for i, (n, _) in enumerate(run.options) if n in flags and n in RUN_ITEM_FLAGS]
+        if items and any(r.status is Status.FAIL for r in results):
+            try:
+                if not _fails(entry, variant(-1), context):
+                    split: list[Result] = []
+                    for i in items:
+                        failed = (
+                            [r for r in results if r.status is Status.FAIL]
+                            if len(items) == 1
+                            else _fails(entry, variant(i), context)
+                        )
+                        split += [replace(r, target=name, location=at(i)) for r in failed]
+                    results = split or results
+            except InputError:
+                pass
+        out += results
+    return out
