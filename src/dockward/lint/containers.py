@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from dockward.errors import InputError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Result, Rule, Status
-from dockward.rules.registry import Context, RuleEntry, run_check
+from dockward.rules.registry import Context, Fail, RuleEntry, outcomes, run_check, to_result
 from dockward.specs.runargv import parse_run_line, run_argv_to_spec
 from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for, run_flags_for
 
@@ -129,7 +129,14 @@ class _Variants:
 
 
 def _fails(entry: RuleEntry, spec: ContainerSpec, ctx: Context) -> list[Result]:
-    return [r for r in run_check(entry, spec, ctx, target="") if r.status is Status.FAIL]
+    """The failing results of one rule on a variant (only those are built)."""
+    if entry.check is None:
+        return []
+    try:
+        found = [o for o in outcomes(entry.check(spec, ctx)) if isinstance(o, Fail)]
+    except Exception:  # a crash on a variant: judged on the whole service as always
+        return []
+    return [to_result(entry.rule, o, "") for o in found]
 
 
 def _per_item(
