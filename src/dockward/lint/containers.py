@@ -75,13 +75,16 @@ _ITEM_ZERO = {
 
 
 def lint_compose_service(
-    service: ComposeService, entries: Iterable[RuleEntry], ctx: Context | None = None
+    service: ComposeService,
+    entries: Iterable[RuleEntry],
+    ctx: Context | None = None,
+    target: str = "",
 ) -> list[Result]:
     """The container rules on one service. A finding points at the key that sets what the rule
     judges (declared on the rule), and when the fault is in items of list or mapping keys, there
     is one finding per offending item, at the item."""
     context = ctx or Context()
-    target = f"service {service.name}"
+    target = target or f"service {service.name}"
     variants = _Variants(service)
     out: list[Result] = []
     for entry in entries:

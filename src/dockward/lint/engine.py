@@ -265,8 +265,7 @@ def lint_compose(
     for service in project.services:
         service = _with_build_defaults(service, project_dir, options)
         target = f"{service.location.path} service {service.name}"
-        for r in lint_compose_service(service, entries):
-            results.append(replace(r, target=target))
+        results += lint_compose_service(service, entries, target=target)
         for entry in compose_entries:
             results += run_check(entry, service, target=target, location=service.location)
     warnings = list(project.warnings)
