@@ -129,3 +129,22 @@ def test_run_line_has_one_result_per_offending_flag() -> None:
         ("DW-C030", 3, 48),  # -e DB_PASSWORD (not X)
         ("DW-C023", 4, 3),  # --security-opt seccomp=unconfined
     }
+
+
+def test_one_item_is_suppressed_alone(tmp_path: Path) -> None:
+    path = tmp_path / "compose.yaml"
+    path.write_text(
+        "services:\n"
+        "  web:\n"
+        "    image: registry.example/web:1\n"
+        "    ports:\n"
+        '      - "8080:80"  # dockward ignore=DW-C015\n'
+        '      - "9090:90"\n'
+    )
+    doc = json.loads(_lint(path, "json"))
+    found = {
+        r["location"]["line"]: r.get("waived", "")
+        for r in doc["results"]
+        if r["rule_id"] == "DW-C015" and r["status"] == "fail"
+    }
+    assert found == {5: "inline suppression at line 5", 6: ""}
