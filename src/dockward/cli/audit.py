@@ -66,6 +66,13 @@ def register(sub: Any) -> None:
         help="skip this rule id or CIS id (repeatable) [DOCKWARD_SKIP]",
     )
     p.add_argument(
+        "--cis-version",
+        default=env_default("CIS_VERSION", "1.8.0"),
+        metavar="VERSION",
+        help="CIS Docker Benchmark numbering for ids shown and for --check/--skip/--section: "
+        "1.6.0, 1.7.0 or 1.8.0 (default 1.8.0) [DOCKWARD_CIS_VERSION]",
+    )
+    p.add_argument(
         "--config",
         default=env_default("CONFIG"),
         help="dockward.toml (default: searched upwards) [DOCKWARD_CONFIG]",
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from dockward.errors import ConnectionFailed
     from dockward.fleet import FleetHost, run_fleet_sharded
     from dockward.rules import default_rules
+    from dockward.rules.cis import renumber
     from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
 
@@ -103,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         sections=tuple(args.section or env_list("SECTION")),
         skips=tuple(args.skip or env_list("SKIP")),
     )
-    entries = select(default_rules(), selection)  # an unknown --check is a usage error first
+    rules = renumber(default_rules(), args.cis_version)  # the numbering of ids and selections
+    entries = select(rules, selection)  # an unknown --check is a usage error first
     ruleset = ruleset_digest(e.rule for e in entries)
     # Names before any work: an unknown context is a usage error, not a failed host.
     endpoints = {h: resolve_endpoint(h.url, h.context) for h in hosts}
@@ -126,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             finally:
                 client.close()
-            return build_report([snap], selection, config, started=started)
+            return build_report([snap], selection, config, rules, started=started)
 
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
@@ -151,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         if store is not None and batch is not None:
             send_posture_events(store, "audit", batch.run_ids, events)
         if say:
-            sys.stderr.write("\r\033[K")
+            say.done()
         if not fleet and errors:
             raise ConnectionFailed(errors[hosts[0]][0])
         return _fleet_report(hosts, names, reports, errors, started, len(entries))

@@ -145,7 +145,7 @@ def retention_days(args: argparse.Namespace) -> float:
     try:
         return parse_duration(args.retention) / 86400 if args.retention.strip() != "0" else 0.0
     except StoreError as exc:
-        raise UsageError(f"--retention: {exc}") from None
+        raise UsageError(f"--retention: {exc}") from exc
 
 
 def open_run_store(args: argparse.Namespace) -> Store | None:

@@ -26,10 +26,21 @@ from prometheus_client import CollectorRegistry
 
 from dockward import notify
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_output_options,
+    default_format,
+    emit,
+    env_default,
+    env_list,
+    fail_threshold,
+    write_output,
+)
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
-from dockward.model.finding import Severity, Status
+from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
 from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
@@ -71,6 +82,7 @@ from dockward.update.notify import (
 )
 from dockward.update.report import build_report
 from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
+from dockward.update.signature import SignatureCheck
 
 
 def _wt_flag(name: str) -> bool:
@@ -231,6 +243,14 @@ def register(sub: Any) -> None:
         "off disables [DOCKWARD_UPDATE_VULN_GATE]",
     )
     gate.add_argument(
+        "--verify-key",
+        default=env_default("UPDATE_VERIFY_KEY"),
+        metavar="FILE",
+        help="take a new image only when its digest carries a cosign signature that verifies "
+        "with this ECDSA P-256 public key (the policy's DW-P008 check, before the pull); label "
+        "dockward.update.verify-key adds a key per container [DOCKWARD_UPDATE_VERIFY_KEY]",
+    )
+    gate.add_argument(
         "--vuln-db",
         default=env_default("VULN_DB"),
         help="vulnerability DB path (default: dockward.scan's) [DOCKWARD_VULN_DB]",
@@ -386,7 +406,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
             try:
                 threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
             except ValueError as exc:
-                raise UsageError(f"--vuln-gate: {exc}") from None
+                raise UsageError(f"--vuln-gate: {exc}") from exc
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
             scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
@@ -396,7 +416,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
         try:
             severity = Severity.parse(level)
         except ValueError as exc:
-            raise UsageError(f"--rules-gate: {exc}") from None
+            raise UsageError(f"--rules-gate: {exc}") from exc
         container_rules = default_rules()
         from dockward.rules.registry import RuleSet
 
@@ -521,6 +541,7 @@ def run(args: argparse.Namespace) -> int:
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
     cooldown = Cooldown(state_dir / "cooldown.json")
+    signature = SignatureCheck(registry, args.verify_key)
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -560,7 +581,9 @@ def run(args: argparse.Namespace) -> int:
                         runs.append(replace(cycle_options, selection=own))
                 for this in runs:
                     try:
-                        cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
+                        cycle = run_cycle(
+                            client, registry, updater, this, gates, say, cooldown, signature
+                        )
                     except Exception as exc:
                         answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
                         raise
@@ -597,12 +620,24 @@ def run(args: argparse.Namespace) -> int:
             cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
-    code = emit(report, args)
+    code = _emit_update(report, args)
     errors = [r for r in report.results if r.status is Status.ERROR]
     if errors:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _emit_update(report: Report, args: argparse.Namespace) -> int:
+    """The table says per container what happened; other formats are the shared ones."""
+    fmt = args.format or default_format(args.output)
+    if fmt != "table":
+        return emit(report, args)
+    from dockward.update.table import render_update_table
+
+    threshold = fail_threshold(args.fail_on)
+    write_output(render_update_table(report), args.output)
+    return EXIT_FINDINGS if threshold is not None and report.fails_at(threshold) else EXIT_OK
 
 
 def _zone() -> dt.tzinfo:
@@ -628,7 +663,7 @@ def _template(args: argparse.Namespace) -> Template | None:
         try:
             source = Path(source[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from exc
     if source in NAMED_TEMPLATES:
         source = NAMED_TEMPLATES[source]
     template = Template(source)

@@ -76,7 +76,7 @@ def _build(
     except DockwardError:
         raise
     except Exception as exc:
-        raise DockwardError(f"building {tag} failed: {exc}") from None
+        raise DockwardError(f"building {tag} failed: {exc}") from exc
 
 
 def _has_image(client: Any, image: str) -> bool:

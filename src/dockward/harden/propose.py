@@ -114,6 +114,14 @@ def tmpfs_targets(written: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(d for d in out if not any(d != o and d.startswith(o + "/") for o in out))
 
 
+def tmpfs_owner(user: str) -> str:
+    """tmpfs options owning it to a numeric non-root `uid[:gid]` ("" for root or a name)."""
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit() or int(uid) == 0:
+        return ""
+    return f"uid={uid},gid={gid if gid.isdigit() else uid}"
+
+
 def _limits(obs: Observation) -> tuple[int, int]:
     memory = max(64 * MIB, ((obs.peak_memory * 2) // MIB + 1) * MIB)
     pids = max(32, obs.peak_pids * 2)
@@ -173,7 +181,10 @@ def harden(
         trial("non-root user", replace(settings, user=NON_ROOT_USER), f"user {NON_ROOT_USER}")
         if settings.user == NON_ROOT_USER:
             uid = "65534"
-    tmpfs = {d: (f"uid={uid},gid={uid}" if uid else "") for d in tmpfs_targets(obs.written)}
+    # The tmpfs belongs to whoever runs the workload: the non-root user dockward chose, or the
+    # deployed non-root user (a root-owned tmpfs breaks a writer that owns its directories).
+    owner = f"uid={uid},gid={uid}" if uid else tmpfs_owner(workload.user or before.user)
+    tmpfs = {d: owner for d in tmpfs_targets(obs.written)}
     trial(
         "read-only rootfs",
         replace(settings, read_only=True, tmpfs=tmpfs),

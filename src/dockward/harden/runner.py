@@ -89,8 +89,8 @@ def bounded(fn: Callable[[], T], timeout: float, what: str) -> T:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     try:
         return pool.submit(fn).result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        raise RunTimeout(f"{what} did not finish within {timeout:.0f}s") from None
+    except concurrent.futures.TimeoutError as exc:
+        raise RunTimeout(f"{what} did not finish within {timeout:.0f}s") from exc
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 

@@ -20,9 +20,9 @@ class Severity(enum.IntEnum):
     def parse(cls, text: str) -> Severity:
         try:
             return cls[text.strip().upper()]
-        except KeyError:
+        except KeyError as exc:
             names = ", ".join(s.name.lower() for s in cls)
-            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from None
+            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from exc
 
     @property
     def label(self) -> str:
@@ -166,11 +166,14 @@ class Report:
         return out
 
     def score(self) -> float:
-        """Percentage of scored, judged (pass or fail) results that pass."""
+        """Percentage of scored, judged results that pass. An error counts as judged and not
+        passed: a run whose only result is an error does not score 100 %."""
         judged = [
             r
             for r in self.results
-            if r.rule.scored and not r.waived and r.status in (Status.PASS, Status.FAIL)
+            if r.rule.scored
+            and not r.waived
+            and r.status in (Status.PASS, Status.FAIL, Status.ERROR)
         ]
         if not judged:
             return 100.0

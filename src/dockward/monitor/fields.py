@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dockward.errors import DockwardError
+
 Event = dict[str, Any]
 Accessor = Callable[[Event], Any]
 
@@ -218,7 +220,7 @@ INDEXED = {
 }
 
 
-class FieldError(ValueError):
+class FieldError(DockwardError, ValueError):
     """A field the rule language cannot resolve for a source."""
 
 

@@ -178,8 +178,8 @@ class _Reader:
     def ints(self, value: Any, path: str) -> tuple[int, ...]:
         try:
             return tuple(int(v) for v in self.strs(value, path))
-        except ValueError:
-            raise self.fail(path, "must be a list of numeric ids") from None
+        except ValueError as exc:
+            raise self.fail(path, "must be a list of numeric ids") from exc
 
     def flag(self, value: Any, path: str, default: bool = False) -> bool:
         if value is None:
@@ -215,7 +215,7 @@ def _images(r: _Reader, value: Any, path: str, base: Path) -> ImagePolicy:
     try:
         max_sev = Severity.parse(str(sev)) if sev is not None else None
     except ValueError as exc:
-        raise r.fail(f"{path}.fail_on_severity", str(exc)) from None
+        raise r.fail(f"{path}.fail_on_severity", str(exc)) from exc
     key = str(m.get("cosign_key") or "")
     if key:
         key = str((base / key).resolve())
@@ -285,14 +285,14 @@ def _client(r: _Reader, value: Any, path: str, base: Path, anonymous: bool = Fal
     for s in r.strs(m.get("source"), f"{path}.source"):
         try:
             sources.append(ipaddress.ip_network(s, strict=False))
-        except ValueError:
-            raise r.fail(f"{path}.source", f"{s!r} is not an address or CIDR") from None
+        except ValueError as exc:
+            raise r.fail(f"{path}.source", f"{s!r} is not an address or CIDR") from exc
     tokens = [t.lower() for t in r.strs(m.get("token_sha256"), f"{path}.token_sha256")]
     for tf in r.strs(m.get("token_file"), f"{path}.token_file"):
         try:
             secret = (base / tf).read_text().strip()
         except OSError as exc:
-            raise r.fail(f"{path}.token_file", f"cannot read {tf}: {exc.strerror}") from None
+            raise r.fail(f"{path}.token_file", f"cannot read {tf}: {exc.strerror}") from exc
         if len(secret) < 16:
             raise r.fail(f"{path}.token_file", "token shorter than 16 characters")
         tokens.append(hashlib.sha256(secret.encode()).hexdigest())
@@ -342,9 +342,9 @@ def read_policy_text(path: str | os.PathLike[str]) -> str:
     try:
         return p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read policy {p}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not UTF-8 text") from None
+        raise ConfigError(f"cannot read policy {p}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text") from exc
 
 
 def load_policy(path: str | os.PathLike[str], text: str | None = None) -> Policy:
@@ -357,5 +357,5 @@ def load_policy(path: str | os.PathLike[str], text: str | None = None) -> Policy
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{at} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(f"{p}:{at} invalid YAML: {getattr(exc, 'problem', exc)}") from exc
     return parse_policy(data, str(p), p.resolve().parent)

@@ -122,9 +122,9 @@ def port_bindings(value: Any, r: Reader) -> tuple[PortBinding, ...]:
             port_text = r.text(bo.field("HostPort"), "HostPort")
             try:
                 host_port = int(port_text.split("-")[0]) if port_text else 0
-            except ValueError:
+            except ValueError as exc:
                 if r.strict:
-                    raise BodyError(f"HostPort {port_text!r} is not a port") from None
+                    raise BodyError(f"HostPort {port_text!r} is not a port") from exc
                 host_port = 0
             binding = PortBinding(cport, proto, ip, host_port)
             out[(cport, proto, ip, host_port)] = binding

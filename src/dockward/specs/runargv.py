@@ -113,7 +113,7 @@ def split_command_line(line: str) -> list[str]:
     try:
         return shlex.split(joined, comments=True)
     except ValueError as exc:
-        raise InputError(f"docker run line: {exc}") from None
+        raise InputError(f"docker run line: {exc}") from exc
 
 
 def _strip_prefix(argv: Sequence[str]) -> list[str]:
@@ -201,8 +201,8 @@ def parse_mount_flag(text: str) -> Mount:
     """`--mount type=bind,source=/x,target=/y,readonly,bind-propagation=rshared`."""
     try:
         fields = next(csv.reader([text]))
-    except (csv.Error, StopIteration):
-        raise InputError(f"--mount: invalid value {text!r}") from None
+    except (csv.Error, StopIteration) as exc:
+        raise InputError(f"--mount: invalid value {text!r}") from exc
     kv: dict[str, str] = {}
     for f in fields:
         key, eq, value = f.partition("=")
@@ -262,8 +262,8 @@ def run_argv_to_spec(argv: Sequence[str], source: Location | None = None) -> Con
     entry = last("entrypoint")
     try:
         nano = int(float(cpus) * 1e9) if cpus else 0
-    except ValueError:
-        raise InputError(f"--cpus: invalid value {cpus!r}") from None
+    except ValueError as exc:
+        raise InputError(f"--cpus: invalid value {cpus!r}") from exc
     if flag("use-api-socket"):
         mounts.append(Mount("bind", API_SOCKET, API_SOCKET))
     ports = [p for v in values.get("publish", []) for p in parse_short_port(v, "--publish")]

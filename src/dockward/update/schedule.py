@@ -53,7 +53,7 @@ def _croniter(expr: str, start: dt.datetime) -> croniter:
         # Six fields means seconds first, as in Watchtower's --schedule.
         return croniter(expr, start, second_at_beginning=len(fields) == 6)
     except (ValueError, KeyError) as exc:
-        raise UsageError(f"--schedule: invalid cron expression {expr!r}: {exc}") from None
+        raise UsageError(f"--schedule: invalid cron expression {expr!r}: {exc}") from exc
 
 
 SCHEDULE_LABEL = "dockward.update.schedule"
