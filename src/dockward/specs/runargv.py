@@ -86,7 +86,7 @@ def _tokens_at(text: str) -> list[tuple[str, int]]:
         try:
             token = lex.get_token()
         except ValueError as exc:
-            raise InputError(f"docker run line: {exc}") from None
+            raise InputError(f"docker run line: {exc}") from exc
         if token is None:
             return out
         out.append((token, pos))
