@@ -99,6 +99,57 @@ def test_inventory_host_over_ssh(fleet: Fleet, tmp_path: Path) -> None:
     s.close()
 
 
+def test_scan_all_images_of_a_fleet_scans_each_image_once(fleet: Fleet, tmp_path: Path) -> None:
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.engine.lab import build_busybox_image
+    from dockward.vulndb import import_path
+    from tests.conftest import FIXTURES, LAB_IMAGE
+
+    a = connect(resolve_endpoint(fleet.a.url))
+    c = connect(resolve_endpoint(fleet.c.url))
+    try:
+        build_busybox_image(a, LAB_IMAGE)
+        c.load_image(b"".join(a.get_image(LAB_IMAGE)))  # the same image id on both hosts
+    finally:
+        a.close()
+        c.close()
+    db = tmp_path / "vulndb.sqlite"
+    import_path(db, [FIXTURES.parent / "scan" / "fixtures" / "osv"])
+    store = str(tmp_path / "scan.sqlite")
+    hosts = f"{fleet.a.url},{fleet.sshd.url},{fleet.hung.url}"
+    res = run_cli(
+        "scan",
+        "--all-images",
+        "-H",
+        hosts,
+        "--db",
+        str(db),
+        "--store",
+        store,
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+        "--host-timeout",
+        "60",
+        "--retries",
+        "0",
+        env=fleet.env(),
+        timeout=300,
+    )
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["extra"]["images_scanned"] == 1  # the same image id on a and c
+    by_host = {r["host"] for r in doc["results"] if r["target"].startswith(f"image {LAB_IMAGE}")}
+    assert by_host == {fleet.a.url, fleet.sshd.url}
+    assert [r["host"] for r in doc["results"] if r["rule_id"] == "DW-N001"] == [fleet.hung.url]
+    s = open_store(store)
+    assert sorted((r.host, r.ok) for r in s.latest("scan")) == sorted(
+        [(fleet.a.url, True), (fleet.sshd.url, True), (fleet.hung.url, False)]
+    )
+    s.close()
+
+
 def test_privileged_container_shows_in_drift_and_a_host_going_down(
     fleet: Fleet, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockward import __version__
 from dockward.config import Waiver
@@ -16,7 +16,7 @@ from dockward.errors import InputError
 from dockward.lint import suppress
 from dockward.lint.dockerfile import Dockerfile, parse_dockerfile
 from dockward.lint.source import MAX_FILE_BYTES, read_text
-from dockward.model.finding import Location, Report, Result, Rule, Severity, Status
+from dockward.model.finding import Location, Report, ReportExtra, Result, Rule, Severity, Status
 from dockward.rules.registry import RuleEntry, run_check
 
 if TYPE_CHECKING:
@@ -30,6 +30,18 @@ INPUT_RULE = Rule(
     remediation="Fix the file so BuildKit / docker compose accept it (the message says where).",
     doc="A file that cannot be parsed cannot be checked; BuildKit or compose would reject it too.",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LintExtra(ReportExtra):
+    """`dockward lint`: how many files were linted."""
+
+    files: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files}
+
+
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".hg"})
 MAX_FILES = 100_000
 
@@ -379,7 +391,7 @@ def lint(
         started=started,
         finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         warnings=tuple(out.warnings),
-        extra={"files": out.files},
+        extra=LintExtra(out.files),
         tool_version=__version__,
     )
 
