@@ -24,13 +24,24 @@ PREFIX = "dwfalco"
 
 # The lab image has no /etc/shadow: the first command writes one. Descriptors are held open a few
 # seconds (tail -f, exec 3>) so the file source can still find the opener's descriptor.
+# Busybox runs its applets through /proc/self/exe (proc.name `exe`); tools Falco's rules name
+# are called through links in /tmp/bin so their proc.name is the tool's.
+TOOLS = (
+    "mkdir -p /tmp/bin; for t in nc find shred; do ln -s /bin/busybox /tmp/bin/$t; done; "
+    "/tmp/bin/find / -name id_rsa > /dev/null 2>&1; "
+    "/tmp/bin/find / -path '*/.aws/credentials' > /dev/null 2>&1; "
+    "/tmp/bin/find /etc -name hosts > /dev/null 2>&1; "
+    "cp /bin/busybox /dev/shm/x; /dev/shm/x true; "
+    "cp /bin/busybox /tmp/dropped; /tmp/dropped true; /bin/busybox true; "
+    "echo data > /tmp/wipe; /tmp/bin/shred -u /tmp/wipe; echo data > /tmp/del; rm /tmp/del; "
+)
 APP = (
-    "echo 'root:*:19000::::::' > /etc/shadow; "
+    TOOLS + "echo 'root:*:19000::::::' > /etc/shadow; "
     "ln -s /etc/shadow /tmp/shadow-link; ln -s /etc/hostname /tmp/ok-link; "
     "ln /etc/shadow /tmp/shadow-hard; ln /etc/passwd /tmp/ok-hard; "
     "timeout 3 tail -f /etc/shadow > /dev/null; timeout 3 tail -f /etc/passwd > /dev/null; "
     "arping -c 1 -w 1 -I eth0 127.0.0.1 > /dev/null 2>&1; ping -c 1 -W 1 127.0.0.1 > /dev/null; "
-    "(nc -l -p 7777 > /dev/null &); sleep 0.5; nc 127.0.0.1 7777 -e /bin/sleep 1; "
+    "(/tmp/bin/nc -l -p 7777 > /dev/null &); sleep 0.5; /tmp/bin/nc 127.0.0.1 7777 -e /bin/sleep 1; "
     "echo quiet > /tmp/out; insmod /bin/busybox 2>/dev/null; "
     "exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
 )
@@ -108,6 +119,8 @@ def record(out: Path) -> None:
     _run(api, image, names[2], cap_add=["SYS_ADMIN"])
     time.sleep(1.5)
     _exec(api, names[0], APP)
+    tty = api.exec_create(names[0], ["sh", "-c", "true"], tty=True)  # a terminal shell
+    api.exec_start(tty["Id"], tty=True)
     _exec(api, names[1], PRIVILEGED_WORK)
     _exec(api, names[2], PRIVILEGED_WORK)
     tracer = _ptrace_on_host(run_id)

@@ -1,6 +1,9 @@
-"""Falco's stable rules file on dockward's engine: at least 20 of its 25 rules load, and the
-rules the new syscall events feed fire on the real events recorded by falco_scenario.py, and
-stay quiet on the harmless look-alikes recorded with them."""
+"""Falco's stable rules file on dockward's engine: at least 20 of its 25 rules load; 14 of them
+fire on the real events recorded by falco_scenario.py and stay quiet on the harmless look-alikes
+recorded with them. Not exercised here: module loading (this kernel has no module support),
+the two open rules (they need the opener's fd.num, which a fast opener has closed already),
+execution from /dev/shm (Docker mounts it noexec), Run shell untrusted and System user
+interactive (no web server or system-user login in the lab)."""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def test_twenty_of_the_stable_rules_load(engine: Any) -> None:
 
 
 # rule -> (what must fire it, what it must not fire on)
-CASES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
+CASES: dict[str, tuple[tuple[str, str, Any], tuple[str, str, Any]]] = {
     "Create Symlink Over Sensitive Files": (
         ("symlink", "evt.arg.target", "/etc/shadow"),
         ("symlink", "evt.arg.target", "/etc/hostname"),
@@ -73,10 +76,34 @@ CASES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
         ("ptrace", "evt.arg.request", "PTRACE_TRACEME"),
         ("ptrace", "evt.arg.request", "PTRACE_ATTACH"),
     ),
+    "Netcat Remote Code Execution in Container": (
+        ("execve", "proc.cmdline", "nc 127.0.0.1 7777 -e /bin/sleep 1"),
+        ("execve", "proc.cmdline", "nc -l -p 7777"),
+    ),
+    "Search Private Keys or Passwords": (
+        ("execve", "proc.cmdline", "find / -name id_rsa"),
+        ("execve", "proc.cmdline", "find /etc -name hosts"),
+    ),
+    "Find AWS Credentials": (
+        ("execve", "proc.cmdline", "find / -path */.aws/credentials"),
+        ("execve", "proc.cmdline", "find /etc -name hosts"),
+    ),
+    "Drop and execute new binary in container": (
+        ("execve", "proc.cmdline", "dropped true"),  # copied into the writable layer
+        ("execve", "proc.cmdline", "busybox true"),  # the same program, from the image
+    ),
+    "Remove Bulk Data from Disk": (
+        ("execve", "proc.cmdline", "shred -u /tmp/wipe"),
+        ("execve", "proc.cmdline", "find /etc -name hosts"),
+    ),
+    "Terminal shell in container": (
+        ("execve", "proc.tty", 34816),  # docker exec -t sh
+        ("execve", "proc.name", "sh"),  # the same shell without a terminal
+    ),
 }
 
 
-def _matching(etype: str, field: str, value: str) -> list[dict[str, Any]]:
+def _matching(etype: str, field: str, value: Any) -> list[dict[str, Any]]:
     return [
         e for e in read_events(RECORDED) if e.get("evt.type") == etype and e.get(field) == value
     ]
@@ -94,9 +121,10 @@ def test_fires_on_the_recorded_event(
 
 @pytest.mark.parametrize("rule", sorted(CASES))
 def test_quiet_on_the_look_alike(fired: dict[str, list[dict[str, Any]]], rule: str) -> None:
-    _, (etype, field, value) = CASES[rule]
-    assert _matching(etype, field, value), "the recording has the harmless look-alike"
-    assert not any(e.get("evt.type") == etype and e.get(field) == value for e in fired[rule])
+    (_, fire_field, fire_value), (etype, field, value) = CASES[rule]
+    quiet = [e for e in _matching(etype, field, value) if e.get(fire_field) != fire_value]
+    assert quiet, "the recording has the harmless look-alike"
+    assert not any(e in fired[rule] for e in quiet)
 
 
 def test_recorded_from_the_real_host() -> None:

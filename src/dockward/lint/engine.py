@@ -277,8 +277,7 @@ def lint_compose(
     for service in project.services:
         service = _with_build_defaults(service, project_dir, options)
         target = f"{service.location.path} service {service.name}"
-        for r in lint_compose_service(service, entries):
-            results.append(replace(r, target=target))
+        results += lint_compose_service(service, entries, target=target)
         for entry in compose_entries:
             results += run_check(entry, service, target=target, location=service.location)
     warnings = list(project.warnings)
@@ -302,12 +301,10 @@ def lint_compose(
 
 
 def lint_run_line(line: str, options: LintOptions, name: str = "docker run") -> list[Result]:
-    from dockward.lint.containers import lint_spec
-    from dockward.specs.runargv import spec_from_run_line
+    from dockward.lint.containers import lint_run_line as lint_line
 
-    spec = spec_from_run_line(line, Location(name, 1, 1))
     entries = [e for e in options.rules() if e.rule.kind == "container"]
-    return lint_spec(spec, entries, name)
+    return lint_line(line, entries, name)
 
 
 def _group_compose(paths: list[str], merge: bool) -> list[list[str]]:
