@@ -203,6 +203,7 @@ def _fleet_report(
     """One report, hosts in the order named; a waiver that matched nothing is reported once, and
     only when it matched on no host."""
     from dockward import __version__
+    from dockward.audit import AuditExtra
     from dockward.fleet import error_result
     from dockward.model.finding import Report
 
@@ -231,5 +232,5 @@ def _fleet_report(
         hosts=host_names,
         warnings=tuple(warnings + sorted(unmatched)),
         tool_version=__version__,
-        extra={"rules_evaluated": rules_evaluated, "hosts_failed": len(errors)},
+        extra=AuditExtra(rules_evaluated, len(errors)),
     )

@@ -307,6 +307,7 @@ def run_all_images(args: argparse.Namespace) -> int:
     from dockward.model.finding import Result
     from dockward.scan import ScanOptions, scan_image
     from dockward.scan.core import ScanResult
+    from dockward.scan.extra import FleetImagesExtra, HostImagesExtra
 
     if args.image or args.archive or args.oci or args.registry:
         raise UsageError("--all-images scans the hosts' images: name no IMAGE, archive or registry")
@@ -381,7 +382,7 @@ def run_all_images(args: argparse.Namespace) -> int:
             hosts=(names[host],),
             warnings=tuple(warnings),
             tool_version=__version__,
-            extra={"images": len(images)},
+            extra=HostImagesExtra(len(images)),
         )
 
     reports: dict[FleetHost, Report] = {}
@@ -427,6 +428,6 @@ def run_all_images(args: argparse.Namespace) -> int:
         hosts=tuple(names[h] for h in hosts),
         warnings=tuple(warnings),
         tool_version=__version__,
-        extra={"images_scanned": sum(1 for v in seen.values() if v is not None)},
+        extra=FleetImagesExtra(sum(1 for v in seen.values() if v is not None)),
     )
     return emit_scan(report, args)
