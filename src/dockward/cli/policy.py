@@ -14,7 +14,7 @@ from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
 from dockward.policy.admission import ImageGate, judge_container, judge_image, judge_request
-from dockward.policy.model import Admission, Policy, load_policy
+from dockward.policy.model import Admission, Policy, PolicyExtra, load_policy
 from dockward.policy.vulns import default_source
 from dockward.specs.gojson import BodyError, loads
 
@@ -105,7 +105,7 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     authz = PolicyAuthorizer(policy)
     results: list[Result] = []
     for number, line in enumerate(lines, 1):
@@ -122,7 +122,7 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
             )
             method, target = str(rec["method"]), parse_target(str(rec["target"]))
         except (ValueError, KeyError, TypeError, AttributeError, PathError) as exc:
-            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from None
+            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from exc
         where = Location(path, line=number)
         match = match_request(method, target.path, target.query)
         what = f"{method} {target.path}"
@@ -217,6 +217,6 @@ def run(args: argparse.Namespace) -> int:
         started=started,
         finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tool_version=__version__,
-        extra={"policy": str(policy.source)},
+        extra=PolicyExtra(str(policy.source)),
     )
     return emit(report, args)

@@ -54,7 +54,7 @@ def attach_scan(client: Any, ref: Any, subject: Any, scanned: Any, sbom_json: st
             "manifest_digest": subject.digest,
             "worst": worst.label if worst is not None else "none",
             "db_updated": scanned.db_updated,
-            "vulnerabilities": scanned.report.extra.get("vulnerabilities", []),
+            "vulnerabilities": scanned.report.extra.to_dict().get("vulnerabilities", []),
         },
         sort_keys=True,
     ).encode()

@@ -11,6 +11,7 @@ from typing import Any
 
 from dockward.errors import UsageError
 from dockward.model.finding import Report, Result
+from dockward.scan.extra import RegistryScanExtra
 
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:]+\](:\d{1,5})?$")
 _REFERRERS_TAG = re.compile(r"^sha(256|512)-[0-9a-f]{64,128}$")
@@ -130,16 +131,14 @@ def scan_walk(
         hosts=(name,),
         warnings=tuple(warnings),
         tool_version=__version__,
-        extra={
-            "registry": {
-                "host": walk.host,
-                "prefix": walk.prefix,
-                "repositories": len(walk.repositories),
-                "tags": walk.tags,
-                "manifests": len(walk.manifests),
-                "scanned": len(scans),
-            }
-        },
+        extra=RegistryScanExtra(
+            host=walk.host,
+            prefix=walk.prefix,
+            repositories=len(walk.repositories),
+            tags=walk.tags,
+            manifests=len(walk.manifests),
+            scanned=len(scans),
+        ),
     )
     return report, scans
 

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from dockward.model.finding import Report
+from dockward.update.report import UpdateExtra
 
 # What each event status means to the person reading the table.
 WHAT = {
@@ -59,8 +60,12 @@ def detail_of(event: dict[str, Any]) -> str:
 
 
 def events_of(report: Report) -> list[dict[str, Any]]:
-    update = report.extra.get("update") or {}
-    return [e for c in update.get("cycles") or [] for e in c.get("events") or []]
+    extra = report.extra
+    if isinstance(extra, UpdateExtra):
+        cycles: Any = extra.cycles
+    else:  # a report read back from JSON
+        cycles = (extra.to_dict().get("update") or {}).get("cycles") or []
+    return [e for c in cycles for e in c.get("events") or []]
 
 
 def render_update_table(report: Report, width: int | None = None) -> str:
