@@ -28,7 +28,7 @@ from dockward.harden.runner import (
     started,
     state,
 )
-from dockward.model.container import ContainerSpec
+from dockward.model.container import DEFAULT_CAPABILITIES, ContainerSpec
 from dockward.model.finding import Report, Result, Status
 from dockward.profiles.seccomp import dumps
 from dockward.rules.container import rules as container_rules
@@ -145,14 +145,23 @@ def harden(
     steps: list[Step] = []
     t = time.monotonic()
     say("observing the workload as it runs today")
-    obs = observe(client, workload, Settings(), prefix=prefix, service=service)
+    # As deployed: the engine's default capabilities plus the service's own cap_add.
+    deployed = Settings(cap_add=workload.cap_add)
+    obs = observe(client, workload, deployed, prefix=prefix, service=service)
     timings["observe"] = time.monotonic() - t
     if not obs.outcome_ok:
         from dockward.errors import DockwardError
 
         raise DockwardError(f"the workload does not work as it is: {obs.reason}")
     t = time.monotonic()
-    caps = minimal_capabilities(client, workload, prefix=prefix, service=service, progress=say)
+    caps = minimal_capabilities(
+        client,
+        workload,
+        candidates=sorted(set(DEFAULT_CAPABILITIES) | set(workload.cap_add)),
+        prefix=prefix,
+        service=service,
+        progress=say,
+    )
     timings["capabilities"] = time.monotonic() - t
     settings = Settings(cap_drop=("ALL",), cap_add=caps.cap_add, no_new_privileges=True)
     steps.append(
@@ -320,7 +329,16 @@ def workload_from_inspect(
     if not probe and test and test[0] in ("CMD", "CMD-SHELL"):
         probe = test[1:] if test[0] == "CMD" else ("/bin/sh", "-c", *test[1:])
     net = (data.get("HostConfig") or {}).get("NetworkMode") or "none"
+    host = data.get("HostConfig") or {}
+    devices = tuple(
+        f"{d.get('PathOnHost')}:{d.get('PathInContainer')}:{d.get('CgroupPermissions') or 'rwm'}"
+        for d in host.get("Devices") or ()
+        if isinstance(d, dict)
+    )
     return Workload(
+        cap_add=tuple(host.get("CapAdd") or ()),
+        sysctls=dict(host.get("Sysctls") or {}),
+        devices=devices,
         image=str(cfg.get("Image") or data.get("Image") or ""),
         command=tuple(cfg.get("Cmd") or ()),
         entrypoint=tuple(cfg["Entrypoint"]) if cfg.get("Entrypoint") else None,
