@@ -28,7 +28,7 @@ def fleet(docker_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def audit(fleet: Fleet, store: str, *hosts: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    args = ["audit", "-f", "json", "--fail-on", "never", "--store", store, "--timeout", "5"]
+    args = ["audit", "-f", "json", "--fail-on", "never", "--store", store, "--timeout", "15"]
     for h in hosts:
         args += ["-H", h]
     res = run_cli(*args, *extra, env=fleet.env(), timeout=180)
@@ -50,7 +50,7 @@ def test_unix_tls_and_ssh_hosts_in_one_run(fleet: Fleet, store_url: str) -> None
         fleet,
         store_url,
         *hosts,
-        extra=("--check", "DW-D003", "--host-timeout", "40", "--retries", "0", "--workers", "2"),
+        extra=("--check", "DW-D003", "--host-timeout", "60", "--retries", "0", "--workers", "2"),
     )
     assert report["hosts"] == list(hosts)
     by_host = {r["host"]: (r["rule_id"], r["status"]) for r in report["results"]}

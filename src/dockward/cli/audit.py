@@ -139,13 +139,16 @@ def run(args: argparse.Namespace) -> int:
 
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
+        rules: dict[str, Any] = {}
         with store.batch("audit") if store is not None else _no_batch() as batch:
             outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
             for n, outcome in enumerate(outcomes, 1):
                 if say and fleet:
                     say(f"{n}/{len(hosts)} hosts")
                 if outcome.value is not None:
-                    reports[outcome.host] = outcome.value
+                    reports[outcome.host] = (
+                        _shared_rules(outcome.value, rules) if workers > 1 else outcome.value
+                    )
                 else:
                     errors[outcome.host] = (outcome.error, outcome.attempts)
                 if batch is not None:
@@ -170,6 +173,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def _shared_rules(report: Report, rules: dict[str, Any]) -> Report:
+    """A report from a worker process carries its own copy of every rule (docs, remediation):
+    one copy per rule for the whole fleet keeps memory to the results themselves."""
+    from dataclasses import replace
+
+    out = []
+    for r in report.results:
+        rule = rules.setdefault(r.rule.id, r.rule)
+        out.append(r if rule is r.rule else replace(r, rule=rule))
+    return replace(report, results=tuple(out))
 
 
 @contextlib.contextmanager
