@@ -20,6 +20,7 @@ from tests.audit.daemons import start_dockerd, stop, wait_ready
 from dockward.audit import build_report
 from dockward.engine import collect_snapshot, connect, resolve_endpoint
 from dockward.engine.lab import build_busybox_image
+from dockward.scan.records import attach_scan_records
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "dockward-lab/busybox:1.0"
@@ -86,7 +87,7 @@ def main() -> None:
             populate(client, n)
             wall = time_cli(daemon.url, args.repeat)
             t0 = time.perf_counter()
-            snap = collect_snapshot(client, endpoint)
+            snap = collect_snapshot(client, endpoint, scan_records=attach_scan_records)
             t1 = time.perf_counter()
             report = build_report([snap])
             t2 = time.perf_counter()

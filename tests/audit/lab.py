@@ -144,6 +144,16 @@ LAB_CONTAINERS: tuple[LabContainer, ...] = (
     _bad("latest", "DW-C032", image="dwaudit/busybox:latest"),
     _bad("hostcgns", "DW-C033", CgroupnsMode="host"),
     _bad("sysctl", "DW-C034", Sysctls={"kernel.core_pattern": "|/tmp/x"}),
+    _bad("volumesfrom", "DW-C037", VolumesFrom=[f"{LAB}-good:ro"]),
+    _bad("oomkill", "DW-C038", OomKillDisable=True, OomScoreAdj=-1000),
+    _bad("addhost", "DW-C039", ExtraHosts=["registry-1.docker.io:203.0.113.7"]),
+    _bad(
+        "gpus",
+        "DW-C040",
+        DeviceRequests=[{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}],
+    ),
+    # DW-C041 needs a runtime registered with the daemon: tests/audit/test_runtime_rule.py.
+    _bad("systempaths", "DW-C042", MaskedPaths=[], ReadonlyPaths=[]),
     LabContainer(
         f"{LAB}-privexec",
         "DW-C035",

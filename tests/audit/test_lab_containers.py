@@ -69,8 +69,12 @@ def test_harmless_device_cgroup_rule_passes(lab_results: dict[str, dict[str, set
     assert lab_results[f"container {LAB}-diskrule"]["DW-C019"] == {"fail"}
 
 
+# Rules whose bad container needs a daemon of its own, and the test that has it.
+OWN_DAEMON = {"DW-C041": "tests/audit/test_runtime_rule.py (a registered custom runtime)"}
+
+
 def test_every_container_rule_has_a_bad_lab_container() -> None:
-    assert set(CONTAINER_RULES) <= {lab.rule for lab in LAB_CONTAINERS}
+    assert set(CONTAINER_RULES) - set(OWN_DAEMON) <= {lab.rule for lab in LAB_CONTAINERS}
 
 
 def test_created_containers_are_audited(lab_results: dict[str, dict[str, set[str]]]) -> None:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from dockward import specs
 from dockward.errors import InputError
 from dockward.lint import ComposeProject, load_compose
 from dockward.lint.containers import lint_compose_service
 from dockward.lint.interpolate import interpolate, parse_env_file
-from dockward.model import ContainerSpec, Mount, PortBinding, Status
+from dockward.model import Mount, PortBinding, Status
 from dockward.rules import default_rules
 
 CORPUS = Path(__file__).parent / "corpus" / "compose"
@@ -79,15 +80,20 @@ def test_unknown_key_is_a_warning_with_location() -> None:
     assert any("compose.override.yaml:4:5: unknown key 'privilidged'" in w for w in warnings)
 
 
-def test_container_rules_point_at_the_key() -> None:
+def test_container_rules_point_at_the_item() -> None:
     web = {s.name: s for s in _project().services}["web"]
-    results = {r.rule.id: r for r in lint_compose_service(web, default_rules())}
+    all_results = lint_compose_service(web, default_rules())
+    results = {r.rule.id: r for r in all_results}
     sock = results["DW-C008"]
-    assert sock.status is Status.FAIL
-    assert sock.location is not None and (sock.location.line, sock.location.column) == (17, 5)
-    caps = results["DW-C003"]
-    assert caps.status is Status.FAIL and caps.location is not None
-    assert caps.location.path.endswith("compose.override.yaml") and caps.location.line == 3
+    assert sock.status is Status.FAIL  # the docker.sock line of `volumes:`, not the key
+    assert sock.location is not None and (sock.location.line, sock.location.column) == (18, 9)
+    # each dangerous capability at its place in the flow list of the base file
+    caps = sorted(
+        (r.location.line, r.location.column)
+        for r in all_results
+        if r.rule.id == "DW-C003" and r.status is Status.FAIL and r.location
+    )
+    assert caps == [(27, 15), (27, 26)]
     assert results["DW-C001"].status is Status.PASS
     # a missing key points at the service
     ro = results["DW-C014"]
@@ -141,7 +147,7 @@ def test_named_volume_with_bind_device_is_a_bind(tmp_path: Path) -> None:
 
 
 def test_from_compose_service_classmethod() -> None:
-    spec = ContainerSpec.from_compose_service(
+    spec = specs.from_compose_service(
         "api", {"image": "a:1", "cap_drop": ["ALL"], "read_only": True, "user": 1000}
     )
     assert spec.cap_drop == ("ALL",) and spec.read_only_rootfs and spec.user == "1000"
@@ -185,12 +191,15 @@ def test_compose_only_rules_with_locations(tmp_path: Path) -> None:
         "    extra_hosts: {db: 10.0.0.2}\n"
     )
     results, _ = lint_compose([str(f)], LintOptions(env={}))
+    moved = {"DW-K001", "DW-C037", "DW-C038", "DW-C039"}
     fails = sorted(
         (r.rule.id, r.location.line, r.location.column)
         for r in results
-        if r.rule.kind == "compose" and r.status is Status.FAIL and r.location
+        if r.rule.id in moved and r.status is Status.FAIL and r.location
     )
-    assert fails == [("DW-K001", 4, 5), ("DW-K002", 8, 5), ("DW-K003", 6, 5), ("DW-K004", 7, 5)]
+    # volumes_from, oom_kill_disable and extra_hosts are container rules now (every input).
+    # Items of lists point at the item: `volumes_from: [other]`, the pypi.org entry.
+    assert fails == [("DW-C037", 8, 20), ("DW-C038", 6, 5), ("DW-C039", 7, 19), ("DW-K001", 4, 5)]
 
 
 def test_built_services_inherit_user_and_healthcheck_from_their_dockerfile(tmp_path: Path) -> None:

@@ -41,7 +41,10 @@ def test_compose_device_cgroup_rules(tmp_path: Path) -> None:
     assert by_service["disks"]["status"] == "fail"
     assert "b 8:* rwm" in by_service["disks"]["message"]
     assert "c 1:3" not in by_service["disks"]["message"]
-    assert by_service["disks"]["location"]["line"] == 4
+    assert (by_service["disks"]["location"]["line"], by_service["disks"]["location"]["column"]) == (
+        6,
+        9,
+    )  # the offending item, not the key
     assert by_service["kmsg"]["status"] == "fail" and "kmsg" in by_service["kmsg"]["message"]
     assert by_service["null"]["status"] == "pass"
 

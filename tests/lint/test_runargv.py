@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dockward import specs
 from dockward.errors import InputError
 from dockward.lint import spec_from_run_line, split_command_line
-from dockward.model import ContainerSpec, Device, Healthcheck, Mount, PortBinding, Ulimit
+from dockward.model import Device, Healthcheck, Mount, PortBinding, Ulimit
 
 
 def test_full_line() -> None:
@@ -52,12 +53,12 @@ def test_continuations_and_comments() -> None:
 
 
 def test_bare_flags_without_docker_run() -> None:
-    spec = ContainerSpec.from_run_argv(["--privileged=false", "--no-healthcheck", "alpine:3"])
+    spec = specs.from_run_argv(["--privileged=false", "--no-healthcheck", "alpine:3"])
     assert not spec.privileged and spec.healthcheck == Healthcheck(("NONE",))
 
 
 def test_value_looking_like_a_flag_is_a_value() -> None:
-    spec = ContainerSpec.from_run_argv(["-e", "--privileged", "alpine"])
+    spec = specs.from_run_argv(["-e", "--privileged", "alpine"])
     assert not spec.privileged and spec.env == ("--privileged",)
 
 
@@ -75,7 +76,7 @@ def test_value_looking_like_a_flag_is_a_value() -> None:
 )
 def test_bad_argv_is_an_input_error(argv: list[str], message: str) -> None:
     with pytest.raises(InputError, match=message):
-        ContainerSpec.from_run_argv(argv)
+        specs.from_run_argv(argv)
 
 
 def test_unbalanced_quote() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dockward import specs
 from dockward.model import ContainerSpec, DaemonSpec, ImageSpec, Mount, PortBinding
 from dockward.model.container import SecurityOptions
 from dockward.rules import Context, default_rules, run_check
@@ -18,7 +19,7 @@ def load(name: str) -> Any:
 
 
 def spec(name: str) -> ContainerSpec:
-    return ContainerSpec.from_inspect(load(f"container-{name}.json"))
+    return specs.from_inspect(load(f"container-{name}.json"))
 
 
 def test_hardened_container() -> None:
@@ -64,7 +65,7 @@ def test_every_container_rule_runs_on_every_recorded_container() -> None:
     daemon = DaemonSpec(info=load("info.json"), version=load("version.json"))
     entries = [e for e in default_rules() if e.rule.kind == "container"]
     for path in ENGINE.glob("container-*.json"):
-        s = ContainerSpec.from_inspect(json.loads(path.read_text()))
+        s = specs.from_inspect(json.loads(path.read_text()))
         for e in entries:
             [result] = run_check(e, s, Context(daemon), target=s.name)
             assert result.status.value != "error", (path.name, e.rule.id, result.message)
@@ -88,10 +89,11 @@ def test_security_options_parse_both_separators() -> None:
 
 
 def test_malformed_inspect_does_not_crash() -> None:
-    s = ContainerSpec.from_inspect(
+    s = specs.from_inspect(
         {
             "HostConfig": {"CapAdd": "x", "PortBindings": {"bad": None}, "Memory": "x"},
             "Mounts": [None],
         }
     )
-    assert s.cap_add == () and s.memory == 0
+    # CapAdd is a Go strslice: one string is a one-element list, as the daemon reads it.
+    assert s.cap_add == ("X",) and s.memory == 0 and s.ports == ()

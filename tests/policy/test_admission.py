@@ -9,8 +9,8 @@ import pytest
 
 from dockward.model.finding import Severity, Status
 from dockward.policy.admission import ImageGate, judge_request, refusals
-from dockward.policy.gojson import loads
 from dockward.policy.model import parse_policy
+from dockward.specs.gojson import loads
 
 BODIES = Path(__file__).parent / "fixtures" / "create-bodies"
 
@@ -91,11 +91,21 @@ def test_docker_socket_through_a_symlink(tmp_path: Path) -> None:
 
 
 def test_unmodelled_grants_refused_unless_allowed() -> None:
-    assert refused_ids("containers.create", recorded("gpus"), {"deny": []}) == {"DW-P004"}
-    assert (
-        refused_ids("containers.create", recorded("gpus"), {"deny": [], "allow_unmodelled": True})
-        == set()
-    )
+    future = {"Image": "x", "HostConfig": {"FutureGrant": True}}
+    assert refused_ids("containers.create", future, {"deny": []}) == {"DW-P004"}
+    assert refused_ids("containers.create", future, {"deny": [], "allow_unmodelled": True}) == set()
+
+
+def test_gpus_volumes_from_runtime_and_system_paths_are_container_rules() -> None:
+    # Recorded from the docker CLI: `--gpus all`. The default policy refuses it by DW-C040.
+    assert "DW-C040" in refused_ids("containers.create", recorded("gpus"), {})
+    assert refused_ids("containers.create", recorded("gpus"), {"deny": []}) == set()
+    crafted = {
+        "Image": "x",
+        "HostConfig": {"VolumesFrom": ["o"], "Runtime": "evil", "MaskedPaths": []},
+    }
+    refused = refused_ids("containers.create", crafted, {})
+    assert {"DW-C037", "DW-C041", "DW-C042"} <= refused and "DW-P004" not in refused
 
 
 def test_unjudgeable_body() -> None:

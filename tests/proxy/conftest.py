@@ -67,6 +67,10 @@ class RunningProxy:
     def decisions(self) -> list[dict[str, Any]]:
         import json
 
+        async def flush() -> None:
+            self.log.flush()
+
+        asyncio.run_coroutine_threadsafe(flush(), self.loop).result(5)
         if not self.log_path.exists():
             return []
         return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]

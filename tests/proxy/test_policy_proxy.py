@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -276,8 +275,7 @@ def test_attach_run_rm(proxy: RunningProxy, lab_image: str, clean_containers: No
 
 def test_decision_log_lines(proxy: RunningProxy) -> None:
     docker(proxy, "version")
-    lines = proxy.log_path.read_text().splitlines()
-    docs = [json.loads(x) for x in lines]
+    docs = proxy.decisions()
     ping = [d for d in docs if d.get("route") == "version"]
     assert ping and ping[0]["decision"] == "allow" and ping[0]["status"] == 200
     assert set(ping[0]) >= {"ts", "client", "method", "path", "route", "decision", "latency_ms"}

@@ -5,7 +5,9 @@ attaching with stdin is a write."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -129,18 +131,20 @@ def test_absolute_form(reader_proxy: RunningProxy) -> None:
 
 
 @pytest.fixture
-def cat_container(docker_api: Any, lab_image: str, clean_containers: None) -> Iterator[str]:
-    """A running `cat` with an open stdin, and its output through a TTY-less stream."""
+def cat_container(docker_api: Any, lab_image: str) -> Iterator[str]:
+    """A running echo loop with an open stdin, and its output through a TTY-less stream.
+    Its label is this run's own: other runs' sweeps of the area's label leave it alone."""
     cid = docker_api.create_container(
         lab_image,
         ["sh", "-c", "while read x; do echo got:$x; done"],
         stdin_open=True,
-        labels={"dockward.test": PREFIX},
-        name=f"{PREFIX}-ws-{time.monotonic_ns()}",
+        labels={"dockward.test": f"{PREFIX}-ws-{os.getpid()}"},
+        name=f"{PREFIX}-ws-{os.getpid()}-{time.monotonic_ns()}",
     )["Id"]
     docker_api.start(cid)
     yield cid
-    docker_api.remove_container(cid, force=True)
+    with contextlib.suppress(docker.errors.APIError):
+        docker_api.remove_container(cid, force=True)
 
 
 def _ws_client(port: int) -> Any:

@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 ENTRIES = list(all_rules())
 RULES = [e.rule for e in ENTRIES]
 RULE_ID = re.compile(r"DW-[A-Z]\d{3}")
-EMITTED_KINDS = {"policy", "update", "lint", "vulnerability"}
+EMITTED_KINDS = {"policy", "update", "lint", "vulnerability", "fleet"}
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.rule.id for e in ENTRIES])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dockward import specs
 from dockward.errors import DockwardError, InputError, UsageError
 from dockward.model.finding import Severity
 from dockward.rules import default_rules
@@ -78,9 +79,8 @@ def test_expected_spec_and_rules_gate_catch_a_root_regression() -> None:
     image_with_user = json.loads(json.dumps(image))
     image_with_user["Config"]["User"] = "app"
     plan_user = plan_recreate(old_with_user, image_with_user)
-    from dockward.model.container import ContainerSpec
 
-    before = ContainerSpec.from_inspect(old_with_user)
+    before = specs.from_inspect(old_with_user)
     after = expected_spec(plan_user, old_with_user, rooted_image)
     assert before.user == "app" and after.user == ""
     rules = RuleSet("c")
@@ -91,7 +91,7 @@ def test_expected_spec_and_rules_gate_catch_a_root_regression() -> None:
     assert not verdict.allowed
     assert any(r.startswith("DW-C031") for r in verdict.reasons)
     assert any(r.startswith("DW-C026") for r in verdict.reasons)  # healthcheck dropped
-    ok = gate.check(Candidate("c", "x", image, image, ContainerSpec.from_inspect(old), same))
+    ok = gate.check(Candidate("c", "x", image, image, specs.from_inspect(old), same))
     assert ok.allowed and ok.reasons == ()
 
 
@@ -106,9 +106,8 @@ def test_vulnerability_gate_refuses_added_criticals_and_reports_fixes() -> None:
     }
     gate = VulnerabilityGate(lambda img: db[img["Id"]])
     spec = load("container_linked.json")
-    from dockward.model.container import ContainerSpec
 
-    cs = ContainerSpec.from_inspect(spec)
+    cs = specs.from_inspect(spec)
     verdict = gate.check(Candidate("c", "x", image_old, image_new, cs, cs))
     assert not verdict.allowed and verdict.reasons == ("adds CVE-9 (critical, openssl)",)
     assert verdict.details["fixed"] == ["CVE-1"]

@@ -76,8 +76,36 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def _watchtower(argv: list[str]) -> list[str] | int:
+    """Watchtower's flags/variables with no dockward subcommand: run `update` as its drop-in."""
+    if _chosen(argv) is not None:
+        return argv
+    if not any(k.startswith("WATCHTOWER_") for k in os.environ) and not any(
+        a.startswith("-") and a not in ("--help", "-h", "--version", "--debug") for a in argv
+    ):
+        return argv
+    from dockward.update.watchtower import translate, wants_watchtower
+
+    if not wants_watchtower(argv, os.environ, SUBCOMMANDS):
+        return argv
+    try:
+        tr = translate(argv, os.environ)
+    except DockwardError as exc:
+        sys.stderr.write(f"dockward: error: {exc}\n")
+        return EXIT_USAGE
+    if tr.health_check:
+        return 0
+    for warning in tr.warnings:
+        sys.stderr.write(f"dockward: warning: {warning}\n")
+    return tr.argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    translated = _watchtower(argv)
+    if isinstance(translated, int):
+        return translated
+    argv = translated
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

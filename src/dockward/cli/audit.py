@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from dockward.errors import ConnectionFailed
     from dockward.fleet import FleetHost, run_fleet
     from dockward.rules import default_rules
+    from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
 
     config = load_config(args.config)
@@ -118,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
             endpoint = endpoints[host]
             client = connect(endpoint, timeout=args.timeout)
             try:
-                snap = collect_snapshot(client, endpoint, None if fleet else say)
+                snap = collect_snapshot(
+                    client, endpoint, None if fleet else say, scan_records=attach_scan_records
+                )
             finally:
                 client.close()
             return build_report([snap], selection, config, started=started)

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from dockward import specs
 from dockward.cli.common import EXIT_FINDINGS, EXIT_OK, env_default, write_output
 from dockward.cli.workload import (
     add_workload_options,
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         workload = workload_from_inspect(data, (), args.duration, args.network)
         if args.probe:
             workload = replace(workload, probe=probe_argv(args.probe))
-        before = ContainerSpec.from_inspect(data)
+        before = specs.from_inspect(data)
     else:
         workload = workload_from_args(args)
         before = ContainerSpec(

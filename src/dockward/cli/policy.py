@@ -13,9 +13,9 @@ from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
 from dockward.policy.admission import ImageGate, judge_container, judge_image, judge_request
-from dockward.policy.gojson import BodyError, loads
 from dockward.policy.model import Admission, Policy, load_policy
 from dockward.policy.vulns import default_source
+from dockward.specs.gojson import BodyError, loads
 
 
 def register(sub: Any) -> None:

@@ -7,11 +7,13 @@ import contextlib
 import datetime as dt
 import ipaddress
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -58,10 +60,11 @@ from dockward.update.api import (
     parse_listen,
     summary,
 )
+from dockward.update.cooldown import Cooldown, parse_duration
 from dockward.update.engine import connect_versioned, insecure_registries
 from dockward.update.notify import (
+    NAMED_TEMPLATES,
     WATCHTOWER_DEFAULT,
-    WATCHTOWER_LEGACY,
     compose,
     render_template,
     to_note,
@@ -101,6 +104,14 @@ def register(sub: Any) -> None:
         "--scope",
         default=env_default("UPDATE_SCOPE", ""),
         help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
+    )
+    p.add_argument(
+        "--disable-containers",
+        "-x",
+        action="append",
+        default=None,
+        help="never manage these containers (names, comma or space separated; repeatable) "
+        "[DOCKWARD_UPDATE_DISABLE_CONTAINERS]",
     )
     p.add_argument(
         "--include-stopped",
@@ -170,6 +181,13 @@ def register(sub: Any) -> None:
         default=_env_flag("UPDATE_NO_RESTART_DEPENDENTS"),
         help="do not restart containers that depend on an updated one "
         "[DOCKWARD_UPDATE_NO_RESTART_DEPENDENTS=1]",
+    )
+    what.add_argument(
+        "--cooldown",
+        default=env_default("UPDATE_COOLDOWN", "0"),
+        metavar="DURATION",
+        help="take a new digest only once it has been in the registry this long (30m, 12h, 7d; "
+        "label dockward.update.cooldown per container; 0 = off) [DOCKWARD_UPDATE_COOLDOWN]",
     )
     gate = p.add_argument_group("gates")
     gate.add_argument(
@@ -292,6 +310,12 @@ def register(sub: Any) -> None:
         "--notification-title-tag",
         default=env_default("UPDATE_NOTIFICATION_TITLE_TAG", ""),
         help="prefix of every notification title [DOCKWARD_UPDATE_NOTIFICATION_TITLE_TAG]",
+    )
+    note.add_argument(
+        "--notification-skip-title",
+        action="store_true",
+        default=_env_flag("UPDATE_NOTIFICATION_SKIP_TITLE"),
+        help="send the message without a title [DOCKWARD_UPDATE_NOTIFICATION_SKIP_TITLE=1]",
     )
     note.add_argument(
         "--notifications-hostname",
@@ -442,9 +466,8 @@ def run(args: argparse.Namespace) -> int:
         stdout=sys.stdout,
     )
     host = args.notifications_hostname or socket.gethostname()
-    title = (f"[{args.notification_title_tag}] " if args.notification_title_tag else "") + (
-        f"dockward updates on {host}"
-    )
+    tag = f"[{args.notification_title_tag}] " if args.notification_title_tag else ""
+    title = "" if args.notification_skip_title else f"{tag}dockward updates on {host}"
     setup_warnings: list[str] = []
     gates = _gates(args, setup_warnings)
     endpoint = resolve_endpoint(args.host, args.context)
@@ -474,11 +497,13 @@ def run(args: argparse.Namespace) -> int:
             scope=args.scope,
             include_stopped=args.include_stopped,
             monitor_only=args.monitor_only,
+            exclude=_names(args.disable_containers or env_list("UPDATE_DISABLE_CONTAINERS")),
         ),
         cleanup=args.cleanup,
         no_pull=args.no_pull,
         no_restart_dependents=args.no_restart_dependents,
         workers=args.workers,
+        cooldown=parse_duration(str(args.cooldown or "0")),
     )
     stop = threading.Event()
     long_running = api is not None or not schedule.once
@@ -495,6 +520,7 @@ def run(args: argparse.Namespace) -> int:
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
+    cooldown = Cooldown(state_dir / "cooldown.json")
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -518,7 +544,7 @@ def run(args: argparse.Namespace) -> int:
                         selection=replace(cycle_options.selection, images=batch_images(batch)),
                     )
                 try:
-                    cycle = run_cycle(client, registry, updater, this, gates, say)
+                    cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
                 except Exception as exc:
                     answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
                     raise
@@ -529,12 +555,8 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     message = compose(cycle, host, notified)
                     if message is not None:
-                        tagged = (
-                            f"[{args.notification_title_tag}] "
-                            if args.notification_title_tag
-                            else ""
-                        )
-                        notifications.submit(to_note(message, tagged + message.subject))
+                        subject = "" if args.notification_skip_title else tag + message.subject
+                        notifications.submit(to_note(message, subject))
                 if setup_warnings and not cycles:
                     cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
                 cycles.append(cycle)
@@ -562,6 +584,21 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _zone() -> dt.tzinfo:
+    """Cron schedules run in TZ when it names a zone (as Watchtower's), else in UTC."""
+    name = os.environ.get("TZ", "").strip().lstrip(":")
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return dt.UTC
+
+
+def _names(values: list[str]) -> tuple[str, ...]:
+    return tuple(n.lstrip("/") for v in values for n in re.split(r"[\s,]+", v) if n)
+
+
 def _template(args: argparse.Namespace) -> Template | None:
     source = args.notification_template
     if not source:
@@ -571,8 +608,8 @@ def _template(args: argparse.Namespace) -> Template | None:
             source = Path(source[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
-    if source in ("default", "default-legacy"):
-        source = WATCHTOWER_DEFAULT if source == "default" else WATCHTOWER_LEGACY
+    if source in NAMED_TEMPLATES:
+        source = NAMED_TEMPLATES[source]
     template = Template(source)
     # A template that cannot render an (empty) cycle is bad input: say so now, not per cycle.
     render_template(template, CycleResult(()), "host", "title", args.notification_report)
@@ -599,7 +636,7 @@ def _wait_next(
     """Until the next scheduled cycle, an API request, or a stop: (stopping, requests)."""
     deadline: float | None = None
     if schedule is not None and not schedule.once:
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(_zone())
         wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
         if say:
             say(f"next cycle in {wait:.0f}s")

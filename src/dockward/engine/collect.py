@@ -14,13 +14,13 @@ import stat
 import subprocess
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 import requests
 
+from dockward import specs
 from dockward.engine.client import Endpoint
 from dockward.engine.daemon_config import (
     DEFAULT_CONFIG,
@@ -33,7 +33,7 @@ from dockward.errors import ConnectionFailed
 from dockward.model.container import ContainerSpec, ExecSession
 from dockward.model.daemon import DaemonSpec
 from dockward.model.host import FileInfo, HostSnapshot, NetworkInfo, Unavailable
-from dockward.model.image import ImageSpec, VulnScan
+from dockward.model.image import ImageSpec
 from dockward.rules.host import AUDIT_TARGETS, BINARY_ALTERNATIVES
 
 Progress = Callable[[str], None]
@@ -241,39 +241,6 @@ def _api(call: Callable[[], Any]) -> Any:
         raise ConnectionFailed(f"Docker API error: {exc}") from exc
 
 
-def _with_scans(images: list[ImageSpec]) -> list[ImageSpec]:
-    """Attach what `dockward scan` recorded (the scan cache beside the default DB), if any."""
-    from dockward.scan.cache import ScanCache
-    from dockward.vulndb.store import default_db_path
-
-    cache = ScanCache()
-    try:
-        records = cache.summaries()
-    except Exception:  # an unreadable cache is no scan records, never a failed audit
-        records = []
-    if not records:
-        return images
-    db_updated = ""
-    with contextlib.suppress(Exception):
-        from dockward.vulndb.store import status
-
-        db_updated = status(default_db_path()).updated
-    out = []
-    for image in images:
-        keys = {image.id, *(d.rsplit("@", 1)[-1] for d in image.repo_digests)}
-        found = next((s for digests, s in records if digests & keys), None)
-        scan = None
-        if found is not None:
-            scan = VulnScan(
-                scanned=found.scanned,
-                worst=found.worst.label if found.worst is not None else "",
-                counts=dict(found.counts),
-                stale=bool(db_updated and found.db_updated and found.db_updated < db_updated),
-            )
-        out.append(replace(image, vuln_scan=scan, scans_known=True))
-    return out
-
-
 MAX_EXECS = 64  # exec records looked at per container
 
 
@@ -303,8 +270,15 @@ def _exec_sessions(client: Any, data: dict[str, Any]) -> tuple[ExecSession, ...]
 
 
 def collect_snapshot(
-    client: Any, endpoint: Endpoint, progress: Progress | None = None, with_processes: bool = True
+    client: Any,
+    endpoint: Endpoint,
+    progress: Progress | None = None,
+    with_processes: bool = True,
+    scan_records: Callable[[list[ImageSpec]], list[ImageSpec]] | None = None,
 ) -> HostSnapshot:
+    """Everything the audit judges, collected once. `scan_records` attaches what `dockward
+    scan` recorded about the images (`dockward.scan.attach_scan_records`); without it the
+    images' scan state is unknown and the checks about it are skipped."""
     say = progress or (lambda _msg: None)
     warnings: list[str] = []
     info: dict[str, Any] = _api(client.info)
@@ -318,7 +292,7 @@ def collect_snapshot(
         cid = summary["Id"]
         try:
             data = _api(lambda: client.inspect_container(cid))
-            spec = ContainerSpec.from_inspect(data).with_changes(execs=_exec_sessions(client, data))
+            spec = specs.from_inspect(data).with_changes(execs=_exec_sessions(client, data))
             if with_processes and spec.state == "running" and cid in local_procs:
                 spec = spec.with_changes(processes=tuple(local_procs[cid]))
             elif with_processes and spec.state == "running":
@@ -349,7 +323,9 @@ def collect_snapshot(
             return None
 
     containers = [c for c in _pmap(inspect_container, summaries) if c is not None]
-    images = _with_scans([i for i in _pmap(inspect_image, image_summaries) if i is not None])
+    images = [i for i in _pmap(inspect_image, image_summaries) if i is not None]
+    if scan_records is not None:
+        images = scan_records(images)
 
     say("networks")
     networks: list[NetworkInfo] = []

@@ -19,7 +19,7 @@ UNREACHABLE = Rule(
     id="DW-N001",
     title="Host could not be audited",
     severity=Severity.HIGH,
-    kind="host",
+    kind="fleet",
     remediation="Check that the engine answers at this address (socket, TLS certificates, ssh "
     "key) and that it answers within --host-timeout.",
     doc="The fleet runner could not collect this host within its deadline and retries. "

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from dockward import specs
 from dockward.harden.caps import minimal_capabilities
 from dockward.harden.learn import LearnedProfile, learn_seccomp
 from dockward.harden.runner import (
@@ -27,7 +28,7 @@ from dockward.harden.runner import (
     started,
     state,
 )
-from dockward.model.container import ContainerSpec, Mount, SecurityOptions
+from dockward.model.container import ContainerSpec
 from dockward.model.finding import Report, Result, Status
 from dockward.profiles.seccomp import dumps
 from dockward.rules.container import rules as container_rules
@@ -198,7 +199,7 @@ def harden(
     if do_verify:
         verified, broken = verify(client, workload, settings, prefix=prefix, service=service)
     timings["verify"] = time.monotonic() - t
-    after = hardened_spec(before, settings, seccomp_path)
+    after = specs.from_proposal(before, settings, seccomp_path)
     return Proposal(before, after, settings, learned, obs, tuple(steps), verified, broken, timings)
 
 
@@ -227,30 +228,6 @@ def verify(
         and run_once(client, workload, revert(settings), prefix=prefix, service=service).ok
     )
     return False, culprits or ("a combination of settings",)
-
-
-def hardened_spec(before: ContainerSpec, s: Settings, seccomp_path: str) -> ContainerSpec:
-    raw = ["no-new-privileges:true"] if s.no_new_privileges else []
-    if s.seccomp:
-        raw.append(f"seccomp={seccomp_path}")
-    mounts = before.mounts + tuple(Mount("tmpfs", "", d) for d in s.tmpfs)
-    return before.with_changes(
-        cap_drop=s.cap_drop,
-        cap_add=s.cap_add,
-        user=s.user if s.user is not None else before.user,
-        security=SecurityOptions(
-            seccomp=seccomp_path if s.seccomp else before.security.seccomp,
-            apparmor=before.security.apparmor,
-            no_new_privileges=s.no_new_privileges or before.security.no_new_privileges,
-            raw=tuple(raw),
-        ),
-        read_only_rootfs=s.read_only,
-        mounts=mounts,
-        memory=s.memory or before.memory,
-        pids_limit=s.pids_limit or before.pids_limit,
-        nano_cpus=s.nano_cpus or before.nano_cpus,
-        privileged=False,
-    )
 
 
 def rule_report(spec: ContainerSpec, ctx: Context | None = None) -> Report:

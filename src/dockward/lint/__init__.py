@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from dockward.lint.compose import ComposeProject, ComposeService, load_compose
     from dockward.lint.dockerfile import Dockerfile, parse_dockerfile
     from dockward.lint.engine import LintOptions, lint
-    from dockward.lint.runargv import run_argv_to_spec, spec_from_run_line, split_command_line
+    from dockward.specs.runargv import run_argv_to_spec, spec_from_run_line, split_command_line
 
 _LAZY = {
     "ComposeProject": "dockward.lint.compose",
@@ -25,9 +25,9 @@ _LAZY = {
     "parse_dockerfile": "dockward.lint.dockerfile",
     "LintOptions": "dockward.lint.engine",
     "lint": "dockward.lint.engine",
-    "run_argv_to_spec": "dockward.lint.runargv",
-    "spec_from_run_line": "dockward.lint.runargv",
-    "split_command_line": "dockward.lint.runargv",
+    "run_argv_to_spec": "dockward.specs.runargv",
+    "spec_from_run_line": "dockward.specs.runargv",
+    "split_command_line": "dockward.specs.runargv",
 }
 
 

@@ -6,6 +6,8 @@ interpolated (`.env` + environment), `extends` resolved, files merged in order, 
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -13,114 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockward.errors import InputError
-from dockward.lint.compose_service import kv_pairs, service_to_spec
 from dockward.lint.interpolate import interpolate_tree, parse_env_file
 from dockward.lint.source import read_text
 from dockward.lint.yamlpos import Pos, PosDoc, load_yaml
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location
+from dockward.specs.compose import service_to_spec
+from dockward.specs.tables import COMPOSE_KEYS
+from dockward.specs.values import kv_pairs
 
 MAX_EXTENDS_DEPTH = 10
 MAX_INCLUDE_DEPTH = 10
 
-# Service keys of the Compose Specification; anything else (but `x-*`) is a typo worth a warning.
-SERVICE_KEYS = frozenset(
-    [
-        "annotations",
-        "attach",
-        "blkio_config",
-        "build",
-        "cap_add",
-        "cap_drop",
-        "cgroup",
-        "cgroup_parent",
-        "command",
-        "configs",
-        "container_name",
-        "cpu_count",
-        "cpu_percent",
-        "cpu_period",
-        "cpu_quota",
-        "cpu_rt_period",
-        "cpu_rt_runtime",
-        "cpu_shares",
-        "cpus",
-        "cpuset",
-        "credential_spec",
-        "depends_on",
-        "deploy",
-        "develop",
-        "device_cgroup_rules",
-        "devices",
-        "dns",
-        "dns_opt",
-        "dns_search",
-        "domainname",
-        "driver_opts",
-        "entrypoint",
-        "env_file",
-        "environment",
-        "expose",
-        "extends",
-        "external_links",
-        "extra_hosts",
-        "gpus",
-        "group_add",
-        "healthcheck",
-        "hostname",
-        "image",
-        "init",
-        "ipc",
-        "isolation",
-        "labels",
-        "label_file",
-        "links",
-        "logging",
-        "mac_address",
-        "mem_limit",
-        "mem_reservation",
-        "mem_swappiness",
-        "memswap_limit",
-        "models",
-        "network_mode",
-        "networks",
-        "oom_kill_disable",
-        "oom_score_adj",
-        "pid",
-        "pids_limit",
-        "platform",
-        "ports",
-        "post_start",
-        "pre_stop",
-        "privileged",
-        "profiles",
-        "provider",
-        "pull_policy",
-        "read_only",
-        "restart",
-        "runtime",
-        "scale",
-        "secrets",
-        "security_opt",
-        "shm_size",
-        "stdin_open",
-        "stop_grace_period",
-        "stop_signal",
-        "storage_opt",
-        "sysctls",
-        "tmpfs",
-        "tty",
-        "ulimits",
-        "use_api_socket",
-        "user",
-        "userns_mode",
-        "uts",
-        "volumes",
-        "volumes_from",
-        "working_dir",
-    ]
-)
 _MAP_OR_LIST = ("environment", "labels", "sysctls", "extra_hosts", "annotations")
+# Mapping keys whose entries are items a finding can point at one by one.
+_ITEM_MAPPINGS = ("environment", "sysctls", "extra_hosts", "ulimits", "labels")
 _OVERRIDE = ("command", "entrypoint")
 
 
@@ -134,6 +43,10 @@ class ComposeService:
     key_locations: Mapping[str, Location]
     config: Mapping[str, Any]
     profiles: tuple[str, ...] = ()
+    # Where each item of a list or mapping key is (by `item_id`), and how to build the spec of
+    # a variant of the config (to judge one item alone).
+    item_locations: Mapping[str, Mapping[str, Location]] = field(default_factory=dict)
+    respec: Callable[[Mapping[str, Any]], ContainerSpec] | None = None
 
     def location_of(self, *keys: str) -> Location:
         """The location of the first of `keys` the service sets, else of the service itself."""
@@ -142,6 +55,11 @@ class ComposeService:
             if loc is not None:
                 return loc
         return self.location
+
+    def item_location(self, key: str, item: Any) -> Location:
+        """Where one item of a list or mapping key is, else where the key is."""
+        found = self.item_locations.get(key, {}).get(item_id(key, item))
+        return found or self.location_of(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +76,47 @@ class _Service:
     config: dict[str, Any]
     where: Location
     keys: dict[str, Location] = field(default_factory=dict)
+    items: dict[str, dict[str, Location]] = field(default_factory=dict)
+
+    def merge(self, other: _Service, config: Mapping[str, Any]) -> None:
+        """Merge `config` (of `other`) over this service, keys and item locations too."""
+        for k, v in config.items():
+            if k == "extends":
+                continue
+            self.config[k] = merge_values(k, self.config.get(k), v)
+            self.keys[k] = other.keys.get(k, other.where)
+            self.items.setdefault(k, {}).update(other.items.get(k, {}))
+
+
+def item_id(key: str, item: Any) -> str:
+    """What identifies one item of a list or mapping key across merged files: the variable of an
+    `environment` (`labels`, `sysctls`, `extra_hosts`) entry, else the item itself."""
+    if key in _MAP_OR_LIST:
+        sep = ":" if key == "extra_hosts" else "="
+        return str(item).partition(sep)[0].strip()
+    return json.dumps(item, sort_keys=True, default=str)
+
+
+def _item_locations(
+    f: _File, name: str, config: Mapping[str, Any]
+) -> dict[str, dict[str, Location]]:
+    """The line and column of every item of the service's list and mapping keys."""
+    out: dict[str, dict[str, Location]] = {}
+    for key, value in config.items():
+        base = ("services", name, str(key))
+        if isinstance(value, list):
+            out[str(key)] = {
+                item_id(str(key), item): _loc(f.path, f.doc.pos((*base, i)))
+                for i, item in enumerate(value)
+                if f.doc.pos((*base, i)) is not None
+            }
+        elif isinstance(value, dict) and key in _ITEM_MAPPINGS:
+            out[str(key)] = {
+                str(k): _loc(f.path, f.doc.pos((*base, str(k))))
+                for k in value
+                if f.doc.pos((*base, str(k))) is not None
+            }
+    return out
 
 
 @dataclass(slots=True)
@@ -276,7 +235,8 @@ class _Loader:
                 f"{_where(f.path, f.doc, ('services', name))}: service must be a mapping"
             )
         keys = {str(k): _loc(f.path, f.doc.pos(("services", name, str(k)))) for k in config}
-        own = _Service(dict(config), _loc(f.path, f.doc.pos(("services", name))), keys)
+        where = _loc(f.path, f.doc.pos(("services", name)))
+        own = _Service(dict(config), where, keys, _item_locations(f, name, config))
         ext = config.get("extends")
         if ext is None:
             return own
@@ -291,15 +251,15 @@ class _Loader:
             target = posixpath.join(posixpath.dirname(f.path), str(ext["file"]))
             other = self.load(target)
         base = self.service(other, str(ext["service"]), (*chain, (f.path, name)))
-        merged = dict(base.config)
-        merged_keys = dict(base.keys)
-        for k, v in config.items():
-            if k == "extends":
-                continue
-            merged[k] = merge_values(k, merged.get(k), v)
-            merged_keys[k] = keys[k]
-        merged.pop("extends", None)
-        return _Service(merged, own.where, merged_keys)
+        merged = _Service(
+            dict(base.config),
+            own.where,
+            dict(base.keys),
+            {k: dict(v) for k, v in base.items.items()},
+        )
+        merged.merge(own, config)
+        merged.config.pop("extends", None)
+        return merged
 
 
 def _where(path: str, doc: PosDoc, key: tuple[str | int, ...]) -> str:
@@ -375,9 +335,7 @@ def load_compose(
             if prev is None:
                 merged[str(sname)] = svc
                 continue
-            for k, v in svc.config.items():
-                prev.config[k] = merge_values(k, prev.config.get(k), v)
-                prev.keys[k] = svc.keys.get(k, svc.where)
+            prev.merge(svc, svc.config)
     active = None if profiles is None else set(profiles)
     services: list[ComposeService] = []
     inactive: list[str] = []
@@ -387,25 +345,35 @@ def load_compose(
             inactive.append(sname)
             continue
         for key, loc in svc.keys.items():
-            if key not in SERVICE_KEYS and not key.startswith("x-"):
+            if key not in COMPOSE_KEYS and not key.startswith("x-"):
                 loader.warnings.append(
                     f"{loc.path}:{loc.line}:{loc.column}: unknown key {key!r} in service {sname}"
                 )
         env_values = _env_files(svc, project_dir, read, loader.warnings)
+        respec = functools.partial(
+            service_to_spec,
+            sname,
+            project_dir=project_dir,
+            source=svc.where,
+            volumes=top["volumes"],
+            secrets=top["secrets"],
+            env_files=env_values,
+        )
         try:
-            spec = service_to_spec(
-                sname,
-                svc.config,
-                project_dir=project_dir,
-                source=svc.where,
-                volumes=top["volumes"],
-                secrets=top["secrets"],
-                env_files=env_values,
-            )
+            spec = respec(svc.config)
         except InputError as exc:
             raise InputError(f"{svc.where.path}:{svc.where.line}: {exc}") from None
         services.append(
-            ComposeService(sname, spec, svc.where, dict(svc.keys), svc.config, svc_profiles)
+            ComposeService(
+                sname,
+                spec,
+                svc.where,
+                dict(svc.keys),
+                svc.config,
+                svc_profiles,
+                svc.items,
+                respec,
+            )
         )
     own = {s.name: s for s in services}
     for sub in included:

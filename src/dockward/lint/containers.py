@@ -3,54 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from dockward.errors import InputError
 from dockward.model.container import ContainerSpec
-from dockward.model.finding import Location, Result, Status
+from dockward.model.finding import Location, Result, Rule, Status
 from dockward.rules.registry import Context, RuleEntry, run_check
+from dockward.specs.tables import compose_keys_for
 
 if TYPE_CHECKING:
     from dockward.lint.compose import ComposeService
 
-# The compose keys that decide each container rule: a finding points at the key that causes it
-# (or, when the problem is a missing key, at the service).
-RULE_KEYS: dict[str, tuple[str, ...]] = {
-    "DW-C001": ("privileged",),
-    "DW-C002": ("cap_add",),
-    "DW-C003": ("cap_add",),
-    "DW-C004": ("privileged", "cap_drop"),
-    "DW-C005": ("security_opt", "privileged"),
-    "DW-C006": ("security_opt",),
-    "DW-C007": ("volumes", "secrets"),
-    "DW-C008": ("volumes",),
-    "DW-C010": ("ports",),
-    "DW-C011": ("network_mode",),
-    "DW-C012": ("mem_limit", "deploy"),
-    "DW-C013": ("cpus", "cpu_shares", "deploy"),
-    "DW-C014": ("read_only",),
-    "DW-C015": ("ports",),
-    "DW-C016": ("restart", "deploy"),
-    "DW-C017": ("pid",),
-    "DW-C018": ("ipc",),
-    "DW-C019": ("devices", "device_cgroup_rules"),
-    "DW-C020": ("ulimits",),
-    "DW-C021": ("volumes",),
-    "DW-C022": ("uts",),
-    "DW-C023": ("security_opt", "privileged"),
-    "DW-C024": ("cgroup_parent",),
-    "DW-C025": ("security_opt",),
-    "DW-C026": ("healthcheck",),
-    "DW-C027": ("pids_limit", "deploy"),
-    "DW-C028": ("userns_mode",),
-    "DW-C029": ("network_mode",),
-    "DW-C030": ("environment", "env_file"),
-    "DW-C031": ("user",),
-    "DW-C032": ("image",),
-    "DW-C033": ("cgroup",),
-    "DW-C034": ("sysctls",),
-}
-
-Locator = Callable[[str], Location | None]
+Locator = Callable[[Rule], Location | None]
 
 
 def lint_spec(
@@ -61,24 +26,98 @@ def lint_spec(
     ctx: Context | None = None,
 ) -> list[Result]:
     """Run the container rules on one spec; each result carries the location `locate` gives
-    for its rule id (default: the spec's own source)."""
+    for its rule (default: the spec's own source)."""
     out: list[Result] = []
     context = ctx or Context()
     for entry in entries:
         if entry.rule.kind != "container":
             continue
-        loc = (locate(entry.rule.id) if locate else None) or spec.source
+        loc = (locate(entry.rule) if locate else None) or spec.source
         out += run_check(entry, spec, context, target=target, location=loc)
     return out
+
+
+# Keys whose items a compose finding points at one by one (each published port, mount,
+# environment variable, capability, security option, device, ...).
+ITEM_KEYS = frozenset(
+    {
+        "cap_add",
+        "cap_drop",
+        "device_cgroup_rules",
+        "devices",
+        "environment",
+        "extra_hosts",
+        "ports",
+        "secrets",
+        "security_opt",
+        "sysctls",
+        "tmpfs",
+        "ulimits",
+        "volumes",
+        "volumes_from",
+    }
+)
 
 
 def lint_compose_service(
     service: ComposeService, entries: Iterable[RuleEntry], ctx: Context | None = None
 ) -> list[Result]:
-    def locate(rule_id: str) -> Location:
-        return service.location_of(*RULE_KEYS.get(rule_id, ()))
+    """The container rules on one service. A finding points at the key that sets what the rule
+    judges (declared on the rule), and when the fault is in items of list or mapping keys, there
+    is one finding per offending item, at the item."""
+    context = ctx or Context()
+    target = f"service {service.name}"
+    out: list[Result] = []
+    for entry in entries:
+        if entry.rule.kind != "container":
+            continue
+        keys = compose_keys_for(entry.rule.fields)
+        results = run_check(
+            entry, service.spec, context, target=target, location=service.location_of(*keys)
+        )
+        if any(r.status is Status.FAIL for r in results):
+            results = _per_item(service, entry, context, target, keys) or results
+        out += results
+    return out
 
-    return lint_spec(service.spec, entries, f"service {service.name}", locate, ctx)
+
+def _fails(entry: RuleEntry, spec: ContainerSpec, ctx: Context) -> list[Result]:
+    return [r for r in run_check(entry, spec, ctx, target="") if r.status is Status.FAIL]
+
+
+def _per_item(
+    service: ComposeService,
+    entry: RuleEntry,
+    ctx: Context,
+    target: str,
+    keys: tuple[str, ...],
+) -> list[Result]:
+    """One failing result per item that fails the rule alone, if the service passes without
+    any of the items (else the fault is not in the items: a missing setting, say)."""
+    split = [k for k in keys if k in ITEM_KEYS and service.config.get(k)]
+    if service.respec is None or not split:
+        return []
+    base = {k: v for k, v in service.config.items() if k not in split}
+    try:
+        if _fails(entry, service.respec(base), ctx):
+            return []
+        out: list[Result] = []
+        for key in split:
+            value = service.config[key]
+            items: list[tuple[Any, Any]] = (
+                [(k, {k: v}) for k, v in value.items()]
+                if isinstance(value, dict)
+                else [(item, [item]) for item in value]
+                if isinstance(value, list)
+                else []
+            )
+            for item, alone in items:
+                where = service.item_location(key, item)
+                for r in _fails(entry, service.respec({**base, key: alone}), ctx):
+                    out.append(replace(r, target=target, location=r.location or where))
+    except InputError:
+        return []
+    return out
 
 
 def failing(results: Iterable[Result]) -> list[Result]:

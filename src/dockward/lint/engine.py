@@ -291,7 +291,7 @@ def lint_compose(
 
 def lint_run_line(line: str, options: LintOptions, name: str = "docker run") -> list[Result]:
     from dockward.lint.containers import lint_spec
-    from dockward.lint.runargv import spec_from_run_line
+    from dockward.specs.runargv import spec_from_run_line
 
     spec = spec_from_run_line(line, Location(name, 1, 1))
     entries = [e for e in options.rules() if e.rule.kind == "container"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -139,7 +139,8 @@ class SecurityOptions:
 
 @dataclass(frozen=True, slots=True)
 class ContainerSpec:
-    """Everything the container rules judge. Built by one parser per source."""
+    """Everything the container rules judge. Built by `dockward.specs`, one reader per source
+    (inspect, compose service, `docker run` argv, API request bodies, hardened proposals)."""
 
     name: str = ""
     id: str = ""
@@ -173,6 +174,13 @@ class ContainerSpec:
     device_cgroup_rules: tuple[str, ...] = ()
     ports: tuple[PortBinding, ...] = ()
     publish_all: bool = False
+    extra_hosts: tuple[str, ...] = ()  # "name:address" lines added to /etc/hosts
+    volumes_from: tuple[str, ...] = ()  # containers whose mounts this one inherits
+    oom_kill_disable: bool = False
+    oom_score_adj: int = 0
+    device_requests: tuple[str, ...] = ()  # `--gpus`/DeviceRequests, "driver=..,count=.."
+    runtime: str = ""  # "" = the daemon's default runtime
+    unmasked_paths: bool = False  # /proc and /sys unmasked (`systempaths=unconfined`)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     healthcheck: Healthcheck | None = None  # None: inherited from the image (unknown here)
     health_status: str | None = None  # runtime: starting, healthy, unhealthy
@@ -209,45 +217,3 @@ class ContainerSpec:
 
     def with_changes(self, **changes: Any) -> ContainerSpec:
         return replace(self, **changes)
-
-    @classmethod
-    def from_inspect(cls, data: Mapping[str, Any]) -> ContainerSpec:
-        """From `GET /containers/{id}/json`."""
-        from dockward.model.parse_inspect import container_from_inspect
-
-        return container_from_inspect(data)
-
-    @classmethod
-    def from_compose_service(
-        cls,
-        name: str,
-        service: Mapping[str, Any],
-        *,
-        project_dir: str = ".",
-        source: Location | None = None,
-        volumes: Mapping[str, Any] | None = None,
-        secrets: Mapping[str, Any] | None = None,
-    ) -> ContainerSpec:
-        """From one merged, interpolated Compose service mapping. `volumes`/`secrets` are the
-        file's top-level sections (named volumes that bind host paths, file secrets); relative
-        bind sources resolve against `project_dir`. For whole files (interpolation, merging,
-        extends, profiles, per-key locations) use `dockward.lint.load_compose`."""
-        from dockward.lint.compose_service import service_to_spec
-
-        return service_to_spec(
-            name, service, project_dir=project_dir, source=source, volumes=volumes, secrets=secrets
-        )
-
-    @classmethod
-    def from_run_argv(cls, argv: Sequence[str], source: Location | None = None) -> ContainerSpec:
-        """From `docker run ...` / `docker create ...` arguments (see `dockward.lint.runargv`)."""
-        from dockward.lint.runargv import run_argv_to_spec
-
-        return run_argv_to_spec(argv, source)
-
-    @classmethod
-    def from_create_body(cls, body: Mapping[str, Any], name: str = "") -> ContainerSpec:
-        """From the JSON body of `POST /containers/create` (the proxy's admission input)."""
-        from dockward.policy.create_body import container_from_create_body
-
-        return container_from_create_body(body, name)

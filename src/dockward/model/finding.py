@@ -54,6 +54,9 @@ class Rule:
     scored: bool = True
     aliases: tuple[str, ...] = ()  # words a policy may use for this rule
     groups: tuple[str, ...] = ()  # names declared in dockward.rules.groups
+    # The ContainerSpec fields a container rule judges, most telling first: where in a compose
+    # service or a run line a finding points (`dockward.specs.tables.compose_keys_for`).
+    fields: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,6 +1,6 @@
 """Container metadata for events: cgroup -> container id -> Falco container.* fields.
 
-The spec comes from `ContainerSpec.from_inspect`, and `container.failed_rules` from the shared
+The spec comes from `dockward.specs.from_inspect`, and `container.failed_rules` from the shared
 container rules, so a monitor rule about a container's configuration judges it exactly as
 `dockward audit` does.
 """
@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from dockward import specs
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Status
 from dockward.rules import Context, run_check
@@ -70,7 +71,7 @@ class ContainerInfo:
 
 
 def info_from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
-    spec = ContainerSpec.from_inspect(data)
+    spec = specs.from_inspect(data)
     repo, tag = split_image(spec.image)
     graph = data.get("GraphDriver") or {}
     gdata = graph.get("Data") or {} if isinstance(graph, dict) else {}

@@ -18,16 +18,6 @@ from dockward.model.container import ContainerSpec, Mount, normalise_capability
 from dockward.model.finding import Result, Status
 from dockward.policy import checks
 from dockward.policy.cosign import SignatureError, load_public_key, verify_image
-from dockward.policy.create_body import (
-    container_from_create_body,
-    container_from_exec_body,
-    container_from_service_body,
-    container_from_update_body,
-    driver_bind_source,
-    unmodelled_grants,
-    update_grants,
-)
-from dockward.policy.gojson import BodyError, obj
 from dockward.policy.model import Admission, ImagePolicy
 from dockward.policy.vulns import NoScanDB, VulnerabilitySource
 from dockward.registry import (
@@ -40,6 +30,15 @@ from dockward.registry import (
 from dockward.rules.container import rules as container_rules
 from dockward.rules.groups import members
 from dockward.rules.registry import Context, run_check
+from dockward.specs.bodies import (
+    container_from_create_body,
+    container_from_exec_body,
+    container_from_service_body,
+    container_from_update_body,
+    driver_bind_source,
+    unmodelled_grants,
+)
+from dockward.specs.gojson import BodyError, obj
 
 # Rules that judge what an update body can change; the others judge absent fields as unsafe.
 # The rules a body can fail, declared on the rules as groups.
@@ -248,7 +247,7 @@ def judge_request(
             case "containers.update":
                 spec = container_from_update_body(obj(body, "body"))
                 ids = tuple(r for r in adm.deny if r in UPDATE_RULES)
-                return judge_container(spec, adm, target, rule_ids=ids, grants=update_grants(body))
+                return judge_container(spec, adm, target, rule_ids=ids)
             case "exec.create":
                 spec = container_from_exec_body(obj(body, "body"))
                 return judge_container(spec, adm, target, rule_ids=adm.exec_deny)

@@ -37,9 +37,11 @@ UNMODELLED = _rule(
     "DW-P004",
     "No host access outside the container model",
     _H,
-    "Remove VolumesFrom, DeviceRequests, custom runtimes and empty MaskedPaths/ReadonlyPaths.",
-    "Fields that grant host access but that the shared rules cannot judge are refused unless "
-    "`admission.allow_unmodelled` is set.",
+    "Remove HostConfig fields this version of dockward does not know, or upgrade it.",
+    "HostConfig fields the container model does not know (a newer API, a field the daemon still "
+    "honours) cannot be judged and are refused unless `admission.allow_unmodelled` is set. "
+    "VolumesFrom, DeviceRequests, runtimes and empty MaskedPaths/ReadonlyPaths are judged by "
+    "the container rules DW-C037, DW-C040, DW-C041 and DW-C042.",
 )
 REGISTRY = _rule(
     "DW-P005",

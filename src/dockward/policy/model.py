@@ -61,7 +61,7 @@ class Admission:
     deny: tuple[str, ...] = DEFAULT_DENY  # container rule ids whose failure refuses
     capabilities: tuple[str, ...] | None = None  # cap_add allowlist (None: not checked)
     bind_paths: tuple[str, ...] | None = None  # bind sources allowed under (after realpath)
-    allow_unmodelled: bool = False  # VolumesFrom, DeviceRequests, runtimes, unmasked /proc
+    allow_unmodelled: bool = False  # HostConfig fields the model does not know
     exec_deny: tuple[str, ...] = DEFAULT_EXEC_DENY  # rules on exec bodies (privileged exec)
     build_network_host: bool = False
     images: ImagePolicy = field(default_factory=ImagePolicy)

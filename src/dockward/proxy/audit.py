@@ -1,7 +1,13 @@
-"""The decision log: one JSON object per line, to a file or syslog. Never logs credentials."""
+"""The decision log: one JSON object per line, to a file or syslog. Never logs credentials.
+
+Off the hot path: inside a running event loop, records are queued and written once the loop
+has served what is ready (one JSON encoding pass and one write for many requests); events,
+and records made outside a loop, are written at once, after what is queued.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -36,6 +42,9 @@ class DecisionLog:
         self.enabled = bool(target)
         self.path = ""
         self.fd = -1
+        self.queue: list[dict[str, Any]] = []
+        self._second = -1
+        self._stamp = ""
         handler: logging.Handler | None = None
         if target == "-":
             handler = logging.StreamHandler()
@@ -72,29 +81,51 @@ class DecisionLog:
         if old >= 0:
             os.close(old)
 
-    def _emit(self, line: str) -> None:
+    def _emit(self, lines: list[str]) -> None:
         if self.fd >= 0:
             with contextlib.suppress(OSError):  # a full disk must not stop the proxy
-                os.write(self.fd, line.encode() + b"\n")
+                os.write(self.fd, "".join(line + "\n" for line in lines).encode())
         else:
-            self.logger.info(line)
+            for line in lines:
+                self.logger.info(line)
+
+    def _ts(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second, self._stamp = now, time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return self._stamp
 
     def record(self, **fields: Any) -> None:
         if OBSERVERS:
             _observe("decision", fields)
         if not self.enabled or (fields.get("decision") == "allow" and not self.allowed_too):
             return
-        fields = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields}
-        self._emit(json.dumps(fields, separators=(",", ":"), default=str))
+        fields = {"ts": self._ts(), **fields}
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.queue.append(fields)
+            self.flush()
+            return
+        if not self.queue:
+            loop.call_soon(self.flush)
+        self.queue.append(fields)
+
+    def flush(self) -> None:
+        queue, self.queue = self.queue, []
+        if queue:
+            self._emit([json.dumps(f, separators=(",", ":"), default=str) for f in queue])
 
     def event(self, message: str, **fields: Any) -> None:
         if OBSERVERS:
             _observe(message, fields)
         if self.enabled:
-            ts = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            self._emit(json.dumps({"ts": ts, "event": message, **fields}, default=str))
+            self.flush()
+            line = json.dumps({"ts": self._ts(), "event": message, **fields}, default=str)
+            self._emit([line])
 
     def close(self) -> None:
+        self.flush()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -13,11 +13,11 @@ from typing import Any
 
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
-from dockward.policy.gojson import BodyError, loads
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import ClientConn
 from dockward.proxy.paths import PathError, Target, parse_target
 from dockward.proxy.routes import Match, match_request
+from dockward.specs.gojson import BodyError, loads
 
 
 @dataclass(slots=True)

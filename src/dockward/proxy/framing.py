@@ -1,10 +1,12 @@
 """The client side of a session: request heads checked raw, then parsed; bodies read or drained.
 
-h11 already refuses obs-fold, conflicting Content-Length and any Transfer-Encoding but chunked,
-but it silently merges repeated identical Content-Length headers and lets Transfer-Encoding
-override Content-Length. A proxy in front of another parser must not guess: both are refused,
-and so is Transfer-Encoding on an HTTP/1.0 request (dockerd's Go server ignores it there and
-would read the chunked bytes as the next request).
+Each head is checked raw first (below), then parsed by llhttp (httptools, the C parser Node.js
+uses, strict mode): the raw checks refuse what parsers disagree on (repeated Content-Length,
+Content-Length with Transfer-Encoding, obs-fold, bare CR/LF, NUL, Transfer-Encoding on an
+HTTP/1.0 request, which dockerd's Go server ignores and would read the chunks as the next
+request), llhttp refuses malformed request lines and header bytes. Bodies are framed here as
+dockerd frames them (Content-Length, or strict chunked: hex size, CRLF everywhere, bounded
+extensions and trailers), never by a parser's upgrade guess.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import h11
+import httptools
 
 MAX_HEAD = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
@@ -109,8 +110,90 @@ def keep_alive(version: bytes, headers: list[tuple[bytes, bytes]]) -> bool:
     return b"close" not in tokens
 
 
+_CHUNK_SIZE = re.compile(rb"^[0-9a-fA-F]{1,16}$")
+_MAX_LINE = 4096
+_MAX_TRAILERS = 16 * 1024
+_SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+
+class ChunkedDecoder:
+    """A strict chunked body: the data pieces in each buffer, and where the body ends."""
+
+    def __init__(self) -> None:
+        self.state = _SIZE
+        self.line = b""
+        self.remaining = 0
+        self.trailers = 0
+
+    def feed(self, data: bytes) -> tuple[list[bytes], int]:
+        """(data pieces, index just past the body's end in `data` or -1 when it goes on)."""
+        out: list[bytes] = []
+        pos, n = 0, len(data)
+        while pos < n:
+            if self.state == _DATA:
+                take = min(self.remaining, n - pos)
+                out.append(data[pos : pos + take])
+                pos += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = _DATA_END
+                continue
+            eol = data.find(b"\n", pos)
+            if eol < 0:
+                self.line += data[pos:]
+                if len(self.line) > _MAX_LINE:
+                    raise FramingError("chunk line too long")
+                return out, -1
+            line = self.line + data[pos : eol + 1]
+            self.line = b""
+            pos = eol + 1
+            if len(line) > _MAX_LINE:
+                raise FramingError("chunk line too long")
+            if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
+                raise FramingError("bare CR or LF in chunked body")
+            line = line[:-2]
+            if self.state == _DATA_END:
+                if line:
+                    raise FramingError("chunk longer than its size")
+                self.state = _SIZE
+            elif self.state == _SIZE:
+                size_text, _, ext = line.partition(b";")
+                if not _CHUNK_SIZE.match(size_text):
+                    raise FramingError(f"bad chunk size {size_text[:20]!r}")
+                if any(c < 0x20 or c == 0x7F for c in ext if c != 0x09):
+                    raise FramingError("control character in chunk extension")
+                self.remaining = int(size_text, 16)
+                self.state = _DATA if self.remaining else _TRAILER
+            else:
+                if not line:
+                    return out, pos
+                self.trailers += len(line)
+                name, sep, _ = line.partition(b":")
+                if not sep or not _NAME.match(name) or self.trailers > _MAX_TRAILERS:
+                    raise FramingError("malformed chunked trailer")
+        return out, -1
+
+
+class Request:
+    """One request head as llhttp read it: header names lower-case, values trimmed."""
+
+    __slots__ = ("headers", "http_version", "method", "target")
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.target = b""
+        self.http_version = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value.strip(b" \t")))
+
+
 class ClientConn:
-    """One client connection: every head goes through the raw checks before h11 parses it,
+    """One client connection: every head goes through the raw checks before llhttp parses it,
     including pipelined ones and bytes that arrived while an answer was streaming."""
 
     def __init__(
@@ -122,12 +205,18 @@ class ClientConn:
         self.reader = reader
         self.writer = writer
         self.on_error = on_error  # a refusal made here, before any decision (for the log)
-        self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
-        self.pending = b""  # bytes read ahead while a response was streaming
+        self.pending = b""  # bytes read past the current request's head
         self.raw_head = b""  # the head of the current request, as received
+        self.remaining = 0  # Content-Length bytes of the body not yet read
+        self.chunked: ChunkedDecoder | None = None  # a chunked body not yet read to its end
+        self.eof = False
 
-    async def _fill_head(self) -> bool:
-        """Read one request head, check it raw, then hand everything read to h11."""
+    @property
+    def in_body(self) -> bool:
+        return bool(self.remaining) or self.chunked is not None
+
+    async def next_request(self) -> Request | None:
+        """The next request's head, or None when the client is done."""
         buf, self.pending = self.pending, b""
         while True:
             try:
@@ -138,59 +227,74 @@ class ClientConn:
                 await self.raw_error(400, str(exc))
                 raise Close from None
             if n:
-                self.raw_head = buf[:n]
-                self.h.receive_data(buf)
-                return True
+                break
             data = await self.reader.read(READ_SIZE)
             if not data:
+                self.eof = True
                 if buf:
                     await self.raw_error(400, "incomplete request head")
-                return False
+                return None
             buf += data
-
-    async def event(self) -> Any:
-        while True:
-            try:
-                ev = self.h.next_event()
-            except h11.RemoteProtocolError as exc:
-                await self.raw_error(400, f"bad request: {exc}")
-                raise Close from None
-            if ev is h11.NEED_DATA:
-                self.h.receive_data(await self.reader.read(READ_SIZE))
-                continue
-            return ev
-
-    async def next_request(self) -> h11.Request | None:
-        """The next request's head, or None when the client is done."""
-        if not await self._fill_head():
-            return None
-        ev = await self.event()
-        if isinstance(ev, h11.ConnectionClosed):
-            return None
-        if not isinstance(ev, h11.Request):
+        self.raw_head, self.pending = buf[:n], buf[n:]
+        req = Request()
+        parser = httptools.HttpRequestParser(req)
+        try:
+            parser.feed_data(self.raw_head)
+        except httptools.HttpParserUpgrade:
+            pass  # the body (if any) is framed below, as dockerd frames it
+        except httptools.HttpParserError as exc:
+            await self.raw_error(400, f"bad request: {exc}")
+            raise Close from None
+        req.method = parser.get_method()
+        req.http_version = parser.get_http_version().encode()
+        length = b""
+        for k, v in req.headers:
+            if k == b"content-length":
+                length = v
+            elif k == b"transfer-encoding":
+                self.chunked = ChunkedDecoder()
+        if req.http_version == b"1.1" and not any(k == b"host" for k, _ in req.headers):
+            await self.raw_error(400, "bad request: missing Host header")
             raise Close
-        return ev
+        self.remaining = int(length) if length else 0
+        return req
 
     def finish_request(self) -> bool:
         """After an answer: ready for the next request (True) or the client has gone."""
-        rest, closed = self.h.trailing_data
-        if closed:
-            return False
-        # A pipelined request goes through the same raw-head checks as any other.
-        self.pending = rest + self.pending
-        self.h = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
-        return True
+        return not self.eof and not self.in_body
+
+    async def _more(self) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending, b""
+            return data
+        data = await self.reader.read(READ_SIZE)
+        if not data:
+            self.eof = True
+            raise Close  # the client left in the middle of its body
+        return data
 
     async def body(self) -> AsyncIterator[bytes]:
-        """The request body as it arrives, de-chunked."""
-        while True:
-            ev = await self.event()
-            if isinstance(ev, h11.Data):
-                yield bytes(ev.data)
-            elif isinstance(ev, h11.EndOfMessage):
-                return
-            else:
-                raise Close
+        """The request body as it arrives, de-chunked; what follows it stays pending."""
+        while self.remaining:
+            data = await self._more()
+            if len(data) > self.remaining:
+                data, self.pending = data[: self.remaining], data[self.remaining :]
+            self.remaining -= len(data)
+            yield data
+        decoder = self.chunked
+        while decoder is not None:
+            data = await self._more()
+            try:
+                pieces, end = decoder.feed(data)
+            except FramingError as exc:
+                await self.raw_error(400, str(exc))
+                raise Close from None
+            if end >= 0:
+                self.pending = data[end:]
+                self.chunked = decoder = None
+            for piece in pieces:
+                if piece:
+                    yield piece
 
     async def read_body(self, limit: int) -> bytes | None:
         """The whole body, or None when it is larger than `limit`."""
@@ -205,8 +309,7 @@ class ClientConn:
 
     def take_rest(self) -> bytes:
         """Bytes the client sent past the current request (raw stream after 101)."""
-        rest = self.h.trailing_data[0] + self.pending
-        self.pending = b""
+        rest, self.pending = self.pending, b""
         return rest
 
     async def watch(self) -> bool:
@@ -214,6 +317,8 @@ class ClientConn:
         Bytes it sends meanwhile start its next request and wait for the raw-head checks."""
         data = await self.reader.read(1)
         self.pending += data
+        if not data:
+            self.eof = True
         return not data
 
     async def refuse(self, status: int, message: str) -> None:
@@ -226,17 +331,14 @@ class ClientConn:
     async def _discard_body(self) -> None:
         """Read (and drop) the rest of a refused request's body, bounded in size and time, so
         the client gets to read the refusal instead of a broken pipe mid-upload."""
-        if self.h.their_state is not h11.SEND_BODY:
+        if not self.in_body:
             return
-        dropped = 0
 
         async def drain() -> None:
-            nonlocal dropped
-            while dropped < DISCARD_LIMIT:
-                ev = await self.event()
-                if isinstance(ev, h11.Data):
-                    dropped += len(ev.data)
-                else:
+            dropped = 0
+            async for data in self.body():
+                dropped += len(data)
+                if dropped >= DISCARD_LIMIT:
                     return
 
         with contextlib.suppress(asyncio.TimeoutError, Close, ConnectionError):

@@ -64,7 +64,7 @@ class Outgoing:
     method: bytes
     target: bytes  # origin-form
     version: bytes  # b"1.1" or b"1.0" (the daemon then answers as it would that client)
-    headers: list[tuple[bytes, bytes]]  # lower-case names, as h11 read them
+    headers: list[tuple[bytes, bytes]]  # lower-case names, as read from the client
     raw_head: bytes  # as received
     body: bytes | None  # judged and read whole; None: streamed from the client
     hijack: bool

@@ -1,7 +1,7 @@
 """The proxy's sessions: framing (client side), decision, relay (daemon side), in that order.
 
 A session reads one request head at a time through `framing.ClientConn` (raw-head checks, then
-h11), asks `decision.decide` whether it may pass, and either answers the refusal or hands the
+llhttp), asks `decision.decide` whether it may pass, and either answers the refusal or hands the
 request to `relay.Relay`, which writes it to the daemon and passes the answer back.
 """
 
@@ -12,7 +12,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from dockward.policy.admission import ImageGate
@@ -38,9 +38,6 @@ def peer_caller(sock: socket.socket | None) -> Caller:
     return Caller(address=str(peer[0]))
 
 
-DecisionHook = Callable[[Mapping[str, Any]], None]
-
-
 class ProxyServer:
     def __init__(
         self,
@@ -53,14 +50,10 @@ class ProxyServer:
         self.authorizer = authorizer  # swapped whole on reload; requests keep the one they got
         self.log = log
         self.gate = gate or ImageGate()
-        # Called with every finished decision-log record (decision, route, client_name,
-        # status, latency_ms, rule): the place for counters. Must not block or raise.
-        self.hooks: list[DecisionHook] = []
 
     def emit(self, record: dict[str, Any]) -> None:
+        """A finished decision: to the log, and to its observers (the service's counters)."""
         self.log.record(**record)
-        for hook in self.hooks:
-            hook(record)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = _Session(self, reader, writer)

@@ -2,7 +2,7 @@
 
 Responses come from the daemon, which the proxy trusts; they are passed through byte for byte
 (no re-encoding), and the proxy only tracks where each one ends so the connection can be reused.
-h11 (the client-side parser) re-encoded every chunk, which cost 3x the daemon's own time on
+h11 (the old client-side parser) re-encoded every chunk, which cost 3x the daemon's own time on
 `logs` streams of small lines (bench/proxy_bench.py).
 """
 

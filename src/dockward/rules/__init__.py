@@ -36,14 +36,17 @@ def default_rules() -> RuleSet:
 def all_rules() -> RuleSet:
     """Every rule id a command can emit: the checks of `default_rules()` and the rules whose
     results a command builds itself (policy and proxy DW-P, update DW-U, lint input DW-L,
-    scan's vulnerability family DW-V). `dockward rules list` prints this."""
+    scan's vulnerability family DW-V, the fleet runner's DW-N). `dockward rules list` prints this."""
+    from dockward.fleet import UNREACHABLE
     from dockward.lint.engine import INPUT_RULE
     from dockward.policy.checks import POLICY_RULES
     from dockward.scan.rules import VULNERABILITY
     from dockward.update.report import RULES as UPDATE_RULES
 
     return default_rules().extend(
-        RuleSet("emitted").declare(INPUT_RULE, *POLICY_RULES, *UPDATE_RULES, VULNERABILITY)
+        RuleSet("emitted").declare(
+            INPUT_RULE, *POLICY_RULES, *UPDATE_RULES, VULNERABILITY, UNREACHABLE
+        )
     )
 
 

@@ -5,6 +5,8 @@ CIS references are CIS Docker Benchmark v1.6.0 section 5 unless noted.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import posixpath
 import re
 from typing import Any
@@ -116,8 +118,16 @@ def _binds(spec: ContainerSpec) -> list[Mount]:
     return [m for m in spec.mounts if m.type == "bind"]
 
 
+# Where a container expects the engine's API: whatever is bound there is an engine socket
+# (`docker run --use-api-socket` binds the socket the CLI talks to, whatever its host path).
+ENGINE_SOCKET_TARGETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
 def engine_socket_mount(mount: Mount) -> bool:
-    """Does this host path expose an engine socket (the socket itself or a directory holding it)?"""
+    """Does this bind expose an engine socket (the socket itself or a directory holding it, or
+    anything bound where the container looks for the engine's socket)?"""
+    if mount.type == "bind" and _norm(mount.target) in ENGINE_SOCKET_TARGETS:
+        return True
     src = _norm(mount.source)
     if src.endswith((".sock", "docker.sock")) and any(
         x in posixpath.basename(src) for x in ("docker", "containerd", "podman", "crio")
@@ -131,6 +141,7 @@ def engine_socket_mount(mount: Mount) -> bool:
     "Container is not privileged",
     severity=CRIT,
     kind="container",
+    fields=("privileged",),
     aliases=("privileged",),
     groups=("default-deny", "exec-body"),
     cis="5.5",
@@ -151,6 +162,7 @@ def not_privileged(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No capabilities added beyond the default set",
     severity=MED,
     kind="container",
+    fields=("cap_add",),
     aliases=("added-capabilities",),
     cis="5.4",
     remediation="Remove `--cap-add` entries the workload does not need (compose: `cap_add`); "
@@ -176,6 +188,7 @@ def no_added_capabilities(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No dangerous capabilities",
     severity=HIGH,
     kind="container",
+    fields=("cap_add",),
     aliases=("dangerous-capabilities",),
     groups=("default-deny",),
     cis="5.4",
@@ -199,6 +212,7 @@ def no_dangerous_capabilities(spec: ContainerSpec, ctx: Context) -> Outcome:
     "All capabilities dropped, needed ones added back",
     severity=LOW,
     kind="container",
+    fields=("cap_drop", "privileged"),
     aliases=("capabilities-not-dropped",),
     remediation="Add `--cap-drop ALL` (compose: `cap_drop: [ALL]`) and `--cap-add` only what "
     "`dockward profile caps` reports.",
@@ -222,6 +236,7 @@ def capabilities_dropped(spec: ContainerSpec, ctx: Context) -> Outcome:
     "AppArmor profile applied",
     severity=HIGH,
     kind="container",
+    fields=("security", "apparmor_profile", "privileged"),
     aliases=("apparmor-unconfined",),
     groups=("default-deny",),
     cis="5.2",
@@ -253,6 +268,7 @@ def apparmor_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
     "SELinux confinement not disabled",
     severity=MED,
     kind="container",
+    fields=("security",),
     aliases=("selinux-disabled",),
     cis="5.3",
     remediation="Remove `--security-opt label=disable`; with SELinux enabled on the daemon set "
@@ -277,6 +293,7 @@ def selinux_applied(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No sensitive host directories mounted",
     severity=HIGH,
     kind="container",
+    fields=("mounts",),
     aliases=("sensitive-mounts",),
     groups=("sensitive-mount", "default-deny", "bind-source"),
     cis="5.6",
@@ -313,6 +330,7 @@ def no_sensitive_mounts(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Docker socket not mounted",
     severity=CRIT,
     kind="container",
+    fields=("mounts",),
     aliases=("docker-socket",),
     groups=("sensitive-mount", "default-deny", "bind-source"),
     cis="5.32",
@@ -334,6 +352,7 @@ def no_engine_socket(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No SSH daemon inside the container",
     severity=MED,
     kind="container",
+    fields=("processes",),
     aliases=("ssh-daemon",),
     cis="5.7",
     remediation="Remove sshd from the image; use `docker exec` for access.",
@@ -354,6 +373,7 @@ def no_sshd(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No privileged host ports",
     severity=LOW,
     kind="container",
+    fields=("ports",),
     aliases=("privileged-ports",),
     cis="5.8",
     remediation="Publish on a host port of 1024 or above (`-p 8080:80`) and put a reverse proxy "
@@ -381,6 +401,7 @@ def _host_ns(value: str) -> bool:
     "Host network namespace not shared",
     severity=HIGH,
     kind="container",
+    fields=("network_mode",),
     aliases=("host-network",),
     groups=("host-namespace", "default-deny"),
     cis="5.10",
@@ -400,6 +421,7 @@ def no_host_network(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Memory limit set",
     severity=MED,
     kind="container",
+    fields=("memory",),
     aliases=("no-memory-limit",),
     cis="5.11",
     remediation="Set `--memory 512m` (compose: `mem_limit` or `deploy.resources.limits.memory`).",
@@ -418,6 +440,7 @@ def memory_limited(spec: ContainerSpec, ctx: Context) -> Outcome:
     "CPU limit or weight set",
     severity=LOW,
     kind="container",
+    fields=("nano_cpus", "cpu_shares", "cpu_quota"),
     aliases=("no-cpu-limit",),
     cis="5.12",
     remediation="Set `--cpus 1.5` or `--cpu-shares 512` (compose: `cpus`, `cpu_shares`).",
@@ -440,6 +463,7 @@ def cpu_limited(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Root filesystem read-only",
     severity=LOW,
     kind="container",
+    fields=("read_only_rootfs",),
     aliases=("writable-rootfs",),
     cis="5.13",
     remediation="Add `--read-only` (compose: `read_only: true`) and `--tmpfs` / volumes for the "
@@ -456,6 +480,7 @@ def read_only_rootfs(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Ports bound to a specific host interface",
     severity=MED,
     kind="container",
+    fields=("ports", "publish_all"),
     aliases=("ports-all-interfaces",),
     cis="5.14",
     remediation="Publish on one address: `-p 127.0.0.1:8080:80` (compose: "
@@ -484,6 +509,7 @@ def ports_bound_to_interface(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Restart policy bounded",
     severity=LOW,
     kind="container",
+    fields=("restart",),
     aliases=("unbounded-restart",),
     groups=("update-body",),
     cis="5.15",
@@ -506,6 +532,7 @@ def restart_bounded(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host PID namespace not shared",
     severity=HIGH,
     kind="container",
+    fields=("pid_mode",),
     aliases=("host-pid",),
     groups=("host-namespace", "default-deny"),
     cis="5.16",
@@ -523,6 +550,7 @@ def no_host_pid(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host IPC namespace not shared",
     severity=HIGH,
     kind="container",
+    fields=("ipc_mode",),
     aliases=("host-ipc",),
     groups=("host-namespace", "default-deny"),
     cis="5.17",
@@ -544,6 +572,7 @@ RAW_DEVICE = re.compile(
     "No host devices exposed",
     severity=MED,
     kind="container",
+    fields=("devices", "device_cgroup_rules"),
     aliases=("devices",),
     groups=("sensitive-mount", "default-deny", "update-body"),
     cis="5.18",
@@ -577,6 +606,7 @@ def no_host_devices(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No unlimited ulimits",
     severity=LOW,
     kind="container",
+    fields=("ulimits",),
     aliases=("unlimited-ulimits",),
     groups=("update-body",),
     cis="5.19",
@@ -599,6 +629,7 @@ def ulimits_bounded(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Mount propagation not shared",
     severity=MED,
     kind="container",
+    fields=("mounts",),
     aliases=("shared-propagation",),
     groups=("default-deny",),
     cis="5.20",
@@ -618,6 +649,7 @@ def no_shared_propagation(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host UTS namespace not shared",
     severity=MED,
     kind="container",
+    fields=("uts_mode",),
     aliases=("host-uts",),
     groups=("host-namespace", "default-deny"),
     cis="5.21",
@@ -634,6 +666,7 @@ def no_host_uts(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Seccomp not disabled",
     severity=HIGH,
     kind="container",
+    fields=("security", "privileged"),
     aliases=("seccomp-unconfined",),
     groups=("default-deny",),
     cis="5.22",
@@ -657,6 +690,7 @@ def seccomp_enabled(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Default cgroup parent used",
     severity=LOW,
     kind="container",
+    fields=("cgroup_parent",),
     aliases=("cgroup-parent",),
     groups=("default-deny", "update-body"),
     cis="5.25",
@@ -675,6 +709,7 @@ def default_cgroup_parent(spec: ContainerSpec, ctx: Context) -> Outcome:
     "no-new-privileges set",
     severity=MED,
     kind="container",
+    fields=("security",),
     aliases=("no-new-privileges-unset",),
     cis="5.26",
     remediation="Add `--security-opt no-new-privileges` (compose: `security_opt: "
@@ -699,6 +734,7 @@ def no_new_privileges(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Health checked",
     severity=LOW,
     kind="container",
+    fields=("healthcheck",),
     aliases=("no-healthcheck",),
     cis="5.27",
     remediation="Add a HEALTHCHECK to the image or `--health-cmd` (compose: `healthcheck:`).",
@@ -720,6 +756,7 @@ def health_checked(spec: ContainerSpec, ctx: Context) -> Outcome:
     "PIDs limit set",
     severity=MED,
     kind="container",
+    fields=("pids_limit",),
     aliases=("no-pids-limit",),
     cis="5.29",
     remediation="Set `--pids-limit 200` (compose: `pids_limit: 200`).",
@@ -737,6 +774,7 @@ def pids_limited(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host user namespace not shared",
     severity=MED,
     kind="container",
+    fields=("userns_mode",),
     aliases=("host-userns",),
     groups=("host-namespace", "default-deny"),
     cis="5.31",
@@ -757,6 +795,7 @@ def no_host_userns(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Default bridge not used",
     severity=LOW,
     kind="container",
+    fields=("network_mode",),
     aliases=("default-bridge",),
     cis="5.30",
     scored=False,
@@ -776,6 +815,7 @@ def not_default_bridge(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No secrets in environment variables",
     severity=HIGH,
     kind="container",
+    fields=("env",),
     aliases=("secret-env",),
     cis="4.10",
     remediation="Pass secrets as files (Docker/compose secrets, a mounted file) and point the "
@@ -800,6 +840,7 @@ ROOT_USERS = re.compile(r"^(|0|root)(:(0|root|\d+|\w+))?$")
     "Runs as a non-root user",
     severity=MED,
     kind="container",
+    fields=("user",),
     aliases=("root-user",),
     cis="4.1",
     remediation='Set `--user 1000:1000` (compose: `user: "1000:1000"`) or `USER` in the image.',
@@ -821,6 +862,7 @@ def non_root_user(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Image pinned to a version",
     severity=LOW,
     kind="container",
+    fields=("image",),
     aliases=("unpinned-image",),
     references=("hadolint DL3007", "dockle DKL-DI-0006"),
     remediation="Use a version tag or a digest (`image: app:1.4.2@sha256:...`), not `latest`.",
@@ -843,6 +885,7 @@ def image_pinned(spec: ContainerSpec, ctx: Context) -> Outcome:
     "Host cgroup namespace not shared",
     severity=LOW,
     kind="container",
+    fields=("cgroupns_mode",),
     aliases=("host-cgroupns",),
     groups=("host-namespace", "default-deny"),
     remediation="Use `--cgroupns private` (compose: `cgroup: private`); on cgroup v1 hosts host "
@@ -864,6 +907,7 @@ def no_host_cgroupns(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No host-level sysctls",
     severity=MED,
     kind="container",
+    fields=("sysctls",),
     aliases=("host-sysctls",),
     groups=("default-deny",),
     remediation="Remove `--sysctl` keys outside the container's namespaces (kernel.*, vm.*, "
@@ -906,6 +950,7 @@ def _exec_line(e: ExecSession) -> str:
     "No exec sessions with --privileged",
     severity=HIGH,
     kind="container",
+    fields=("execs",),
     aliases=("privileged-exec",),
     cis="5.23",
     remediation="Do not use `docker exec --privileged`; exec with the container's own "
@@ -931,6 +976,7 @@ def no_privileged_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
     "No exec sessions as root",
     severity=LOW,
     kind="container",
+    fields=("execs",),
     aliases=("root-exec",),
     cis="5.24",
     remediation="Exec as the container's own non-root user (leave out `--user root`/`-u 0`).",
@@ -944,6 +990,189 @@ def no_root_exec(spec: ContainerSpec, ctx: Context) -> Outcome:
     bad = [_exec_line(e) for e in execs if e.as_root]
     if bad:
         return Fail(f"exec as root: {'; '.join(bad)}", {"execs": bad})
+    return Pass()
+
+
+@rules.rule(
+    "DW-C037",
+    "No volumes_from",
+    severity=LOW,
+    kind="container",
+    fields=("volumes_from",),
+    aliases=("volumes-from",),
+    groups=("default-deny",),
+    references=("formerly DW-K002 (compose only)",),
+    remediation="Declare the volumes the container needs instead of inheriting every mount of "
+    "another container (`--volumes-from`, compose `volumes_from`, HostConfig.VolumesFrom).",
+    examples=lambda: _ex(volumes_from=("other",)),
+)
+def no_volumes_from(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """Inheriting the mounts of another container takes all of them, including an engine
+    socket or host directories added there later, and none of them is visible here."""
+    if spec.volumes_from:
+        return Fail(
+            f"inherits the mounts of {', '.join(spec.volumes_from)}",
+            {"volumes_from": list(spec.volumes_from)},
+        )
+    return Pass()
+
+
+@rules.rule(
+    "DW-C038",
+    "OOM killer not disabled",
+    severity=MED,
+    kind="container",
+    fields=("oom_kill_disable", "oom_score_adj"),
+    aliases=("oom-kill-disabled",),
+    references=("formerly DW-K003 (compose only)",),
+    remediation="Remove `--oom-kill-disable`/`oom_kill_disable: true` and an OOM score "
+    "adjustment of -1000; set a memory limit instead.",
+    examples=lambda: _ex(oom_kill_disable=True),
+)
+def oom_killer_kept(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """With the OOM killer disabled (or the score at -1000, which is the same), a container that
+    runs out of memory hangs instead of being killed, and the kernel kills host processes
+    instead: without a memory limit it can take the host down."""
+    if spec.oom_kill_disable:
+        return Fail("the OOM killer is disabled", {"memory": spec.memory})
+    if spec.oom_score_adj <= -1000:
+        return Fail(f"OOM score adjusted to {spec.oom_score_adj}: never killed")
+    return Pass()
+
+
+_PROTECTED_NAMES = (
+    "docker.io",
+    "registry-1.docker.io",
+    "auth.docker.io",
+    "ghcr.io",
+    "quay.io",
+    "gcr.io",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "registry.npmjs.org",
+    "deb.debian.org",
+    "security.debian.org",
+    "archive.ubuntu.com",
+    "dl-cdn.alpinelinux.org",
+    "metadata.google.internal",
+    "metadata",
+)
+_METADATA_ADDRESS = "169.254.169.254"
+
+
+def _redirect(line: str) -> str | None:
+    name, _, addr = line.partition(":")
+    host = name.strip().lower()
+    target = addr.strip().strip("[]")
+    metadata = False
+    with contextlib.suppress(ValueError):
+        metadata = ipaddress.ip_address(target) == ipaddress.ip_address(_METADATA_ADDRESS)
+    protected = host in _PROTECTED_NAMES or host.endswith(tuple("." + n for n in _PROTECTED_NAMES))
+    return f"{name.strip()}->{target}" if protected or metadata else None
+
+
+@rules.rule(
+    "DW-C039",
+    "No extra hosts redirecting registries or cloud metadata",
+    severity=MED,
+    kind="container",
+    fields=("extra_hosts",),
+    aliases=("host-redirects",),
+    references=("formerly DW-K004 (compose only)",),
+    remediation="Remove `--add-host`/`extra_hosts` entries for registries, package mirrors and "
+    "metadata endpoints; configure mirrors explicitly.",
+    examples=lambda: _ex(extra_hosts=("registry-1.docker.io:10.0.0.5",)),
+)
+def no_host_redirects(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """Pinning a registry, a package index or the metadata service to another address in
+    /etc/hosts redirects downloads or credentials."""
+    bad = [r for r in map(_redirect, spec.extra_hosts) if r]
+    if bad:
+        return Fail(f"extra hosts redirect {', '.join(bad)}", {"extra_hosts": bad})
+    return Pass()
+
+
+@rules.rule(
+    "DW-C040",
+    "No device requests (GPUs)",
+    severity=MED,
+    kind="container",
+    fields=("device_requests",),
+    aliases=("gpus",),
+    groups=("default-deny", "update-body"),
+    remediation="Remove `--gpus`/`gpus:`/device reservations, or allow the workload "
+    "explicitly (a dedicated host, a policy that leaves this rule out of `deny`).",
+    examples=lambda: _ex(device_requests=("driver=,count=all,capabilities=gpu",)),
+)
+def no_device_requests(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """A device request makes the runtime hook inject host devices and the driver's host
+    libraries and binaries into the container (the NVIDIA container toolkit runs as root on
+    the host for it): device access that no device list shows."""
+    if spec.device_requests:
+        return Fail(
+            f"device requests: {'; '.join(spec.device_requests)}",
+            {"device_requests": list(spec.device_requests)},
+        )
+    return Pass()
+
+
+# runc under its names, and runtimes that add isolation (gVisor, Kata, crun, youki).
+KNOWN_RUNTIMES = frozenset(
+    {
+        "",
+        "runc",
+        "io.containerd.runc.v1",
+        "io.containerd.runc.v2",
+        "io.containerd.runtime.v1.linux",
+        "crun",
+        "youki",
+        "runsc",
+        "io.containerd.runsc.v1",
+        "kata",
+        "kata-runtime",
+        "io.containerd.kata.v2",
+    }
+)
+
+
+@rules.rule(
+    "DW-C041",
+    "Known OCI runtime",
+    severity=MED,
+    kind="container",
+    fields=("runtime",),
+    aliases=("unknown-runtime",),
+    groups=("default-deny",),
+    remediation="Run with the daemon's default runtime (runc) or a known sandbox (runsc, kata); "
+    "remove `--runtime`/`runtime:` otherwise.",
+    examples=lambda: _ex(runtime="custom-runtime"),
+)
+def known_runtime(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """A runtime registered with the daemon decides how the container is isolated; one this
+    rule does not know may apply none of the settings the other rules judge."""
+    if spec.runtime not in KNOWN_RUNTIMES:
+        return Fail(f"runtime {spec.runtime!r}", {"runtime": spec.runtime})
+    return Pass(spec.runtime or "default runtime")
+
+
+@rules.rule(
+    "DW-C042",
+    "/proc and /sys stay masked",
+    severity=HIGH,
+    kind="container",
+    fields=("unmasked_paths",),
+    aliases=("unmasked-paths",),
+    groups=("default-deny",),
+    remediation="Remove `--security-opt systempaths=unconfined` (or the empty MaskedPaths and "
+    "ReadonlyPaths of an API request).",
+    examples=lambda: _ex(unmasked_paths=True),
+)
+def system_paths_masked(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """The runtime masks parts of /proc (kcore, keys, timer_list, ...) and makes /proc/sys,
+    /proc/sysrq-trigger and friends read-only; unmasked, a container reads kernel memory
+    layout and writes kernel settings that are not namespaced."""
+    if spec.unmasked_paths:
+        return Fail("/proc and /sys are not masked (systempaths=unconfined)")
     return Pass()
 
 

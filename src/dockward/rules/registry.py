@@ -122,6 +122,7 @@ class RuleSet:
         scored: bool = True,
         aliases: tuple[str, ...] = (),
         groups: tuple[str, ...] = (),
+        fields: tuple[str, ...] = (),
         examples: Examples | None = None,
     ) -> Callable[[Check], Check]:
         def decorate(fn: Check) -> Check:
@@ -142,6 +143,7 @@ class RuleSet:
                         scored=scored,
                         aliases=aliases,
                         groups=groups,
+                        fields=fields,
                     ),
                     fn,
                     examples,

@@ -9,18 +9,27 @@ from typing import Any, Literal
 
 import docker.errors
 
+from dockward import specs
 from dockward.errors import DockwardError
-from dockward.model.container import ContainerSpec
 from dockward.registry import RegistryClient
 from dockward.update.apply import Recovered, UpdateFailed, Updater
 from dockward.update.check import CheckResult, check_all
+from dockward.update.cooldown import Cooldown, cooldown_for, waiting_text
 from dockward.update.gates import Candidate, Gate, Verdict, run_gates
 from dockward.update.hooks import hook_command, run_hook
 from dockward.update.recreate import expected_spec, plan_recreate
 from dockward.update.select import Managed, Selection, dependents_of, select
 
 EventStatus = Literal[
-    "current", "outdated", "updated", "rolled-back", "refused", "failed", "skipped", "error"
+    "current",
+    "outdated",
+    "waiting",
+    "updated",
+    "rolled-back",
+    "refused",
+    "failed",
+    "skipped",
+    "error",
 ]
 Progress = Callable[[str], None]
 
@@ -79,6 +88,7 @@ class CycleOptions:
     no_pull: bool = False
     no_restart_dependents: bool = False
     workers: int = 16
+    cooldown: float = 0.0  # seconds a new digest must have been seen before it is taken
 
 
 def run_cycle(
@@ -88,6 +98,7 @@ def run_cycle(
     options: CycleOptions,
     gates: Sequence[Gate] = (),
     progress: Progress | None = None,
+    cooldown: Cooldown | None = None,
 ) -> CycleResult:
     say = progress or (lambda _m: None)
     recovered = tuple(updater.recover())
@@ -105,7 +116,7 @@ def run_cycle(
     removed: list[str] = []
     updated: set[str] = set()
     for check in checks:
-        event = _handle(client, registry, updater, options, gates, check, say)
+        event = _handle(client, registry, updater, options, gates, check, say, cooldown)
         events.append(event)
         if event.status == "updated":
             updated.add(event.container)
@@ -127,6 +138,8 @@ def run_cycle(
                         continue
     if hooks:
         _run_hooks(client, select(client, options.selection), "post-check")
+    if cooldown is not None:
+        cooldown.save()
     version = str(getattr(client, "api_version", "") or "")
     return CycleResult(
         tuple(events), recovered, tuple(removed), tuple(restarted), check_seconds, version
@@ -141,6 +154,7 @@ def _handle(
     gates: Sequence[Gate],
     check: CheckResult,
     say: Progress,
+    cooldown: Cooldown | None = None,
 ) -> Event:
     m = check.container
     base = Event(
@@ -164,6 +178,16 @@ def _handle(
             new_image_id=check.remote_image_id,
         )
     assert check.ref is not None
+    wait = cooldown_for(m.labels, options.cooldown)
+    if wait > 0 and cooldown is not None and check.remote_digest:
+        left = cooldown.left(check.ref.name, check.remote_digest, wait)
+        if left > 0:
+            return _ev(
+                base,
+                status="waiting",
+                reason=f"{waiting_text(left)} (cooldown {wait / 60:g} min for a new digest)",
+                new_image_id=check.remote_image_id,
+            )
     started = time.monotonic()
     try:
         if not (m.no_pull or options.no_pull):
@@ -192,7 +216,7 @@ def _handle(
         str(check.ref),
         old_image,
         new_image,
-        ContainerSpec.from_inspect(inspect),
+        specs.from_inspect(inspect),
         expected_spec(plan, inspect, new_image),
     )
     verdicts = tuple(run_gates(gates, candidate))

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Result, Severity, Status
-from dockward.rules import Context, RuleSet, run_check
+from dockward.rules.registry import Context, RuleSet, run_check
 
 
 @dataclass(frozen=True, slots=True)

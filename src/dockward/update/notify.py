@@ -71,13 +71,13 @@ def _line(e: Event) -> str:
 _LEVEL = {"failed": "failure", "rolled-back": "failure", "error": "warning", "refused": "warning"}
 
 
-def to_note(message: Message, title: str = "") -> Note:
+def to_note(message: Message, title: str | None = None) -> Note:
     level = "success"
     for e in message.payload.get("events", ()):
         lvl = _LEVEL.get(str(e.get("status")), "")
         if lvl == "failure" or (lvl == "warning" and level != "failure"):
             level = lvl
-    return Note(title or message.subject, message.text, level, message.payload)
+    return Note(message.subject if title is None else title, message.text, level, message.payload)
 
 
 # Watchtower's notification data model, for WATCHTOWER_NOTIFICATION_TEMPLATE.
@@ -105,6 +105,22 @@ WATCHTOWER_DEFAULT = """
   {{range .Entries -}}{{.Message}}{{"\\n"}}{{- end -}}
 {{- end -}}"""
 WATCHTOWER_LEGACY = "{{range .}}{{.Message}}{{println}}{{end}}"
+WATCHTOWER_PORCELAIN = """
+{{- if .Report -}}
+  {{- range .Report.All }}
+    {{- .Name}} ({{.ImageName}}): {{.State -}}
+    {{- with .Error}} Error: {{.}}{{end}}{{ println }}
+  {{- else -}}
+    no containers matched filter
+  {{- end -}}
+{{- end -}}"""
+# Watchtower's named templates (pkg/notifications/common_templates.go).
+NAMED_TEMPLATES = {
+    "default": WATCHTOWER_DEFAULT,
+    "default-legacy": WATCHTOWER_LEGACY,
+    "porcelain.v1": WATCHTOWER_PORCELAIN,
+    "porcelain.v1.summary-no-log": WATCHTOWER_PORCELAIN,
+}
 
 
 class ImageID(str):
@@ -150,6 +166,7 @@ STATES = {
     "rolled-back": "Failed",
     "refused": "Skipped",
     "skipped": "Skipped",
+    "waiting": "Skipped",
     "error": "Skipped",
 }
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dockward import specs
 from dockward.model.container import ContainerSpec
 
 # Config fields the container inherits from its image unless the user overrode them.
@@ -242,4 +243,4 @@ def expected_spec(
         "State": {"Status": "running"},
         "AppArmorProfile": old.get("AppArmorProfile"),
     }
-    return ContainerSpec.from_inspect(synthetic)
+    return specs.from_inspect(synthetic)

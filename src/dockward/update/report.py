@@ -80,7 +80,7 @@ def _result(e: Event) -> Result:
             return Result(HEALTH, Status.FAIL, target, e.reason, evidence)
         case "failed":
             return Result(FAILED, Status.FAIL, target, e.reason, evidence)
-        case "skipped":
+        case "skipped" | "waiting":
             return Result(CURRENT, Status.SKIP, target, e.reason, evidence)
         case "error":
             return Result(CURRENT, Status.ERROR, target, e.reason, evidence)

@@ -27,6 +27,7 @@ class Selection:
     include_stopped: bool = False
     monitor_only: bool = False
     images: tuple[str, ...] = ()  # registry/repository names; () = any image
+    exclude: tuple[str, ...] = ()  # container names never managed (Watchtower's -x)
 
 
 def image_name(reference: str) -> str:
@@ -68,6 +69,8 @@ def wants(inspect: Mapping[str, Any], selection: Selection) -> bool:
     if "-dockward-old" in name or labels.get(WT) == "true":
         return False  # an update in flight, or a watchtower instance
     if selection.names and name not in selection.names:
+        return False
+    if name in selection.exclude:
         return False
     scope = next((labels[k] for k in SCOPE_LABELS if k in labels), "")
     if selection.scope and scope != selection.scope:

@@ -1,5 +1,6 @@
 """`docker run ...` / `docker create ...` argument vectors -> ContainerSpec.
 
+The flags and what each sets are in `dockward.specs.tables.RUN_FLAGS`.
 Strict: an unknown flag is an error rather than a guess, because guessing whether it takes a
 value shifts every later argument (and could hide `--privileged` inside a "value").
 """
@@ -14,15 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from dockward.errors import InputError
-from dockward.lint.compose_service import (
-    as_bool,
-    as_int,
-    parse_bytes,
-    parse_device,
-    parse_restart,
-    parse_short_port,
-    parse_short_volume,
-)
 from dockward.model.container import (
     ContainerSpec,
     Healthcheck,
@@ -32,139 +24,19 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Location
+from dockward.specs.tables import API_SOCKET, BOOL_FLAGS, SHORT_FLAGS, VALUE_FLAGS
+from dockward.specs.values import (
+    as_bool,
+    as_int,
+    parse_bytes,
+    parse_device,
+    parse_gpus,
+    parse_restart,
+    parse_short_port,
+    parse_short_volume,
+    unmasks_system_paths,
+)
 
-VALUE_FLAGS = frozenset(
-    [
-        "add-host",
-        "annotation",
-        "attach",
-        "blkio-weight",
-        "blkio-weight-device",
-        "cap-add",
-        "cap-drop",
-        "cgroup-parent",
-        "cgroupns",
-        "cidfile",
-        "cpu-count",
-        "cpu-percent",
-        "cpu-period",
-        "cpu-quota",
-        "cpu-rt-period",
-        "cpu-rt-runtime",
-        "cpu-shares",
-        "cpus",
-        "cpuset-cpus",
-        "cpuset-mems",
-        "detach-keys",
-        "device",
-        "device-cgroup-rule",
-        "device-read-bps",
-        "device-read-iops",
-        "device-write-bps",
-        "device-write-iops",
-        "dns",
-        "dns-opt",
-        "dns-option",
-        "dns-search",
-        "domainname",
-        "entrypoint",
-        "env",
-        "env-file",
-        "expose",
-        "gpus",
-        "group-add",
-        "health-cmd",
-        "health-interval",
-        "health-retries",
-        "health-start-period",
-        "health-start-interval",
-        "health-timeout",
-        "hostname",
-        "io-maxbandwidth",
-        "io-maxiops",
-        "ip",
-        "ip6",
-        "ipc",
-        "isolation",
-        "kernel-memory",
-        "label",
-        "label-file",
-        "link",
-        "link-local-ip",
-        "log-driver",
-        "log-opt",
-        "mac-address",
-        "memory",
-        "memory-reservation",
-        "memory-swap",
-        "memory-swappiness",
-        "mount",
-        "name",
-        "network",
-        "net",
-        "network-alias",
-        "net-alias",
-        "oom-score-adj",
-        "pid",
-        "pids-limit",
-        "platform",
-        "publish",
-        "pull",
-        "restart",
-        "runtime",
-        "security-opt",
-        "shm-size",
-        "stop-signal",
-        "stop-timeout",
-        "storage-opt",
-        "sysctl",
-        "tmpfs",
-        "ulimit",
-        "user",
-        "userns",
-        "uts",
-        "volume",
-        "volume-driver",
-        "volumes-from",
-        "workdir",
-    ]
-)
-BOOL_FLAGS = frozenset(
-    [
-        "detach",
-        "disable-content-trust",
-        "help",
-        "init",
-        "interactive",
-        "no-healthcheck",
-        "oom-kill-disable",
-        "privileged",
-        "publish-all",
-        "quiet",
-        "read-only",
-        "rm",
-        "sig-proxy",
-        "tty",
-        "use-api-socket",
-    ]
-)
-SHORT = {
-    "a": "attach",
-    "c": "cpu-shares",
-    "e": "env",
-    "h": "hostname",
-    "l": "label",
-    "m": "memory",
-    "p": "publish",
-    "u": "user",
-    "v": "volume",
-    "w": "workdir",
-    "d": "detach",
-    "i": "interactive",
-    "P": "publish-all",
-    "q": "quiet",
-    "t": "tty",
-}
 _GLOBAL_VALUE = {
     "-H",
     "--host",
@@ -240,7 +112,7 @@ def _options(args: list[str]) -> tuple[list[tuple[str, str]], str, list[str]]:
         letters = arg[1:]
         j = 0
         while j < len(letters):
-            name = SHORT.get(letters[j], "")
+            name = SHORT_FLAGS.get(letters[j], "")
             if not name:
                 raise InputError(f"docker run: unknown flag -{letters[j]}")
             if name in BOOL_FLAGS:
@@ -328,7 +200,10 @@ def run_argv_to_spec(argv: Sequence[str], source: Location | None = None) -> Con
         nano = int(float(cpus) * 1e9) if cpus else 0
     except ValueError:
         raise InputError(f"--cpus: invalid value {cpus!r}") from None
+    if flag("use-api-socket"):
+        mounts.append(Mount("bind", API_SOCKET, API_SOCKET))
     ports = [p for v in values.get("publish", []) for p in parse_short_port(v, "--publish")]
+    security_opts = values.get("security-opt", [])
     return ContainerSpec(
         name=last("name"),
         image=image,
@@ -344,7 +219,8 @@ def run_argv_to_spec(argv: Sequence[str], source: Location | None = None) -> Con
         userns_mode=last("userns"),
         cgroupns_mode=last("cgroupns"),
         cgroup_parent=last("cgroup-parent"),
-        security=SecurityOptions.parse(values.get("security-opt", [])),
+        security=SecurityOptions.parse(security_opts),
+        unmasked_paths=unmasks_system_paths(security_opts),
         read_only_rootfs=flag("read-only"),
         memory=parse_bytes(last("memory"), "--memory"),
         memory_swap=parse_bytes(last("memory-swap"), "--memory-swap"),
@@ -358,6 +234,12 @@ def run_argv_to_spec(argv: Sequence[str], source: Location | None = None) -> Con
         device_cgroup_rules=tuple(values.get("device-cgroup-rule", [])),
         ports=tuple(ports),
         publish_all=flag("publish-all"),
+        extra_hosts=tuple(values.get("add-host", [])),
+        volumes_from=tuple(values.get("volumes-from", [])),
+        oom_kill_disable=flag("oom-kill-disable"),
+        oom_score_adj=as_int(last("oom-score-adj", "0"), "--oom-score-adj"),
+        device_requests=tuple(parse_gpus(g) for g in values.get("gpus", [])),
+        runtime=last("runtime"),
         restart=parse_restart(last("restart")),
         healthcheck=health,
         env=tuple(values.get("env", [])),

@@ -1,8 +1,8 @@
 """Engine API request bodies (`POST /containers/create`, update, exec, services) -> ContainerSpec.
 
-The proxy judges these with the same container rules `audit` runs on inspect documents. What the
-model has no field for, but grants host access (VolumesFrom, DeviceRequests, runtimes, unmasked
-/proc, unknown fields), is reported by `unmodelled_grants` so the policy can refuse it.
+The proxy judges these with the same container rules `audit` runs on inspect documents. A
+HostConfig field the model does not know is reported by `unmodelled_grants`, so the policy can
+refuse what it cannot judge.
 """
 
 from __future__ import annotations
@@ -12,17 +12,12 @@ from typing import Any
 
 from dockward.model.container import (
     ContainerSpec,
-    Device,
-    Healthcheck,
     Mount,
     PortBinding,
-    RestartPolicy,
     SecurityOptions,
-    Ulimit,
     normalise_capability,
 )
-from dockward.model.parse_inspect import parse_port_key
-from dockward.policy.gojson import (
+from dockward.specs.gojson import (
     BodyError,
     GoObject,
     arr,
@@ -32,6 +27,18 @@ from dockward.policy.gojson import (
     obj,
     strings,
     text,
+)
+from dockward.specs.hostconfig import (
+    PROPAGATIONS,
+    STRICT,
+    config_fields,
+    device_requests,
+    devices,
+    host_config_fields,
+    port_bindings,
+    restart_policy,
+    tmpfs_mounts,
+    ulimits,
 )
 
 # HostConfig fields of API 1.41 (moby api/types/container/host_config.go).
@@ -110,7 +117,6 @@ HOST_CONFIG_FIELDS = frozenset(
         "Init",
     ]
 )
-_SAFE_RUNTIMES = ("", "runc", "io.containerd.runc.v2")
 
 
 def _bind_from_string(spec: str) -> Mount:
@@ -120,10 +126,7 @@ def _bind_from_string(spec: str) -> Mount:
         raise BodyError(f"HostConfig.Binds entry {spec!r} is not src:dst[:opts]")
     src, dst = parts[0], parts[1]
     opts = parts[2].split(",") if len(parts) == 3 else []
-    propagation = next(
-        (o for o in opts if o in ("shared", "rshared", "slave", "rslave", "private", "rprivate")),
-        "",
-    )
+    propagation = next((o for o in opts if o in PROPAGATIONS), "")
     kind = "bind" if src.startswith("/") else "volume"
     return Mount(kind, src, dst, read_only="ro" in opts, propagation=propagation)
 
@@ -159,154 +162,52 @@ def _mounts(hc: GoObject) -> list[Mount]:
                 propagation=text(bind_opts.field("Propagation"), "Propagation"),
             )
         )
-    for target, opts in obj(hc.field("Tmpfs"), "HostConfig.Tmpfs").items():
-        out.append(Mount("tmpfs", "", target, read_only="ro" in text(opts, "Tmpfs").split(",")))
+    out += tmpfs_mounts(hc.field("Tmpfs"), STRICT)
     return out
 
 
-def _ports(hc: GoObject) -> tuple[PortBinding, ...]:
-    out: list[PortBinding] = []
-    for key, bindings in obj(hc.field("PortBindings"), "HostConfig.PortBindings").items():
-        cport, proto = parse_port_key(str(key))
-        for b in arr(bindings, "PortBindings"):
-            bo = obj(b, "PortBinding")
-            ip = text(bo.field("HostIp"), "HostIp")
-            port_text = text(bo.field("HostPort"), "HostPort")
-            try:
-                host_port = int(port_text.split("-")[0]) if port_text else 0
-            except ValueError:
-                raise BodyError(f"HostPort {port_text!r} is not a port") from None
-            out.append(PortBinding(cport, proto, "" if ip in ("0.0.0.0", "::") else ip, host_port))
-    return tuple(out)
-
-
-def _devices(hc: GoObject) -> tuple[Device, ...]:
-    out = []
-    for raw in arr(hc.field("Devices"), "HostConfig.Devices"):
-        d = obj(raw, "Device")
-        out.append(
-            Device(
-                text(d.field("PathOnHost"), "PathOnHost"),
-                text(d.field("PathInContainer"), "PathInContainer"),
-                text(d.field("CgroupPermissions"), "CgroupPermissions") or "rwm",
-            )
-        )
-    return tuple(out)
-
-
 def _labels(value: Any, where: str) -> dict[str, str]:
-    return {str(k): text(v, where) for k, v in obj(value, where).items()}
+    return STRICT.mapping(value, where)
 
 
 def container_from_create_body(body: Mapping[str, Any], name: str = "") -> ContainerSpec:
     """`POST /containers/create` body (Config with HostConfig inside) -> ContainerSpec."""
     cfg = obj(body, "body")
     hc = obj(cfg.field("HostConfig"), "HostConfig")
-    restart = obj(hc.field("RestartPolicy"), "RestartPolicy")
-    health = cfg.field("Healthcheck")
-    pids = hc.field("PidsLimit")
     binds = [_bind_from_string(text(b, "Binds")) for b in arr(hc.field("Binds"), "Binds")]
     return ContainerSpec(
         name=name,
-        image=text(cfg.field("Image"), "Image"),
-        privileged=boolean(hc.field("Privileged"), "Privileged"),
-        cap_add=tuple(normalise_capability(c) for c in strings(hc.field("CapAdd"), "CapAdd")),
-        cap_drop=tuple(normalise_capability(c) for c in strings(hc.field("CapDrop"), "CapDrop")),
-        user=text(cfg.field("User"), "User"),
         mounts=tuple(binds + _mounts(hc)),
-        network_mode=text(hc.field("NetworkMode"), "NetworkMode"),
-        pid_mode=text(hc.field("PidMode"), "PidMode"),
-        ipc_mode=text(hc.field("IpcMode"), "IpcMode"),
-        uts_mode=text(hc.field("UTSMode"), "UTSMode"),
-        userns_mode=text(hc.field("UsernsMode"), "UsernsMode"),
-        cgroupns_mode=text(hc.field("CgroupnsMode"), "CgroupnsMode"),
-        cgroup_parent=text(hc.field("CgroupParent"), "CgroupParent"),
-        security=SecurityOptions.parse(strings(hc.field("SecurityOpt"), "SecurityOpt")),
-        read_only_rootfs=boolean(hc.field("ReadonlyRootfs"), "ReadonlyRootfs"),
-        memory=integer(hc.field("Memory"), "Memory"),
-        memory_swap=integer(hc.field("MemorySwap"), "MemorySwap"),
-        cpu_shares=integer(hc.field("CpuShares"), "CpuShares"),
-        nano_cpus=integer(hc.field("NanoCpus"), "NanoCpus"),
-        cpu_quota=integer(hc.field("CpuQuota"), "CpuQuota"),
-        cpuset_cpus=text(hc.field("CpusetCpus"), "CpusetCpus"),
-        pids_limit=integer(pids, "PidsLimit") if pids is not None else None,
-        ulimits=tuple(
-            Ulimit(
-                text(u.field("Name"), "Ulimit.Name"),
-                integer(u.field("Soft"), "Ulimit.Soft"),
-                integer(u.field("Hard"), "Ulimit.Hard"),
-            )
-            for u in (obj(x, "Ulimit") for x in arr(hc.field("Ulimits"), "Ulimits"))
-        ),
-        devices=_devices(hc),
-        device_cgroup_rules=tuple(strings(hc.field("DeviceCgroupRules"), "DeviceCgroupRules")),
-        ports=_ports(hc),
-        publish_all=boolean(hc.field("PublishAllPorts"), "PublishAllPorts"),
-        restart=RestartPolicy(
-            text(restart.field("Name"), "RestartPolicy.Name"),
-            integer(restart.field("MaximumRetryCount"), "MaximumRetryCount"),
-        ),
-        healthcheck=(
-            Healthcheck(tuple(strings(obj(health, "Healthcheck").field("Test"), "Test")))
-            if health is not None
-            else None
-        ),
-        env=tuple(strings(cfg.field("Env"), "Env")),
-        labels=_labels(cfg.field("Labels"), "Labels"),
-        sysctls=_labels(hc.field("Sysctls"), "Sysctls"),
-        entrypoint=tuple(strings(cfg.field("Entrypoint"), "Entrypoint")),
-        command=tuple(strings(cfg.field("Cmd"), "Cmd")),
+        ports=port_bindings(hc.field("PortBindings"), STRICT),
         origin="create",
+        **config_fields(cfg, STRICT),
+        **host_config_fields(hc, STRICT),
     )
 
 
 def unmodelled_grants(body: Mapping[str, Any]) -> list[str]:
-    """Host access a create body asks for that ContainerSpec cannot express."""
+    """HostConfig fields the model does not know (a newer API than 1.41, or a typo the daemon
+    would still honour): set ones cannot be judged, so the policy refuses them."""
     hc = obj(obj(body, "body").field("HostConfig"), "HostConfig")
-    found: list[str] = []
-    for key, value in hc.items():
-        if key.casefold() not in HOST_CONFIG_FIELDS and not is_zero(value):
-            found.append(f"unknown HostConfig field {key}")
-    if strings(hc.field("VolumesFrom"), "VolumesFrom"):
-        found.append("VolumesFrom (mounts of another container)")
-    if arr(hc.field("DeviceRequests"), "DeviceRequests"):
-        found.append("DeviceRequests (GPUs and other devices)")
-    if text(hc.field("Runtime"), "Runtime") not in _SAFE_RUNTIMES:
-        found.append(f"runtime {hc.field('Runtime')!r}")
-    for key in ("MaskedPaths", "ReadonlyPaths"):
-        value = hc.field(key)
-        if isinstance(value, list) and not value:
-            found.append(f"empty {key} (unmasks /proc and /sys)")
-    return found
+    return [
+        f"unknown HostConfig field {key}"
+        for key, value in hc.items()
+        if key.casefold() not in HOST_CONFIG_FIELDS and not is_zero(value)
+    ]
 
 
 def container_from_update_body(body: Mapping[str, Any]) -> ContainerSpec:
     """`POST /containers/{id}/update`: resources (with devices) and the restart policy."""
     b = obj(body, "body")
-    restart = obj(b.field("RestartPolicy"), "RestartPolicy")
     return ContainerSpec(
         cgroup_parent=text(b.field("CgroupParent"), "CgroupParent"),
-        devices=_devices(b),
+        devices=devices(b.field("Devices"), STRICT),
         device_cgroup_rules=tuple(strings(b.field("DeviceCgroupRules"), "DeviceCgroupRules")),
-        ulimits=tuple(
-            Ulimit(
-                text(u.field("Name"), "Name"),
-                integer(u.field("Soft"), "Soft"),
-                integer(u.field("Hard"), "Hard"),
-            )
-            for u in (obj(x, "Ulimit") for x in arr(b.field("Ulimits"), "Ulimits"))
-        ),
-        restart=RestartPolicy(
-            text(restart.field("Name"), "RestartPolicy.Name"),
-            integer(restart.field("MaximumRetryCount"), "MaximumRetryCount"),
-        ),
+        ulimits=ulimits(b.field("Ulimits"), STRICT),
+        restart=restart_policy(b.field("RestartPolicy"), STRICT),
+        device_requests=device_requests(b.field("DeviceRequests"), STRICT),
         origin="update",
     )
-
-
-def update_grants(body: Mapping[str, Any]) -> list[str]:
-    b = obj(body, "body")
-    return ["DeviceRequests (GPUs and other devices)"] if arr(b.field("DeviceRequests"), "") else []
 
 
 def container_from_exec_body(body: Mapping[str, Any]) -> ContainerSpec:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
-import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -22,79 +19,22 @@ from dockward.model.container import (
     normalise_capability,
 )
 from dockward.model.finding import Location
-
-_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-MAX_PORT_RANGE = 1024
-
-
-def parse_bytes(value: Any, what: str = "size") -> int:
-    """`512m`, `1gb`, `1.5g`, `1024` (bytes) -> bytes. -1 stays -1 (unlimited)."""
-    if value is None or value == "":
-        return 0
-    if isinstance(value, bool):
-        raise InputError(f"{what}: expected a size, got {value!r}")
-    if isinstance(value, int | float):
-        return int(value)
-    m = _BYTES.match(str(value))
-    if not m:
-        if str(value).strip() == "-1":
-            return -1
-        raise InputError(f"{what}: invalid size {value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-def as_bool(value: Any, what: str = "value") -> bool:
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return False
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "y", "on", "1"):
-        return True
-    if text in ("false", "no", "n", "off", "0", ""):
-        return False
-    raise InputError(f"{what}: expected true or false, got {value!r}")
-
-
-def as_int(value: Any, what: str = "value") -> int:
-    if isinstance(value, bool):
-        raise InputError(f"{what}: expected a number, got {value!r}")
-    try:
-        return int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise InputError(f"{what}: expected a number, got {value!r}") from None
-
-
-def as_list(value: Any, what: str) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
-        return [value]
-    raise InputError(f"{what}: expected a list")
-
-
-def kv_pairs(value: Any, what: str, sep: str = "=") -> dict[str, str | None]:
-    """Compose "list or mapping" fields (environment, labels, sysctls): both become a mapping."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return {str(k): (None if v is None else _scalar_text(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        out: dict[str, str | None] = {}
-        for item in value:
-            key, has, val = str(item).partition(sep)
-            out[key.strip()] = val if has else None
-        return out
-    raise InputError(f"{what}: expected a list or a mapping")
-
-
-def _scalar_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+from dockward.specs.tables import API_SOCKET
+from dockward.specs.values import (
+    as_bool,
+    as_int,
+    as_list,
+    host_path,
+    kv_pairs,
+    parse_bytes,
+    parse_device,
+    parse_long_volume,
+    parse_restart,
+    parse_short_port,
+    parse_short_volume,
+    port_range,
+    unmasks_system_paths,
+)
 
 
 def _command(value: Any, what: str) -> tuple[str, ...]:
@@ -108,125 +48,14 @@ def _command(value: Any, what: str) -> tuple[str, ...]:
         raise InputError(f"{what}: {exc}") from None
 
 
-def _host_path(source: str, project_dir: str) -> str:
-    if source.startswith("~"):
-        source = os.path.expanduser(source)
-    if not source.startswith("/"):
-        source = posixpath.join(project_dir, source)
-    return posixpath.normpath(source)
-
-
-def _is_path(source: str) -> bool:
-    return source.startswith(("/", ".", "~")) or source in (".", "..")
-
-
-def parse_short_volume(
-    text: str, project_dir: str, named: Mapping[str, Mapping[str, Any]]
-) -> Mount:
-    parts = text.split(":")
-    if len(parts) == 1:
-        return Mount("volume", "", parts[0])
-    source, target = parts[0], parts[1]
-    flags = set(",".join(parts[2:]).split(",")) if len(parts) > 2 else set()
-    read_only = "ro" in flags
-    propagation = next(
-        (f for f in flags if f in ("shared", "rshared", "slave", "rslave", "private", "rprivate")),
-        "",
-    )
-    if _is_path(source):
-        return Mount("bind", _host_path(source, project_dir), target, read_only, propagation)
-    return _named_volume(source, target, read_only, named, propagation)
-
-
-def _named_volume(
-    name: str,
-    target: str,
-    read_only: bool,
-    named: Mapping[str, Mapping[str, Any]],
-    propagation: str = "",
-) -> Mount:
-    # A local volume with `o: bind` and a `device` is a bind mount of that host path in disguise.
-    decl = named.get(name) or {}
-    opts = decl.get("driver_opts") if isinstance(decl, dict) else None
-    if (
-        isinstance(opts, dict)
-        and "bind" in str(opts.get("o", "")).split(",")
-        and opts.get("device")
-    ):
-        return Mount("bind", str(opts["device"]), target, read_only, propagation)
-    return Mount("volume", name, target, read_only, propagation)
-
-
-def parse_long_volume(
-    item: Mapping[str, Any], project_dir: str, named: Mapping[str, Mapping[str, Any]], what: str
-) -> Mount:
-    kind = str(item.get("type") or "volume")
-    target = str(item.get("target") or "")
-    if not target:
-        raise InputError(f"{what}: a long-syntax volume needs `target`")
-    source = str(item.get("source") or "")
-    read_only = as_bool(item.get("read_only", False), what)
-    bind_opts = item.get("bind")
-    bind: Mapping[str, Any] = bind_opts if isinstance(bind_opts, dict) else {}
-    propagation = str(bind.get("propagation") or "")
-    if kind == "bind":
-        return Mount("bind", _host_path(source, project_dir), target, read_only, propagation)
-    if kind == "volume" and source:
-        return _named_volume(source, target, read_only, named, propagation)
-    return Mount(kind, source, target, read_only, propagation)
-
-
-def _port_range(text: str, what: str) -> list[int]:
-    if not text:
-        return []
-    lo, dash, hi = text.partition("-")
-    try:
-        start, end = int(lo), int(hi) if dash else int(lo)
-    except ValueError:
-        raise InputError(f"{what}: invalid port {text!r}") from None
-    if not 0 <= start <= end <= 65535 or end - start > MAX_PORT_RANGE:
-        raise InputError(f"{what}: invalid port range {text!r}")
-    return list(range(start, end + 1))
-
-
-def parse_short_port(text: str, what: str) -> list[PortBinding]:
-    """`[[IP:](HOST|RANGE):]CONTAINER[/PROTO]`, IPv6 hosts in brackets."""
-    spec, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    host_ip = ""
-    if spec.startswith("["):
-        end = spec.find("]")
-        if end < 0:
-            raise InputError(f"{what}: invalid port {text!r}")
-        host_ip, spec = spec[1:end], spec[end + 1 :].lstrip(":")
-    parts = spec.split(":")
-    if len(parts) == 3:
-        host_ip, host, container = parts
-    elif len(parts) == 2:
-        host, container = parts
-    elif len(parts) == 1:
-        host, container = "", parts[0]
-    else:
-        raise InputError(f"{what}: invalid port {text!r}")
-    cports = _port_range(container, what)
-    hports = _port_range(host, what)
-    if not cports:
-        raise InputError(f"{what}: invalid port {text!r}")
-    out = []
-    for i, cport in enumerate(cports):
-        hport = hports[i] if i < len(hports) else (hports[0] if len(hports) == 1 else 0)
-        out.append(PortBinding(cport, proto, host_ip, hport))
-    return out
-
-
 def _ports(value: Any, what: str) -> tuple[PortBinding, ...]:
     out: list[PortBinding] = []
     for item in as_list(value, what):
         if isinstance(item, dict):
             proto = str(item.get("protocol") or "tcp")
             published = str(item.get("published") or "")
-            cports = _port_range(str(item.get("target") or ""), what)
-            hports = _port_range(published, what)
+            cports = port_range(str(item.get("target") or ""), what)
+            hports = port_range(published, what)
             for i, cport in enumerate(cports):
                 hport = hports[i] if i < len(hports) else (hports[0] if hports else 0)
                 out.append(PortBinding(cport, proto, str(item.get("host_ip") or ""), hport))
@@ -252,16 +81,6 @@ def _ulimits(value: Any, what: str) -> tuple[Ulimit, ...]:
     return tuple(out)
 
 
-def parse_device(text: str) -> Device:
-    parts = text.split(":")
-    host = parts[0]
-    container = parts[1] if len(parts) > 1 and parts[1] else host
-    perms = parts[2] if len(parts) > 2 else "rwm"
-    if len(parts) == 2 and set(parts[1]) <= set("rwm") and parts[1]:
-        container, perms = host, parts[1]
-    return Device(host, container, perms)
-
-
 def _devices(value: Any, what: str) -> tuple[Device, ...]:
     out = []
     for item in as_list(value, what):
@@ -273,14 +92,6 @@ def _devices(value: Any, what: str) -> tuple[Device, ...]:
         else:
             out.append(parse_device(str(item)))
     return tuple(out)
-
-
-def parse_restart(text: str) -> RestartPolicy:
-    name, _, count = text.strip().partition(":")
-    name = name.strip().lower()
-    if name not in ("", "no", "always", "unless-stopped", "on-failure"):
-        raise InputError(f"restart: unknown policy {text!r}")
-    return RestartPolicy(name if name != "no" else "no", int(count) if count.isdigit() else 0)
 
 
 def _restart(service: Mapping[str, Any], deploy: Mapping[str, Any], what: str) -> RestartPolicy:
@@ -326,7 +137,7 @@ def _secret_mounts(
         decl = top_secrets.get(name)
         if isinstance(decl, dict) and decl.get("file"):
             dest = target if target.startswith("/") else f"/run/secrets/{target}"
-            out.append(Mount("bind", _host_path(str(decl["file"]), project_dir), dest, True))
+            out.append(Mount("bind", host_path(str(decl["file"]), project_dir), dest, True))
     return tuple(out)
 
 
@@ -345,6 +156,54 @@ def _nano_cpus(value: Any, what: str) -> int:
         return int(float(str(value)) * 1e9)
     except ValueError:
         raise InputError(f"{what}: invalid cpus {value!r}") from None
+
+
+def _device_request(item: Any, what: str) -> str:
+    if not isinstance(item, dict):
+        raise InputError(f"{what}: expected a mapping")
+    count = str(item.get("count", "all" if "device_ids" not in item else 0))
+    caps = ",".join(str(c) for c in as_list(item.get("capabilities"), what)) or "gpu"
+    parts = [f"driver={item.get('driver') or ''}", f"count={count}"]
+    ids = [str(i) for i in as_list(item.get("device_ids"), what)]
+    if ids:
+        parts.append("device=" + ",".join(ids))
+    parts.append(f"capabilities={caps}")
+    return ",".join(parts)
+
+
+def _device_requests(
+    service: Mapping[str, Any], deploy: Mapping[str, Any], what: str
+) -> tuple[str, ...]:
+    """`gpus:` (all, or device requests) and `deploy.resources.reservations.devices`."""
+    out: list[str] = []
+    gpus = service.get("gpus")
+    if gpus == "all":
+        out.append("driver=,count=all,capabilities=gpu")
+    else:
+        out += [_device_request(g, f"{what}.gpus") for g in as_list(gpus, f"{what}.gpus")]
+    resources = deploy.get("resources")
+    reservations = resources.get("reservations") if isinstance(resources, dict) else None
+    if isinstance(reservations, dict):
+        where = f"{what}.deploy.resources.reservations.devices"
+        out += [_device_request(d, where) for d in as_list(reservations.get("devices"), where)]
+    return tuple(out)
+
+
+def _extra_hosts(value: Any, what: str) -> tuple[str, ...]:
+    """`extra_hosts`: `name:address`/`name=address` lines or a mapping (a name may map to a
+    list of addresses) -> `name:address` lines."""
+    if isinstance(value, dict):
+        return tuple(
+            f"{name}:{addr}"
+            for name, addrs in value.items()
+            for addr in (addrs if isinstance(addrs, list) else [addrs])
+        )
+    out = []
+    for item in as_list(value, what):
+        text = str(item)
+        name, eq, addr = text.partition("=")
+        out.append(f"{name}:{addr}" if eq else text)
+    return tuple(out)
 
 
 def service_to_spec(
@@ -378,6 +237,9 @@ def service_to_spec(
         target, _, opts = str(item).partition(":")
         mounts.append(Mount("tmpfs", "", target, "ro" in opts.split(",")))
     mounts += _secret_mounts(service.get("secrets"), secrets or {}, project_dir, f"{what}.secrets")
+    if as_bool(service.get("use_api_socket", False), f"{what}.use_api_socket"):
+        mounts.append(Mount("bind", API_SOCKET, API_SOCKET))
+    security_opts = [str(o) for o in as_list(service.get("security_opt"), f"{what}.security_opt")]
     env: dict[str, str | None] = dict(env_files or {})
     env.update(kv_pairs(service.get("environment"), f"{what}.environment"))
     memory = parse_bytes(service.get("mem_limit"), f"{what}.mem_limit") or parse_bytes(
@@ -405,9 +267,8 @@ def service_to_spec(
         userns_mode=str(service.get("userns_mode") or ""),
         cgroupns_mode=str(service.get("cgroup") or ""),
         cgroup_parent=str(service.get("cgroup_parent") or ""),
-        security=SecurityOptions.parse(
-            [str(o) for o in as_list(service.get("security_opt"), f"{what}.security_opt")]
-        ),
+        security=SecurityOptions.parse(security_opts),
+        unmasked_paths=unmasks_system_paths(security_opts),
         read_only_rootfs=as_bool(service.get("read_only", False), f"{what}.read_only"),
         memory=memory,
         memory_swap=parse_bytes(service.get("memswap_limit"), f"{what}.memswap_limit"),
@@ -423,6 +284,16 @@ def service_to_spec(
             for r in as_list(service.get("device_cgroup_rules"), f"{what}.device_cgroup_rules")
         ),
         ports=_ports(service.get("ports"), f"{what}.ports"),
+        extra_hosts=_extra_hosts(service.get("extra_hosts"), f"{what}.extra_hosts"),
+        volumes_from=tuple(
+            str(v) for v in as_list(service.get("volumes_from"), f"{what}.volumes_from")
+        ),
+        oom_kill_disable=as_bool(
+            service.get("oom_kill_disable", False), f"{what}.oom_kill_disable"
+        ),
+        oom_score_adj=as_int(service.get("oom_score_adj") or 0, f"{what}.oom_score_adj"),
+        device_requests=_device_requests(service, deploy, what),
+        runtime=str(service.get("runtime") or ""),
         restart=_restart(service, deploy, f"{what}.restart"),
         healthcheck=_healthcheck(service.get("healthcheck"), f"{what}.healthcheck"),
         env=tuple(k if v is None else f"{k}={v}" for k, v in env.items()),
