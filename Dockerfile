@@ -32,8 +32,10 @@ RUN apt-get update \
  && groupadd --system --gid 10001 dockward \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/dockward --no-create-home \
       --shell /usr/sbin/nologin dockward \
- && install -d -o 10001 -g 10001 -m 0750 /var/lib/dockward /var/lib/dockward/reports \
- && install -d -o 10001 -g 10001 -m 0750 /run/dockward
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/dockward /run/dockward \
+ && install -d -o 10001 -g 10001 -m 0770 /var/lib/dockward/update /var/lib/dockward/reports \
+      /var/lib/dockward/db /var/lib/dockward/cache /var/lib/dockward/alerts /var/lib/dockward/spool \
+ && find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 COPY --from=builder /opt/dockward /opt/dockward
 ENV PATH=/opt/dockward/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \

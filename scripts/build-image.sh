@@ -50,6 +50,11 @@ PYEOF
   PIP_NO_INDEX=1
 fi
 
+# deploy/compose.yaml gives the proxy the engine socket's group; compose reads deploy/.env.
+if [ ! -e deploy/.env ] && [ -S /var/run/docker.sock ]; then
+  echo "DOCKER_GID=$(stat -c %g /var/run/docker.sock)" > deploy/.env
+fi
+
 start=$(date +%s)
 $DOCKER build -q --build-arg PIP_NO_INDEX=$PIP_NO_INDEX -t "$TAG" . >/dev/null
 echo "build-image: $TAG built in $(( $(date +%s) - start ))s" >&2

@@ -170,3 +170,23 @@ def test_runner_retries_then_succeeds_and_gives_up_at_the_deadline() -> None:
     assert out["flaky"].value == "ok" and out["flaky"].attempts == 2
     assert out["hung"].value is None and "no answer within the host deadline" in out["hung"].error
     assert calls["hung"] == 1
+
+
+def test_sharded_runner_reports_every_host_even_when_a_worker_dies() -> None:
+    import os
+
+    from dockward.fleet import run_fleet_sharded
+
+    def job(h: FleetHost) -> tuple[str, int]:
+        if h.name == "h5":
+            os._exit(3)  # the worker process collecting h5 dies
+        return (h.name, os.getpid())
+
+    hosts = [FleetHost(f"h{i}") for i in range(12)]
+    out = {o.host.name: o for o in run_fleet_sharded(hosts, job, FleetOptions(parallel=2), 2)}
+    assert set(out) == {h.name for h in hosts}
+    assert out["h5"].error == "the worker process collecting it died"
+    ok = [o for o in out.values() if o.ok]
+    assert ok and all(o.value is not None and o.value[1] != os.getpid() for o in ok)
+    # the other worker's hosts (even numbers) all came back
+    assert all(out[f"h{i}"].ok for i in range(0, 12, 2))

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -83,10 +84,24 @@ def _stop(proc: subprocess.Popen[bytes], root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _own_port(preferred: int) -> int:
+    """`preferred` when free; else another free port. A registry another test run started on
+    `preferred` is not ours: it goes away when that run ends, in the middle of our tests."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
 @pytest.fixture(scope="session")
 def registry() -> Iterator[Registry]:
-    proc, root = _start_registry(REGISTRY_PORT)
-    yield Registry(f"127.0.0.1:{REGISTRY_PORT}", root)
+    port = _own_port(REGISTRY_PORT)
+    proc, root = _start_registry(port)
+    yield Registry(f"127.0.0.1:{port}", root)
     _stop(proc, root)
 
 

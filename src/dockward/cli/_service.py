@@ -26,33 +26,34 @@ def add_metrics_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_schedule_options(p: argparse.ArgumentParser, command: str) -> None:
+    env = command.upper()
     g = p.add_argument_group("service mode")
     g.add_argument(
         "--interval",
         type=float,
-        default=float(env_default("INTERVAL", "0")) or None,
+        default=float(env_default(f"{env}_INTERVAL", "0")) or None,
         metavar="SECONDS",
-        help=f"{command} now and then every SECONDS until SIGTERM [DOCKWARD_INTERVAL]",
+        help=f"{command} now and then every SECONDS until SIGTERM [DOCKWARD_{env}_INTERVAL]",
     )
     g.add_argument(
         "--schedule",
-        default=env_default("SCHEDULE"),
+        default=env_default(f"{env}_SCHEDULE"),
         metavar="CRON",
         help=f"{command} on a cron schedule (5 fields, or 6 with seconds first) "
-        "[DOCKWARD_SCHEDULE]",
+        f"[DOCKWARD_{env}_SCHEDULE]",
     )
     g.add_argument(
         "--report-dir",
-        default=env_default("REPORT_DIR"),
+        default=env_default(f"{env}_REPORT_DIR"),
         metavar="DIR",
         help=f"with a schedule: write each run's report as {command}-TIME.json and .html here "
-        "[DOCKWARD_REPORT_DIR]",
+        f"[DOCKWARD_{env}_REPORT_DIR]",
     )
     g.add_argument(
         "--keep",
         type=int,
-        default=int(env_default("KEEP", "10")),
-        help="runs kept in --report-dir (default 10) [DOCKWARD_KEEP]",
+        default=int(env_default(f"{env}_KEEP", "10")),
+        help=f"runs kept in --report-dir (default 10) [DOCKWARD_{env}_KEEP]",
     )
     add_metrics_option(g)  # type: ignore[arg-type]
 

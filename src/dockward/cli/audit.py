@@ -17,6 +17,7 @@ from dockward.cli.fleetopts import (
     event_outputs,
     fleet_hosts,
     fleet_options,
+    fleet_workers,
     open_run_store,
     send_posture_events,
 )
@@ -65,6 +66,13 @@ def register(sub: Any) -> None:
         help="skip this rule id or CIS id (repeatable) [DOCKWARD_SKIP]",
     )
     p.add_argument(
+        "--cis-version",
+        default=env_default("CIS_VERSION", "1.8.0"),
+        metavar="VERSION",
+        help="CIS Docker Benchmark numbering for ids shown and for --check/--skip/--section: "
+        "1.6.0, 1.7.0 or 1.8.0 (default 1.8.0) [DOCKWARD_CIS_VERSION]",
+    )
+    p.add_argument(
         "--config",
         default=env_default("CONFIG"),
         help="dockward.toml (default: searched upwards) [DOCKWARD_CONFIG]",
@@ -87,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.errors import ConnectionFailed
-    from dockward.fleet import FleetHost, run_fleet
+    from dockward.fleet import FleetHost, run_fleet_sharded
     from dockward.rules import default_rules
+    from dockward.rules.cis import renumber
     from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
 
@@ -102,12 +111,14 @@ def run(args: argparse.Namespace) -> int:
         sections=tuple(args.section or env_list("SECTION")),
         skips=tuple(args.skip or env_list("SKIP")),
     )
-    entries = select(default_rules(), selection)  # an unknown --check is a usage error first
+    rules = renumber(default_rules(), args.cis_version)  # the numbering of ids and selections
+    entries = select(rules, selection)  # an unknown --check is a usage error first
     ruleset = ruleset_digest(e.rule for e in entries)
     # Names before any work: an unknown context is a usage error, not a failed host.
     endpoints = {h: resolve_endpoint(h.url, h.context) for h in hosts}
     names = {h: h.name or endpoints[h].url for h in hosts}
     fleet = len(hosts) > 1
+    workers = fleet_workers(args, len(hosts))
     say = progress_printer(sys.stderr.isatty())
     events = event_outputs(args)
     store = open_run_store(args)  # a bad --store is a usage error before any work
@@ -124,16 +135,20 @@ def run(args: argparse.Namespace) -> int:
                 )
             finally:
                 client.close()
-            return build_report([snap], selection, config, started=started)
+            return build_report([snap], selection, config, rules, started=started)
 
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
+        rules: dict[str, Any] = {}
         with store.batch("audit") if store is not None else _no_batch() as batch:
-            for n, outcome in enumerate(run_fleet(hosts, audit_host, opts), 1):
+            outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
+            for n, outcome in enumerate(outcomes, 1):
                 if say and fleet:
                     say(f"{n}/{len(hosts)} hosts")
                 if outcome.value is not None:
-                    reports[outcome.host] = outcome.value
+                    reports[outcome.host] = (
+                        _shared_rules(outcome.value, rules) if workers > 1 else outcome.value
+                    )
                 else:
                     errors[outcome.host] = (outcome.error, outcome.attempts)
                 if batch is not None:
@@ -148,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         if store is not None and batch is not None:
             send_posture_events(store, "audit", batch.run_ids, events)
         if say:
-            sys.stderr.write("\r\033[K")
+            say.done()
         if not fleet and errors:
             raise ConnectionFailed(errors[hosts[0]][0])
         return _fleet_report(hosts, names, reports, errors, started, len(entries))
@@ -158,6 +173,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def _shared_rules(report: Report, rules: dict[str, Any]) -> Report:
+    """A report from a worker process carries its own copy of every rule (docs, remediation):
+    one copy per rule for the whole fleet keeps memory to the results themselves."""
+    from dataclasses import replace
+
+    out = []
+    for r in report.results:
+        rule = rules.setdefault(r.rule.id, r.rule)
+        out.append(r if rule is r.rule else replace(r, rule=rule))
+    return replace(report, results=tuple(out))
 
 
 @contextlib.contextmanager
@@ -176,6 +203,7 @@ def _fleet_report(
     """One report, hosts in the order named; a waiver that matched nothing is reported once, and
     only when it matched on no host."""
     from dockward import __version__
+    from dockward.audit import AuditExtra
     from dockward.fleet import error_result
     from dockward.model.finding import Report
 
@@ -204,5 +232,5 @@ def _fleet_report(
         hosts=host_names,
         warnings=tuple(warnings + sorted(unmatched)),
         tool_version=__version__,
-        extra={"rules_evaluated": rules_evaluated, "hosts_failed": len(errors)},
+        extra=AuditExtra(rules_evaluated, len(errors)),
     )

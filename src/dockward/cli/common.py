@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from dockward.model.finding import Report
 
 # The built-in formats; capabilities may register more (checked when rendering).
-FORMAT_NAMES = ("table", "json", "sarif", "junit", "html")
+FORMAT_NAMES = ("table", "json", "sarif", "junit", "html", "docker-bench")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -58,7 +58,7 @@ def fail_threshold(text: str) -> Severity | None:
     try:
         return Severity.parse(text)
     except ValueError as exc:
-        raise UsageError(f"--fail-on: {exc}") from None
+        raise UsageError(f"--fail-on: {exc}") from exc
 
 
 def default_format(output: str | None) -> str:
@@ -83,7 +83,7 @@ def emit(report: Report, args: argparse.Namespace) -> int:
     try:
         text = render(report, fmt)
     except ValueError as exc:
-        raise UsageError(f"--format: {exc}") from None
+        raise UsageError(f"--format: {exc}") from exc
     write_output(text, args.output)
     if threshold is not None and report.fails_at(threshold):
         return EXIT_FINDINGS
@@ -104,11 +104,7 @@ def write_output(text: str, output: str | None) -> None:
 
 
 def progress_printer(enabled: bool) -> Any:
-    if not enabled:
-        return None
+    """A rich progress bar on stderr when `enabled` (a terminal), else None."""
+    from dockward.cli.progress import progress_bar
 
-    def say(msg: str) -> None:
-        sys.stderr.write(f"\r\033[Kcollecting {msg}…")
-        sys.stderr.flush()
-
-    return say
+    return progress_bar(enabled)

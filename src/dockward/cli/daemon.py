@@ -134,8 +134,8 @@ def _options(args: argparse.Namespace) -> Any:
         soft, _, hard = args.nofile.partition(":")
         try:
             nofile = (int(soft), int(hard or soft))
-        except ValueError:
-            raise UsageError(f"--nofile {args.nofile!r}: expected SOFT:HARD") from None
+        except ValueError as exc:
+            raise UsageError(f"--nofile {args.nofile!r}: expected SOFT:HARD") from exc
         if not 0 < nofile[0] <= nofile[1]:
             raise UsageError("--nofile: need 0 < SOFT <= HARD")
     if args.seccomp_profile:
@@ -149,8 +149,8 @@ def _options(args: argparse.Namespace) -> Any:
 
         try:
             ipaddress.ip_address(args.ip)
-        except ValueError:
-            raise UsageError(f"--ip {args.ip!r} is not an IP address") from None
+        except ValueError as exc:
+            raise UsageError(f"--ip {args.ip!r} is not an IP address") from exc
     return DaemonOptions(
         userns_remap=remap,
         log_driver=args.log_driver,
@@ -184,7 +184,7 @@ def _restart_command(args: argparse.Namespace, socket_path: str) -> tuple[str, .
         try:
             cmd = tuple(shlex.split(args.restart_cmd))
         except ValueError as exc:
-            raise UsageError(f"--restart-cmd: {exc}") from None
+            raise UsageError(f"--restart-cmd: {exc}") from exc
         if not cmd:
             raise UsageError("--restart-cmd is empty")
         return cmd

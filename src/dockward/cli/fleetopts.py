@@ -53,6 +53,13 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         help="deadline per host, retries included (default 300) [DOCKWARD_HOST_TIMEOUT]",
     )
     g.add_argument(
+        "--workers",
+        type=int,
+        default=int(env_default("WORKERS", "0")),
+        help="processes the hosts are shared over (default: one per CPU, up to 4, for 8 hosts "
+        "or more; 1 keeps everything in one process) [DOCKWARD_WORKERS]",
+    )
+    g.add_argument(
         "--retries",
         type=int,
         default=int(env_default("RETRIES", "1")),
@@ -122,13 +129,23 @@ def fleet_options(args: argparse.Namespace) -> FleetOptions:
     return FleetOptions(parallel=args.parallel, deadline=args.host_timeout, retries=args.retries)
 
 
+def fleet_workers(args: argparse.Namespace, hosts: int) -> int:
+    import os
+
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 (automatic) or more")
+    if args.workers:
+        return int(args.workers)
+    return min(os.cpu_count() or 1, 4) if hosts >= 8 else 1
+
+
 def retention_days(args: argparse.Namespace) -> float:
     from dockward.store import StoreError, parse_duration
 
     try:
         return parse_duration(args.retention) / 86400 if args.retention.strip() != "0" else 0.0
     except StoreError as exc:
-        raise UsageError(f"--retention: {exc}") from None
+        raise UsageError(f"--retention: {exc}") from exc
 
 
 def open_run_store(args: argparse.Namespace) -> Store | None:
@@ -185,6 +202,7 @@ __all__ = [
     "event_outputs",
     "fleet_hosts",
     "fleet_options",
+    "fleet_workers",
     "open_read_store",
     "open_run_store",
     "send_posture_events",

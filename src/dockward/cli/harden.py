@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.target:
         try:
             data = client.inspect_container(args.target)
-        except Exception:
-            raise UsageError(f"no container named {args.target!r}") from None
+        except Exception as exc:
+            raise UsageError(f"no container named {args.target!r}") from exc
         workload = workload_from_inspect(data, (), args.duration, args.network)
         if args.probe:
             workload = replace(workload, probe=probe_argv(args.probe))

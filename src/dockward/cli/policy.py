@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
 from dockward.policy.admission import ImageGate, judge_container, judge_image, judge_request
-from dockward.policy.model import Admission, Policy, load_policy
+from dockward.policy.model import Admission, Policy, PolicyExtra, load_policy
 from dockward.policy.vulns import default_source
 from dockward.specs.gojson import BodyError, loads
 
@@ -49,6 +50,21 @@ def register(sub: Any) -> None:
     )
     c.add_argument("--image", action="append", default=[], help="an image reference")
     c.add_argument(
+        "--registry-scans",
+        action="store_true",
+        default=os.environ.get("DOCKWARD_REGISTRY_SCANS") == "1",
+        help="for images this host never scanned, use the scan `dockward scan --registry "
+        "--attach` attached to the image in its registry (trust it only where pushes are "
+        "trusted) [DOCKWARD_REGISTRY_SCANS=1]",
+    )
+    c.add_argument(
+        "--session",
+        action="append",
+        default=[],
+        help="a session recorded by `dockward proxy --learn FILE` (FILE.session.jsonl): every "
+        "request in it must pass the policy as its client (routes and bodies)",
+    )
+    c.add_argument(
         "--insecure-registry",
         action="append",
         default=None,
@@ -76,6 +92,59 @@ def _admission(policy: Policy, client: str | None) -> Admission:
     raise UsageError(f"--client {client}: no such client in {policy.source}")
 
 
+def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
+    """Replay a recorded session through the proxy's own decision (routes, then bodies)."""
+    import json
+
+    from dockward.policy import checks
+    from dockward.policy.admission import QUERY_ROUTES
+    from dockward.proxy.authz import Caller, PolicyAuthorizer
+    from dockward.proxy.paths import PathError, parse_target
+    from dockward.proxy.routes import match_request
+
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    authz = PolicyAuthorizer(policy)
+    results: list[Result] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            who = rec["client"]
+            caller = Caller(
+                uid=who.get("uid"),
+                gid=who.get("gid"),
+                address=who.get("addr") or "",
+                token_sha256=who.get("token_sha256") or "",
+            )
+            method, target = str(rec["method"]), parse_target(str(rec["target"]))
+        except (ValueError, KeyError, TypeError, AttributeError, PathError) as exc:
+            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from exc
+        where = Location(path, line=number)
+        match = match_request(method, target.path, target.query)
+        what = f"{method} {target.path}"
+        verdict = authz.decide(caller, method, target, match)
+        if not verdict.allowed:
+            results += _located([checks.fail(checks.ROUTE, what, verdict.reason)], where)
+            continue
+        if verdict.judge_body and verdict.admission is not None and match is not None:
+            route = match.route.name
+            doc = None
+            if route not in QUERY_ROUTES:
+                try:
+                    doc = loads(str(rec.get("body") or "").encode())
+                except BodyError as exc:
+                    results += _located([checks.fail(checks.UNJUDGEABLE, what, str(exc))], where)
+                    continue
+            found = judge_request(route, target.query, doc, verdict.admission, gate)
+            results += _located(found, where)
+        results.append(checks.passed(checks.ROUTE, what, f"allowed for {verdict.client}"))
+    return results
+
+
 def _located(results: list[Result], location: Location | None) -> list[Result]:
     from dataclasses import replace
 
@@ -85,8 +154,8 @@ def _located(results: list[Result], location: Location | None) -> list[Result]:
 def run(args: argparse.Namespace) -> int:
     if not args.policy:
         raise UsageError("policy check needs --policy FILE")
-    if not (args.compose or args.run_lines or args.body or args.image):
-        raise UsageError("nothing to check: give --compose, --run, --body or --image")
+    if not (args.compose or args.run_lines or args.body or args.image or args.session):
+        raise UsageError("nothing to check: give --compose, --run, --body, --image or --session")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     policy = load_policy(args.policy)
     adm = _admission(policy, args.client)
@@ -104,6 +173,15 @@ def run(args: argparse.Namespace) -> int:
         gate = ImageGate(vulns=default_source())
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
     gate.insecure.update(insecure)
+    if args.registry_scans:
+        from dockward.registry import RegistryClient, is_loopback_host
+        from dockward.scan.attach import FirstKnown, RegistryAttachmentSource
+
+        hosts = gate.insecure
+        attached = RegistryAttachmentSource(
+            RegistryClient(insecure=lambda h: h in hosts or is_loopback_host(h), timeout=10.0)
+        )
+        gate.vulns = FirstKnown(gate.vulns, attached)
     results: list[Result] = []
     from dockward.lint import load_compose, spec_from_run_line
 
@@ -122,21 +200,23 @@ def run(args: argparse.Namespace) -> int:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
         try:
             doc = loads(data)
         except BodyError as exc:
-            raise InputError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from exc
         body_results = judge_request("containers.create", {}, doc, adm, gate)
         results += _located(body_results, Location(path))
     for image in args.image:
         results += judge_image(image, adm.images, gate)
+    for path in args.session:
+        results += _session(policy, path, gate)
     report = Report(
         command="policy check",
         results=tuple(results),
         started=started,
         finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tool_version=__version__,
-        extra={"policy": str(policy.source)},
+        extra=PolicyExtra(str(policy.source)),
     )
     return emit(report, args)

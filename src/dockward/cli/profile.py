@@ -112,7 +112,7 @@ def read_profile(path: str) -> SeccompProfile:
     try:
         data = Path(path).read_bytes()[: MAX_PROFILE_BYTES + 1]
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     if len(data) > MAX_PROFILE_BYTES:
         raise InputError(f"{path}: larger than {MAX_PROFILE_BYTES} bytes")
     return loads(data.decode("utf-8", "replace"), path)
@@ -142,7 +142,7 @@ def run_learn(args: argparse.Namespace) -> int:
         try:
             data = client.inspect_container(args.container)
         except Exception as exc:
-            raise UsageError(f"no container {args.container!r}: {exc}") from None
+            raise UsageError(f"no container {args.container!r}: {exc}") from exc
         workload = workload_from_inspect(data, (), args.duration, args.network)
         if args.probe:
             from dockward.cli.workload import probe_argv

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
         description="Listen on a unix socket and/or TCP and forward to the Docker socket, "
         "refusing what the policy does not allow. Without --policy, docker-socket-proxy's "
         "environment variables (CONTAINERS, IMAGES, POST, ALLOW_START, ...) apply with the same "
-        "defaults; ALLOW_START/STOP/RESTARTS work without POST=1. SIGHUP reloads the policy.",
+        "defaults; ALLOW_START/STOP/RESTARTS work without POST=1; reading container files (archive, "
+        "export) needs ARCHIVE=1; the WebSocket attach with stdin needs POST=1. SIGHUP reloads "
+        "the policy.",
     )
     p.add_argument(
         "--listen",
@@ -73,6 +75,21 @@ def register(sub: Any) -> None:
         help="processes serving the sockets; auto: one per CPU, at most 8 [DOCKWARD_PROXY_WORKERS]",
     )
     add_metrics_option(p)
+    p.add_argument(
+        "--learn",
+        metavar="FILE",
+        default=env_default("PROXY_LEARN", ""),
+        help="learning mode: forward everything, record per client the routes used and the "
+        "shape of create bodies, and write the policy that allows exactly that to FILE (and the "
+        "session to FILE.session.jsonl); one worker [DOCKWARD_PROXY_LEARN]",
+    )
+    p.add_argument(
+        "--learn-strict",
+        action="store_true",
+        default=env_default("PROXY_LEARN_STRICT", "") in ("1", "true", "yes", "on"),
+        help="with --learn: forward (and learn) only what the current policy or environment "
+        "allows [DOCKWARD_PROXY_LEARN_STRICT=1]",
+    )
     p.add_argument("--check", action="store_true", help="validate the configuration and exit")
     p.add_argument("--routes", action="store_true", help="list the API route names and exit")
     p.set_defaults(run=run)
@@ -80,13 +97,17 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.routes:
+        from dockward.proxy.routes import STDIN_ROUTES
+
+        writes = set(STDIN_ROUTES.values())
         for r in ROUTES:
-            sys.stdout.write(f"{r.name:24} {r.method:6} {r.pattern.pattern[1:-1]}\n")
+            extra = "  (with stdin set)" if r.name in writes else ""
+            sys.stdout.write(f"{r.name:26} {r.method:6} {r.pattern.pattern[1:-1]}{extra}\n")
         return EXIT_OK
     try:
         mode = int(str(args.socket_mode), 8)
-    except ValueError:
-        raise UsageError(f"--socket-mode {args.socket_mode!r} is not an octal mode") from None
+    except ValueError as exc:
+        raise UsageError(f"--socket-mode {args.socket_mode!r} is not an octal mode") from exc
     listen = tuple(args.listen or env_list("PROXY_LISTEN") or ["tcp://127.0.0.1:2375"])
     if str(args.workers) == "auto":
         workers = default_workers()
@@ -103,8 +124,12 @@ def run(args: argparse.Namespace) -> int:
         log=args.log,
         log_level=args.log_level,
         env=dict(os.environ),
-        workers=workers,
+        workers=1 if args.learn else workers,
+        learn=args.learn,
+        learn_strict=bool(args.learn_strict),
     )
+    if args.learn_strict and not args.learn:
+        raise UsageError("--learn-strict needs --learn FILE")
     if args.check:
         build_authorizer(cfg)
         sys.stdout.write("configuration ok\n")

@@ -99,10 +99,10 @@ def _merge(args: argparse.Namespace) -> int:
             if path.stat().st_size > MAX_REPORT_BYTES:
                 raise InputError(f"{name}: larger than {MAX_REPORT_BYTES // 2**20} MiB")
             text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"{name}: no such file") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: not UTF-8 text") from None
+        except FileNotFoundError as exc:
+            raise InputError(f"{name}: no such file") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{name}: not UTF-8 text") from exc
         except OSError as exc:
             raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
         reports.append(report_from_json(text, name))

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ref = parse_reference(args.image)
     except InvalidReference as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
     insecure = insecure_hosts(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
     client = RegistryClient(insecure=insecure, timeout=10.0)
     digest = client.resolve(ref)

@@ -26,10 +26,21 @@ from prometheus_client import CollectorRegistry
 
 from dockward import notify
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_output_options,
+    default_format,
+    emit,
+    env_default,
+    env_list,
+    fail_threshold,
+    write_output,
+)
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
-from dockward.model.finding import Severity, Status
+from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
 from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
@@ -70,7 +81,8 @@ from dockward.update.notify import (
     to_note,
 )
 from dockward.update.report import build_report
-from dockward.update.schedule import Schedule
+from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
+from dockward.update.signature import SignatureCheck
 
 
 def _wt_flag(name: str) -> bool:
@@ -231,6 +243,14 @@ def register(sub: Any) -> None:
         "off disables [DOCKWARD_UPDATE_VULN_GATE]",
     )
     gate.add_argument(
+        "--verify-key",
+        default=env_default("UPDATE_VERIFY_KEY"),
+        metavar="FILE",
+        help="take a new image only when its digest carries a cosign signature that verifies "
+        "with this ECDSA P-256 public key (the policy's DW-P008 check, before the pull); label "
+        "dockward.update.verify-key adds a key per container [DOCKWARD_UPDATE_VERIFY_KEY]",
+    )
+    gate.add_argument(
         "--vuln-db",
         default=env_default("VULN_DB"),
         help="vulnerability DB path (default: dockward.scan's) [DOCKWARD_VULN_DB]",
@@ -386,7 +406,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
             try:
                 threshold = Severity.CRITICAL if vuln == "auto" else Severity.parse(vuln)
             except ValueError as exc:
-                raise UsageError(f"--vuln-gate: {exc}") from None
+                raise UsageError(f"--vuln-gate: {exc}") from exc
             if not ok:
                 raise UsageError(f"--vuln-gate {vuln}: {why}")
             scanner = scan_gate.dockward_scanner(args.vuln_db, args.host)
@@ -396,7 +416,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
         try:
             severity = Severity.parse(level)
         except ValueError as exc:
-            raise UsageError(f"--rules-gate: {exc}") from None
+            raise UsageError(f"--rules-gate: {exc}") from exc
         container_rules = default_rules()
         from dockward.rules.registry import RuleSet
 
@@ -521,6 +541,7 @@ def run(args: argparse.Namespace) -> int:
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
     cooldown = Cooldown(state_dir / "cooldown.json")
+    signature = SignatureCheck(registry, args.verify_key)
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -530,39 +551,62 @@ def run(args: argparse.Namespace) -> int:
                 if say:
                     say(f"HTTP API on {api.address}")
             run_now = polling  # the first cycle at start, unless only the API triggers cycles
+            timetable = Timetable(schedule if polling else None)
             while True:
                 batch: list[Trigger] = []
+                if long_running:
+                    timetable.refresh(_labelled(client), dt.datetime.now(_zone()))
+                due = Due(global_cycle=True, opted_out=tuple(sorted(timetable.opted_out)))
+                if schedule.once:
+                    due = Due(global_cycle=True)  # one run: every selected container
                 if not run_now:
-                    stopping, batch = _wait_next(stop, api, schedule if polling else None, say)
+                    stopping, batch, due = _wait_next(stop, api, timetable, say)
                     if stopping:
                         break
                 run_now = False
-                this = cycle_options
+                runs: list[CycleOptions] = []
+                sel = cycle_options.selection
                 if batch:
-                    this = replace(
-                        cycle_options,
-                        selection=replace(cycle_options.selection, images=batch_images(batch)),
-                    )
-                try:
-                    cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
-                except Exception as exc:
-                    answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
-                    raise
-                if template is not None:
-                    notifications.submit(
-                        render_template(template, cycle, host, title, args.notification_report)
+                    runs.append(
+                        replace(cycle_options, selection=replace(sel, images=batch_images(batch)))
                     )
                 else:
-                    message = compose(cycle, host, notified)
-                    if message is not None:
-                        subject = "" if args.notification_skip_title else tag + message.subject
-                        notifications.submit(to_note(message, subject))
-                if setup_warnings and not cycles:
-                    cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
-                cycles.append(cycle)
-                metrics.record(cycle)
-                if api is not None:
-                    answer(batch, summary(cycle))
+                    if due.global_cycle and not schedule.labels_only:
+                        skip = (*sel.exclude, *due.opted_out, *due.names)
+                        runs.append(replace(cycle_options, selection=replace(sel, exclude=skip)))
+                    names = tuple(n for n in due.names if not sel.names or n in sel.names)
+                    if names:
+                        # A container's own schedule: that container (as if named).
+                        own = replace(sel, names=names, all=False)
+                        runs.append(replace(cycle_options, selection=own))
+                for this in runs:
+                    try:
+                        cycle = run_cycle(
+                            client, registry, updater, this, gates, say, cooldown, signature
+                        )
+                    except Exception as exc:
+                        answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+                        raise
+                    if template is not None:
+                        notifications.submit(
+                            render_template(template, cycle, host, title, args.notification_report)
+                        )
+                    else:
+                        message = compose(cycle, host, notified)
+                        if message is not None:
+                            subject = "" if args.notification_skip_title else tag + message.subject
+                            notifications.submit(to_note(message, subject))
+                    if setup_warnings and not cycles:
+                        cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
+                    if timetable.warnings:
+                        cycle = replace(cycle, warnings=cycle.warnings + tuple(timetable.warnings))
+                        timetable.warnings.clear()
+                    cycles.append(cycle)
+                    metrics.record(cycle)
+                    if api is not None:
+                        answer(batch, summary(cycle))
+                    if args.cycles and len(cycles) >= args.cycles:
+                        break
                 if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
@@ -576,12 +620,24 @@ def run(args: argparse.Namespace) -> int:
             cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
-    code = emit(report, args)
+    code = _emit_update(report, args)
     errors = [r for r in report.results if r.status is Status.ERROR]
     if errors:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _emit_update(report: Report, args: argparse.Namespace) -> int:
+    """The table says per container what happened; other formats are the shared ones."""
+    fmt = args.format or default_format(args.output)
+    if fmt != "table":
+        return emit(report, args)
+    from dockward.update.table import render_update_table
+
+    threshold = fail_threshold(args.fail_on)
+    write_output(render_update_table(report), args.output)
+    return EXIT_FINDINGS if threshold is not None and report.fails_at(threshold) else EXIT_OK
 
 
 def _zone() -> dt.tzinfo:
@@ -607,7 +663,7 @@ def _template(args: argparse.Namespace) -> Template | None:
         try:
             source = Path(source[1:]).read_text(encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"--notification-template {source}: {exc.strerror}") from None
+            raise UsageError(f"--notification-template {source}: {exc.strerror}") from exc
     if source in NAMED_TEMPLATES:
         source = NAMED_TEMPLATES[source]
     template = Template(source)
@@ -627,32 +683,50 @@ def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
     return check
 
 
+LABEL_REREAD = 30.0
+
+
+def _labelled(client: Any) -> dict[str, dict[str, str]]:
+    """Labels of the containers that carry a schedule or a global-schedule opt-out."""
+    out: dict[str, dict[str, str]] = {}
+    for key in (SCHEDULE_LABEL, GLOBAL_LABEL):
+        for c in client.containers(all=True, filters={"label": key}):
+            names = [str(n) for n in c.get("Names") or []]
+            name = next((n for n in names if n.count("/") == 1), names[0] if names else "")
+            out[name.lstrip("/")] = dict(c.get("Labels") or {})
+    return out
+
+
 def _wait_next(
     stop: threading.Event,
     api: UpdateAPI | None,
-    schedule: Schedule | None,
+    timetable: Timetable,
     say: Callable[[str], None] | None,
-) -> tuple[bool, list[Trigger]]:
-    """Until the next scheduled cycle, an API request, or a stop: (stopping, requests)."""
+) -> tuple[bool, list[Trigger], Due]:
+    """Until the next scheduled cycle (global or a container's own), an API request, or a stop."""
     deadline: float | None = None
-    if schedule is not None and not schedule.once:
-        now = dt.datetime.now(_zone())
-        wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
+    now = dt.datetime.now(_zone())
+    wake = timetable.next_wake(now)
+    if wake is not None:
+        wait = max(0.0, (wake - now).total_seconds())
         if say:
             say(f"next cycle in {wait:.0f}s")
         deadline = time.monotonic() + wait
+    reread = time.monotonic() + LABEL_REREAD  # new or changed schedule labels are seen
     while not stop.is_set():
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            return False, []
+            return False, [], timetable.take_due(dt.datetime.now(_zone()))
+        if time.monotonic() >= reread:
+            return False, [], Due()
         step = 0.2 if left is None else min(0.2, left)
         if api is not None and api.update_enabled:
             batch = api.next_batch(step)
             if batch:
-                return False, batch
+                return False, batch, Due()
         elif stop.wait(step):
             break
-    return True, []
+    return True, [], Due()
 
 
 @contextlib.contextmanager

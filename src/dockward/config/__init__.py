@@ -36,14 +36,22 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+def _is_file(path: Path) -> bool:
+    """A directory the user may not search (a service's cwd) holds no config for them."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def find_config(start: Path | None = None) -> Path | None:
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         for name in ("dockward.toml", ".dockward.toml"):
-            if (d / name).is_file():
+            if _is_file(d / name):
                 return d / name
         pp = d / "pyproject.toml"
-        if pp.is_file():
+        if _is_file(pp):
             try:
                 if "dockward" in tomllib.loads(pp.read_text(encoding="utf-8")).get("tool", {}):
                     return pp
@@ -59,8 +67,8 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: config file not found") from exc
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -46,8 +46,8 @@ def context_host(name: str) -> str:
     meta = base / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConnectionFailed(f"no Docker context named {name!r} (in {base})") from None
+    except FileNotFoundError as exc:
+        raise ConnectionFailed(f"no Docker context named {name!r} (in {base})") from exc
     except (OSError, ValueError) as exc:
         raise ConnectionFailed(f"cannot read Docker context {name!r}: {exc}") from exc
     host = ((data.get("Endpoints") or {}).get("docker") or {}).get("Host")

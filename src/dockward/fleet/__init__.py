@@ -4,11 +4,13 @@ fails is an error outcome for that host, never a failed run."""
 from __future__ import annotations
 
 import concurrent.futures
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
+from queue import Empty
+from typing import Any, Generic, TypeVar
 
 from dockward.fleet.hosts import FleetHost, gather, hosts_file, inventory
 from dockward.model.finding import Result, Rule, Severity, Status
@@ -112,6 +114,54 @@ def run_fleet(
             yield fut.result()
 
 
+def run_fleet_sharded(
+    hosts: Sequence[FleetHost], job: Callable[[FleetHost], T], opts: FleetOptions, workers: int
+) -> Iterator[Outcome[T]]:
+    """As run_fleet, with the hosts shared over WORKERS forked processes (collecting and judging
+    are CPU work in Python: one process uses one core). Each outcome comes back through a queue
+    when its host finishes; the hosts of a worker that dies are error outcomes."""
+    if workers <= 1 or len(hosts) < 2 * workers:
+        yield from run_fleet(hosts, job, opts)
+        return
+    ctx = multiprocessing.get_context("fork")
+    queue: Any = ctx.Queue(maxsize=256)
+    shards = [list(hosts[i::workers]) for i in range(workers)]
+    per_worker = replace(opts, parallel=max(1, opts.parallel // workers))
+
+    def child(shard: list[FleetHost]) -> None:
+        for outcome in run_fleet(shard, job, per_worker):
+            queue.put(outcome)
+
+    procs = [ctx.Process(target=child, args=(shard,), daemon=True) for shard in shards]
+    for proc in procs:
+        proc.start()
+    reported: set[FleetHost] = set()
+    try:
+        while len(reported) < len(hosts):
+            try:
+                outcome = queue.get(timeout=0.5)
+            except Empty:
+                if all(p.exitcode is not None for p in procs):
+                    try:
+                        outcome = queue.get(timeout=2)
+                    except Empty:
+                        break
+                else:
+                    continue
+            reported.add(outcome.host)
+            yield outcome
+        now = time.time()
+        for h in hosts:
+            if h not in reported:
+                yield Outcome(h, None, "the worker process collecting it died", now, now, 0)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+        queue.close()
+
+
 def error_result(host: str, error: str, attempts: int) -> Result:
     return Result(
         UNREACHABLE,
@@ -133,4 +183,5 @@ __all__ = [
     "hosts_file",
     "inventory",
     "run_fleet",
+    "run_fleet_sharded",
 ]

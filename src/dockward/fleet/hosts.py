@@ -32,10 +32,10 @@ def _read(path: str, what: str) -> str:
         if p.stat().st_size > MAX_FILE_BYTES:
             raise InputError(f"{path}: {what} larger than {MAX_FILE_BYTES // 2**20} MiB")
         return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text") from exc
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
 

@@ -126,10 +126,10 @@ def read_config(path: str) -> tuple[str, dict[str, Any], bool]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return "", {}, False
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     if not text.strip():
         return text, {}, True
     try:
@@ -137,9 +137,9 @@ def read_config(path: str) -> tuple[str, dict[str, Any], bool]:
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+        ) from exc
     except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level is not a JSON object")
     return text, data, True
@@ -479,10 +479,10 @@ def run_restart(command: tuple[str, ...], timeout: float = 120) -> None:
         res = subprocess.run(
             list(command), capture_output=True, text=True, timeout=timeout, check=False
         )
-    except FileNotFoundError:
-        raise ConfigError(f"restart command not found: {command[0]}") from None
-    except subprocess.TimeoutExpired:
-        raise ConfigError(f"restart command did not finish within {timeout:.0f}s") from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"restart command not found: {command[0]}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(f"restart command did not finish within {timeout:.0f}s") from exc
     if res.returncode != 0:
         last = (res.stderr or res.stdout).strip().splitlines()[-1:] or [""]
         raise ConfigError(f"restart command exited {res.returncode}: {last[0][:200]}")
@@ -521,7 +521,7 @@ def apply(p: DaemonPlan, *, now: dt.datetime | None = None) -> Applied:
             atomic_write(f"{p.config_file}.bak", "{}\n", mode=0o600)
         atomic_write(target, new_text, keep_previous=existed)
     except OSError as exc:
-        raise ConfigError(f"cannot write {p.config_file}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write {p.config_file}: {exc.strerror}") from exc
     return Applied(p.config_file, f"{p.config_file}.bak", stamped)
 
 
@@ -534,5 +534,5 @@ def rollback(path: str) -> str:
     try:
         atomic_write(path, text if text.strip() else "{}\n", keep_previous=os.path.exists(path))
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
     return text

@@ -52,7 +52,7 @@ def _json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArchiveError(f"{what}: malformed JSON ({exc})") from None
+        raise ArchiveError(f"{what}: malformed JSON ({exc})") from exc
 
 
 class _Body(io.RawIOBase):
@@ -322,7 +322,7 @@ def load_archive(
     try:
         fh = open(p, "rb")  # noqa: SIM115 - closed below; open errors need their own message
     except OSError as exc:
-        raise ArchiveError(f"cannot open {where}: {exc.strerror}") from None
+        raise ArchiveError(f"cannot open {where}: {exc.strerror}") from exc
     with fh:
         return load_stream(
             fh,

@@ -74,8 +74,8 @@ def load_daemon(
 
     try:
         info = client.inspect_image(name)
-    except docker.errors.ImageNotFound:
-        raise InputError(f"image {name!r} not found in the local daemon") from None
+    except docker.errors.ImageNotFound as exc:
+        raise InputError(f"image {name!r} not found in the local daemon") from exc
     except docker.errors.APIError as exc:
         raise ConnectionFailed(f"daemon: {exc.explanation or exc}") from exc
     image_id = str(info.get("Id", ""))

@@ -108,8 +108,8 @@ def _parse_pax(data: bytes, where: str) -> dict[str, str]:
             break
         try:
             length = int(data[pos:space])
-        except ValueError:
-            raise ArchiveError(f"{where}: malformed PAX header") from None
+        except ValueError as exc:
+            raise ArchiveError(f"{where}: malformed PAX header") from exc
         if length <= 0 or pos + length > len(data):
             raise ArchiveError(f"{where}: malformed PAX header")
         record = data[space + 1 : pos + length - 1]
@@ -264,8 +264,8 @@ class TarStream:
             if "size" in meta:
                 try:
                     size = int(meta["size"])
-                except ValueError:
-                    raise ArchiveError(f"{self._where}: bad PAX size") from None
+                except ValueError as exc:
+                    raise ArchiveError(f"{self._where}: bad PAX size") from exc
             pax, long_name, long_link = {}, "", ""
             self._count += 1
             if self._count > self._limits.max_entries:
@@ -396,7 +396,7 @@ class _Decoded(io.RawIOBase):
         try:
             data = self._stream.read(len(buf))
         except self._errors as exc:
-            raise ArchiveError(f"{self._where}: corrupt compressed layer ({exc})") from None
+            raise ArchiveError(f"{self._where}: corrupt compressed layer ({exc})") from exc
         buf[: len(data)] = data
         return len(data)
 

@@ -213,7 +213,7 @@ class _Loader:
         try:
             value = interpolate_tree(doc.value, self.env, self._on_missing)
         except InputError as exc:
-            raise InputError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from exc
         services = value.get("services")
         if services is not None and not isinstance(services, dict):
             raise InputError(f"{_where(path, doc, ('services',))}: `services` must be a mapping")
@@ -362,7 +362,7 @@ def load_compose(
         try:
             spec = respec(svc.config)
         except InputError as exc:
-            raise InputError(f"{svc.where.path}:{svc.where.line}: {exc}") from None
+            raise InputError(f"{svc.where.path}:{svc.where.line}: {exc}") from exc
         services.append(
             ComposeService(
                 sname,
@@ -458,7 +458,7 @@ def _load_include(
             try:
                 sub_env.update(parse_env_file(read_text(e, max_bytes)))
             except InputError as exc:
-                raise InputError(f"{inc.where}: {exc}") from None
+                raise InputError(f"{inc.where}: {exc}") from exc
         sub_env.update(os.environ if env is None else env)
     try:
         return load_compose(
@@ -471,7 +471,7 @@ def _load_include(
             _chain=chain,
         )
     except InputError as exc:
-        raise InputError(f"{inc.where}: included: {exc}") from None
+        raise InputError(f"{inc.where}: included: {exc}") from exc
 
 
 def _env_files(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dockward.errors import DockwardError
+
 MAX_NESTING = 8
 _PLAIN = re.compile(r"[^\s;&|()<>'\"\\$`]+")
 RESERVED = frozenset(
@@ -127,7 +129,7 @@ def _is_assignment(w: Word) -> bool:
     return bool(eq) and name.replace("_", "a").isalnum() and not name[:1].isdigit()
 
 
-class ShellSyntaxError(ValueError):
+class ShellSyntaxError(DockwardError, ValueError):
     pass
 
 

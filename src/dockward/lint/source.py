@@ -22,7 +22,7 @@ def decode_text(data: bytes, name: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
             f"{name}:{line}: invalid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
+        ) from exc
 
 
 def read_text(path: str, max_bytes: int = MAX_FILE_BYTES) -> str:
@@ -40,12 +40,12 @@ def read_text(path: str, max_bytes: int = MAX_FILE_BYTES) -> str:
                     f"{path}: file is {size // 1024} KiB, over the {max_bytes // 1024} KiB limit"
                 )
             data = fh.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a directory") from exc
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
     if len(data) > max_bytes:
         raise InputError(f"{path}: file is over the {max_bytes // 1024} KiB limit")
     return decode_text(data, path)

@@ -94,9 +94,9 @@ def load_yaml(text: str, name: str = "<yaml>") -> PosDoc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        raise InputError(f"{where}: invalid YAML: {exc.problem or exc}") from None
+        raise InputError(f"{where}: invalid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
-        raise InputError(f"{name}: invalid YAML: {exc}") from None
+        raise InputError(f"{name}: invalid YAML: {exc}") from exc
 
 
 def _build(events: Any, name: str) -> PosDoc:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dockward.errors import DockwardError
 from dockward.monitor.condition import (
     And,
     Check,
@@ -26,7 +27,7 @@ from dockward.monitor.fields import BOOL, LIST, NUMBER, STRING, Event, FieldErro
 Predicate = Callable[[Event], bool]
 
 
-class CompileError(ValueError):
+class CompileError(DockwardError, ValueError):
     """A rule that cannot be compiled (unknown field, macro, operator for the type...)."""
 
 
@@ -60,7 +61,7 @@ def field_accessor(ref: FieldRef, source: str) -> tuple[Callable[[Event], Any], 
     try:
         get, kind = resolve(ref.name, ref.arg, source)
     except FieldError as exc:
-        raise CompileError(str(exc)) from None
+        raise CompileError(str(exc)) from exc
     multi = kind == LIST and ref.arg is None
     for name in reversed(ref.transformers):
         fn = _transform(name)
@@ -103,8 +104,8 @@ def _coerce(kind: str, text: str, where: str) -> Any:
     if kind == NUMBER:
         try:
             return int(text, 0) if text.lower().startswith(("0x", "0o")) else int(text)
-        except ValueError:
-            raise CompileError(f"{where}: {text!r} is not a number") from None
+        except ValueError as exc:
+            raise CompileError(f"{where}: {text!r} is not a number") from exc
     if kind == BOOL:
         low = text.lower()
         if low not in ("true", "false"):
@@ -160,13 +161,13 @@ def _scalar_test(op: str, value: Any, kind: str, where: str) -> Callable[[Any], 
             try:
                 search = re.compile(value).search
             except re.error as exc:
-                raise CompileError(f"{where}: bad regex {value!r}: {exc}") from None
+                raise CompileError(f"{where}: bad regex {value!r}: {exc}") from exc
             return lambda x: search(x) is not None
         case "bcontains" | "bstartswith":
             try:
                 needle = bytes.fromhex(value)
-            except ValueError:
-                raise CompileError(f"{where}: {value!r} is not hex bytes") from None
+            except ValueError as exc:
+                raise CompileError(f"{where}: {value!r} is not hex bytes") from exc
             if op == "bcontains":
                 return lambda x: needle in x.encode("utf-8", "surrogateescape")
             return lambda x: x.encode("utf-8", "surrogateescape").startswith(needle)
@@ -206,7 +207,7 @@ class Compiler:
             try:
                 self._macro_ast[name] = parse_condition(self.macros[name])
             except ConditionError as exc:
-                raise CompileError(f"macro {name}: {exc}") from None
+                raise CompileError(f"macro {name}: {exc}") from exc
         return self._macro_ast[name]
 
     def expand(self, items: tuple[str, ...], seen: frozenset[str] = frozenset()) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dockward.errors import DockwardError
+
 BINARY_OPS = frozenset(
     {
         "=",
@@ -43,7 +45,7 @@ _TOKEN = re.compile(
 )
 
 
-class ConditionError(ValueError):
+class ConditionError(DockwardError, ValueError):
     """A condition that does not parse; the message names the position."""
 
 

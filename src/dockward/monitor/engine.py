@@ -128,7 +128,7 @@ def _renderer(
                 warnings.append(f"{rule.origin}: rule {rule.name}: output {exc}; rendered as {NA}")
                 get = _none
             else:
-                raise CompileError(f"output: {exc}") from None
+                raise CompileError(f"output: {exc}") from exc
         parts.append((name, get))
         pos = m.end()
     parts.append(template[pos:])

@@ -39,9 +39,9 @@ class Priority(enum.IntEnum):
         key = {"INFO": "INFORMATIONAL", "WARN": "WARNING", "CRIT": "CRITICAL"}.get(key, key)
         try:
             return cls[key]
-        except KeyError:
+        except KeyError as exc:
             names = ", ".join(p.name.lower() for p in cls)
-            raise ValueError(f"unknown priority {text!r} (expected one of {names})") from None
+            raise ValueError(f"unknown priority {text!r} (expected one of {names})") from exc
 
     @property
     def label(self) -> str:
@@ -175,9 +175,9 @@ def load_files(paths: Iterable[str | Path], book: RuleBook | None = None) -> Rul
                 raise RulesError(f"{p}: rules file larger than {MAX_RULES_FILE} bytes")
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
-            raise RulesError(f"{p}: cannot read rules file: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise RulesError(f"{p}: rules file is not UTF-8") from None
+            raise RulesError(f"{p}: cannot read rules file: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise RulesError(f"{p}: rules file is not UTF-8") from exc
         load_text(text, str(p), book)
     return book
 
@@ -189,9 +189,9 @@ def load_text(text: str, path: str, book: RuleBook | None = None) -> RuleBook:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        raise RulesError(f"{path}:{line}: invalid YAML: {exc.problem or exc}") from None
+        raise RulesError(f"{path}:{line}: invalid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: invalid YAML: {exc}") from None
+        raise RulesError(f"{path}: invalid YAML: {exc}") from exc
     book.files.append(path)
     if doc is None:
         return book
@@ -278,7 +278,7 @@ def _load_macro(item: dict[str, Any], origin: Origin, book: RuleBook) -> None:
     try:
         parse_condition(full)
     except ConditionError as exc:
-        raise _err(origin, f"macro {name}: {exc}") from None
+        raise _err(origin, f"macro {name}: {exc}") from exc
     book.macros[name] = full
     book.macro_origin[name] = origin
 
@@ -359,7 +359,7 @@ def _priority(value: Any, origin: Origin, rule: str) -> Priority:
     try:
         return Priority.parse(str(value))
     except ValueError as exc:
-        raise _err(origin, f"rule {rule}: {exc}") from None
+        raise _err(origin, f"rule {rule}: {exc}") from exc
 
 
 def _bool(value: Any, origin: Origin, what: str) -> bool:
@@ -411,7 +411,7 @@ def _check_syntax(cond: str, origin: Origin, rule: str) -> None:
     try:
         parse_condition(cond)
     except ConditionError as exc:
-        raise _err(origin, f"rule {rule}: condition: {exc}") from None
+        raise _err(origin, f"rule {rule}: condition: {exc}") from exc
 
 
 def _change_rule(

@@ -65,7 +65,7 @@ def make_sink(
         try:
             return NotifySink(spec, notify_rate, notify_burst)
         except UsageError as exc:
-            raise UsageError(f"--output: {exc}") from None
+            raise UsageError(f"--output: {exc}") from exc
     parsed = urllib.parse.urlsplit(spec)
     scheme = parsed.scheme.lower()
     query = urllib.parse.parse_qs(parsed.query)
@@ -80,8 +80,8 @@ def make_sink(
             raise UsageError(f"--output {spec}: unknown syslog facility {facility_name}")
         try:
             port = parsed.port or (6514 if transport == "tls" else 514)
-        except ValueError:
-            raise UsageError(f"--output {spec}: bad port") from None
+        except ValueError as exc:
+            raise UsageError(f"--output {spec}: bad port") from exc
         return SyslogSink(
             SyslogTarget(
                 transport,

@@ -71,7 +71,7 @@ def build_engine(cfg: MonitorConfig) -> Engine:
     try:
         min_priority = Priority.parse(cfg.min_priority)
     except ValueError as exc:
-        raise UsageError(f"--min-priority: {exc}") from None
+        raise UsageError(f"--min-priority: {exc}") from exc
     book = load_files(rule_paths(cfg))
     for name in cfg.disable_rules:
         if name not in book.rules:

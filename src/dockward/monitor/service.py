@@ -258,7 +258,7 @@ def read_events(path: str | Path) -> Iterator[Event]:
     try:
         fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise InputError(f"{path}: cannot read events: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot read events: {exc.strerror}") from exc
     with fh:
         for lineno, line in enumerate(fh, 1):
             if len(line) > MAX_EVENT_LINE:
@@ -269,7 +269,7 @@ def read_events(path: str | Path) -> Iterator[Event]:
             try:
                 ev = json.loads(line)
             except ValueError as exc:
-                raise InputError(f"{path}:{lineno}: not a JSON event: {exc}") from None
+                raise InputError(f"{path}:{lineno}: not a JSON event: {exc}") from exc
             if not isinstance(ev, dict):
                 raise InputError(f"{path}:{lineno}: an event must be a JSON object")
             yield ev

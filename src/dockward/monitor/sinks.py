@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from dockward import __version__
-from dockward.errors import ConfigError
+from dockward.errors import ConfigError, DockwardError
 from dockward.monitor.alert import Alert
 
 MAX_SYSLOG_UDP = 8000
 
 
-class SinkError(Exception):
+class SinkError(DockwardError):
     """The sink did not take the alert (down, refused, timed out)."""
 
 
@@ -286,9 +286,9 @@ class HttpSink:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:  # noqa: S310
                 answer = resp.read(1 << 20)
         except urllib.error.HTTPError as exc:
-            raise SinkError(f"{self.name}: HTTP {exc.code}") from None
+            raise SinkError(f"{self.name}: HTTP {exc.code}") from exc
         except (urllib.error.URLError, OSError, ssl.SSLError) as exc:
-            raise SinkError(f"{self.name}: {getattr(exc, 'reason', exc)}") from None
+            raise SinkError(f"{self.name}: {getattr(exc, 'reason', exc)}") from exc
         if self.flavour == "elasticsearch":
             _check_bulk(answer, self.name)
 
@@ -299,8 +299,8 @@ class HttpSink:
 def _check_bulk(answer: bytes, name: str) -> None:
     try:
         data: Any = json.loads(answer or b"{}")
-    except ValueError:
-        raise SinkError(f"{name}: _bulk answer is not JSON") from None
+    except ValueError as exc:
+        raise SinkError(f"{name}: _bulk answer is not JSON") from exc
     if not isinstance(data, dict) or not data.get("errors"):
         return
     for item in data.get("items") or []:
@@ -375,7 +375,7 @@ class NotifySink:
             self.limit.take()
         except NotifyError as exc:
             # The worker spools the whole batch: delivery is at least once.
-            raise SinkError(str(exc)) from None
+            raise SinkError(str(exc)) from exc
 
     def close(self) -> None:
         return None

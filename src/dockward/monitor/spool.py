@@ -22,7 +22,7 @@ class Spool:
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise ConfigError(f"spool directory {self.dir}: {exc.strerror}") from None
+            raise ConfigError(f"spool directory {self.dir}: {exc.strerror}") from exc
         self.max_files = max_files
         self.max_bytes = max_bytes
         self._lock = threading.Lock()

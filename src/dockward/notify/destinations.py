@@ -84,7 +84,7 @@ class StreamDestination:
                 self.stream.write(f"{n.title}\n{n.body}")
             self.stream.flush()
         except (OSError, ValueError) as exc:
-            raise NotifyError(f"stdout: {exc}") from None
+            raise NotifyError(f"stdout: {exc}") from exc
 
 
 class WebhookDestination:
@@ -110,7 +110,7 @@ class WebhookDestination:
                 resp.close()
             except requests.RequestException as exc:
                 reason = scrub(str(exc), self._secrets)[:200]
-                raise NotifyError(f"{self.name}: {type(exc).__name__}: {reason}") from None
+                raise NotifyError(f"{self.name}: {type(exc).__name__}: {reason}") from exc
             if resp.status_code >= 400:
                 raise NotifyError(f"{self.name}: HTTP {resp.status_code}")
 
@@ -195,7 +195,7 @@ class AppriseDestination:
                 )
             )
         except Exception as exc:  # a plugin bug must not kill the worker
-            raise NotifyError(f"{self.name}: {type(exc).__name__}") from None
+            raise NotifyError(f"{self.name}: {type(exc).__name__}") from exc
         said = self._capture.take()
         if not ok:
             reason = "; ".join(said[:2])[:240] or "not delivered"

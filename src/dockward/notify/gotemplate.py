@@ -304,8 +304,8 @@ class Template:
             case "str":
                 try:
                     return str(json.loads(text))
-                except ValueError:
-                    raise TemplateError(f"template: bad string {text[:30]}") from None
+                except ValueError as exc:
+                    raise TemplateError(f"template: bad string {text[:30]}") from exc
             case "raw":
                 return text[1:-1]
             case "num":

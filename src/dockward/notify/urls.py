@@ -8,6 +8,7 @@ URL that may reach a log, a report or an error message: scheme and server, never
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Callable
 
@@ -243,8 +244,8 @@ def _googlechat(p: urllib.parse.SplitResult) -> str:
     path = _path(p)
     try:
         space = path[path.index("spaces") + 1]
-    except (ValueError, IndexError):
-        raise UsageError("googlechat:// needs .../v1/spaces/SPACE/messages?key=K&token=T") from None
+    except (ValueError, IndexError) as exc:
+        raise UsageError("googlechat:// needs .../v1/spaces/SPACE/messages?key=K&token=T") from exc
     if not q.get("key") or not q.get("token"):
         raise UsageError("googlechat:// needs key= and token= parameters")
     return f"gchat://{_enc(space)}/{_enc(q['key'])}/{_enc(q['token'])}"
@@ -345,12 +346,12 @@ def to_apprise(url: str) -> str:
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise UsageError(f"notification URL {scheme}://: cannot parse it") from None
+    except ValueError as exc:
+        raise UsageError(f"notification URL {scheme}://: cannot parse it") from exc
     try:
         return convert(parts)
     except UsageError as exc:
-        raise UsageError(f"notification URL {exc}") from None
+        raise UsageError(f"notification URL {exc}") from exc
 
 
 def redact(url: str) -> str:
@@ -379,7 +380,8 @@ def secrets_of(url: str) -> list[str]:
     found += [s for s in parts.path.split("/") if s]
     found += [v for _, v in urllib.parse.parse_qsl(parts.query)]
     if scheme_of(url) not in SERVER_SCHEMES:
-        found.append(parts.hostname or "")
+        # The host is a token here (tgram://BOT:TOKEN/..., discord://ID/...): every piece of it.
+        found += [parts.netloc, *re.split(r"[@:]", parts.netloc)]
     out: set[str] = set()
     for s in found:
         if len(s) >= 4:

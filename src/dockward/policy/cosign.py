@@ -40,9 +40,9 @@ def load_public_key(path: str | Path) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except OSError as exc:
-        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from None
-    except ValueError:
-        raise ConfigError(f"{path}: not a PEM public key") from None
+        raise ConfigError(f"cannot read public key {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a PEM public key") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{path}: not an ECDSA P-256 public key")
     return key
@@ -52,7 +52,7 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> ec.Elli
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read private key {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read private key {path}: {exc.strerror}") from exc
     if b"ENCRYPTED COSIGN PRIVATE KEY" in data:
         raise ConfigError(
             f"{path}: cosign's scrypt/secretbox key format is not supported; export a PKCS#8 "
@@ -61,7 +61,7 @@ def load_private_key(path: str | Path, password: bytes | None = None) -> ec.Elli
     try:
         key = serialization.load_pem_private_key(data, password)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: cannot load private key ({exc})") from None
+        raise ConfigError(f"{path}: cannot load private key ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{path}: not an ECDSA P-256 private key")
     return key
@@ -100,19 +100,19 @@ def verify_payload(
     """Check one signature and that its payload names exactly `digest`."""
     try:
         sig = base64.b64decode("".join(signature_b64.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("signature is not base64") from None
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("signature is not base64") from exc
     try:
         key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise SignatureError("signature does not verify with the configured key") from None
+    except InvalidSignature as exc:
+        raise SignatureError("signature does not verify with the configured key") from exc
     try:
         doc = json.loads(payload)
         critical = doc["critical"]
         signed_digest = critical["image"]["docker-manifest-digest"]
         kind = critical["type"]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("payload is not a cosign simple-signing document") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignatureError("payload is not a cosign simple-signing document") from exc
     if kind != PAYLOAD_TYPE:
         raise SignatureError(f"payload type {kind!r} is not {PAYLOAD_TYPE!r}")
     if signed_digest != digest:
@@ -131,13 +131,13 @@ def verify_image(
     """At least one layer of the `.sig` manifest must verify; returns how many did."""
     try:
         raw = client.manifest(ref, signature_tag(digest)).body
-    except NotFound:
-        raise SignatureError(f"no signature for {ref.name}@{digest}") from None
+    except NotFound as exc:
+        raise SignatureError(f"no signature for {ref.name}@{digest}") from exc
     try:
         manifest = json.loads(raw)
         layers: list[dict[str, Any]] = manifest["layers"]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("signature manifest is malformed") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignatureError("signature manifest is malformed") from exc
     good, errors = 0, []
     for layer in layers[:32]:
         if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING:

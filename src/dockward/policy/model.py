@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 
 from dockward.errors import ConfigError
-from dockward.model.finding import Severity
+from dockward.model.finding import ReportExtra, Severity
 from dockward.proxy.routes import ROUTE_NAMES
 from dockward.rules.container import rules as container_rules
 from dockward.rules.groups import GROUPS, members
@@ -39,6 +40,18 @@ RULE_ALIASES: dict[str, tuple[str, ...]] = _words()
 # Refused unless the policy says otherwise: the rules declaring the group `default-deny`.
 DEFAULT_DENY: tuple[str, ...] = members((e.rule for e in container_rules), "default-deny")
 DEFAULT_EXEC_DENY: tuple[str, ...] = members((e.rule for e in container_rules), "exec-body")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyExtra(ReportExtra):
+    """`dockward policy check`: the policy file the inputs were judged with."""
+
+    policy: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy}
+
+
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
@@ -68,6 +81,27 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerScope:
+    """The containers a client sees and acts on: every label given (`key` or `key=value`) and,
+    when names are given, a name matching one of the globs."""
+
+    labels: tuple[tuple[str, str | None], ...] = ()
+    names: tuple[str, ...] = ()
+
+    def contains(self, name: str, labels: Mapping[str, Any] | None) -> bool:
+        name = name.lstrip("/")
+        if self.names and not any(fnmatch.fnmatchcase(name, g) for g in self.names):
+            return False
+        have = labels if isinstance(labels, Mapping) else {}
+        return all(k in have and (v is None or have[k] == v) for k, v in self.labels)
+
+    def describe(self) -> str:
+        parts = [k if v is None else f"{k}={v}" for k, v in self.labels]
+        parts += [f"name {g}" for g in self.names]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class ClientRule:
     name: str
     uids: tuple[int, ...] = ()
@@ -77,6 +111,7 @@ class ClientRule:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     admission: Admission | None = None  # None: the policy's admission section
+    scope: ContainerScope | None = None  # None: every container
 
     def allows(self, route: str) -> bool:
         if any(fnmatch.fnmatchcase(route, p) for p in self.deny):
@@ -100,7 +135,8 @@ class Policy:
 
 _TOP_KEYS = {"version", "clients", "default", "admission", "max_body"}
 _CLIENT_KEYS = {"name", "uid", "gid", "source", "token_sha256", "token_file", "allow", "deny"}
-_CLIENT_KEYS_ALL = _CLIENT_KEYS | {"admission"}
+_CLIENT_KEYS_ALL = _CLIENT_KEYS | {"admission", "scope"}
+_SCOPE_KEYS = {"labels", "names"}
 _ADMISSION_KEYS = {
     "deny",
     "also_deny",
@@ -154,8 +190,8 @@ class _Reader:
     def ints(self, value: Any, path: str) -> tuple[int, ...]:
         try:
             return tuple(int(v) for v in self.strs(value, path))
-        except ValueError:
-            raise self.fail(path, "must be a list of numeric ids") from None
+        except ValueError as exc:
+            raise self.fail(path, "must be a list of numeric ids") from exc
 
     def flag(self, value: Any, path: str, default: bool = False) -> bool:
         if value is None:
@@ -191,7 +227,7 @@ def _images(r: _Reader, value: Any, path: str, base: Path) -> ImagePolicy:
     try:
         max_sev = Severity.parse(str(sev)) if sev is not None else None
     except ValueError as exc:
-        raise r.fail(f"{path}.fail_on_severity", str(exc)) from None
+        raise r.fail(f"{path}.fail_on_severity", str(exc)) from exc
     key = str(m.get("cosign_key") or "")
     if key:
         key = str((base / key).resolve())
@@ -240,21 +276,35 @@ def _admission(r: _Reader, value: Any, path: str, base: Path) -> Admission:
     )
 
 
+def _scope(r: _Reader, value: Any, path: str) -> ContainerScope:
+    m = r.mapping(value, path, _SCOPE_KEYS)
+    labels: list[tuple[str, str | None]] = []
+    for item in r.strs(m.get("labels"), f"{path}.labels"):
+        key, sep, val = item.partition("=")
+        if not key.strip():
+            raise r.fail(f"{path}.labels", f"{item!r}: expected key or key=value")
+        labels.append((key, val if sep else None))
+    names = r.strs(m.get("names"), f"{path}.names")
+    if not labels and not names:
+        raise r.fail(path, "a scope needs labels or names")
+    return ContainerScope(tuple(labels), names)
+
+
 def _client(r: _Reader, value: Any, path: str, base: Path, anonymous: bool = False) -> ClientRule:
-    keys = {"allow", "deny", "admission", "name"} if anonymous else _CLIENT_KEYS_ALL
+    keys = {"allow", "deny", "admission", "name", "scope"} if anonymous else _CLIENT_KEYS_ALL
     m = r.mapping(value, path, keys)
     sources = []
     for s in r.strs(m.get("source"), f"{path}.source"):
         try:
             sources.append(ipaddress.ip_network(s, strict=False))
-        except ValueError:
-            raise r.fail(f"{path}.source", f"{s!r} is not an address or CIDR") from None
+        except ValueError as exc:
+            raise r.fail(f"{path}.source", f"{s!r} is not an address or CIDR") from exc
     tokens = [t.lower() for t in r.strs(m.get("token_sha256"), f"{path}.token_sha256")]
     for tf in r.strs(m.get("token_file"), f"{path}.token_file"):
         try:
             secret = (base / tf).read_text().strip()
         except OSError as exc:
-            raise r.fail(f"{path}.token_file", f"cannot read {tf}: {exc.strerror}") from None
+            raise r.fail(f"{path}.token_file", f"cannot read {tf}: {exc.strerror}") from exc
         if len(secret) < 16:
             raise r.fail(f"{path}.token_file", "token shorter than 16 characters")
         tokens.append(hashlib.sha256(secret.encode()).hexdigest())
@@ -271,6 +321,7 @@ def _client(r: _Reader, value: Any, path: str, base: Path, anonymous: bool = Fal
         admission=(
             _admission(r, m["admission"], f"{path}.admission", base) if "admission" in m else None
         ),
+        scope=_scope(r, m["scope"], f"{path}.scope") if "scope" in m else None,
     )
     if not anonymous and not (rule.uids or rule.gids or rule.sources or rule.token_sha256):
         raise r.fail(path, "a client needs uid, gid, source, token_sha256 or token_file")
@@ -303,9 +354,9 @@ def read_policy_text(path: str | os.PathLike[str]) -> str:
     try:
         return p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read policy {p}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not UTF-8 text") from None
+        raise ConfigError(f"cannot read policy {p}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text") from exc
 
 
 def load_policy(path: str | os.PathLike[str], text: str | None = None) -> Policy:
@@ -318,5 +369,5 @@ def load_policy(path: str | os.PathLike[str], text: str | None = None) -> Policy
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{at} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(f"{p}:{at} invalid YAML: {getattr(exc, 'problem', exc)}") from exc
     return parse_policy(data, str(p), p.resolve().parent)

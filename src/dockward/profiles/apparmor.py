@@ -237,7 +237,7 @@ def parse_bane_toml(text: str, source: str = "profile.toml") -> AppArmorSpec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not TOML: {exc}") from None
+        raise InputError(f"{source}: not TOML: {exc}") from exc
     top = _fold(data, ["Name", "Filesystem", "Capabilities", "Network"])
     unknown = sorted(set(top) - {"Name", "Filesystem", "Capabilities", "Network"})
     if unknown:
@@ -260,7 +260,7 @@ def parse_yaml(text: str, source: str = "profile.yaml") -> AppArmorSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not YAML: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"{source}: not YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: expected a mapping at the top")
     unknown = sorted(set(data) - {"name", "filesystem", "capabilities", "network"})
@@ -281,7 +281,7 @@ def load_spec(path: str) -> AppArmorSpec:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     if path.endswith(".toml"):
         return parse_bane_toml(text, path)
     if path.endswith((".yaml", ".yml")):

@@ -263,11 +263,11 @@ def loads(text: str, source: str = "profile") -> SeccompProfile:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{source}: not JSON: {exc.msg} at line {exc.lineno}") from None
+        raise InputError(f"{source}: not JSON: {exc.msg} at line {exc.lineno}") from exc
     try:
         return parse_profile(data)
     except InputError as exc:
-        raise InputError(f"{source}: {exc}") from None
+        raise InputError(f"{source}: {exc}") from exc
 
 
 def _render_filter(f: Filter) -> dict[str, Any]:

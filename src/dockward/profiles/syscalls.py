@@ -55,8 +55,8 @@ def table(name: str = "x86_64") -> dict[str, int]:
     """Syscall name -> number for one table (`x86_64` or `x86`)."""
     try:
         return _tables()[name]
-    except KeyError:
-        raise KeyError(f"no syscall table for {name}") from None
+    except KeyError as exc:
+        raise KeyError(f"no syscall table for {name}") from exc
 
 
 @cache

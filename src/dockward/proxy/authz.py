@@ -11,7 +11,7 @@ from typing import Protocol
 
 from dockward.errors import ConfigError
 from dockward.policy.admission import BODY_ROUTES, QUERY_ROUTES
-from dockward.policy.model import Admission, ClientRule, Policy
+from dockward.policy.model import Admission, ClientRule, ContainerScope, Policy
 from dockward.proxy.paths import Target
 from dockward.proxy.routes import Match
 
@@ -45,6 +45,7 @@ class Verdict:
     reason: str = ""
     judge_body: bool = False  # the body (or query) must be judged before forwarding
     admission: Admission | None = None
+    scope: ContainerScope | None = None  # the containers this client sees (None: all)
 
 
 class Authorizer(Protocol):
@@ -97,7 +98,8 @@ class PolicyAuthorizer:
                 False, client.name, "DW-P011", f"route {name} not allowed for {client.name}"
             )
         judge = name in BODY_ROUTES or name in QUERY_ROUTES
-        return Verdict(True, client.name, "", "", judge, self.policy.admission_for(client))
+        adm = self.policy.admission_for(client)
+        return Verdict(True, client.name, "", "", judge, adm, client.scope)
 
 
 def token_digest(header_value: str) -> str:

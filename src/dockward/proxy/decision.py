@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
+from dockward.policy.model import ContainerScope
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import ClientConn
 from dockward.proxy.paths import PathError, Target, parse_target
 from dockward.proxy.routes import Match, match_request
-from dockward.specs.gojson import BodyError, loads
+from dockward.specs.gojson import BodyError, GoObject, loads
 
 
 @dataclass(slots=True)
@@ -34,6 +37,7 @@ class Decision:
     match: Match | None = None
     body: bytes | None = None  # read whole and judged; None: streamed through as it comes
     extra: dict[str, Any] = field(default_factory=dict)
+    scope: ContainerScope | None = None  # answers to filter (lists, events) for this client
 
     @property
     def route(self) -> str:
@@ -49,6 +53,10 @@ def caller_of(peer: Caller, headers: list[tuple[bytes, bytes]]) -> Caller:
     return Caller(peer.uid, peer.gid, peer.pid, peer.address, digest)
 
 
+# What the daemon says about one object (GET .../json), or None when it has no such object.
+Lookup = Callable[[str], Awaitable[Any]]
+
+
 async def decide(
     authz: Authorizer,
     gate: ImageGate,
@@ -56,6 +64,7 @@ async def decide(
     caller: Caller,
     method: str,
     raw_target: str,
+    lookup: Lookup | None = None,
 ) -> Decision:
     started = time.perf_counter()
     record: dict[str, Any] = {"client": caller.describe(), "method": method}
@@ -97,9 +106,86 @@ async def decide(
             msg = "; ".join(f"{r.rule.id} {r.message}" for r in bad)
             d.status, d.message = 403, f"refused by dockward policy: {msg}"
             return d
+    if verdict.scope is not None:
+        problem = await _out_of_scope(verdict.scope, d, lookup)
+        if problem is not None:
+            status, message = problem
+            record.update(decision="deny", rule="scope")
+            d.status, d.message = status, message
+            return d
     record.update(decision="allow", rule=verdict.rule)
     d.allowed = True
     return d
+
+
+# Routes that reach containers without naming one: a scoped client cannot be limited there.
+_UNSCOPABLE = frozenset(
+    {"containers.prune", "system.df", "networks.connect", "networks.disconnect", "networks.prune"}
+)
+_EXEC_ROUTES = frozenset({"exec.start", "exec.inspect", "exec.resize"})
+
+
+def _in_scope(scope: ContainerScope, info: Any) -> bool:
+    if not isinstance(info, dict):
+        return False
+    config = info.get("Config")
+    labels = config.get("Labels") if isinstance(config, dict) else None
+    return scope.contains(str(info.get("Name") or ""), labels)
+
+
+async def _out_of_scope(
+    scope: ContainerScope, d: Decision, lookup: Lookup | None
+) -> tuple[int, str] | None:
+    """(status, message) when a scoped client's request reaches past its containers: others
+    answer 404 as if absent, creates must carry the scope's labels and a name it allows."""
+    route, match, target = d.route, d.match, d.target
+    assert target is not None
+    if route in _UNSCOPABLE:
+        return 403, f"{route} reaches containers outside this client's scope ({scope.describe()})"
+    if route in ("containers.list", "events"):
+        d.scope = scope  # the answer is filtered on its way back
+        return None
+    if route == "containers.create":
+        return _create_in_scope(scope, target, d.body)
+    ident = ""
+    if match is not None and (route.startswith("containers.") or route == "exec.create"):
+        ident = match.params.get("id", "")
+    elif route == "commit":
+        ident = target.query.get("container", [""])[0]
+    if route in _EXEC_ROUTES and match is not None:
+        exec_id = match.params.get("id", "")
+        info = await lookup(f"/exec/{quote(exec_id, safe='')}/json") if lookup else None
+        container = info.get("ContainerID") if isinstance(info, dict) else None
+        if not container or not _in_scope(scope, await _container(lookup, str(container))):
+            return 404, f"No such exec instance: {exec_id}"
+        return None
+    if not ident:
+        return None  # not a container's route
+    if not _in_scope(scope, await _container(lookup, ident)):
+        return 404, f"No such container: {ident}"
+    return None
+
+
+async def _container(lookup: Lookup | None, ident: str) -> Any:
+    if lookup is None:
+        return None
+    return await lookup(f"/containers/{quote(ident, safe='')}/json")
+
+
+def _create_in_scope(
+    scope: ContainerScope, target: Target, body: bytes | None
+) -> tuple[int, str] | None:
+    try:
+        doc = loads(body or b"")
+        labels = doc.field("Labels") if isinstance(doc, GoObject) else None
+    except BodyError as exc:
+        return 403, f"refused by dockward policy: cannot read the create body: {exc}"
+    name = target.query.get("name", [""])[0]
+    if scope.names and not name:
+        return 403, f"a container created by this client needs a name ({scope.describe()})"
+    if not scope.contains(name, labels if isinstance(labels, dict) else {}):
+        return 403, f"a container created by this client must be in its scope ({scope.describe()})"
+    return None
 
 
 async def judge(

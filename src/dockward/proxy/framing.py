@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Callable
 
 import httptools
 
+from dockward.errors import DockwardError
+
 MAX_HEAD = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 _NAME = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
-class FramingError(ValueError):
+class FramingError(DockwardError, ValueError):
     """A request head open to more than one reading."""
 
 
@@ -47,7 +49,8 @@ def check_head(head: bytes) -> None:
     body = head[:-4]
     if b"\x00" in body:
         raise FramingError("NUL byte in request head")
-    if re.search(rb"\r(?!\n)", body) or re.search(rb"(?<!\r)\n", body):
+    bare = body.replace(b"\r\n", b"")
+    if b"\r" in bare or b"\n" in bare:
         raise FramingError("bare CR or LF in request head")
     lines = body.split(b"\r\n")
     request_line = lines[0].split(b" ")
@@ -225,7 +228,7 @@ class ClientConn:
                     check_head(buf[:n])
             except FramingError as exc:
                 await self.raw_error(400, str(exc))
-                raise Close from None
+                raise Close from exc
             if n:
                 break
             data = await self.reader.read(READ_SIZE)
@@ -244,7 +247,7 @@ class ClientConn:
             pass  # the body (if any) is framed below, as dockerd frames it
         except httptools.HttpParserError as exc:
             await self.raw_error(400, f"bad request: {exc}")
-            raise Close from None
+            raise Close from exc
         req.method = parser.get_method()
         req.http_version = parser.get_http_version().encode()
         length = b""
@@ -288,7 +291,7 @@ class ClientConn:
                 pieces, end = decoder.feed(data)
             except FramingError as exc:
                 await self.raw_error(400, str(exc))
-                raise Close from None
+                raise Close from exc
             if end >= 0:
                 self.pending = data[end:]
                 self.chunked = decoder = None

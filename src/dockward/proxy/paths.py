@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote_to_bytes
 
+from dockward.errors import DockwardError
+
 _VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
 # Encoded characters that would change how the router splits the path.
 _AMBIGUOUS_ENCODED = re.compile(r"%(2[fFeE]|5[cC]|00|25)")
@@ -14,7 +16,7 @@ _BAD_PCT = re.compile(r"%(?![0-9a-fA-F]{2})")
 _ABSOLUTE = re.compile(r"^(?i:https?)://([A-Za-z0-9.\-_~:\[\]]+)(/[^?#]*(?:\?[^#]*)?)$")
 
 
-class PathError(ValueError):
+class PathError(DockwardError, ValueError):
     """A request target the proxy refuses to interpret."""
 
 
@@ -30,7 +32,26 @@ class Target:
         return values[-1] if values else ""
 
 
+_CACHE: dict[str, Target] = {}
+_CACHE_SIZE = 4096
+
+
 def parse_target(raw: str) -> Target:
+    """parse_target's answer for a target seen before (health checks and pollers repeat
+    theirs); what is refused is never cached, so it is refused again the same way."""
+    hit = _CACHE.get(raw)
+    if hit is not None:
+        return hit
+    target = _parse_target(raw)
+    if len(raw) > 256:
+        return target  # the cache stays small: long targets are parsed each time
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[raw] = target
+    return target
+
+
+def _parse_target(raw: str) -> Target:
     """Decode a request target the way dockerd routes it; refuse every form open to two readings.
 
     Absolute-form (`http://docker/v1.41/...`, which dockerd's Go server routes by its path) is
@@ -55,8 +76,8 @@ def parse_target(raw: str) -> Target:
         raise PathError("encoded '/', '.', '\\', '%' or NUL in path")
     try:
         path = unquote_to_bytes(raw_path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise PathError("path is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise PathError("path is not UTF-8") from exc
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise PathError("control character in path")
     segments = path.split("/")[1:]
@@ -74,6 +95,6 @@ def parse_target(raw: str) -> Target:
         raise PathError("trailing '/' in path")
     try:
         query = parse_qs(raw_query, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except UnicodeDecodeError:
-        raise PathError("query is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise PathError("query is not UTF-8") from exc
     return Target(raw, path, version, query)

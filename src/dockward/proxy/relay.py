@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dockward.proxy.framing import READ_SIZE, ClientConn, Close, error_response
+from dockward.policy.model import ContainerScope
+from dockward.proxy.framing import (
+    READ_SIZE,
+    ChunkedDecoder,
+    ClientConn,
+    Close,
+    FramingError,
+    error_response,
+)
 from dockward.proxy.upstream import (
     LAST_CHUNK,
     ChunkedEnd,
+    ResponseHead,
     UpstreamError,
     chunk,
     parse_response_head,
@@ -45,6 +55,46 @@ _HOP = frozenset(
     }
 )
 _CREDENTIALS = (b"authorization:", b"proxy-authorization:")
+POOL_SIZE = 64  # idle daemon connections kept for the next client session
+MAX_FILTERED = 64 * 1024 * 1024  # a list answer read whole to be filtered for a scoped client
+
+
+def _event_in_scope(scope: ContainerScope, line: bytes) -> bool:
+    """A scoped client sees the events of its own containers only."""
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        return False
+    actor = ev.get("Actor") if isinstance(ev, dict) else None
+    attrs = actor.get("Attributes") if isinstance(actor, dict) else None
+    if ev.get("Type") != "container" or not isinstance(attrs, dict):
+        return False
+    return scope.contains(str(attrs.get("name") or ""), attrs)
+
+
+def _list_in_scope(scope: ContainerScope, body: bytes) -> bytes:
+    try:
+        items = json.loads(body)
+    except ValueError as exc:
+        raise Close from exc
+    if not isinstance(items, list):
+        raise Close
+    kept = [
+        c
+        for c in items
+        if isinstance(c, dict) and scope.contains(str((c.get("Names") or [""])[0]), c.get("Labels"))
+    ]
+    return json.dumps(kept, separators=(",", ":")).encode() + b"\n"
+
+
+def _with_length(raw: bytes, length: int) -> bytes:
+    lines = raw[:-4].split(b"\r\n")
+    keep = [
+        line
+        for line in lines[1:]
+        if not line.lower().startswith((b"content-length:", b"transfer-encoding:"))
+    ]
+    return b"\r\n".join([lines[0], *keep, b"Content-Length: %d" % length]) + b"\r\n\r\n"
 
 
 @dataclass
@@ -87,24 +137,50 @@ class Relay:
     sides allow it."""
 
     def __init__(
-        self, upstream_socket: str, client: ClientConn, emit: Callable[[dict[str, Any]], None]
+        self,
+        upstream_socket: str,
+        client: ClientConn,
+        emit: Callable[[dict[str, Any]], None],
+        pool: list[Upstream] | None = None,
     ) -> None:
         self.upstream_socket = upstream_socket
+        self.pool = pool if pool is not None else []  # idle daemon connections, shared
+        self.idle = False  # self.up is between two complete exchanges
         self.client = client
         self.writer = client.writer
         self.emit = emit  # the decision-log line, once the daemon's status is known
         self.up: Upstream | None = None
         self.streaming = True  # answer may last (events, logs -f): watch for the client leaving
+        self.scope: tuple[str, ContainerScope] | None = None  # (route, scope): filter the answer
 
     def close(self) -> None:
+        """Drop the daemon connection (mid-answer, broken, or asked to close)."""
         if self.up is not None:
             self.up.close()
             self.up = None
 
+    def release(self) -> None:
+        """At the end of the client's session: an idle daemon connection goes to the pool."""
+        up, self.up = self.up, None
+        if up is None:
+            return
+        if self.idle and not up.buf and not up.reader.at_eof() and len(self.pool) < POOL_SIZE:
+            self.pool.append(up)
+        else:
+            up.close()
+
     async def _upstream(self) -> Upstream:
-        if self.up is not None and not self.up.buf and not self.up.reader.at_eof():
+        if self.up is not None and self.idle and not self.up.buf and not self.up.reader.at_eof():
+            self.idle = False
             return self.up
         self.close()
+        self.idle = False
+        while self.pool:
+            up = self.pool.pop()
+            if not up.reader.at_eof():
+                self.up = up
+                return up
+            up.close()
         reader, writer = await asyncio.open_unix_connection(self.upstream_socket, limit=READ_SIZE)
         self.up = Upstream(reader, writer)
         return self.up
@@ -165,6 +241,118 @@ class Relay:
         reusable = await self.relay_response(up, req.method == b"HEAD", record, started)
         return reusable and req.keep_alive
 
+    async def lookup(self, path: str) -> Any:
+        """GET `path` from the daemon (between two requests of this session): the JSON answer,
+        or None when it is not 200."""
+        try:
+            up = await self._upstream()
+            up.writer.write(request_head(b"GET", path.encode("ascii"), [(b"host", b"docker")]))
+            await up.writer.drain()
+            raw, rest = await self._response_head(up)
+            head = parse_response_head(raw)
+            body, up.buf = await self._read_whole(up, head, rest)
+        except (OSError, UpstreamError, FramingError):
+            self.close()
+            return None
+        if b"close" in (head.header(b"connection") or b"").lower() or up.buf:
+            self.close()
+        else:
+            self.idle = True
+        if head.status != 200:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
+    async def _read_whole(
+        self, up: Upstream, head: ResponseHead, data: bytes
+    ) -> tuple[bytes, bytes]:
+        """A whole answer body (bounded) and what followed it."""
+        te = head.header(b"transfer-encoding")
+        length = head.header(b"content-length")
+        parts: list[bytes] = []
+        size = 0
+        decoder = ChunkedDecoder() if te is not None else None
+        remaining = int(length) if length is not None and length.isdigit() else -1
+        while True:
+            if decoder is not None:
+                pieces, end = decoder.feed(data)
+                parts += pieces
+                if end >= 0:
+                    return b"".join(parts), data[end:]
+            elif remaining >= 0:
+                parts.append(data[:remaining])
+                remaining -= len(parts[-1])
+                if remaining == 0:
+                    return b"".join(parts), data[len(parts[-1]) :]
+            else:
+                parts.append(data)
+            size += len(data)
+            if size > MAX_FILTERED:
+                raise UpstreamError("answer too large to filter")
+            data = await up.reader.read(READ_SIZE)
+            if not data:
+                if decoder is None and remaining < 0:
+                    self.close()
+                    return b"".join(parts), b""
+                raise UpstreamError("the daemon closed the connection")
+
+    async def _relay_scoped(
+        self, up: Upstream, raw: bytes, head: ResponseHead, rest: bytes
+    ) -> bool:
+        assert self.scope is not None
+        route, scope = self.scope
+        if route == "events":
+            return await self._relay_events(up, raw, head, rest, scope)
+        try:
+            body, up.buf = await self._read_whole(up, head, rest)
+        except (UpstreamError, FramingError) as exc:
+            raise Close from exc
+        body = _list_in_scope(scope, body)
+        self.writer.write(_with_length(raw, len(body)) + body)
+        return True
+
+    async def _relay_events(
+        self, up: Upstream, raw: bytes, head: ResponseHead, data: bytes, scope: ContainerScope
+    ) -> bool:
+        chunked = head.header(b"transfer-encoding") is not None
+        decoder = ChunkedDecoder() if chunked else None
+        self.writer.write(raw)
+        line = b""
+        watcher = asyncio.ensure_future(self.client.watch())
+        try:
+            while True:
+                end = -1
+                if data:
+                    if decoder is not None:
+                        try:
+                            pieces, end = decoder.feed(data)
+                        except FramingError as exc:
+                            raise Close from exc
+                    else:
+                        pieces = [data]
+                    *complete, line = (line + b"".join(pieces)).split(b"\n")
+                    kept = [x for x in complete if _event_in_scope(scope, x)]
+                    if kept:
+                        out = b"\n".join(kept) + b"\n"
+                        self.writer.write(chunk(out) if chunked else out)
+                    if end >= 0:
+                        self.writer.write(LAST_CHUNK)
+                        up.buf = data[end:]
+                        return True
+                    await self.writer.drain()
+                data = await self._up_read(up, watcher)
+                if not data:
+                    if chunked:
+                        raise Close
+                    self.close()
+                    return False
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
     async def _response_head(self, up: Upstream) -> tuple[bytes, bytes]:
         buf, up.buf = up.buf, b""
         while True:
@@ -207,7 +395,10 @@ class Relay:
             reusable = b"keep-alive" in connection
         else:
             reusable = b"close" not in connection
-        if head_request or head.status in (204, 304) or 100 <= head.status < 200:
+        if self.scope is not None and head.status == 200 and not head_request:
+            if not await self._relay_scoped(up, raw, head, rest):
+                return False
+        elif head_request or head.status in (204, 304) or 100 <= head.status < 200:
             self.writer.write(raw)
             up.buf = rest
         elif te is not None:
@@ -223,6 +414,8 @@ class Relay:
         await self.writer.drain()
         if not reusable or up.buf:
             self.close()
+        else:
+            self.idle = True
         return reusable
 
     async def _relay_sized(self, up: Upstream, head: bytes, data: bytes, remaining: int) -> bytes:
@@ -244,8 +437,8 @@ class Relay:
         tracker = ChunkedEnd()
         try:
             end = tracker.feed(data)
-        except UpstreamError:
-            raise Close from None
+        except UpstreamError as exc:
+            raise Close from exc
         if end >= 0:  # the whole answer is here: no watcher, one send
             self.writer.write(head + data[:end])
             return data[end:]
@@ -257,8 +450,8 @@ class Relay:
                 if data:
                     try:
                         end = tracker.feed(data)
-                    except UpstreamError:
-                        raise Close from None
+                    except UpstreamError as exc:
+                        raise Close from exc
                     if end >= 0:
                         self.writer.write(data[:end])
                         return data[end:]

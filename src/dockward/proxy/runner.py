@@ -30,6 +30,7 @@ from dockward.policy.model import load_policy, read_policy_text
 from dockward.policy.vulns import default_source
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, CompatAuthorizer, CompatSettings, PolicyAuthorizer
+from dockward.proxy.learn import LearnAuthorizer, Learner
 from dockward.proxy.server import ProxyServer, serve_sockets, start_listeners
 from dockward.registry import ImageRef, InvalidReference, parse_reference
 
@@ -45,6 +46,8 @@ class ProxyConfig:
     log_level: str = "info"
     env: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1  # processes serving the same sockets
+    learn: str = ""  # --learn: write the policy that allows what was seen (one worker)
+    learn_strict: bool = False  # learn only from what the current policy allows
 
 
 def default_workers() -> int:
@@ -79,8 +82,8 @@ def _owner(spec: str) -> tuple[int, int]:
     try:
         uid = -1 if not user else int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
         gid = -1 if not group else int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ConfigError(f"--socket-owner {spec}: no such user or group") from None
+    except KeyError as exc:
+        raise ConfigError(f"--socket-owner {spec}: no such user or group") from exc
     return uid, gid
 
 
@@ -169,7 +172,7 @@ def bind_sockets(cfg: ProxyConfig) -> list[tuple[str, socket.socket]]:
     except OSError as exc:
         for _, s in out:
             s.close()
-        raise ConfigError(f"cannot listen: {exc}") from None
+        raise ConfigError(f"cannot listen: {exc}") from exc
     return out
 
 
@@ -191,6 +194,10 @@ async def serve(
         local_image=local_image_lookup(cfg.upstream),
     )
     server = ProxyServer(cfg.upstream, authorizer or build_authorizer(cfg), log, gate)
+    if cfg.learn:
+        server.learner = Learner(cfg.learn)
+        if not cfg.learn_strict:
+            server.authorizer = LearnAuthorizer()
     unix, tcp = [], []
     uid, gid = _owner(cfg.socket_owner)
     for url in cfg.listen:
@@ -206,7 +213,7 @@ async def serve(
         else:
             listeners = await start_listeners(server, unix, tcp, ready)
     except OSError as exc:
-        raise ConfigError(f"cannot listen: {exc}") from None
+        raise ConfigError(f"cannot listen: {exc}") from exc
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -215,6 +222,8 @@ async def serve(
             log.reopen()  # after logrotate
         if worker:
             return  # a SIGHUP sent to every process: the policy comes from the parent's pipe
+        if cfg.learn and not cfg.learn_strict:
+            return  # learning forwards everything: no policy to reload
         try:
             server.authorizer = build_authorizer(cfg)
             log.event("policy reloaded", policy=cfg.policy or "environment")
@@ -239,6 +248,8 @@ async def serve(
         for path, *_ in unix:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        if server.learner is not None:
+            server.learner.write()
         if not worker:
             log.event("stopped")
         log.close()
@@ -256,7 +267,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_proxy(cfg: ProxyConfig, ready: Callable[[str], None] | None = None) -> None:
     build_authorizer(cfg)  # a bad policy or environment fails before anything listens
-    if cfg.workers > 1:
+    if cfg.workers > 1 and not cfg.learn:
         _Supervisor(cfg).run(ready)
         return
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -20,7 +20,8 @@ from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller
 from dockward.proxy.decision import caller_of, decide
 from dockward.proxy.framing import READ_SIZE, ClientConn, Close, keep_alive
-from dockward.proxy.relay import Outgoing, Relay
+from dockward.proxy.learn import Learner
+from dockward.proxy.relay import Outgoing, Relay, Upstream
 from dockward.proxy.routes import STREAMING_ROUTES, Mode
 
 # Kept importable from here for older callers.
@@ -50,6 +51,8 @@ class ProxyServer:
         self.authorizer = authorizer  # swapped whole on reload; requests keep the one they got
         self.log = log
         self.gate = gate or ImageGate()
+        self.learner: Learner | None = None  # --learn: what is forwarded is recorded
+        self.pool: list[Upstream] = []  # idle daemon connections, reused by the next session
 
     def emit(self, record: dict[str, Any]) -> None:
         """A finished decision: to the log, and to its observers (the service's counters)."""
@@ -75,7 +78,7 @@ class _Session:
         self.writer = writer
         self.peer = peer_caller(writer.get_extra_info("socket"))
         self.conn = ClientConn(reader, writer, self._framing_error)
-        self.relay = Relay(server.upstream_socket, self.conn, server.emit)
+        self.relay = Relay(server.upstream_socket, self.conn, server.emit, server.pool)
 
     def _framing_error(self, status: int, message: str) -> None:
         self.server.emit(
@@ -88,7 +91,7 @@ class _Session:
         )
 
     def close(self) -> None:
-        self.relay.close()
+        self.relay.release()
         self.writer.close()
 
     async def run(self) -> None:
@@ -118,6 +121,7 @@ class _Session:
             caller,
             method,
             req.target.decode("ascii", "replace"),
+            self.relay.lookup,
         )
         if not d.allowed:
             d.record.setdefault("reason", d.message[:2000])
@@ -128,10 +132,13 @@ class _Session:
             await self.conn.refuse(d.status, d.message)
             return False
         assert d.target is not None
+        if self.server.learner is not None:
+            self.server.learner.observe(caller, method, d.target, d.route, d.body)
         hijack = d.match is not None and d.match.route.mode is Mode.HIJACK
         upgrade = next((v for k, v in headers if k == b"upgrade"), b"").lower()
         # A per-read watcher on the client costs a task per read: only for answers that last.
         self.relay.streaming = d.match is None or d.route in STREAMING_ROUTES
+        self.relay.scope = (d.route, d.scope) if d.scope is not None else None
         out = Outgoing(
             method=req.method,
             target=d.target.raw.encode("ascii"),

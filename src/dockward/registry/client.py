@@ -291,6 +291,55 @@ class RegistryClient:
         self._request("PUT", ref, path, ok=(201,), push=True, data=data, headers=headers)
         return "sha256:" + hashlib.sha256(data).hexdigest()
 
+    def catalog(self, ref: ImageRef, page: int = 1000, limit: int = 100_000) -> list[str]:
+        """Every repository the registry of REF lists (`/v2/_catalog`, following Link pages)."""
+        root = self.base_url(ref).rsplit("/v2/", 1)[0]
+        return self._paged(
+            ref, f"{root}/v2/_catalog?n={page}", "repositories", limit, "registry:catalog:*"
+        )
+
+    def tags(self, ref: ImageRef, page: int = 1000, limit: int = 100_000) -> list[str]:
+        """Every tag of REF's repository (`tags/list`, following Link pages)."""
+        return self._paged(ref, f"{self.base_url(ref)}/tags/list?n={page}", "tags", limit, None)
+
+    def referrers(self, ref: ImageRef, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of manifests whose subject is DIGEST (OCI referrers API); None when
+        the registry has no referrers API (then the tag scheme `sha256-<hex>` is the fallback)."""
+        try:
+            resp = self._request("GET", ref, f"referrers/{_checked(digest, ref)}", stream=True)
+        except NotFound:
+            return None
+        try:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            doc = _json(
+                _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: referrers"), f"{ref}: referrers"
+            )
+        finally:
+            resp.close()
+        if ctype and ctype != OCI_INDEX:
+            return None  # a registry that answers something else does not implement the API
+        found = doc.get("manifests") or []
+        return [m for m in found if isinstance(m, dict)]
+
+    def _paged(self, ref: ImageRef, url: str, key: str, limit: int, scope: str | None) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        while url and url not in seen and len(out) < limit:
+            seen.add(url)
+            resp = self._request("GET", ref, url, stream=True, scope=scope)
+            try:
+                doc = _json(
+                    _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: {key}"), f"{ref}: {key}"
+                )
+            finally:
+                resp.close()
+            names = doc.get(key) or []
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise RegistryError(f"{ref}: malformed {key} list")
+            out += names
+            url = _next_link(resp.headers.get("Link", ""), url)
+        return out[:limit]
+
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
@@ -312,10 +361,11 @@ class RegistryClient:
         redirects: bool = False,
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
+        scope: str | None = None,
     ) -> requests.Response:
         url = path if "://" in path else f"{self.base_url(ref)}/{path}"
         sent = {"Accept": MANIFEST_ACCEPT, **(headers or {})}
-        scope = f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
+        scope = scope or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
         cached = self._auth.get((ref.api_host, scope))
         if cached and self.may_send_credentials(ref, url):
             sent["Authorization"] = cached
@@ -366,7 +416,7 @@ class RegistryClient:
                 # A refused connection or an unknown name will not heal in a second.
                 if attempt == self._retries or _reason(exc) != type(exc).__name__:
                     host = urlsplit(url).netloc
-                    raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from None
+                    raise RegistryError(f"registry {host} unreachable: {_reason(exc)}") from exc
                 time.sleep(0.25 * 2**attempt)
                 continue
             if resp.status_code not in RETRY_STATUSES or attempt == self._retries:
@@ -434,6 +484,18 @@ class RegistryClient:
         return token
 
 
+def _next_link(header: str, current: str) -> str:
+    """The `rel="next"` target of a Link header, on the same registry as CURRENT."""
+    m = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not m:
+        return ""
+    target = m.group(1)
+    parts = urlsplit(current)
+    if target.startswith("/"):
+        return f"{parts.scheme}://{parts.netloc}{target}"
+    return target if urlsplit(target).netloc == parts.netloc else ""
+
+
 def _valid_digest(text: str) -> bool:
     algorithm, _, hexpart = text.partition(":")
     return DIGEST_HEX.get(algorithm) == len(hexpart) and all(
@@ -474,8 +536,8 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
 def _json(body: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RegistryError(f"{what}: not valid JSON") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{what}: not valid JSON") from exc
     if not isinstance(doc, dict):
         raise RegistryError(f"{what}: a JSON {type(doc).__name__}, not an object")
     return doc

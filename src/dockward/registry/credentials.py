@@ -69,7 +69,7 @@ class CredentialStore:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{target}: not valid JSON ({exc})") from None
+            raise ConfigError(f"{target}: not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{target}: expected a JSON object")
         auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
@@ -103,8 +103,8 @@ def _from_entry(key: str, entry: dict[str, Any]) -> Credentials:
     if entry.get("auth"):
         try:
             decoded = base64.b64decode(str(entry["auth"]), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise ConfigError(f"docker config: the auth entry for {key} is not base64") from None
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"docker config: the auth entry for {key} is not base64") from exc
         user, sep, password = decoded.partition(":")
         if not sep:
             raise ConfigError(f"docker config: the auth entry for {key} is not user:password")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dockward.model.finding import Report
+from dockward.report.dockerbench import render_docker_bench
 from dockward.report.html import render_html
 from dockward.report.jsonfmt import render_json, report_from_json
 from dockward.report.junit import render_junit
@@ -19,6 +20,7 @@ FORMATTERS: dict[str, Formatter] = {
     "sarif": render_sarif,
     "junit": render_junit,
     "html": render_html,
+    "docker-bench": render_docker_bench,
 }
 
 
@@ -31,10 +33,10 @@ def register_formatter(name: str, formatter: Formatter) -> None:
 def render(report: Report, fmt: str) -> str:
     try:
         return FORMATTERS[fmt](report)
-    except KeyError:
+    except KeyError as exc:
         raise ValueError(
             f"unknown format {fmt!r} (expected one of {', '.join(FORMATTERS)})"
-        ) from None
+        ) from exc
 
 
 __all__ = ["FORMATTERS", "Formatter", "register_formatter", "render", "report_from_json"]

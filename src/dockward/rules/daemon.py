@@ -225,6 +225,34 @@ def not_aufs(snap: HostSnapshot) -> Outcome:
     return Fail("storage driver is aufs") if driver == "aufs" else Pass(evidence={"driver": driver})
 
 
+@rules.rule(
+    "DW-D021",
+    "devicemapper is not the storage driver",
+    severity=MED,
+    kind="daemon",
+    groups=("manual-fix",),
+    cis="2.7",
+    remediation='Move to overlay2 (`"storage-driver": "overlay2"`): export what the containers '
+    "need, switch the driver, then recreate them. Engine 25 and later no longer ship devicemapper.",
+    examples=lambda: _ex(info={"Driver": "devicemapper"}),
+)
+def not_devicemapper(snap: HostSnapshot) -> Outcome:
+    """devicemapper is deprecated and was removed in Docker Engine 25; in loop-lvm mode (its
+    default without a dedicated thin pool) it is slow and can corrupt data, and it gets no more
+    fixes. CIS Docker Benchmark 1.8.0 added this check as 2.7."""
+    driver = snap.daemon.info.get("Driver")
+    if driver is None:
+        return Skip("storage driver unknown")
+    if driver == "devicemapper":
+        status = snap.daemon.info.get("DriverStatus") or []
+        loop = any("loop" in str(v).lower() for row in status for v in row)
+        return Fail(
+            "storage driver is devicemapper" + (" in loop-lvm mode" if loop else ""),
+            {"driver": driver},
+        )
+    return Pass(evidence={"driver": driver})
+
+
 def _tcp_hosts(d: DaemonSpec) -> list[str]:
     hosts = d.value("hosts") or []
     if isinstance(hosts, str):
@@ -243,7 +271,7 @@ def _tcp_hosts(d: DaemonSpec) -> list[str]:
     severity=Severity.CRITICAL,
     kind="daemon",
     groups=("manual-fix",),
-    cis="2.7",
+    cis="2.8",
     remediation='Set `"tlsverify": true`, `"tlscacert"`, `"tlscert"`, `"tlskey"` in daemon.json, '
     "or drop the tcp:// host and use the unix socket (or `dockward proxy`).",
     examples=lambda: _ex({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}),
@@ -272,7 +300,7 @@ def tcp_tls(snap: HostSnapshot) -> Outcome:
     "Default ulimits set on purpose",
     severity=INFO,
     kind="daemon",
-    cis="2.8",
+    cis="2.9",
     scored=False,
     remediation='Set `"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 64000, "Hard": 64000}}`.',
     examples=lambda: (
@@ -296,7 +324,7 @@ def default_ulimits(snap: HostSnapshot) -> Outcome:
     "User-namespace remapping is on",
     severity=MED,
     kind="daemon",
-    cis="2.9",
+    cis="2.10",
     remediation='Set `"userns-remap": "default"` in daemon.json (`dockward harden daemon` '
     "writes it), then restart dockerd.",
     examples=lambda: _ex(
@@ -322,7 +350,7 @@ def userns_remap(snap: HostSnapshot) -> Outcome:
     severity=LOW,
     kind="daemon",
     groups=("manual-fix",),
-    cis="2.10",
+    cis="2.11",
     remediation='Remove `"cgroup-parent"` from daemon.json (or `--cgroup-parent`).',
     examples=lambda: _ex({"cgroup-parent": "/foo"}),
 )
@@ -341,7 +369,7 @@ def daemon_cgroup_parent(snap: HostSnapshot) -> Outcome:
     severity=LOW,
     kind="daemon",
     groups=("manual-fix",),
-    cis="2.11",
+    cis="2.12",
     remediation="Remove `dm.basesize` from `storage-opts`.",
     examples=lambda: _ex({"storage-opts": ["dm.basesize=20G"]}),
 )
@@ -359,7 +387,7 @@ def dm_basesize(snap: HostSnapshot) -> Outcome:
     severity=LOW,
     kind="daemon",
     groups=("manual-fix",),
-    cis="2.12",
+    cis="2.13",
     remediation='Set `"authorization-plugins": [...]`, or put `dockward proxy` in front of the '
     "socket for clients that should not have full access.",
     examples=lambda: _ex(
@@ -381,7 +409,7 @@ def authz_plugin(snap: HostSnapshot) -> Outcome:
     "Logs go to a central driver",
     severity=LOW,
     kind="daemon",
-    cis="2.13",
+    cis="2.14",
     remediation='Set `"log-driver": "syslog"` (or journald, fluentd, gelf) with `log-opts` for '
     "your collector.",
     examples=lambda: _ex(info={"LoggingDriver": "json-file"}),
@@ -399,7 +427,7 @@ def central_logging(snap: HostSnapshot) -> Outcome:
     "no-new-privileges is the daemon default",
     severity=MED,
     kind="daemon",
-    cis="2.14",
+    cis="2.15",
     remediation='Set `"no-new-privileges": true` in daemon.json.',
     examples=lambda: _ex({"no-new-privileges": None}),
 )
@@ -417,7 +445,7 @@ def daemon_nnp(snap: HostSnapshot) -> Outcome:
     "live-restore is on",
     severity=LOW,
     kind="daemon",
-    cis="2.15",
+    cis="2.16",
     remediation='Set `"live-restore": true` in daemon.json so containers survive daemon restarts.',
     examples=lambda: _ex(info={"LiveRestoreEnabled": False}),
 )
@@ -436,7 +464,7 @@ def live_restore(snap: HostSnapshot) -> Outcome:
     "userland-proxy is off",
     severity=LOW,
     kind="daemon",
-    cis="2.16",
+    cis="2.17",
     remediation='Set `"userland-proxy": false` in daemon.json.',
     examples=lambda: _ex({"userland-proxy": None}),
 )
@@ -453,7 +481,7 @@ def userland_proxy(snap: HostSnapshot) -> Outcome:
     "Seccomp default profile in effect",
     severity=MED,
     kind="daemon",
-    cis="2.17",
+    cis="2.18",
     remediation='Keep seccomp on; set `"seccomp-profile"` to a custom profile where appropriate '
     "(`dockward profile seccomp`). Never set it to `unconfined`.",
     examples=lambda: _ex(info={"SecurityOptions": ["name=userns"]}),
@@ -475,7 +503,7 @@ def daemon_seccomp(snap: HostSnapshot) -> Outcome:
     severity=LOW,
     kind="daemon",
     groups=("manual-fix",),
-    cis="2.18",
+    cis="2.19",
     remediation='Remove `"experimental": true` from daemon.json.',
     examples=lambda: _ex(info={"ExperimentalBuild": True}),
 )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockward.errors import DockwardError
 from dockward.model.daemon import DaemonSpec
 from dockward.model.finding import Location, Result, Rule, Severity, Status
 
@@ -65,7 +66,7 @@ class RuleEntry:
     examples: Examples | None = None
 
 
-class DuplicateRuleError(ValueError):
+class DuplicateRuleError(DockwardError, ValueError):
     pass
 
 
@@ -117,7 +118,7 @@ class RuleSet:
         remediation: str,
         section: str = "",
         cis: str = "",
-        cis_version: str = "1.6.0",
+        cis_version: str = "1.8.0",
         references: tuple[str, ...] = (),
         scored: bool = True,
         aliases: tuple[str, ...] = (),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 
+from dockward.errors import DockwardError
 from dockward.image.fs import ImageFS
 from dockward.sbom.model import Distro, Package
 from dockward.sbom.probes import RPM_SQLITE
@@ -25,7 +26,7 @@ INT32 = 4
 MAX_ENTRIES = 1 << 16
 
 
-class HeaderError(ValueError):
+class HeaderError(DockwardError, ValueError):
     pass
 
 

@@ -36,8 +36,8 @@ def _date(value: Any, where: str) -> dt.date | None:
         return value
     try:
         return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise InputError(f"{where}: expires must be YYYY-MM-DD, got {value!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{where}: expires must be YYYY-MM-DD, got {value!r}") from exc
 
 
 def load_ignore_file(path: str | Path) -> list[IgnoreEntry]:
@@ -51,9 +51,9 @@ def load_ignore_file(path: str | Path) -> list[IgnoreEntry]:
     try:
         doc = yaml.safe_load(p.read_text())
     except OSError as exc:
-        raise InputError(f"cannot read ignore file {p}: {exc.strerror}") from None
+        raise InputError(f"cannot read ignore file {p}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise InputError(f"{p}: not YAML ({str(exc).splitlines()[0]})") from None
+        raise InputError(f"{p}: not YAML ({str(exc).splitlines()[0]})") from exc
     items = doc.get("ignore") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise InputError(f"{p}: expected a top-level `ignore:` list")
@@ -83,9 +83,9 @@ def load_openvex(path: str | Path) -> list[VexStatement]:
     try:
         doc = json.loads(p.read_text())
     except OSError as exc:
-        raise InputError(f"cannot read VEX file {p}: {exc.strerror}") from None
+        raise InputError(f"cannot read VEX file {p}: {exc.strerror}") from exc
     except ValueError as exc:
-        raise InputError(f"{p}: not JSON ({exc})") from None
+        raise InputError(f"{p}: not JSON ({exc})") from exc
     if not isinstance(doc, dict) or not str(doc.get("@context", "")).startswith(
         "https://openvex.dev/ns"
     ):

@@ -61,7 +61,7 @@ class MetricsServer:
         try:
             self.server = _Server((host, port), Handler)
         except OSError as exc:
-            raise UsageError(f"--metrics-listen {listen}: {exc.strerror}") from None
+            raise UsageError(f"--metrics-listen {listen}: {exc.strerror}") from exc
         self.address = f"{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="metrics", daemon=True
@@ -111,4 +111,4 @@ def probe_health(listen: str, timeout: float = 5.0) -> tuple[bool, str]:
     except urllib.error.HTTPError as exc:
         return False, exc.read(4096).decode("utf-8", "replace").strip()
     except (OSError, urllib.error.URLError) as exc:
-        raise ConnectionFailed(f"no health endpoint at {netloc}: {exc}") from None
+        raise ConnectionFailed(f"no health endpoint at {netloc}: {exc}") from exc

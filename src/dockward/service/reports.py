@@ -33,7 +33,7 @@ class ReportDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as exc:
-            raise ConfigError(f"--report-dir {path}: {exc.strerror}") from None
+            raise ConfigError(f"--report-dir {path}: {exc.strerror}") from exc
 
     def runs(self) -> list[str]:
         """Time stamps of the kept runs, oldest first."""

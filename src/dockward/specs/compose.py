@@ -45,7 +45,7 @@ def _command(value: Any, what: str) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(str(value)))
     except ValueError as exc:
-        raise InputError(f"{what}: {exc}") from None
+        raise InputError(f"{what}: {exc}") from exc
 
 
 def _ports(value: Any, what: str) -> tuple[PortBinding, ...]:
@@ -154,8 +154,8 @@ def _nano_cpus(value: Any, what: str) -> int:
         return 0
     try:
         return int(float(str(value)) * 1e9)
-    except ValueError:
-        raise InputError(f"{what}: invalid cpus {value!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{what}: invalid cpus {value!r}") from exc
 
 
 def _device_request(item: Any, what: str) -> str:

@@ -11,8 +11,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from dockward.errors import DockwardError
 
-class BodyError(ValueError):
+
+class BodyError(DockwardError, ValueError):
     """A request body the policy cannot judge with certainty (always a refusal)."""
 
 
@@ -48,14 +50,14 @@ def loads(data: bytes) -> Any:
     """Strict UTF-8 JSON; NaN/Infinity refused (Go refuses them too)."""
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BodyError("body is not valid UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise BodyError("body is not valid UTF-8") from exc
     try:
         return json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise BodyError(f"body is not valid JSON: {exc.msg} at {exc.pos}") from None
-    except RecursionError:
-        raise BodyError("body nests too deeply") from None
+        raise BodyError(f"body is not valid JSON: {exc.msg} at {exc.pos}") from exc
+    except RecursionError as exc:
+        raise BodyError("body nests too deeply") from exc
 
 
 def obj(value: Any, where: str) -> GoObject:

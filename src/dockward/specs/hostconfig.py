@@ -9,7 +9,6 @@ itself: a missing or odd value is the zero value, never an error).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from dockward.model.container import (
@@ -29,62 +28,86 @@ from dockward.specs.values import parse_port_key
 PROPAGATIONS = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 
 
-class Fields(dict[str, Any]):
-    """An inspect object: the daemon wrote it, so its keys are exact."""
+class Fields:
+    """An inspect object: the daemon wrote it, so its keys are exact (a view, not a copy)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self.data: Mapping[str, Any] = data if data is not None else {}
 
     def field(self, name: str) -> Any:
-        return self.get(name)
+        return self.data.get(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    def items(self) -> Any:
+        return self.data.items()
 
 
-@dataclass(frozen=True, slots=True)
 class Reader:
     """How values are read: strictly (request bodies) or leniently (inspect documents)."""
 
-    strict: bool
+    strict = True
 
     def obj(self, value: Any, where: str) -> GoObject | Fields:
-        if self.strict:
-            return gojson.obj(value, where)
+        return gojson.obj(value, where)
+
+    def arr(self, value: Any, where: str) -> list[Any]:
+        return gojson.arr(value, where)
+
+    def text(self, value: Any, where: str) -> str:
+        return gojson.text(value, where)
+
+    def boolean(self, value: Any, where: str) -> bool:
+        return gojson.boolean(value, where)
+
+    def integer(self, value: Any, where: str) -> int:
+        return gojson.integer(value, where)
+
+    def strings(self, value: Any, where: str) -> list[str]:
+        return gojson.strings(value, where)
+
+    def mapping(self, value: Any, where: str) -> dict[str, str]:
+        return {str(k): self.text(v, where) for k, v in self.obj(value, where).items()}
+
+
+class LenientReader(Reader):
+    """The daemon wrote it: a missing or odd value is the zero value, never an error."""
+
+    strict = False
+
+    def obj(self, value: Any, where: str) -> GoObject | Fields:
         if isinstance(value, Fields | GoObject):
             return value
         return Fields(value) if isinstance(value, Mapping) else Fields()
 
     def arr(self, value: Any, where: str) -> list[Any]:
-        if self.strict:
-            return gojson.arr(value, where)
         return value if isinstance(value, list) else []
 
     def text(self, value: Any, where: str) -> str:
-        if self.strict:
-            return gojson.text(value, where)
-        return "" if value is None else str(value)
+        return value if isinstance(value, str) else "" if value is None else str(value)
 
     def boolean(self, value: Any, where: str) -> bool:
-        if self.strict:
-            return gojson.boolean(value, where)
         return bool(value)
 
     def integer(self, value: Any, where: str) -> int:
-        if self.strict:
-            return gojson.integer(value, where)
+        if isinstance(value, int):
+            return value
         try:
             return int(value or 0)
         except (TypeError, ValueError):
             return 0
 
     def strings(self, value: Any, where: str) -> list[str]:
-        if self.strict:
-            return gojson.strings(value, where)
         if isinstance(value, str):
             return [value]
-        return [str(v) for v in self.arr(value, where)]
-
-    def mapping(self, value: Any, where: str) -> dict[str, str]:
-        return {str(k): self.text(v, where) for k, v in self.obj(value, where).items()}
+        return [v if isinstance(v, str) else str(v) for v in self.arr(value, where)]
 
 
-STRICT = Reader(strict=True)
-LENIENT = Reader(strict=False)
+STRICT = Reader()
+LENIENT = LenientReader()
 
 
 def port_bindings(value: Any, r: Reader) -> tuple[PortBinding, ...]:
@@ -99,9 +122,9 @@ def port_bindings(value: Any, r: Reader) -> tuple[PortBinding, ...]:
             port_text = r.text(bo.field("HostPort"), "HostPort")
             try:
                 host_port = int(port_text.split("-")[0]) if port_text else 0
-            except ValueError:
+            except ValueError as exc:
                 if r.strict:
-                    raise BodyError(f"HostPort {port_text!r} is not a port") from None
+                    raise BodyError(f"HostPort {port_text!r} is not a port") from exc
                 host_port = 0
             binding = PortBinding(cport, proto, ip, host_port)
             out[(cport, proto, ip, host_port)] = binding

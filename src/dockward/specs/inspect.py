@@ -50,7 +50,7 @@ def from_inspect(data: Mapping[str, Any]) -> ContainerSpec:
         apparmor_profile=(
             str(data["AppArmorProfile"]) if data.get("AppArmorProfile") is not None else None
         ),
-        health_status=str(health["Status"]) if health.get("Status") else None,
+        health_status=str(health.get("Status")) if health.get("Status") else None,
         origin="inspect",
         **config_fields(cfg, r),
         **host_config_fields(hc, r),

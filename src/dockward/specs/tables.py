@@ -8,6 +8,7 @@ service keys of the compose-spec schema, so a new flag or key cannot be dropped 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -305,11 +306,13 @@ def _for_fields(
     return tuple(out)
 
 
+@functools.cache
 def compose_keys_for(fields: tuple[str, ...]) -> tuple[str, ...]:
     """The compose service keys that set `fields` (a rule's `fields`), most telling first."""
     return _for_fields(COMPOSE_KEYS, fields, _USUAL_KEY)
 
 
+@functools.cache
 def run_flags_for(fields: tuple[str, ...]) -> tuple[str, ...]:
     """The `docker run` flags (long names) that set `fields`, most telling first."""
     return _for_fields(RUN_FLAGS, fields, _USUAL_FLAG)

@@ -52,8 +52,8 @@ def as_int(value: Any, what: str = "value") -> int:
         raise InputError(f"{what}: expected a number, got {value!r}")
     try:
         return int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise InputError(f"{what}: expected a number, got {value!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{what}: expected a number, got {value!r}") from exc
 
 
 def as_list(value: Any, what: str) -> list[Any]:
@@ -161,8 +161,8 @@ def port_range(text: str, what: str) -> list[int]:
     lo, dash, hi = text.partition("-")
     try:
         start, end = int(lo), int(hi) if dash else int(lo)
-    except ValueError:
-        raise InputError(f"{what}: invalid port {text!r}") from None
+    except ValueError as exc:
+        raise InputError(f"{what}: invalid port {text!r}") from exc
     if not 0 <= start <= end <= 65535 or end - start > MAX_PORT_RANGE:
         raise InputError(f"{what}: invalid port range {text!r}")
     return list(range(start, end + 1))
@@ -247,8 +247,8 @@ def parse_gpus(text: str) -> str:
         return f"driver=,count={value},capabilities=gpu"
     try:
         fields = next(csv.reader([value]))
-    except (csv.Error, StopIteration):
-        raise InputError(f"--gpus: invalid value {text!r}") from None
+    except (csv.Error, StopIteration) as exc:
+        raise InputError(f"--gpus: invalid value {text!r}") from exc
     kv: dict[str, str] = {}
     for f in fields:
         key, eq, val = f.partition("=")

@@ -88,6 +88,11 @@ class Finding:
         return self.failing and (self.kind in VULN_KINDS or self.rule_id in VULN_RULES)
 
 
+def image_key(target: str) -> str:
+    """The image a vulnerability result names: registry scans target "IMAGE: package@version"."""
+    return target.split(": ", 1)[0]
+
+
 def default_store_url() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return str(Path(base) / "dockward" / "history.sqlite")
@@ -114,7 +119,8 @@ def vulnerable_images(results: Iterable[Result]) -> dict[str, int]:
     worst: dict[str, Severity] = {}
     for r in results:
         if r.failing and (r.rule.kind in VULN_KINDS or r.rule.id in VULN_RULES):
-            worst[r.target] = max(worst.get(r.target, Severity.INFO), r.severity)
+            key = image_key(r.target)
+            worst[key] = max(worst.get(key, Severity.INFO), r.severity)
     out: dict[str, int] = {}
     for sev in worst.values():
         out[sev.label] = out.get(sev.label, 0) + 1
@@ -299,13 +305,15 @@ class Store:
         return [_run(r) for r in self._all(sql, params)]
 
     def latest(self, command: str = "audit") -> list[RunInfo]:
-        """The latest run of every host, by host."""
+        """The latest run of every host, by host (one scan of the (command, host, started)
+        index, not a lookup per run)."""
         sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE command = ? AND id = "
-            "(SELECT id FROM runs r2 WHERE r2.command = r.command AND r2.host = r.host "
-            "ORDER BY started DESC, id DESC LIMIT 1) ORDER BY host"
+            f"SELECT {_RUN_COLUMNS} FROM runs r JOIN (SELECT host AS h, MAX(started) AS s FROM runs "
+            "WHERE command = ? GROUP BY host) m ON r.host = m.h AND r.started = m.s "
+            "WHERE r.command = ? ORDER BY host, id"
         )
-        return [_run(r) for r in self._all(sql, (command,))]
+        by_host = {run.host: run for run in (_run(r) for r in self._all(sql, (command, command)))}
+        return list(by_host.values())
 
     def run(self, run_id: int) -> RunInfo | None:
         rows = self._all(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
@@ -348,6 +356,26 @@ class Store:
             )
             for run_id, sev, count in rows:
                 out[int(run_id)][Severity(int(sev))] = int(count)
+        return out
+
+    def findings_of(
+        self, run_ids: Sequence[int], failing_only: bool = False
+    ) -> dict[int, list[Finding]]:
+        """The findings of many runs in a few queries (only the failing, unwaived ones: what
+        drift compares, a fraction of what is stored)."""
+        only = " AND status = 'fail' AND waived = ''" if failing_only else ""
+        out: dict[int, list[Finding]] = {rid: [] for rid in run_ids}
+        ids = sorted(set(run_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._all(
+                f"SELECT run_id, {_FINDING_COLUMNS} FROM findings WHERE run_id IN ({marks}){only} "
+                "ORDER BY run_id, rule_id, target",
+                chunk,
+            )
+            for row in rows:
+                out[int(row[0])].append(_finding(row[1:]))
         return out
 
     def findings(self, run_id: int) -> list[Finding]:

@@ -71,7 +71,7 @@ def fleet_drift(
         base_runs = {r.host: r for r in store.batch_runs(batch)}
         if not base_runs:
             raise StoreError(f"no stored run {baseline}")
-    out: list[HostDrift] = []
+    pairs: list[tuple[RunInfo, RunInfo | None, str]] = []
     for current in store.latest(command):
         if base_runs is not None:
             base = base_runs.get(current.host)
@@ -85,6 +85,16 @@ def fleet_drift(
                 base = store.first_ok_after(command, current.host, before, exclude=current.id)
                 base = base if base is not None and base.started < current.started else None
             note = "" if base is not None else "no earlier run to compare with"
+        pairs.append((current, base, note))
+    wanted = [
+        rid
+        for current, base, _ in pairs
+        if current.ok and base is not None and base.id != current.id
+        for rid in (current.id, base.id)
+    ]
+    findings = store.findings_of(wanted, failing_only=True)
+    out: list[HostDrift] = []
+    for current, base, note in pairs:
         if not current.ok:
             out.append(
                 HostDrift(current.host, current, base, note=f"latest run failed: {current.error}")
@@ -93,7 +103,7 @@ def fleet_drift(
         if base is None or base.id == current.id:
             out.append(HostDrift(current.host, current, None, note=note or "no earlier run"))
             continue
-        new, fixed, changed, newly = compare(store.findings(base.id), store.findings(current.id))
+        new, fixed, changed, newly = compare(findings[base.id], findings[current.id])
         out.append(HostDrift(current.host, current, base, new, fixed, changed, newly))
     return out
 

@@ -189,7 +189,7 @@ class UpdateAPI:
         try:
             self.server = ThreadingHTTPServer(listen, Handler)
         except OSError as exc:
-            raise UsageError(f"--http-api-listen {listen[0]}:{listen[1]}: {exc.strerror}") from None
+            raise UsageError(f"--http-api-listen {listen[0]}:{listen[1]}: {exc.strerror}") from exc
         self.server.daemon_threads = True
         self.address = f"{listen[0]}:{self.server.server_address[1]}"
         self.thread = threading.Thread(

@@ -30,8 +30,8 @@ def parse_duration(text: str, what: str = "--cooldown") -> float:
         if raw.endswith("d") and raw[:-1].replace(".", "", 1).isdigit():
             return float(raw[:-1]) * 86400.0
         value = go_duration(raw) if raw else 0.0
-    except UsageError:
-        raise UsageError(f"{what}: expected a duration like 30m, 12h or 7d, got {text!r}") from None
+    except UsageError as exc:
+        raise UsageError(f"{what}: expected a duration like 30m, 12h or 7d, got {text!r}") from exc
     if value < 0:
         raise UsageError(f"{what}: must not be negative")
     return value

@@ -30,7 +30,7 @@ def connect_versioned(endpoint: Endpoint, api_version: str = "auto", timeout: in
     try:
         info = client.version()
     except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise ConnectionFailed(f"cannot read the engine version: {exc}") from None
+        raise ConnectionFailed(f"cannot read the engine version: {exc}") from exc
     high = str(info.get("ApiVersion") or "")
     low = str(info.get("MinAPIVersion") or high)
     if high and not Version(low) <= Version(api_version) <= Version(high):
@@ -44,7 +44,7 @@ def connect_versioned(endpoint: Endpoint, api_version: str = "auto", timeout: in
         pinned = docker.APIClient(base_url=endpoint.url, version=api_version, timeout=timeout)
         pinned.ping()
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
-        raise ConnectionFailed(f"cannot reach the Docker daemon at {endpoint.url}: {exc}") from None
+        raise ConnectionFailed(f"cannot reach the Docker daemon at {endpoint.url}: {exc}") from exc
     return pinned
 
 

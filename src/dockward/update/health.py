@@ -37,7 +37,7 @@ class Probe:
             try:
                 argv = tuple(shlex.split(cmd))
             except ValueError as exc:
-                raise InputError(f"label {PROBE_CMD_LABEL}: {exc}") from None
+                raise InputError(f"label {PROBE_CMD_LABEL}: {exc}") from exc
             return cls(command=argv) if argv else None
         return None
 

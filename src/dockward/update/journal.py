@@ -75,11 +75,11 @@ class Journal:
             raise ConfigError(f"cannot use state dir {self.dir}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             os.close(fd)
             raise DockwardError(
                 f"another dockward update holds {self.dir / 'lock'}; wait for it to finish"
-            ) from None
+            ) from exc
         self._lock_fd = fd
         try:
             yield self
@@ -124,7 +124,7 @@ class Journal:
                 if entry.phase not in PHASES:
                     raise ValueError(entry.phase)
             except (OSError, ValueError, TypeError) as exc:
-                raise ConfigError(f"update journal {path} is unreadable: {exc}") from None
+                raise ConfigError(f"update journal {path} is unreadable: {exc}") from exc
             out.append(entry)
         out.sort(key=lambda e: e.started)
         return out

@@ -275,7 +275,7 @@ def _read_secret(value: str) -> str:
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     return value
 
 

@@ -104,7 +104,7 @@ def _load(data: bytes, name: str) -> list[dict[str, Any]]:
         doc = json.loads(data) if name.endswith(".json") else yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{name}: not a valid OSV record ({first})") from None
+        raise InputError(f"{name}: not a valid OSV record ({first})") from exc
     docs = doc if isinstance(doc, list) else [doc]
     out = [d for d in docs if isinstance(d, dict)]
     if len(out) != len(docs):
@@ -141,7 +141,7 @@ def _zip_records(p: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         zf = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{p}: not a zip archive ({exc})") from None
+        raise InputError(f"{p}: not a zip archive ({exc})") from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_MEMBERS:
@@ -154,7 +154,7 @@ def _zip_records(p: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 data = zf.read(info)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise InputError(f"{p}!{info.filename}: corrupt ({exc})") from None
+                raise InputError(f"{p}!{info.filename}: corrupt ({exc})") from exc
             for rec in _load(data, f"{p}!{info.filename}"):
                 yield f"{p}!{info.filename}", rec
 

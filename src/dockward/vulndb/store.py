@@ -61,7 +61,7 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, check_same_thread=False)
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{p}: not a dockward vulnerability database ({exc})") from None
+        raise DatabaseError(f"{p}: not a dockward vulnerability database ({exc})") from exc
     if not version or version[0] != SCHEMA_VERSION:
         conn.close()
         raise DatabaseError(

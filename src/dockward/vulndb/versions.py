@@ -17,8 +17,10 @@ from debian.debian_support import Version as DebVersion
 from packaging.version import InvalidVersion
 from packaging.version import Version as PepVersion
 
+from dockward.errors import DockwardError
 
-class VersionError(ValueError):
+
+class VersionError(DockwardError, ValueError):
     """A version string that the ecosystem does not accept."""
 
 
@@ -30,7 +32,7 @@ def compare_pep440(a: str, b: str) -> int:
     try:
         va, vb = PepVersion(a), PepVersion(b)
     except InvalidVersion as exc:
-        raise VersionError(str(exc)) from None
+        raise VersionError(str(exc)) from exc
     return (va > vb) - (va < vb)
 
 
@@ -38,7 +40,7 @@ def compare_dpkg(a: str, b: str) -> int:
     try:
         va, vb = DebVersion(a), DebVersion(b)
     except ValueError as exc:
-        raise VersionError(str(exc)) from None
+        raise VersionError(str(exc)) from exc
     return (va > vb) - (va < vb)
 
 

@@ -1,0 +1,214 @@
+"""Fleet benchmark: 200 simulated engines audited into PostgreSQL; drift over 100 runs per host.
+
+Run (as root, the Docker daemon up, Debian's postgresql installed):
+`.venv/bin/python -m bench.fleet_bench [--hosts 200] [--anchor 20] [--delay 0.02] [--parallel 32]`
+
+Engine answers are recorded from a real dockerd of the bench's own (own network namespace,
+--containers running busybox containers with a mix of settings, as bench/audit_bench.py makes
+them) through dockward's own collector (bench/fleet_replay.py) and replayed on one TCP port per simulated host, each answer after
+--delay seconds. The anchor is the same audit of --anchor hosts in the same run. Memory is the
+audit process's peak RSS (bounded: one host's snapshot at a time per worker; the report holds
+results only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.audit.daemons import start_dockerd, stop, wait_ready
+from tests.store.pg import start_cluster
+
+from bench.audit_bench import IMAGE, populate
+from bench.fleet_replay import record
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def audit(hosts: list[str], store: str, parallel: int, work: Path) -> tuple[float, float, int]:
+    hosts_file = work / f"hosts-{len(hosts)}.txt"
+    hosts_file.write_text("\n".join(hosts) + "\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockward",
+            "audit",
+            "--hosts-file",
+            str(hosts_file),
+            "--store",
+            store,
+            "--parallel",
+            str(parallel),
+            "-f",
+            "json",
+            "-o",
+            str(work / "fleet.json"),
+            "--fail-on",
+            "never",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = proc.communicate(timeout=600)
+    wall = time.perf_counter() - t
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"audit failed: {err}")
+    failed = json.loads((work / "fleet.json").read_text())["extra"].get("hosts_failed", 0)
+    return wall, usage.ru_maxrss / 1024, int(failed)
+
+
+def fill_history(store_url: str, runs_per_host: int) -> int:
+    """Copy the latest batch back in time (server side) until every host has RUNS_PER_HOST runs;
+    each copy drops one finding per host so the drift query has something to find."""
+    import psycopg
+
+    with psycopg.connect(store_url, autocommit=True) as conn:
+        batch = conn.execute("SELECT batch FROM runs ORDER BY started DESC LIMIT 1").fetchone()[0]
+        have = conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE host = (SELECT host FROM runs LIMIT 1)"
+        ).fetchone()[0]
+        for i in range(have, runs_per_host):
+            with conn.transaction():
+                conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS m (old BIGINT, new BIGINT) ON COMMIT DROP"
+                )
+                conn.execute(
+                    """
+                    WITH src AS (SELECT * FROM runs WHERE batch = %s),
+                    ins AS (
+                      INSERT INTO runs (batch, host, command, started, finished, tool_version,
+                        ruleset, status, error, score, passed, failed, vulnerable_images, warnings)
+                      SELECT md5(%s || batch), host, command, started - %s * 3600, finished - %s * 3600,
+                        tool_version, ruleset, status, error, score, passed, failed,
+                        vulnerable_images, warnings FROM src
+                      RETURNING id, host)
+                    INSERT INTO m SELECT src.id, ins.id FROM src JOIN ins USING (host)
+                    """,
+                    (batch, str(i), i, i),
+                )
+                conn.execute(
+                    """
+                    INSERT INTO findings (run_id, rule_id, kind, title, severity, status, target,
+                      message, waived, remediation, cis)
+                    SELECT m.new, f.rule_id, f.kind, f.title, f.severity, f.status, f.target,
+                      f.message, f.waived, f.remediation, f.cis
+                    FROM findings f JOIN m ON f.run_id = m.old
+                    WHERE (hashtext(f.rule_id || f.target) + %s) %% 50 <> 0
+                    """,
+                    (i,),
+                )
+        conn.execute("ANALYZE")  # what autovacuum does after a bulk load
+        return int(conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--hosts", type=int, default=200)
+    p.add_argument("--anchor", type=int, default=20)
+    p.add_argument("--delay", type=float, default=0.02)
+    p.add_argument("--parallel", type=int, default=32)
+    p.add_argument("--runs-per-host", type=int, default=100)
+    p.add_argument("--containers", type=int, default=30)
+    a = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dwfleet-bench-"))
+    answers = work / "answers.json"
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.engine.lab import build_busybox_image
+
+    daemon = start_dockerd("dwfleet-bench", {"iptables": False}, netns="dwfleet-bench")
+    try:
+        wait_ready(daemon)
+        client = connect(resolve_endpoint(daemon.url))
+        build_busybox_image(client, IMAGE)
+        populate(client, a.containers)
+        client.close()
+        n = record(daemon.socket, answers)
+    finally:
+        stop(daemon)
+    replay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.fleet_replay",
+            str(answers),
+            "--hosts",
+            str(a.hosts),
+            "--delay",
+            str(a.delay),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    cluster = start_cluster()
+    try:
+        assert replay.stdout is not None
+        ports = json.loads(replay.stdout.readline())
+        hosts = [f"tcp://127.0.0.1:{port}" for port in ports]
+        store = cluster.create_db("dwbench")
+        print(
+            f"recorded {n} engine answers ({a.containers} running containers); delay "
+            f"{a.delay * 1000:.0f} ms per request"
+        )
+        wall_a, rss_a, _ = audit(hosts[: a.anchor], store, a.parallel, work)
+        wall, rss, failed = audit(hosts, store, a.parallel, work)
+        print(
+            f"audit {a.anchor} hosts -> PostgreSQL: {wall_a:.1f} s (anchor), peak RSS {rss_a:.0f} MiB"
+        )
+        print(
+            f"audit {a.hosts} hosts -> PostgreSQL: {wall:.1f} s ({wall / wall_a:.1f}x the anchor for "
+            f"{a.hosts / a.anchor:.0f}x the hosts), peak RSS {rss:.0f} MiB, {failed} hosts failed"
+        )
+        rows = fill_history(store, a.runs_per_host)
+        from dockward.store import open_store
+        from dockward.store.drift import fleet_drift
+
+        s = open_store(store)
+        t = time.perf_counter()
+        drifts = fleet_drift(s)
+        q = time.perf_counter() - t
+        changed = sum(len(d.new) + len(d.fixed) for d in drifts)
+        s.close()
+        t = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dockward",
+                "report",
+                "--diff",
+                "--store",
+                store,
+                "-f",
+                "json",
+                "-o",
+                str(work / "diff.json"),
+            ],
+            env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+            check=True,
+        )
+        cli = time.perf_counter() - t
+        print(
+            f"drift over {a.runs_per_host} runs/host x {len(drifts)} hosts ({rows} stored findings): "
+            f"query {q:.2f} s, `report --diff` end to end {cli:.2f} s ({changed} changes)"
+        )
+    finally:
+        replay.kill()
+        replay.wait()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
