@@ -118,6 +118,14 @@ def register(sub: Any) -> None:
         help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
     )
     p.add_argument(
+        "--revive-stopped",
+        action="store_true",
+        default=_env_flag("UPDATE_REVIVE_STOPPED"),
+        help="with --include-stopped: start the updated replacement of a stopped container "
+        "(behind the health gate; a failure leaves the old one stopped) "
+        "[DOCKWARD_UPDATE_REVIVE_STOPPED=1]",
+    )
+    p.add_argument(
         "--disable-containers",
         "-x",
         action="append",
@@ -508,6 +516,7 @@ def run(args: argparse.Namespace) -> int:
         stop_timeout=args.stop_timeout,
         lifecycle_hooks=args.enable_lifecycle_hooks,
         keep_old=args.keep_old,
+        revive_stopped=args.revive_stopped,
         crash_after=str(env_default("UPDATE_CRASH_AFTER", "")),
     )
     cycle_options = CycleOptions(

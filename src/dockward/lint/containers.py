@@ -142,6 +142,21 @@ def _fails(entry: RuleEntry, spec: ContainerSpec, ctx: Context) -> list[Result]:
     return [to_result(entry.rule, o, "") for o in found]
 
 
+# Whether a rule that reads only item fields fails with all of them zero: the same for every
+# service (the rule reads nothing else), so judged once per rule.
+_ZERO_FAILS: dict[tuple[str, bool], bool] = {}
+
+
+def _base_fails(variants: _Variants, entry: RuleEntry, ctx: Context) -> bool:
+    """Does the rule fail on the service without any of its items?"""
+    if set(entry.rule.fields) <= _ITEM_FIELDS and not _SHARED_KEYS & variants.service.config.keys():
+        key = (entry.rule.id, ctx.daemon is None)
+        if key not in _ZERO_FAILS:
+            _ZERO_FAILS[key] = bool(_fails(entry, ContainerSpec(), ctx))
+        return _ZERO_FAILS[key]
+    return bool(_fails(entry, variants.spec(), ctx))
+
+
 def _per_item(
     variants: _Variants,
     entry: RuleEntry,
@@ -160,7 +175,7 @@ def _per_item(
     if service.respec is None or not items:
         return []
     try:
-        if _fails(entry, variants.spec(), ctx):
+        if _base_fails(variants, entry, ctx):
             return []
         out: list[Result] = []
         for key, index, item in items:

@@ -41,6 +41,7 @@ class UpdateOptions:
     stop_timeout: int = 10
     lifecycle_hooks: bool = False
     keep_old: bool = False
+    revive_stopped: bool = False  # start a stopped container's replacement (Watchtower's flag)
     crash_after: str = ""  # fault injection for the kill -9 tests: SIGKILL ourselves after a step
 
 
@@ -139,7 +140,7 @@ class Updater:
             got = str(self.client.inspect_container(new_id).get("Image") or "")
             if got != new_image_id:
                 raise UpdateFailed(f"{plan.name}: tag {plan.image} moved during the update")
-            if not was_running:
+            if not was_running and not self.options.revive_stopped:
                 entry = entry.at("healthy", details={"health": "not started (was stopped)"})
                 self._step(entry)
                 return self._commit(entry, None, started, hooks)
