@@ -44,6 +44,18 @@ def test_the_clock_runs_per_digest_from_its_first_sighting(tmp_path: Path) -> No
     assert json.loads(state.read_text())["seen"] == {}
 
 
+def test_nothing_asked_nothing_written(tmp_path: Path) -> None:
+    """Without a cooldown the state directory holds journals only (crash recovery counts them)."""
+    state = tmp_path / "cooldown.state"
+    Cooldown(state).save()
+    assert not state.exists()
+    Cooldown(state).left("reg/app", "sha256:aa", 60)
+    cd = Cooldown(state)
+    cd.left("reg/app", "sha256:aa", 60)
+    cd.save()
+    assert state.exists()
+
+
 def test_durations_and_labels() -> None:
     assert parse_duration("90") == 90 and parse_duration("30m") == 1800
     assert parse_duration("12h") == 43200 and parse_duration("7d") == 7 * 86400

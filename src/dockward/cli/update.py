@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import ipaddress
 import os
 import re
 import signal
@@ -42,7 +41,7 @@ from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
-from dockward.registry import is_loopback_host
+from dockward.registry import insecure_hosts
 from dockward.rules import default_rules
 from dockward.service import Health, MetricsServer
 from dockward.update import (
@@ -437,24 +436,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
 
 def _insecure_predicate(client: Any) -> Callable[[str], bool]:
     cidrs, names = insecure_registries(client)
-    networks = []
-    for c in cidrs:
-        try:
-            networks.append(ipaddress.ip_network(c, strict=False))
-        except ValueError:
-            continue
-
-    def insecure(host: str) -> bool:
-        if host in names or is_loopback_host(host):
-            return True
-        name = host.rsplit(":", 1)[0].strip("[]")
-        try:
-            addr = ipaddress.ip_address(name)
-        except ValueError:
-            return False
-        return any(addr in n for n in networks)
-
-    return insecure
+    return insecure_hosts(names, cidrs)
 
 
 def run(args: argparse.Namespace) -> int:

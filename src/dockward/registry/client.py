@@ -7,6 +7,7 @@ HEAD (no pull, no blob download).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import io
@@ -115,10 +116,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def insecure_hosts(names: Iterable[str]) -> Callable[[str], bool]:
-    """Plain HTTP to loopback (as the daemon) and to the registries named."""
+def insecure_hosts(names: Iterable[str], cidrs: Iterable[str] = ()) -> Callable[[str], bool]:
+    """Plain HTTP as the daemon allows it: loopback, the registries named, and addresses in
+    the CIDRs (the daemon's `insecure-registries` as `docker info` reports them)."""
     named = frozenset(names)
-    return lambda host: host in named or is_loopback_host(host)
+    networks = []
+    for cidr in cidrs:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+
+    def insecure(host: str) -> bool:
+        if host in named or is_loopback_host(host):
+            return True
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+        try:
+            address = ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
+    return insecure
 
 
 class BlobReader(io.RawIOBase):

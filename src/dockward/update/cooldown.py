@@ -54,7 +54,7 @@ class Cooldown:
         self.clock = clock
         self._lock = threading.Lock()
         self._seen: dict[str, list[float]] = {}  # "repo@digest" -> [first seen, last seen]
-        self._dirty = False
+        self._dirty = False  # nothing asked, nothing written: the state dir holds journals only
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict):
@@ -77,12 +77,12 @@ class Cooldown:
             return max(0.0, entry[0] + duration - now)
 
     def save(self) -> None:
-        """Write when something was recorded (no cooldown in use: no file)."""
         now = self.clock()
-        if not self._dirty and not self._seen:
-            return
         with self._lock:
-            self._seen = {k: v for k, v in self._seen.items() if now - v[1] < FORGET_AFTER}
+            kept = {k: v for k, v in self._seen.items() if now - v[1] < FORGET_AFTER}
+            if not self._dirty and len(kept) == len(self._seen):
+                return
+            self._seen, self._dirty = kept, False
             data = json.dumps({"version": 1, "seen": self._seen}, sort_keys=True).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, data, mode=0o600)
