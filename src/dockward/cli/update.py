@@ -531,7 +531,7 @@ def run(args: argparse.Namespace) -> int:
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
-    cooldown = Cooldown(state_dir / "cooldown.json")
+    cooldown = Cooldown(state_dir / "cooldown.state")
     signature = SignatureCheck(registry, args.verify_key)
     notifications.start()
     try:

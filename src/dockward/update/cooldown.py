@@ -2,7 +2,7 @@
 
 A release that is pulled back (or replaced) within the cooldown never reaches the host: the
 clock runs per (repository, digest) from the first cycle that saw it, and a different digest
-starts its own clock. Remembered in update's state directory (`cooldown.json`, atomic writes),
+starts its own clock. Remembered in update's state directory (`cooldown.state`, atomic writes),
 so restarts do not reset it.
 """
 
