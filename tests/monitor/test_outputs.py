@@ -17,7 +17,7 @@ from dockward.monitor.dispatch import OutputWorker
 from dockward.monitor.loader import Priority
 from dockward.monitor.outputs import make_sink
 from dockward.monitor.sinks import FileSink, SinkError
-from dockward.monitor.spool import Spool
+from dockward.notify.spool import Spool
 from tests.monitor.conftest import HTTP_PORT_DOWN, Receiver, Rsyslog, wait_for
 
 

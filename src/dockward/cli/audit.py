@@ -92,11 +92,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dockward.audit import Selection, build_report, select
+    from dockward.catalog import default_rules
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.errors import ConnectionFailed
     from dockward.fleet import FleetHost, run_fleet_sharded
-    from dockward.rules import default_rules
     from dockward.rules.cis import renumber
     from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
