@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.conftest import require_free_port
+
 PREFIX = "dwupd"
 LABEL = {"dockward.test": PREFIX}
 REGISTRY_PORT = 15800
@@ -47,6 +49,7 @@ def _start_registry(
     exe = shutil.which("docker-registry") or shutil.which("registry")
     if exe is None:
         pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
+    require_free_port(port, "docker-registry")
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-registry-{port}-"))
     config = [
         "version: 0.1",
