@@ -33,7 +33,8 @@ from dockward.model.finding import Severity, Status
 from dockward.notify.gotemplate import Template
 from dockward.registry import is_loopback_host
 from dockward.rules import default_rules
-from dockward.service import Health, MetricsServer
+from dockward.service.health import Health
+from dockward.service.http import MetricsServer
 from dockward.update import (
     ContainerRulesGate,
     CredentialStore,
