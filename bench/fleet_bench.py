@@ -3,8 +3,9 @@
 Run (as root, the Docker daemon up, Debian's postgresql installed):
 `.venv/bin/python -m bench.fleet_bench [--hosts 200] [--anchor 20] [--delay 0.02] [--parallel 32]`
 
-Engine answers are recorded from the real dockerd through dockward's own collector
-(bench/fleet_replay.py) and replayed on one TCP port per simulated host, each answer after
+Engine answers are recorded from a real dockerd of the bench's own (own network namespace,
+--containers running busybox containers with a mix of settings, as bench/audit_bench.py makes
+them) through dockward's own collector (bench/fleet_replay.py) and replayed on one TCP port per simulated host, each answer after
 --delay seconds. The anchor is the same audit of --anchor hosts in the same run. Memory is the
 audit process's peak RSS (bounded: one host's snapshot at a time per worker; the report holds
 results only).
@@ -22,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.audit.daemons import start_dockerd, stop, wait_ready
 from tests.store.pg import start_cluster
 
+from bench.audit_bench import IMAGE, populate
 from bench.fleet_replay import record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +109,7 @@ def fill_history(store_url: str, runs_per_host: int) -> int:
                     """,
                     (i,),
                 )
+        conn.execute("ANALYZE")  # what autovacuum does after a bulk load
         return int(conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0])
 
 
@@ -116,10 +120,23 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=0.02)
     p.add_argument("--parallel", type=int, default=32)
     p.add_argument("--runs-per-host", type=int, default=100)
+    p.add_argument("--containers", type=int, default=30)
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dwfleet-bench-"))
     answers = work / "answers.json"
-    n = record("/var/run/docker.sock", answers)
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.engine.lab import build_busybox_image
+
+    daemon = start_dockerd("dwfleet-bench", {"iptables": False}, netns="dwfleet-bench")
+    try:
+        wait_ready(daemon)
+        client = connect(resolve_endpoint(daemon.url))
+        build_busybox_image(client, IMAGE)
+        populate(client, a.containers)
+        client.close()
+        n = record(daemon.socket, answers)
+    finally:
+        stop(daemon)
     replay = subprocess.Popen(
         [
             sys.executable,
@@ -141,7 +158,10 @@ def main() -> None:
         ports = json.loads(replay.stdout.readline())
         hosts = [f"tcp://127.0.0.1:{port}" for port in ports]
         store = cluster.create_db("dwbench")
-        print(f"recorded {n} engine answers; delay {a.delay * 1000:.0f} ms per request")
+        print(
+            f"recorded {n} engine answers ({a.containers} running containers); delay "
+            f"{a.delay * 1000:.0f} ms per request"
+        )
         wall_a, rss_a, _ = audit(hosts[: a.anchor], store, a.parallel, work)
         wall, rss, failed = audit(hosts, store, a.parallel, work)
         print(

@@ -27,6 +27,19 @@ def kill_after(proc: subprocess.Popen[Any], seconds: float) -> threading.Timer:
     return timer
 
 
+def require_free_port(port: int, what: str) -> None:
+    """Fail at once when another process holds a fixed test port: a leftover server there would
+    answer in place of the one the test starts, with someone else's data."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            pytest.fail(f"{what}: 127.0.0.1:{port} is held by another process (a leftover run?)")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The caches dockward keeps beside its default DB (scans, layers) go to a directory of this

@@ -198,7 +198,7 @@ def start_fleet(base: Path) -> Fleet:
     started = [a, b, c]
     try:
         for d in started:
-            wait_ready(d)
+            wait_ready(d, timeout=180)  # the machine is shared: slow under load, not broken
         sshd = start_sshd(base / "sshd", c.url)
     except BaseException:
         for d in started:

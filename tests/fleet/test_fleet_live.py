@@ -28,7 +28,7 @@ def fleet(docker_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def audit(fleet: Fleet, store: str, *hosts: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    args = ["audit", "-f", "json", "--fail-on", "never", "--store", store, "--timeout", "5"]
+    args = ["audit", "-f", "json", "--fail-on", "never", "--store", store, "--timeout", "15"]
     for h in hosts:
         args += ["-H", h]
     res = run_cli(*args, *extra, env=fleet.env(), timeout=180)
@@ -50,7 +50,7 @@ def test_unix_tls_and_ssh_hosts_in_one_run(fleet: Fleet, store_url: str) -> None
         fleet,
         store_url,
         *hosts,
-        extra=("--check", "DW-D003", "--host-timeout", "40", "--retries", "0", "--workers", "2"),
+        extra=("--check", "DW-D003", "--host-timeout", "60", "--retries", "0", "--workers", "2"),
     )
     assert report["hosts"] == list(hosts)
     by_host = {r["host"]: (r["rule_id"], r["status"]) for r in report["results"]}
@@ -96,6 +96,57 @@ def test_inventory_host_over_ssh(fleet: Fleet, tmp_path: Path) -> None:
     assert statuses == {fleet.sshd.url: "pass", fleet.tcp_url: "pass"}
     s = open_store(store)
     assert sorted(r.host for r in s.latest()) == ["box-b", "box-c"]
+    s.close()
+
+
+def test_scan_all_images_of_a_fleet_scans_each_image_once(fleet: Fleet, tmp_path: Path) -> None:
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.engine.lab import build_busybox_image
+    from dockward.vulndb import import_path
+    from tests.conftest import FIXTURES, LAB_IMAGE
+
+    a = connect(resolve_endpoint(fleet.a.url))
+    c = connect(resolve_endpoint(fleet.c.url))
+    try:
+        build_busybox_image(a, LAB_IMAGE)
+        c.load_image(b"".join(a.get_image(LAB_IMAGE)))  # the same image id on both hosts
+    finally:
+        a.close()
+        c.close()
+    db = tmp_path / "vulndb.sqlite"
+    import_path(db, [FIXTURES.parent / "scan" / "fixtures" / "osv"])
+    store = str(tmp_path / "scan.sqlite")
+    hosts = f"{fleet.a.url},{fleet.sshd.url},{fleet.hung.url}"
+    res = run_cli(
+        "scan",
+        "--all-images",
+        "-H",
+        hosts,
+        "--db",
+        str(db),
+        "--store",
+        store,
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+        "--host-timeout",
+        "60",
+        "--retries",
+        "0",
+        env=fleet.env(),
+        timeout=300,
+    )
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["extra"]["images_scanned"] == 1  # the same image id on a and c
+    by_host = {r["host"] for r in doc["results"] if r["target"].startswith(f"image {LAB_IMAGE}")}
+    assert by_host == {fleet.a.url, fleet.sshd.url}
+    assert [r["host"] for r in doc["results"] if r["rule_id"] == "DW-N001"] == [fleet.hung.url]
+    s = open_store(store)
+    assert sorted((r.host, r.ok) for r in s.latest("scan")) == sorted(
+        [(fleet.a.url, True), (fleet.sshd.url, True), (fleet.hung.url, False)]
+    )
     s.close()
 
 

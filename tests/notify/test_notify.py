@@ -308,6 +308,15 @@ def test_apprise_messages_with_tokens_stay_out_of_logs(caplog: pytest.LogCapture
     with pytest.raises(NotifyError) as err:
         dest.send([NOTE])
     assert "MMsecretTOKEN" not in str(err.value)
-    assert "Connection error" in caplog.text  # the reason is logged, scrubbed
+    assert "Connection error" in str(err.value)  # Apprise's reason, scrubbed
     assert "MMsecretTOKEN" not in caplog.text
     assert redact(f"discord://tok@{port}") == "discord://…"
+
+
+def test_token_pieces_of_a_host_are_scrubbed() -> None:
+    from dockward.notify.urls import scrub, secrets_of
+
+    url = "tgram://123456789:AAbbCCddEEff/987654"
+    text = "POST https://api.telegram.org/bot123456789:AAbbCCddEEff/sendMessage chat 987654"
+    out = scrub(text, secrets_of(url))
+    assert "AAbbCCddEEff" not in out and "123456789" not in out and "987654" not in out

@@ -21,6 +21,7 @@ from dockward.policy.admission import ImageGate
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer
 from dockward.proxy.server import ProxyServer, start_listeners
+from tests.conftest import require_free_port
 
 PREFIX = "dwproxy"
 REGISTRY_PORT = 15650
@@ -117,6 +118,7 @@ def registry() -> Iterator[str]:
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
+    require_free_port(int(REGISTRY.rsplit(":", 1)[1]), "docker-registry")
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-registry-"))
     cfg = root / "config.yml"
     cfg.write_text(

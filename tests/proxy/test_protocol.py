@@ -216,3 +216,22 @@ def test_websocket_attach_compat_mode(
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         api.attach_socket(cat_container, params={"stdin": "yes", "stream": 1}, ws=True)
     assert info.value.status_code == 403
+
+
+def test_daemon_connections_are_pooled(reader_proxy: RunningProxy) -> None:
+    """A client that leaves after a complete answer hands its daemon connection to the next
+    client session: sessions one after the other use one daemon connection."""
+    pooled = None
+    for close in (b"", b"", b"Connection: close\r\n"):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(reader_proxy.socket)
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n" + close + b"\r\n")
+        assert read_answer(s).startswith(b"HTTP/1.1 200 ")
+        s.close()
+        deadline = time.monotonic() + 5
+        while not reader_proxy.server.pool and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(reader_proxy.server.pool) == 1
+        assert pooled is None or reader_proxy.server.pool[0] is pooled
+        pooled = reader_proxy.server.pool[0]

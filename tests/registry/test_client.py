@@ -79,6 +79,18 @@ def test_login_from_docker_config_reaches_the_token_service(served: Served, tmp_
     assert "nope" not in str(err.value) and PASSWORD not in str(err.value)
 
 
+def test_identity_token_is_exchanged_as_the_docker_cli_does(served: Served, tmp_path: Path) -> None:
+    ref = parse_reference(f"{served.host}/{REPO}:single")
+    entry = {"identitytoken": served.tokens.refresh_token}
+    served.tokens.requests.clear()
+    client = RegistryClient(write_config(tmp_path, {"auths": {served.host: entry}}))
+    client.push_blob(ref, b"pushed with an identity token")
+    assert served.tokens.requests[-1]["authed"]
+    stale = write_config(tmp_path, {"auths": {served.host: {"identitytoken": "expired"}}})
+    with pytest.raises(RegistryError, match=r"token server refused \(HTTP 401\)"):
+        RegistryClient(stale).push_blob(ref, b"pushed with a stale identity token")
+
+
 @pytest.fixture
 def netns() -> Iterator[tuple[str, str]]:
     """A network namespace with its own address, reached over a veth pair: another host."""

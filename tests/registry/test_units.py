@@ -13,6 +13,7 @@ from dockward.registry import (
     CredentialStore,
     Platform,
     RegistryError,
+    insecure_hosts,
     parse_challenge,
     parse_reference,
     select_platform,
@@ -97,3 +98,12 @@ def test_platform_resolution_prefers_the_exact_variant() -> None:
     assert select_platform(index, Platform("linux", "amd64"), ref)["digest"] == "sha256:" + "3" * 64
     with pytest.raises(InputError, match="no manifest for platform linux/s390x"):
         select_platform(index, Platform("linux", "s390x"), ref)
+
+
+def test_insecure_hosts_follow_the_daemon() -> None:
+    insecure = insecure_hosts(["mirror.lan:5000"], ["10.20.0.0/16", "not a cidr", "fd00::/8"])
+    for host in ("127.0.0.1:5000", "localhost", "[::1]:5000", "mirror.lan:5000", "10.20.3.4:443"):
+        assert insecure(host), host
+    for host in ("mirror.lan", "10.21.0.1:5000", "registry.example", "[fe80::1]:5000"):
+        assert not insecure(host), host
+    assert insecure("[fd00::5]:5000") and insecure("fd00::5")

@@ -69,6 +69,7 @@ class TokenServer:
         self.user, self.password = user, password
         self.pad = 0  # bytes of padding in each answer (the oversized-answer test)
         self.anonymous = True  # False: a token only with the login
+        self.refresh_token = secrets.token_hex(16)  # the identity token `docker login` would keep
         self.requests: list[dict[str, Any]] = []
         self.on_request = lambda entry: None
         server = self
@@ -94,6 +95,28 @@ class TokenServer:
                 if server.pad:
                     answer["padding"] = "x" * server.pad
                 body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                """The OAuth2 form Docker sends with an identity token (grant_type=refresh_token)."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                authed = form.get("grant_type") == ["refresh_token"] and form.get(
+                    "refresh_token"
+                ) == [server.refresh_token]
+                entry = {"scope": form.get("scope"), "authed": authed, "sent_credentials": True}
+                server.requests.append(entry)
+                server.on_request(entry)
+                if not authed:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                token = server.token(form.get("scope", []), True)
+                body = json.dumps({"access_token": token}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

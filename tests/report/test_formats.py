@@ -182,3 +182,40 @@ def test_table_keeps_bracketed_remediation_text() -> None:
     # rich would read `[ALL]` as markup and drop it from the fix column.
     out = render(sample_report(), "table")
     assert "--cap-drop ALL" in out and "[ALL]" in out
+
+
+def test_extra_is_typed_per_command_and_round_trips_through_json() -> None:
+    from dockward.audit import AuditExtra
+    from dockward.lint.engine import LintExtra
+    from dockward.model.finding import MergedExtra, RawExtra, ReportExtra
+    from dockward.policy.model import PolicyExtra
+    from dockward.sbom.model import ImageExtra
+    from dockward.scan.extra import ScanExtra
+    from dockward.update.report import UpdateExtra
+
+    extras: dict[str, ReportExtra] = {
+        "audit": AuditExtra(rules_evaluated=170, hosts_failed=1),
+        "lint": LintExtra(files=3),
+        "policy": PolicyExtra("deploy/policy.yaml"),
+        "sbom": ImageExtra({"name": "img"}, {"packages": []}),
+        "scan": ScanExtra({"name": "img"}, {"packages": []}, ({"id": "CVE-1"},), {"path": "db"}, 2),
+        "update": UpdateExtra(({"events": []},), "1.41"),
+        "report": MergedExtra(("audit", "scan")),
+    }
+    expected_keys = {
+        "audit": {"rules_evaluated", "hosts_failed"},
+        "lint": {"files"},
+        "policy": {"policy"},
+        "sbom": {"image", "sbom"},
+        "scan": {"image", "sbom", "vulnerabilities", "db", "ignored_unfixed"},
+        "update": {"update"},
+        "report": {"merged"},
+    }
+    for command, extra in extras.items():
+        report = Report(command, (), extra=extra)
+        doc = json.loads(render(report, "json"))
+        assert set(doc["extra"]) == expected_keys[command], command
+        back = report_from_json(render(report, "json"))
+        assert isinstance(back.extra, RawExtra) and back.extra.to_dict() == doc["extra"]
+    assert Report("x", ()).extra.to_dict() == {}
+    assert json.loads(render(Report("x", ()), "json"))["extra"] == {}

@@ -99,3 +99,85 @@ def test_catalog_and_tags_follow_link_pages(walk_registry: str) -> None:
     assert client.catalog(ref, page=1) == ["other/busy", "walk/app", "walk/busy", "walk/copy"]
     assert client.catalog(ref, page=1, limit=2) == ["other/busy", "walk/app"]
     assert sorted(client.tags(ref, page=1)) == ["1", "latest"]
+
+
+def test_attached_scan_answers_policy_check_on_a_host_that_never_scanned(
+    walk_registry: str, vulndb: Path, tmp_path: Path
+) -> None:
+    from dockward.registry import RegistryClient, parse_reference
+    from dockward.scan.attach import ARTIFACT_TYPE, attached_worst, fallback_tag
+
+    res = run_cli(
+        "scan",
+        "--registry",
+        f"{walk_registry}/walk",
+        "--db",
+        str(vulndb),
+        "--attach",
+        "--no-store",
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+        timeout=300,
+    )
+    assert res.code == 0, res.err
+    assert not [w for w in json.loads(res.out)["warnings"] if "not attached" in w]
+    client = RegistryClient()
+    ref = parse_reference(f"{walk_registry}/walk/app:1")
+    digest = client.head(ref).digest
+    # docker-registry 2.8 has no referrers API: the tag scheme holds the index
+    assert client.referrers(ref, digest) is None
+    index = client.manifest(ref, fallback_tag(digest)).doc
+    assert [m["artifactType"] for m in index["manifests"]] == [ARTIFACT_TYPE]
+    worst, _ = attached_worst(client, ref, digest)
+    assert worst is not None and worst.label in ("critical", "high", "medium", "low")
+    copy = parse_reference(f"{walk_registry}/walk/copy:1")  # same manifest, its own artifact
+    assert attached_worst(client, copy, digest)[0] == worst
+    busy = parse_reference(f"{walk_registry}/walk/busy:1")
+    assert attached_worst(client, busy, client.head(busy).digest)[0].label == "info"  # type: ignore[union-attr]
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("admission:\n  images:\n    fail_on_severity: critical\n")
+    env = {"DOCKER_HOST": "tcp://127.0.0.1:1", "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
+    image = f"{walk_registry}/walk/app:1"
+    base = ("policy", "check", "--policy", str(policy), "--image", image, "-f", "json")
+    never = run_cli(*base, "--fail-on", "never", env=env)
+    assert never.code == 0, never.err
+    (r,) = [
+        x
+        for x in json.loads(never.out)["results"]
+        if x["rule_id"] == "DW-P004" or "scanned" in x["message"]
+    ]
+    assert r["status"] == "fail" and "never scanned" in r["message"]
+    known = run_cli(*base, "--registry-scans", "--fail-on", "never", env=env)
+    assert known.code == 0, known.err
+    msgs = [x["message"] for x in json.loads(known.out)["results"]]
+    assert not any("never scanned" in m for m in msgs), msgs
+    clean = run_cli(
+        *base[:-4],
+        "--image",
+        f"{walk_registry}/walk/busy:1",
+        "--registry-scans",
+        "-f",
+        "json",
+        "--fail-on",
+        "low",
+        env=env,
+    )
+    assert clean.code == 0, clean.out
+    # a second walk skips the sha256-<hex> referrers tags
+    again = run_cli(
+        "scan",
+        "--registry",
+        f"{walk_registry}/walk",
+        "--db",
+        str(vulndb),
+        "--no-store",
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+        timeout=300,
+    )
+    assert json.loads(again.out)["extra"]["registry"]["tags"] == 4

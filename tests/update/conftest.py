@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.conftest import require_free_port
 
 PREFIX = "dwupd"
 LABEL = {"dockward.test": PREFIX}
@@ -46,6 +49,7 @@ def _start_registry(
     exe = shutil.which("docker-registry") or shutil.which("registry")
     if exe is None:
         pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
+    require_free_port(port, "docker-registry")
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-registry-{port}-"))
     config = [
         "version: 0.1",
@@ -83,10 +87,24 @@ def _stop(proc: subprocess.Popen[bytes], root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _own_port(preferred: int) -> int:
+    """`preferred` when free; else another free port. A registry another test run started on
+    `preferred` is not ours: it goes away when that run ends, in the middle of our tests."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
 @pytest.fixture(scope="session")
 def registry() -> Iterator[Registry]:
-    proc, root = _start_registry(REGISTRY_PORT)
-    yield Registry(f"127.0.0.1:{REGISTRY_PORT}", root)
+    port = _own_port(REGISTRY_PORT)
+    proc, root = _start_registry(port)
+    yield Registry(f"127.0.0.1:{port}", root)
     _stop(proc, root)
 
 

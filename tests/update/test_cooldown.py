@@ -17,12 +17,14 @@ from tests.conftest import run_cli
 from tests.update.conftest import Registry, build_version, push
 
 PREFIX = "dwcool"
-LABEL = {"dockward.test": PREFIX, "dockward.update": "true"}
+# No opt-in label: named on the command line, so update runs of other tests (which manage
+# every opted-in container on the shared daemon) leave these alone.
+LABEL = {"dockward.test": PREFIX}
 
 
 def test_the_clock_runs_per_digest_from_its_first_sighting(tmp_path: Path) -> None:
     now = [1_000_000.0]
-    state = tmp_path / "cooldown.json"
+    state = tmp_path / "cooldown.state"
     cd = Cooldown(state, clock=lambda: now[0])
     assert cd.left("reg/app", "sha256:aa", 3600) == 3600
     now[0] += 3599
@@ -40,6 +42,18 @@ def test_the_clock_runs_per_digest_from_its_first_sighting(tmp_path: Path) -> No
     now[0] += 91 * 86400
     again.save()
     assert json.loads(state.read_text())["seen"] == {}
+
+
+def test_nothing_asked_nothing_written(tmp_path: Path) -> None:
+    """Without a cooldown the state directory holds journals only (crash recovery counts them)."""
+    state = tmp_path / "cooldown.state"
+    Cooldown(state).save()
+    assert not state.exists()
+    Cooldown(state).left("reg/app", "sha256:aa", 60)
+    cd = Cooldown(state)
+    cd.left("reg/app", "sha256:aa", 60)
+    cd.save()
+    assert state.exists()
 
 
 def test_durations_and_labels() -> None:
@@ -89,7 +103,7 @@ def test_a_digest_pushed_just_now_waits_and_one_seen_long_ago_is_taken(
         digests[name] = push(client, v2, registry, repo, "stable")
     # The registry cannot be aged: the clock is the updater's memory. `aged`'s digest was first
     # seen two hours ago (as a long-running updater would have recorded it).
-    (tmp_path / "cooldown.json").write_text(
+    (tmp_path / "cooldown.state").write_text(
         json.dumps(
             {
                 "version": 1,
@@ -109,11 +123,11 @@ def test_a_digest_pushed_just_now_waits_and_one_seen_long_ago_is_taken(
     assert client.inspect_container(fresh)["Image"] == v1
     assert client.inspect_container(aged)["Image"] == v2
     # The first sighting of `fresh` is remembered: the next run still waits, less long...
-    seen = json.loads((tmp_path / "cooldown.json").read_text())["seen"]
+    seen = json.loads((tmp_path / "cooldown.state").read_text())["seen"]
     key = f"{registry.host}/{PREFIX}/{fresh}@{digests[fresh]}"
     assert key in seen
     seen[key][0] -= 1800
-    (tmp_path / "cooldown.json").write_text(json.dumps({"version": 1, "seen": seen}))
+    (tmp_path / "cooldown.state").write_text(json.dumps({"version": 1, "seen": seen}))
     code, events, err = _update(tmp_path, "--cooldown", "1h", fresh)
     assert events[fresh]["reason"].startswith("waiting, 30 minutes left"), events[fresh]
     # ...and without a cooldown it is taken.

@@ -214,9 +214,35 @@ def test_broken_image_is_rolled_back(clean: Any, registry: Registry, tmp_path: P
     event = events(doc)[f"{PREFIX}-health"]
     assert event["status"] == "rolled-back", event
     assert "healthcheck failed" in event["reason"]
+    # The command returns once the restored container is healthy again, and says so.
+    assert "old container restored and healthy (healthcheck passed" in event["reason"], event
     assert code == 1
     back = client.inspect_container(f"{PREFIX}-health")
     assert back["Id"] == c["Id"] and back["State"]["Running"] and back["Image"] == good
+    assert back["State"]["Health"]["Status"] == "healthy"
+    # The table says what happened to the container, old -> new, and why.
+    res = run_cli(
+        "update",
+        "--once",
+        "--state-dir",
+        str(tmp_path),
+        "--format",
+        "table",
+        "--health-timeout",
+        "20",
+        "--min-uptime",
+        "1",
+        "--stop-timeout",
+        "1",
+        "--rules-gate",
+        "off",
+        "--fail-on",
+        "never",
+    )
+    row = next((x for x in res.out.splitlines() if f"{PREFIX}-health" in x), res.out + res.err)
+    assert "rolled back" in row and "health gate failed" in row, res.out
+    assert "->" in res.out and "healthcheck passed" in res.out
+    assert "1 containers: 1 rolled back" in res.out and "score" not in res.out
     assert len(client.containers(all=True, filters={"label": f"dockward.test={PREFIX}"})) == 1
     assert list(tmp_path.glob("*.json")) == []
 
@@ -240,3 +266,4 @@ def test_registry_down_is_a_clear_error_and_touches_nothing(
     now = client.inspect_container(f"{PREFIX}-down")
     assert now["Id"] == c["Id"] and now["State"]["Running"]
     assert events(doc)[f"{PREFIX}-down"]["status"] == "error"
+    assert doc["summary"]["score"] < 100  # an error is not a pass

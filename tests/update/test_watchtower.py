@@ -48,6 +48,7 @@ MAPPED: dict[str, tuple[str, str, Any]] = {
     "api-version": ("1.44", "api_version", "1.44"),
     "DOCKER_CONFIG": ("/etc/dw-docker", "docker_config", "/etc/dw-docker"),
     "include-stopped": ("true", "include_stopped", True),
+    "revive-stopped": ("true", "revive_stopped", True),
     "interval": ("300", "interval", 300.0),
     "label-enable": ("true", "all", False),
     "disable-containers": ("db,cache", "disable_containers", ["db,cache"]),

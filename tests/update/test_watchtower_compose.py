@@ -117,3 +117,27 @@ def test_a_watchtower_compose_service_runs_with_only_the_image_changed(
         f"1 Scanned, 1 Updated, 0 Failed\n"
         f"- {name} ({registry.ref(repo, 'stable')}): {v1[7:19]} updated to {v2[7:19]}"
     )
+
+
+def test_revive_stopped_starts_the_updated_replacement(
+    mine: Any, registry: Registry, tmp_path: Path
+) -> None:
+    client = mine
+    v1, v2 = build_version(client, "v1-revive"), build_version(client, "v2-revive")
+    repo, name = f"{PREFIX}/revive", f"{PREFIX}-revive"
+    push(client, v1, registry, repo, "stable")
+    old = client.create_container(registry.ref(repo, "stable"), name=name, labels=LABEL)
+    push(client, v2, registry, repo, "stable")
+    # Watchtower's WATCHTOWER_INCLUDE_STOPPED + WATCHTOWER_REVIVE_STOPPED, container named.
+    env = {
+        "WATCHTOWER_INCLUDE_STOPPED": "true",
+        "WATCHTOWER_REVIVE_STOPPED": "true",
+        "DOCKWARD_UPDATE_STATE_DIR": str(tmp_path),
+        "DOCKWARD_UPDATE_MIN_UPTIME": "1",
+    }
+    res = run_cli("--run-once", name, env=env)
+    doc = json.loads(res.out)
+    (cycle,) = doc["extra"]["update"]["cycles"]
+    assert [(e["container"], e["status"]) for e in cycle["events"]] == [(name, "updated")], res.err
+    now = client.inspect_container(name)
+    assert now["Id"] != old["Id"] and now["Image"] == v2 and now["State"]["Running"]

@@ -5,16 +5,30 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from dockward import __version__
 from dockward.config import Config, Waiver
 from dockward.model.container import ContainerSpec
-from dockward.model.finding import Report, Result, Status
+from dockward.model.finding import Report, ReportExtra, Result, Status
 from dockward.model.host import HostSnapshot
 from dockward.rules import Context, RuleEntry, RuleSet, default_rules, run_check
 from dockward.rules.registry import Skip, to_result
 
 IGNORE_LABEL = "dockward.ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditExtra(ReportExtra):
+    """`dockward audit`: how many rules ran, and how many hosts could not be audited."""
+
+    rules_evaluated: int = 0
+    hosts_failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rules_evaluated": self.rules_evaluated, "hosts_failed": self.hosts_failed}
+
+
 IGNORE_REASON_LABEL = "dockward.ignore.reason"
 
 
@@ -179,8 +193,8 @@ def build_report(
         hosts=tuple(s.host for s in snapshots),
         warnings=tuple(warnings + waiver_warnings),
         tool_version=__version__,
-        extra={"rules_evaluated": len(entries)},
+        extra=AuditExtra(len(entries)),
     )
 
 
-__all__ = ["Selection", "apply_waivers", "audit_snapshot", "build_report", "select"]
+__all__ = ["AuditExtra", "Selection", "apply_waivers", "audit_snapshot", "build_report", "select"]

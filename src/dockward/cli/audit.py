@@ -139,13 +139,16 @@ def run(args: argparse.Namespace) -> int:
 
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
+        rules: dict[str, Any] = {}
         with store.batch("audit") if store is not None else _no_batch() as batch:
             outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
             for n, outcome in enumerate(outcomes, 1):
                 if say and fleet:
                     say(f"{n}/{len(hosts)} hosts")
                 if outcome.value is not None:
-                    reports[outcome.host] = outcome.value
+                    reports[outcome.host] = (
+                        _shared_rules(outcome.value, rules) if workers > 1 else outcome.value
+                    )
                 else:
                     errors[outcome.host] = (outcome.error, outcome.attempts)
                 if batch is not None:
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         if store is not None and batch is not None:
             send_posture_events(store, "audit", batch.run_ids, events)
         if say:
-            sys.stderr.write("\r\033[K")
+            say.done()
         if not fleet and errors:
             raise ConnectionFailed(errors[hosts[0]][0])
         return _fleet_report(hosts, names, reports, errors, started, len(entries))
@@ -170,6 +173,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def _shared_rules(report: Report, rules: dict[str, Any]) -> Report:
+    """A report from a worker process carries its own copy of every rule (docs, remediation):
+    one copy per rule for the whole fleet keeps memory to the results themselves."""
+    from dataclasses import replace
+
+    out = []
+    for r in report.results:
+        rule = rules.setdefault(r.rule.id, r.rule)
+        out.append(r if rule is r.rule else replace(r, rule=rule))
+    return replace(report, results=tuple(out))
 
 
 @contextlib.contextmanager
@@ -188,6 +203,7 @@ def _fleet_report(
     """One report, hosts in the order named; a waiver that matched nothing is reported once, and
     only when it matched on no host."""
     from dockward import __version__
+    from dockward.audit import AuditExtra
     from dockward.fleet import error_result
     from dockward.model.finding import Report
 
@@ -216,5 +232,5 @@ def _fleet_report(
         hosts=host_names,
         warnings=tuple(warnings + sorted(unmatched)),
         tool_version=__version__,
-        extra={"rules_evaluated": rules_evaluated, "hosts_failed": len(errors)},
+        extra=AuditExtra(rules_evaluated, len(errors)),
     )

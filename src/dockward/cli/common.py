@@ -104,11 +104,7 @@ def write_output(text: str, output: str | None) -> None:
 
 
 def progress_printer(enabled: bool) -> Any:
-    if not enabled:
-        return None
+    """A rich progress bar on stderr when `enabled` (a terminal), else None."""
+    from dockward.cli.progress import progress_bar
 
-    def say(msg: str) -> None:
-        sys.stderr.write(f"\r\033[Kcollecting {msg}…")
-        sys.stderr.flush()
-
-    return say
+    return progress_bar(enabled)

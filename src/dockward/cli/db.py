@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dockward.cli.common import EXIT_FINDINGS, EXIT_OK, env_default, env_list
+from dockward.cli.progress import progress_bar
 
 
 def register(sub: Any) -> None:
@@ -89,13 +90,19 @@ def run_update(args: argparse.Namespace) -> int:
     path = _path(args)
     ecos = args.ecosystem or env_list("DB_ECOSYSTEMS") or list(DEFAULT_ECOSYSTEMS)
 
-    def say(msg: str) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write(f"{msg}\n")
-
-    result = update_db(
-        path, args.url or DEFAULT_URL, ecos, timeout=args.timeout, force=args.force, progress=say
-    )
+    say = progress_bar()
+    try:
+        result = update_db(
+            path,
+            args.url or DEFAULT_URL,
+            ecos,
+            timeout=args.timeout,
+            force=args.force,
+            progress=say,
+        )
+    finally:
+        if say is not None:
+            say.done()
     sys.stdout.write(
         f"updated {path}: changed {', '.join(result.changed) or 'none'}; "
         f"unchanged {', '.join(result.unchanged) or 'none'}; {result.stats.records} records\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
 from dockward.policy.admission import ImageGate, judge_container, judge_image, judge_request
-from dockward.policy.model import Admission, Policy, load_policy
+from dockward.policy.model import Admission, Policy, PolicyExtra, load_policy
 from dockward.policy.vulns import default_source
 from dockward.specs.gojson import BodyError, loads
 
@@ -48,6 +49,14 @@ def register(sub: Any) -> None:
         "--body", action="append", default=[], help="a JSON `POST /containers/create` body file"
     )
     c.add_argument("--image", action="append", default=[], help="an image reference")
+    c.add_argument(
+        "--registry-scans",
+        action="store_true",
+        default=os.environ.get("DOCKWARD_REGISTRY_SCANS") == "1",
+        help="for images this host never scanned, use the scan `dockward scan --registry "
+        "--attach` attached to the image in its registry (trust it only where pushes are "
+        "trusted) [DOCKWARD_REGISTRY_SCANS=1]",
+    )
     c.add_argument(
         "--session",
         action="append",
@@ -96,7 +105,7 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     authz = PolicyAuthorizer(policy)
     results: list[Result] = []
     for number, line in enumerate(lines, 1):
@@ -113,7 +122,7 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
             )
             method, target = str(rec["method"]), parse_target(str(rec["target"]))
         except (ValueError, KeyError, TypeError, AttributeError, PathError) as exc:
-            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from None
+            raise InputError(f"{path}:{number}: not a recorded request ({exc})") from exc
         where = Location(path, line=number)
         match = match_request(method, target.path, target.query)
         what = f"{method} {target.path}"
@@ -164,6 +173,15 @@ def run(args: argparse.Namespace) -> int:
         gate = ImageGate(vulns=default_source())
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
     gate.insecure.update(insecure)
+    if args.registry_scans:
+        from dockward.registry import RegistryClient, is_loopback_host
+        from dockward.scan.attach import FirstKnown, RegistryAttachmentSource
+
+        hosts = gate.insecure
+        attached = RegistryAttachmentSource(
+            RegistryClient(insecure=lambda h: h in hosts or is_loopback_host(h), timeout=10.0)
+        )
+        gate.vulns = FirstKnown(gate.vulns, attached)
     results: list[Result] = []
     from dockward.lint import load_compose, spec_from_run_line
 
@@ -199,6 +217,6 @@ def run(args: argparse.Namespace) -> int:
         started=started,
         finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tool_version=__version__,
-        extra={"policy": str(policy.source)},
+        extra=PolicyExtra(str(policy.source)),
     )
     return emit(report, args)

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
         description="Listen on a unix socket and/or TCP and forward to the Docker socket, "
         "refusing what the policy does not allow. Without --policy, docker-socket-proxy's "
         "environment variables (CONTAINERS, IMAGES, POST, ALLOW_START, ...) apply with the same "
-        "defaults; ALLOW_START/STOP/RESTARTS work without POST=1. SIGHUP reloads the policy.",
+        "defaults; ALLOW_START/STOP/RESTARTS work without POST=1; reading container files (archive, "
+        "export) needs ARCHIVE=1; the WebSocket attach with stdin needs POST=1. SIGHUP reloads "
+        "the policy.",
     )
     p.add_argument(
         "--listen",
@@ -95,8 +97,12 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.routes:
+        from dockward.proxy.routes import STDIN_ROUTES
+
+        writes = set(STDIN_ROUTES.values())
         for r in ROUTES:
-            sys.stdout.write(f"{r.name:24} {r.method:6} {r.pattern.pattern[1:-1]}\n")
+            extra = "  (with stdin set)" if r.name in writes else ""
+            sys.stdout.write(f"{r.name:26} {r.method:6} {r.pattern.pattern[1:-1]}{extra}\n")
         return EXIT_OK
     try:
         mode = int(str(args.socket_mode), 8)

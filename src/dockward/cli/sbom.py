@@ -14,6 +14,7 @@ from dockward.cli.scan import add_image_options, image_ref, progress_status
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
 from dockward.report import FORMATTERS, render
+from dockward.sbom.model import ImageExtra
 
 FORMATS = ("cyclonedx", "spdx", "json", "table")
 
@@ -44,16 +45,17 @@ def _table(report: Report) -> str:
 
     buf = io.StringIO()
     console = Console(file=buf, width=140, no_color=True, highlight=False)
-    table = Table(title=f"packages in {report.extra['image']['name']}", expand=True)
+    extra = report.extra if isinstance(report.extra, ImageExtra) else ImageExtra()
+    table = Table(title=f"packages in {extra.image.get('name', '?')}", expand=True)
     for col in ("name", "version", "type", "source", "layer"):
         table.add_column(col, overflow="fold")
-    for p in report.extra["sbom"]["packages"]:
+    for p in extra.sbom.get("packages") or []:
         src = p.get("source") or {}
         table.add_row(p["name"], p["version"], p["type"], src.get("name", ""), p["layer"][7:19])
     console.print(table)
-    distro = report.extra["sbom"].get("distro") or {}
+    distro = extra.sbom.get("distro") or {}
     console.print(
-        f"{len(report.extra['sbom']['packages'])} packages; os: {distro.get('name') or 'unknown'}"
+        f"{len(extra.sbom.get('packages') or [])} packages; os: {distro.get('name') or 'unknown'}"
     )
     for w in report.warnings:
         console.print(f"warning: {w}")
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         results=(),
         finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         warnings=inv.sbom.notes,
-        extra={"image": inv.image_info(), "sbom": inv.sbom.to_dict()},
+        extra=ImageExtra(inv.image_info(), inv.sbom.to_dict()),
         tool_version=__version__,
     )
     text = _table(report) if args.format == "table" else render(report, args.format)

@@ -19,7 +19,8 @@ from dockward.cli.common import (
     fail_threshold,
     write_output,
 )
-from dockward.errors import UsageError
+from dockward.cli.progress import progress_bar
+from dockward.errors import DockwardError, UsageError
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report
 from dockward.report import FORMATTERS, register_formatter, render
@@ -94,13 +95,13 @@ def image_ref(args: argparse.Namespace) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def progress_status(enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status("reading image…") as status:
-        yield lambda msg: status.update(msg)
+    """A rich progress bar while an image is read (layer N/M) and matched; none off a terminal."""
+    bar = progress_bar(enabled)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.done()
 
 
 def register(sub: Any) -> None:
@@ -153,8 +154,25 @@ def register(sub: Any) -> None:
         default=int(env_default("REGISTRY_PARALLEL", "8")),
         help="concurrent registry requests of the walk (default 8) [DOCKWARD_REGISTRY_PARALLEL]",
     )
-    from dockward.cli.fleetopts import add_record_options
+    r.add_argument(
+        "--attach",
+        action="store_true",
+        default=env_default("ATTACH") == "1",
+        help="with --registry: push each image's SBOM and vulnerability report to its repository "
+        "as an OCI artifact (referrers API, or the sha256-<hex> tag scheme) [DOCKWARD_ATTACH=1]",
+    )
+    a = p.add_argument_group("every image of many hosts")
+    a.add_argument(
+        "--all-images",
+        action="store_true",
+        default=env_default("ALL_IMAGES") == "1",
+        help="scan every image of each host (-H, comma-separated, --hosts-file, --inventory); an "
+        "image id seen on several hosts is scanned once; one stored run per host "
+        "[DOCKWARD_ALL_IMAGES=1]",
+    )
+    from dockward.cli.fleetopts import add_fleet_options, add_record_options
 
+    add_fleet_options(p)
     add_record_options(p)
     add_output_options(p, default_fail_on="high")
     add_schedule_options(p, "scan")
@@ -185,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.registry:
         return run_registry(args)
+    if args.all_images:
+        return run_all_images(args)
+    if args.attach:
+        raise UsageError("--attach goes with --registry")
     ref, source = image_ref(args)
     ignores = load_ignore_file(args.ignore_file) if args.ignore_file else []
     vex = [st for path in (args.vex or env_list("VEX")) for st in load_openvex(path)]
@@ -251,7 +273,9 @@ def run_registry(args: argparse.Namespace) -> int:
                 binaries=not args.no_binaries,
                 layer_cache=None if args.no_layer_cache else "",
             )
-            report, scans = scan_walk(walk, args.db, options, say)
+            report, scans = scan_walk(
+                walk, args.db, options, say, attach_with=client if args.attach else None
+            )
         # the rule set of a scan is the vulnerability DB it matched against
         ruleset = f"db {scans[0].db_updated}" if scans else "db"
         if store is not None:
@@ -261,4 +285,149 @@ def run_registry(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+    return emit_scan(report, args)
+
+
+def run_all_images(args: argparse.Namespace) -> int:
+    """`scan --all-images`: every image of every host, through the fleet runner."""
+    import threading
+    import time
+    from dataclasses import replace
+
+    from dockward import __version__
+    from dockward.cli.fleetopts import (
+        event_outputs,
+        fleet_options,
+        open_run_store,
+        send_posture_events,
+    )
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.errors import ConnectionFailed
+    from dockward.fleet import FleetHost, error_result, gather, run_fleet
+    from dockward.model.finding import Result
+    from dockward.scan import ScanOptions, scan_image
+    from dockward.scan.core import ScanResult
+    from dockward.scan.extra import FleetImagesExtra, HostImagesExtra
+
+    if args.image or args.archive or args.oci or args.registry:
+        raise UsageError("--all-images scans the hosts' images: name no IMAGE, archive or registry")
+    urls = [u.strip() for u in (args.host or "").split(",") if u.strip()]
+    hosts = gather(
+        urls,
+        [],
+        args.hosts_file or env_list("HOSTS_FILE"),
+        args.inventory or env_list("INVENTORY"),
+        args.limit or env_list("LIMIT"),
+    )
+    opts = fleet_options(args)
+    endpoints = {h: resolve_endpoint(h.url, h.context) for h in hosts}
+    names = {h: h.name or endpoints[h].url for h in hosts}
+    events = event_outputs(args)
+    store = open_run_store(args)
+    seen: dict[str, ScanResult | None] = {}
+    pending: dict[str, threading.Event] = {}
+    lock = threading.Lock()
+
+    def scan_host(host: FleetHost) -> Report:
+        url = endpoints[host].url
+        client = connect(endpoints[host], timeout=60)
+        try:
+            images = client.images()
+        finally:
+            client.close()
+        results: list[Result] = []
+        warnings: list[str] = []
+        for summary in images:
+            iid = str(summary.get("Id") or "")
+            tags = [t for t in summary.get("RepoTags") or [] if t != "<none>:<none>"]
+            shown = tags[0] if tags else iid[:19]
+            with lock:
+                mine = iid not in pending
+                if mine:
+                    pending[iid] = threading.Event()
+                done = pending[iid]
+            if not mine:
+                done.wait(opts.deadline)  # another host's worker is scanning this image id
+            else:
+                options = ScanOptions(
+                    source="daemon",
+                    limits=Limits(max_total_size=args.max_layer_size),
+                    ignore_unfixed=args.ignore_unfixed,
+                    binaries=not args.no_binaries,
+                    docker_host=url,
+                    layer_cache=None if args.no_layer_cache else "",
+                )
+                found: ScanResult | None = None
+                try:
+                    found = scan_image(iid, args.db, options)
+                except DockwardError as exc:
+                    warnings.append(f"{shown}: not scanned: {exc}")
+                finally:
+                    with lock:
+                        seen[iid] = found
+                    done.set()
+            scanned = seen.get(iid)
+            if scanned is None:
+                continue
+            for r in scanned.report.results:
+                target = (
+                    f"image {shown}: {r.target}"
+                    if r.rule.kind == "vulnerability"
+                    else f"image {shown}"
+                )
+                results.append(replace(r, target=target, host=names[host]))
+        return Report(
+            command="scan",
+            results=tuple(results),
+            hosts=(names[host],),
+            warnings=tuple(warnings),
+            tool_version=__version__,
+            extra=HostImagesExtra(len(images)),
+        )
+
+    reports: dict[FleetHost, Report] = {}
+    failed: dict[FleetHost, tuple[str, int]] = {}
+    try:
+        from contextlib import nullcontext
+
+        with store.batch("scan") if store is not None else nullcontext() as batch:
+            for outcome in run_fleet(hosts, scan_host, opts):
+                if outcome.value is not None:
+                    reports[outcome.host] = outcome.value
+                else:
+                    failed[outcome.host] = (outcome.error, outcome.attempts)
+                if batch is not None:
+                    batch.record(
+                        names[outcome.host],
+                        outcome.value,
+                        outcome.started,
+                        outcome.finished,
+                        "scan",
+                        error=outcome.error,
+                    )
+        if store is not None and batch is not None:
+            send_posture_events(store, "scan", batch.run_ids, events)
+    finally:
+        if store is not None:
+            store.close()
+    if len(hosts) == 1 and failed:
+        raise ConnectionFailed(failed[hosts[0]][0])
+    results: list[Result] = []
+    warnings: list[str] = []
+    for h in hosts:
+        if h in reports:
+            results += reports[h].results
+            warnings += [f"{names[h]}: {w}" for w in reports[h].warnings]
+        else:
+            results.append(error_result(names[h], *failed[h]))
+            warnings.append(f"{names[h]}: not scanned: {failed[h][0]}")
+    report = Report(
+        command="scan",
+        results=tuple(results),
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        hosts=tuple(names[h] for h in hosts),
+        warnings=tuple(warnings),
+        tool_version=__version__,
+        extra=FleetImagesExtra(sum(1 for v in seen.values() if v is not None)),
+    )
     return emit_scan(report, args)

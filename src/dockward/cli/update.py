@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import ipaddress
 import os
 import re
 import signal
@@ -26,12 +25,23 @@ from prometheus_client import CollectorRegistry
 
 from dockward import notify
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import EXIT_USAGE, add_output_options, emit, env_default, env_list
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_output_options,
+    default_format,
+    emit,
+    env_default,
+    env_list,
+    fail_threshold,
+    write_output,
+)
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
-from dockward.model.finding import Severity, Status
+from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
-from dockward.registry import is_loopback_host
+from dockward.registry import insecure_hosts
 from dockward.rules import default_rules
 from dockward.service.health import Health
 from dockward.service.http import MetricsServer
@@ -72,6 +82,7 @@ from dockward.update.notify import (
 )
 from dockward.update.report import build_report
 from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Due, Schedule, Timetable
+from dockward.update.signature import SignatureCheck
 
 
 def _wt_flag(name: str) -> bool:
@@ -105,6 +116,14 @@ def register(sub: Any) -> None:
         "--scope",
         default=env_default("UPDATE_SCOPE", ""),
         help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
+    )
+    p.add_argument(
+        "--revive-stopped",
+        action="store_true",
+        default=_env_flag("UPDATE_REVIVE_STOPPED"),
+        help="with --include-stopped: start the updated replacement of a stopped container "
+        "(behind the health gate; a failure leaves the old one stopped) "
+        "[DOCKWARD_UPDATE_REVIVE_STOPPED=1]",
     )
     p.add_argument(
         "--disable-containers",
@@ -230,6 +249,14 @@ def register(sub: Any) -> None:
         help="refuse updates that add vulnerabilities of this severity or worse "
         "(dockward.scan over the local DB); auto = critical when a DB exists, "
         "off disables [DOCKWARD_UPDATE_VULN_GATE]",
+    )
+    gate.add_argument(
+        "--verify-key",
+        default=env_default("UPDATE_VERIFY_KEY"),
+        metavar="FILE",
+        help="take a new image only when its digest carries a cosign signature that verifies "
+        "with this ECDSA P-256 public key (the policy's DW-P008 check, before the pull); label "
+        "dockward.update.verify-key adds a key per container [DOCKWARD_UPDATE_VERIFY_KEY]",
     )
     gate.add_argument(
         "--vuln-db",
@@ -410,24 +437,7 @@ def _gates(args: argparse.Namespace, warnings: list[str]) -> list[Gate]:
 
 def _insecure_predicate(client: Any) -> Callable[[str], bool]:
     cidrs, names = insecure_registries(client)
-    networks = []
-    for c in cidrs:
-        try:
-            networks.append(ipaddress.ip_network(c, strict=False))
-        except ValueError:
-            continue
-
-    def insecure(host: str) -> bool:
-        if host in names or is_loopback_host(host):
-            return True
-        name = host.rsplit(":", 1)[0].strip("[]")
-        try:
-            addr = ipaddress.ip_address(name)
-        except ValueError:
-            return False
-        return any(addr in n for n in networks)
-
-    return insecure
+    return insecure_hosts(names, cidrs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -489,6 +499,7 @@ def run(args: argparse.Namespace) -> int:
         stop_timeout=args.stop_timeout,
         lifecycle_hooks=args.enable_lifecycle_hooks,
         keep_old=args.keep_old,
+        revive_stopped=args.revive_stopped,
         crash_after=str(env_default("UPDATE_CRASH_AFTER", "")),
     )
     cycle_options = CycleOptions(
@@ -521,7 +532,8 @@ def run(args: argparse.Namespace) -> int:
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
     journal = Journal(state_dir)
-    cooldown = Cooldown(state_dir / "cooldown.json")
+    cooldown = Cooldown(state_dir / "cooldown.state")
+    signature = SignatureCheck(registry, args.verify_key)
     notifications.start()
     try:
         with journal.locked(), _engine_errors():
@@ -561,7 +573,9 @@ def run(args: argparse.Namespace) -> int:
                         runs.append(replace(cycle_options, selection=own))
                 for this in runs:
                     try:
-                        cycle = run_cycle(client, registry, updater, this, gates, say, cooldown)
+                        cycle = run_cycle(
+                            client, registry, updater, this, gates, say, cooldown, signature
+                        )
                     except Exception as exc:
                         answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
                         raise
@@ -598,12 +612,24 @@ def run(args: argparse.Namespace) -> int:
             cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = build_report(cycles, started, finished, endpoint.url)
-    code = emit(report, args)
+    code = _emit_update(report, args)
     errors = [r for r in report.results if r.status is Status.ERROR]
     if errors:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _emit_update(report: Report, args: argparse.Namespace) -> int:
+    """The table says per container what happened; other formats are the shared ones."""
+    fmt = args.format or default_format(args.output)
+    if fmt != "table":
+        return emit(report, args)
+    from dockward.update.table import render_update_table
+
+    threshold = fail_threshold(args.fail_on)
+    write_output(render_update_table(report), args.output)
+    return EXIT_FINDINGS if threshold is not None and report.fails_at(threshold) else EXIT_OK
 
 
 def _zone() -> dt.tzinfo:

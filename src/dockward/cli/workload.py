@@ -77,10 +77,7 @@ def client_from_env() -> Any:
 
 
 def progress(enabled: bool) -> Callable[[str], None] | None:
-    if not enabled:
-        return None
+    """A rich progress bar for harden/profile trials on a terminal; silent otherwise."""
+    from dockward.cli.progress import progress_bar
 
-    def say(msg: str) -> None:
-        sys.stderr.write(f"dockward: {msg}\n")
-
-    return say
+    return progress_bar(enabled and sys.stderr.isatty())

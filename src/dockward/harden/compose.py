@@ -131,6 +131,11 @@ def workload_from_compose(
             tmpfs=tmpfs,
             workdir=str(workdir) if workdir else "",
             network=network,
+            cap_add=spec.cap_add,
+            sysctls=dict(spec.sysctls),
+            devices=tuple(
+                f"{d.host_path}:{d.container_path}:{d.permissions}" for d in spec.devices
+            ),
         ),
         spec.with_changes(image=image),
     )

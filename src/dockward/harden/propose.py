@@ -28,7 +28,7 @@ from dockward.harden.runner import (
     started,
     state,
 )
-from dockward.model.container import ContainerSpec
+from dockward.model.container import DEFAULT_CAPABILITIES, ContainerSpec
 from dockward.model.finding import Report, Result, Status
 from dockward.profiles.seccomp import dumps
 from dockward.rules.container import rules as container_rules
@@ -114,6 +114,14 @@ def tmpfs_targets(written: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(d for d in out if not any(d != o and d.startswith(o + "/") for o in out))
 
 
+def tmpfs_owner(user: str) -> str:
+    """tmpfs options owning it to a numeric non-root `uid[:gid]` ("" for root or a name)."""
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit() or int(uid) == 0:
+        return ""
+    return f"uid={uid},gid={gid if gid.isdigit() else uid}"
+
+
 def _limits(obs: Observation) -> tuple[int, int]:
     memory = max(64 * MIB, ((obs.peak_memory * 2) // MIB + 1) * MIB)
     pids = max(32, obs.peak_pids * 2)
@@ -137,14 +145,24 @@ def harden(
     steps: list[Step] = []
     t = time.monotonic()
     say("observing the workload as it runs today")
-    obs = observe(client, workload, Settings(), prefix=prefix, service=service)
+    # As deployed: the engine's default capabilities plus the service's own cap_add.
+    deployed = Settings(cap_add=workload.cap_add)
+    obs = observe(client, workload, deployed, prefix=prefix, service=service)
     timings["observe"] = time.monotonic() - t
     if not obs.outcome_ok:
         from dockward.errors import DockwardError
 
         raise DockwardError(f"the workload does not work as it is: {obs.reason}")
     t = time.monotonic()
-    caps = minimal_capabilities(client, workload, prefix=prefix, service=service, progress=say)
+    caps = minimal_capabilities(
+        client,
+        workload,
+        candidates=sorted(set(DEFAULT_CAPABILITIES) | set(workload.cap_add)),
+        known_working=True,  # observe just ran it with exactly these
+        prefix=prefix,
+        service=service,
+        progress=say,
+    )
     timings["capabilities"] = time.monotonic() - t
     settings = Settings(cap_drop=("ALL",), cap_add=caps.cap_add, no_new_privileges=True)
     steps.append(
@@ -166,26 +184,63 @@ def harden(
         if outcome.ok:
             settings = candidate
 
-    trial("no-new-privileges", settings, "security_opt no-new-privileges:true")
     root = before.user in ("", "0", "root", "0:0", "root:root")
-    uid = ""
-    if try_non_root and root:
-        trial("non-root user", replace(settings, user=NON_ROOT_USER), f"user {NON_ROOT_USER}")
-        if settings.user == NON_ROOT_USER:
-            uid = "65534"
-    tmpfs = {d: (f"uid={uid},gid={uid}" if uid else "") for d in tmpfs_targets(obs.written)}
-    trial(
-        "read-only rootfs",
-        replace(settings, read_only=True, tmpfs=tmpfs),
-        "read_only, tmpfs " + (", ".join(tmpfs) or "none"),
-    )
+    want_user = try_non_root and root
     memory, pids = _limits(obs)
-    trial(
-        "limits",
-        replace(settings, memory=memory, pids_limit=pids, nano_cpus=1_000_000_000),
+    limits_detail = (
         f"memory {memory // MIB}MiB (peak {obs.peak_memory // MIB}MiB x2), pids {pids} "
-        f"(peak {obs.peak_pids}), cpus 1",
+        f"(peak {obs.peak_pids}), cpus 1"
     )
+
+    def tmpfs_for(uid: str) -> dict[str, str]:
+        # The tmpfs belongs to whoever runs the workload: the non-root user dockward chose, or
+        # the deployed non-root user (a root-owned tmpfs breaks a writer owning its directories).
+        owner = f"uid={uid},gid={uid}" if uid else tmpfs_owner(workload.user or before.user)
+        return {d: owner for d in tmpfs_targets(obs.written)}
+
+    # Most workloads take every remaining setting at once: one run instead of four. Only when
+    # the combination breaks it is each setting tried on its own, to name the one that does.
+    t = time.monotonic()
+    all_tmpfs = tmpfs_for("65534" if want_user else "")
+    combined = replace(
+        settings,
+        user=NON_ROOT_USER if want_user else settings.user,
+        read_only=True,
+        tmpfs=all_tmpfs,
+        memory=memory,
+        pids_limit=pids,
+        nano_cpus=1_000_000_000,
+    )
+    say("trying every remaining setting together")
+    together = run_once(client, workload, combined, prefix=prefix, service=service)
+    if together.ok:
+        settings = combined
+        steps.append(Step("no-new-privileges", True, "security_opt no-new-privileges:true"))
+        if want_user:
+            steps.append(Step("non-root user", True, f"user {NON_ROOT_USER}"))
+        steps.append(
+            Step("read-only rootfs", True, "read_only, tmpfs " + (", ".join(all_tmpfs) or "none"))
+        )
+        steps.append(Step("limits", True, limits_detail))
+    else:
+        trial("no-new-privileges", settings, "security_opt no-new-privileges:true")
+        uid = ""
+        if want_user:
+            trial("non-root user", replace(settings, user=NON_ROOT_USER), f"user {NON_ROOT_USER}")
+            if settings.user == NON_ROOT_USER:
+                uid = "65534"
+        tmpfs = tmpfs_for(uid)
+        trial(
+            "read-only rootfs",
+            replace(settings, read_only=True, tmpfs=tmpfs),
+            "read_only, tmpfs " + (", ".join(tmpfs) or "none"),
+        )
+        trial(
+            "limits",
+            replace(settings, memory=memory, pids_limit=pids, nano_cpus=1_000_000_000),
+            limits_detail,
+        )
+    timings["settings"] = time.monotonic() - t
     t = time.monotonic()
     say("learning the seccomp profile")
     learned = learn_seccomp(client, workload, settings, prefix=prefix, service=service)
@@ -309,7 +364,16 @@ def workload_from_inspect(
     if not probe and test and test[0] in ("CMD", "CMD-SHELL"):
         probe = test[1:] if test[0] == "CMD" else ("/bin/sh", "-c", *test[1:])
     net = (data.get("HostConfig") or {}).get("NetworkMode") or "none"
+    host = data.get("HostConfig") or {}
+    devices = tuple(
+        f"{d.get('PathOnHost')}:{d.get('PathInContainer')}:{d.get('CgroupPermissions') or 'rwm'}"
+        for d in host.get("Devices") or ()
+        if isinstance(d, dict)
+    )
     return Workload(
+        cap_add=tuple(host.get("CapAdd") or ()),
+        sysctls=dict(host.get("Sysctls") or {}),
+        devices=devices,
         image=str(cfg.get("Image") or data.get("Image") or ""),
         command=tuple(cfg.get("Cmd") or ()),
         entrypoint=tuple(cfg["Entrypoint"]) if cfg.get("Entrypoint") else None,

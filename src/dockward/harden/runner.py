@@ -42,6 +42,10 @@ class Workload:
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     workdir: str = ""
     network: str = "none"  # learning runs need no network unless the workload does
+    # As deployed (compose service or container inspect): every trial starts from these.
+    cap_add: tuple[str, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()  # "host:container:perms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,8 @@ def started(
         pids_limit=settings.pids_limit or None,
         nano_cpus=settings.nano_cpus or None,
         network_mode=workload.network or None,
+        sysctls=dict(workload.sysctls) or None,
+        devices=list(workload.devices) or None,
     )
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     all_labels = {LABEL: prefix, **(labels or {})}

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from dockward.errors import InputError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Result, Rule, Status
-from dockward.rules.registry import Context, RuleEntry, run_check
-from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for
+from dockward.rules.registry import Context, Fail, RuleEntry, outcomes, run_check, to_result
+from dockward.specs.runargv import parse_run_line, run_argv_to_spec
+from dockward.specs.tables import COMPOSE_KEYS, compose_keys_for, run_flags_for
 
 if TYPE_CHECKING:
     from dockward.lint.compose import ComposeService
@@ -74,13 +75,16 @@ _ITEM_ZERO = {
 
 
 def lint_compose_service(
-    service: ComposeService, entries: Iterable[RuleEntry], ctx: Context | None = None
+    service: ComposeService,
+    entries: Iterable[RuleEntry],
+    ctx: Context | None = None,
+    target: str = "",
 ) -> list[Result]:
     """The container rules on one service. A finding points at the key that sets what the rule
     judges (declared on the rule), and when the fault is in items of list or mapping keys, there
     is one finding per offending item, at the item."""
     context = ctx or Context()
-    target = f"service {service.name}"
+    target = target or f"service {service.name}"
     variants = _Variants(service)
     out: list[Result] = []
     for entry in entries:
@@ -128,7 +132,29 @@ class _Variants:
 
 
 def _fails(entry: RuleEntry, spec: ContainerSpec, ctx: Context) -> list[Result]:
-    return [r for r in run_check(entry, spec, ctx, target="") if r.status is Status.FAIL]
+    """The failing results of one rule on a variant (only those are built)."""
+    if entry.check is None:
+        return []
+    try:
+        found = [o for o in outcomes(entry.check(spec, ctx)) if isinstance(o, Fail)]
+    except Exception:  # a crash on a variant: judged on the whole service as always
+        return []
+    return [to_result(entry.rule, o, "") for o in found]
+
+
+# Whether a rule that reads only item fields fails with all of them zero: the same for every
+# service (the rule reads nothing else), so judged once per rule.
+_ZERO_FAILS: dict[tuple[str, bool], bool] = {}
+
+
+def _base_fails(variants: _Variants, entry: RuleEntry, ctx: Context) -> bool:
+    """Does the rule fail on the service without any of its items?"""
+    if set(entry.rule.fields) <= _ITEM_FIELDS and not _SHARED_KEYS & variants.service.config.keys():
+        key = (entry.rule.id, ctx.daemon is None)
+        if key not in _ZERO_FAILS:
+            _ZERO_FAILS[key] = bool(_fails(entry, ContainerSpec(), ctx))
+        return _ZERO_FAILS[key]
+    return bool(_fails(entry, variants.spec(), ctx))
 
 
 def _per_item(
@@ -149,7 +175,7 @@ def _per_item(
     if service.respec is None or not items:
         return []
     try:
-        if _fails(entry, variants.spec(), ctx):
+        if _base_fails(variants, entry, ctx):
             return []
         out: list[Result] = []
         for key, index, item in items:
@@ -169,3 +195,74 @@ def _per_item(
 
 def failing(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
+
+
+# `docker run` flags whose every use is one item a finding can point at.
+RUN_ITEM_FLAGS = frozenset(
+    {
+        "add-host",
+        "cap-add",
+        "cap-drop",
+        "device",
+        "device-cgroup-rule",
+        "env",
+        "mount",
+        "publish",
+        "security-opt",
+        "sysctl",
+        "tmpfs",
+        "ulimit",
+        "volume",
+        "volumes-from",
+    }
+)
+
+
+def lint_run_line(
+    text: str, entries: Iterable[RuleEntry], name: str, ctx: Context | None = None
+) -> list[Result]:
+    """The container rules on a `docker run` line: a finding points at the flag that sets what
+    the rule judges, one finding per offending flag (each `-p`, `-v`, `--cap-add`, ...)."""
+    run = parse_run_line(text)
+    context = ctx or Context()
+    spec = run_argv_to_spec(run.argv(run.options), Location(name, 1, 1))
+    kept = [o for o in run.options if o[0] not in RUN_ITEM_FLAGS]
+    variants: dict[int, ContainerSpec] = {}
+
+    def variant(index: int) -> ContainerSpec:
+        # Without any item flag; with index >= 0, plus that one option.
+        if index not in variants:
+            extra = [run.options[index]] if index >= 0 else []
+            variants[index] = run_argv_to_spec(run.argv(kept + extra))
+        return variants[index]
+
+    def at(index: int) -> Location:
+        line, column = run.positions[index]
+        return Location(name, line, column)
+
+    out: list[Result] = []
+    for entry in entries:
+        if entry.rule.kind != "container":
+            continue
+        flags = run_flags_for(entry.rule.fields)
+        first = next((i for i, (n, _) in enumerate(run.options) if n in flags), -1)
+        results = run_check(
+            entry, spec, context, target=name, location=at(first) if first >= 0 else spec.source
+        )
+        items = [i for i, (n, _) in enumerate(run.options) if n in flags and n in RUN_ITEM_FLAGS]
+        if items and any(r.status is Status.FAIL for r in results):
+            try:
+                if not _fails(entry, variant(-1), context):
+                    split: list[Result] = []
+                    for i in items:
+                        failed = (
+                            [r for r in results if r.status is Status.FAIL]
+                            if len(items) == 1
+                            else _fails(entry, variant(i), context)
+                        )
+                        split += [replace(r, target=name, location=at(i)) for r in failed]
+                    results = split or results
+            except InputError:
+                pass
+        out += results
+    return out

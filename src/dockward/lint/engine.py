@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockward import __version__
 from dockward.config import Waiver
@@ -16,7 +16,7 @@ from dockward.errors import InputError
 from dockward.lint import suppress
 from dockward.lint.dockerfile import Dockerfile, parse_dockerfile
 from dockward.lint.source import MAX_FILE_BYTES, read_text
-from dockward.model.finding import Location, Report, Result, Rule, Severity, Status
+from dockward.model.finding import Location, Report, ReportExtra, Result, Rule, Severity, Status
 from dockward.rules.registry import RuleEntry, run_check
 
 if TYPE_CHECKING:
@@ -30,6 +30,18 @@ INPUT_RULE = Rule(
     remediation="Fix the file so BuildKit / docker compose accept it (the message says where).",
     doc="A file that cannot be parsed cannot be checked; BuildKit or compose would reject it too.",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LintExtra(ReportExtra):
+    """`dockward lint`: how many files were linted."""
+
+    files: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files}
+
+
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".hg"})
 MAX_FILES = 100_000
 
@@ -265,8 +277,7 @@ def lint_compose(
     for service in project.services:
         service = _with_build_defaults(service, project_dir, options)
         target = f"{service.location.path} service {service.name}"
-        for r in lint_compose_service(service, entries):
-            results.append(replace(r, target=target))
+        results += lint_compose_service(service, entries, target=target)
         for entry in compose_entries:
             results += run_check(entry, service, target=target, location=service.location)
     warnings = list(project.warnings)
@@ -290,12 +301,10 @@ def lint_compose(
 
 
 def lint_run_line(line: str, options: LintOptions, name: str = "docker run") -> list[Result]:
-    from dockward.lint.containers import lint_spec
-    from dockward.specs.runargv import spec_from_run_line
+    from dockward.lint.containers import lint_run_line as lint_line
 
-    spec = spec_from_run_line(line, Location(name, 1, 1))
     entries = [e for e in options.rules() if e.rule.kind == "container"]
-    return lint_spec(spec, entries, name)
+    return lint_line(line, entries, name)
 
 
 def _group_compose(paths: list[str], merge: bool) -> list[list[str]]:
@@ -379,7 +388,7 @@ def lint(
         started=started,
         finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         warnings=tuple(out.warnings),
-        extra={"files": out.files},
+        extra=LintExtra(out.files),
         tool_version=__version__,
     )
 

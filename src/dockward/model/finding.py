@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,35 @@ SCHEMA_VERSION = "1.0"
 
 
 @dataclass(frozen=True, slots=True)
+class ReportExtra:
+    """A command's run data beyond its results. Each command has its own subclass (AuditExtra,
+    LintExtra, ScanExtra, ...); `to_dict` is the report's JSON `extra`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class RawExtra(ReportExtra):
+    """The `extra` of a report read back from JSON: kept as it was written."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class MergedExtra(ReportExtra):
+    """`dockward report`: the commands whose reports were merged."""
+
+    commands: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"merged": list(self.commands)}
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Results plus run metadata. Formatters see only this."""
 
@@ -152,7 +182,7 @@ class Report:
     finished: str = ""
     hosts: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: ReportExtra = field(default_factory=ReportExtra)
     tool_version: str = ""
 
     def counts(self) -> dict[str, int]:
@@ -166,11 +196,14 @@ class Report:
         return out
 
     def score(self) -> float:
-        """Percentage of scored, judged (pass or fail) results that pass."""
+        """Percentage of scored, judged results that pass. An error counts as judged and not
+        passed: a run whose only result is an error does not score 100 %."""
         judged = [
             r
             for r in self.results
-            if r.rule.scored and not r.waived and r.status in (Status.PASS, Status.FAIL)
+            if r.rule.scored
+            and not r.waived
+            and r.status in (Status.PASS, Status.FAIL, Status.ERROR)
         ]
         if not judged:
             return 100.0

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockward.errors import DockwardError
+from dockward.monitor.sysevents import AF_PACKET, DUPS, numbers
 
 NETLINK_AUDIT = 9
 AUDIT_NLGRP_READLOG = 1
@@ -70,16 +71,28 @@ _PAIR = re.compile(r'(\w+(?:\[\d+\])?)=("(?:[^"]*)"|\S*)')
 _HEAD = re.compile(r"audit\((\d+)\.(\d+):(\d+)\):\s?")
 
 
+AUDIT_EXIT = 103
+AUDIT_ARG0 = 200
+AUDIT_LESS_THAN_OR_EQUAL = 0x50000000
+
+
 def rule_payload(
-    syscalls: list[int], arch: int, success_only: bool, exclude_pid: int, key: str = KEY
+    syscalls: list[int],
+    arch: int,
+    success_only: bool,
+    exclude_pid: int,
+    key: str = KEY,
+    extra: tuple[tuple[int, int, int], ...] = (),
 ) -> bytes:
-    """A `struct audit_rule_data` for `-a always,exit -F arch=.. -S .. [-F success=1] -k key`."""
+    """A `struct audit_rule_data` for `-a always,exit -F arch=.. -S .. [-F success=1]
+    [-F field op value ...] -k key`."""
     mask = [0] * 64
     for nr in syscalls:
         mask[nr // 32] |= 1 << (nr % 32)
     fields = [(AUDIT_ARCH, arch, AUDIT_EQUAL)]
     if success_only:
         fields.append((AUDIT_SUCCESS, 1, AUDIT_EQUAL))
+    fields.extend(extra)
     if exclude_pid:
         fields.append((AUDIT_PID, exclude_pid, AUDIT_NOT_EQUAL))
     keyb = key.encode()
@@ -131,6 +144,15 @@ class AuditEvent:
                 self.cwd = unhex(parse_pairs(text).get("cwd", ""))
             case 1306:
                 self.sockaddr = parse_pairs(text).get("saddr", "")
+            case 1302:
+                pairs = parse_pairs(text)
+                if len(self.paths) < 8:
+                    self.paths.append(
+                        {
+                            "name": unhex(pairs.get("name", "")),
+                            "nametype": pairs.get("nametype", ""),
+                        }
+                    )
             case _:
                 pass
 
@@ -221,7 +243,7 @@ def tty_number(tty: str) -> int:
 class Audit:
     """Installs dockward's audit rules, reads records, and undoes its changes on close."""
 
-    def __init__(self, connect: bool = True) -> None:
+    def __init__(self, connect: bool = True, more: bool = True) -> None:
         machine = os.uname().machine
         if machine not in ARCHES:
             raise DockwardError(f"audit: unsupported architecture {machine}")
@@ -244,10 +266,23 @@ class Audit:
         self._install(rule_payload([execve, execveat], self.arch, True, 0))
         if connect:
             self._install(rule_payload([connect_nr], self.arch, False, 0))
+        if more:
+            self._install_more(machine)
         changes = AUDIT_STATUS_ENABLED
         if self._prev[5] < 8192:
             changes |= AUDIT_STATUS_BACKLOG_LIMIT
         self._set(changes, enabled=1, backlog_limit=max(8192, self._prev[5]))
+
+    def _install_more(self, machine: str) -> None:
+        """ptrace, links, module loads; dups onto fds 0-2; AF_PACKET sockets (sysevents.py)."""
+        by_name = {name: nr for nr, name in numbers(machine).items()}
+        plain = [by_name[n] for n in by_name if n not in DUPS and n != "socket"]
+        self._install(rule_payload(plain, self.arch, False, 0))
+        dups = [by_name[n] for n in DUPS if n in by_name]
+        onto_std = ((AUDIT_EXIT, 2, AUDIT_LESS_THAN_OR_EQUAL),)
+        self._install(rule_payload(dups, self.arch, True, 0, extra=onto_std))
+        packet = ((AUDIT_ARG0, AF_PACKET, AUDIT_EQUAL),)
+        self._install(rule_payload([by_name["socket"]], self.arch, False, 0, extra=packet))
 
     def _request(self, mtype: int, payload: bytes) -> bytes:
         self._seq += 1

@@ -94,6 +94,18 @@ _SYSCALL = {
     "fd.rip": STRING,
     "fd.rport": NUMBER,
     "fd.sockfamily": STRING,
+    # From the audit syscalls of sysevents.py: dup's new descriptor, syscall arguments, caps.
+    "fd.num": NUMBER,
+    "evt.arg.request": STRING,
+    "evt.arg.pid": NUMBER,
+    "evt.arg.domain": STRING,
+    "evt.arg.type": NUMBER,
+    "evt.arg.proto": NUMBER,
+    "evt.arg.target": STRING,
+    "evt.arg.linkpath": STRING,
+    "evt.arg.oldpath": STRING,
+    "evt.arg.newpath": STRING,
+    "thread.cap_effective": STRING,
 }
 
 _DOCKER = {
@@ -119,7 +131,6 @@ _DOCKWARD = {
 # Falco fields dockward's sources do not fill: a rule using one is reported as unsupported.
 UNSUPPORTED = frozenset(
     {
-        "fd.num",
         "fd.net",
         "fd.lip",
         "fd.lport",
@@ -139,7 +150,6 @@ UNSUPPORTED = frozenset(
         "proc.stdout.name",
         "proc.fd.name",
         "thread.cap_permitted",
-        "thread.cap_effective",
         "thread.cap_inheritable",
         "fs.path.name",
         "fs.path.source",
@@ -181,7 +191,25 @@ UNSUPPORTED = frozenset(
 # The event types each source produces: a rule that can only match others never fires, so it
 # is disabled with a warning instead of loading silently.
 PRODUCED_TYPES: dict[str, frozenset[str] | None] = {
-    SYSCALL: frozenset({"execve", "execveat", "openat", "connect"}),
+    SYSCALL: frozenset(
+        {
+            "execve",
+            "execveat",
+            "openat",
+            "connect",
+            "ptrace",
+            "dup",
+            "dup2",
+            "dup3",
+            "symlink",
+            "symlinkat",
+            "link",
+            "linkat",
+            "socket",
+            "init_module",
+            "finit_module",
+        }
+    ),
     DOCKER: None,  # every engine event action
     DOCKWARD: frozenset({"dropped"}),
 }

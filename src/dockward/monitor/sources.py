@@ -27,6 +27,12 @@ from dockward.monitor.fanotify import Fanotify, FileEvent
 from dockward.monitor.fields import Event
 from dockward.monitor.procconn import ProcConnector, ProcEvent
 from dockward.monitor.procs import Proc, ProcessTable, process_fields, read_container_id
+from dockward.monitor.sysevents import (
+    numbers,
+    open_fd_number,
+    read_cap_effective,
+    syscall_fields,
+)
 
 Put = Callable[[Event], None]
 
@@ -115,6 +121,10 @@ class AuditSource:
         self._thread: threading.Thread | None = None
         self._own_pid = os.getpid()
         self._exec_nrs = {ARCHES[os.uname().machine][1], ARCHES[os.uname().machine][2]}
+        self._more = numbers(os.uname().machine)
+        self.more = 0
+        # pid -> thread.cap_effective read at exec (bounded): a short-lived module loader.
+        self._caps_at_exec: dict[int, str | None] = {}
 
     def _proc(self, ev: AuditEvent) -> Proc:
         sc = ev.syscall
@@ -155,6 +165,12 @@ class AuditSource:
         if nr in self._exec_nrs:
             proc = self._proc(ev)
             self.table.remember(proc)
+            if proc.name in ("insmod", "modprobe") or (
+                ev.argv[:1] and ev.argv[0].endswith(("insmod", "modprobe"))
+            ):
+                if len(self._caps_at_exec) > 1024:
+                    self._caps_at_exec.clear()
+                self._caps_at_exec[proc.pid] = read_cap_effective(proc.pid, self.table.proc_root)
             self.execs += 1
             event: Event = {
                 "evt.source": "syscall",
@@ -168,6 +184,10 @@ class AuditSource:
             }
             event.update(process_fields(self.table, proc))
             put(event)
+            return
+        more = self._more.get(nr)
+        if more is not None:
+            self._put_more(more, ev, put)
             return
         if not ev.sockaddr:
             return
@@ -191,6 +211,29 @@ class AuditSource:
         }
         event.update(peer)
         event.update(process_fields(self.table, proc_info))
+        put(event)
+
+    def _put_more(self, name: str, ev: AuditEvent, put: Put) -> None:
+        pid = _num(ev.syscall.get("pid"))
+        proc_info = self.table.get(pid) or self._proc(ev)
+        res = _num(ev.syscall.get("exit"))
+        event: Event = {
+            "evt.source": "syscall",
+            "evt.type": name,
+            "evt.dir": "<",
+            "evt.res": "SUCCESS" if res >= 0 else _ERRNO_NAMES.get(-res, str(res)),
+            "evt.time": ev.time_ns,
+            "_cid": proc_info.container_id or "",
+        }
+        event.update(process_fields(self.table, proc_info))
+        event.update(
+            syscall_fields(name, ev.syscall, ev.paths, ev.cwd or proc_info.cwd or "/",
+                           self.table.proc_root)
+        )  # fmt: skip
+        if name in ("init_module", "finit_module") and event.get("thread.cap_effective") is None:
+            # The loader exited before /proc could be read: what it had when it was executed.
+            event["thread.cap_effective"] = self._caps_at_exec.get(pid)
+        self.more += 1
         put(event)
 
     def start(self, put: Put, stop: threading.Event) -> None:
@@ -291,6 +334,12 @@ class FileSource:
             event.update(process_fields(self.table, proc))
         else:
             event["proc.pid"] = fe.pid
+        # The opener's descriptor and capabilities, while it still holds them (absent otherwise:
+        # a rule on fd.num then does not match, it never guesses).
+        fd = open_fd_number(fe.pid, fe.path, self.table.proc_root)
+        if fd is not None:
+            event["fd.num"] = fd
+        event["thread.cap_effective"] = read_cap_effective(fe.pid, self.table.proc_root)
         put(event)
 
     def _container_of_root(self, root: str) -> str | None:

@@ -8,6 +8,7 @@ URL that may reach a log, a report or an error message: scheme and server, never
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Callable
 
@@ -379,7 +380,8 @@ def secrets_of(url: str) -> list[str]:
     found += [s for s in parts.path.split("/") if s]
     found += [v for _, v in urllib.parse.parse_qsl(parts.query)]
     if scheme_of(url) not in SERVER_SCHEMES:
-        found.append(parts.hostname or "")
+        # The host is a token here (tgram://BOT:TOKEN/..., discord://ID/...): every piece of it.
+        found += [parts.netloc, *re.split(r"[@:]", parts.netloc)]
     out: set[str] = set()
     for s in found:
         if len(s) >= 4:

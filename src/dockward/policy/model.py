@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from dockward.errors import ConfigError
-from dockward.model.finding import Severity
+from dockward.model.finding import ReportExtra, Severity
 from dockward.proxy.routes import ROUTE_NAMES
 from dockward.rules.container import rules as container_rules
 from dockward.rules.groups import GROUPS, members
@@ -40,6 +40,18 @@ RULE_ALIASES: dict[str, tuple[str, ...]] = _words()
 # Refused unless the policy says otherwise: the rules declaring the group `default-deny`.
 DEFAULT_DENY: tuple[str, ...] = members((e.rule for e in container_rules), "default-deny")
 DEFAULT_EXEC_DENY: tuple[str, ...] = members((e.rule for e in container_rules), "exec-body")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyExtra(ReportExtra):
+    """`dockward policy check`: the policy file the inputs were judged with."""
+
+    policy: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy}
+
+
 DEFAULT_MAX_BODY = 1024 * 1024
 
 

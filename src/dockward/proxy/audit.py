@@ -1,8 +1,8 @@
 """The decision log: one JSON object per line, to a file or syslog. Never logs credentials.
 
-Off the hot path: inside a running event loop, records are queued and written once the loop
-has served what is ready (one JSON encoding pass and one write for many requests); events,
-and records made outside a loop, are written at once, after what is queued.
+Off the hot path: inside a running event loop, records are queued and written 50 ms later, all
+at once (one JSON encoding pass and one write for many requests); events, and records made
+outside a loop, are written at once, after what is queued; stopping writes what is queued.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from dockward.errors import ConfigError
 
 _LOGGER = "dockward.proxy.decisions"
+FLUSH_SECONDS = 0.05  # records wait at most this long for the write that takes them all
 
 # Called with ("decision", fields) for every decision and (message, fields) for every event,
 # logged or not: the service metrics observe the proxy here (dockward.service.proxy).
@@ -108,7 +109,7 @@ class DecisionLog:
             self.flush()
             return
         if not self.queue:
-            loop.call_soon(self.flush)
+            loop.call_later(FLUSH_SECONDS, self.flush)
         self.queue.append(fields)
 
     def flush(self) -> None:

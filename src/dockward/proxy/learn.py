@@ -87,7 +87,7 @@ class Learner:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.session_path.write_text("")
         except OSError as exc:
-            raise ConfigError(f"--learn {path}: {exc.strerror}") from None
+            raise ConfigError(f"--learn {path}: {exc.strerror}") from exc
 
     def _client(self, caller: Caller) -> _Seen:
         if caller.token_sha256:

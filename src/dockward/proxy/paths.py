@@ -32,7 +32,26 @@ class Target:
         return values[-1] if values else ""
 
 
+_CACHE: dict[str, Target] = {}
+_CACHE_SIZE = 4096
+
+
 def parse_target(raw: str) -> Target:
+    """parse_target's answer for a target seen before (health checks and pollers repeat
+    theirs); what is refused is never cached, so it is refused again the same way."""
+    hit = _CACHE.get(raw)
+    if hit is not None:
+        return hit
+    target = _parse_target(raw)
+    if len(raw) > 256:
+        return target  # the cache stays small: long targets are parsed each time
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[raw] = target
+    return target
+
+
+def _parse_target(raw: str) -> Target:
     """Decode a request target the way dockerd routes it; refuse every form open to two readings.
 
     Absolute-form (`http://docker/v1.41/...`, which dockerd's Go server routes by its path) is

@@ -55,6 +55,7 @@ _HOP = frozenset(
     }
 )
 _CREDENTIALS = (b"authorization:", b"proxy-authorization:")
+POOL_SIZE = 64  # idle daemon connections kept for the next client session
 MAX_FILTERED = 64 * 1024 * 1024  # a list answer read whole to be filtered for a scoped client
 
 
@@ -136,9 +137,15 @@ class Relay:
     sides allow it."""
 
     def __init__(
-        self, upstream_socket: str, client: ClientConn, emit: Callable[[dict[str, Any]], None]
+        self,
+        upstream_socket: str,
+        client: ClientConn,
+        emit: Callable[[dict[str, Any]], None],
+        pool: list[Upstream] | None = None,
     ) -> None:
         self.upstream_socket = upstream_socket
+        self.pool = pool if pool is not None else []  # idle daemon connections, shared
+        self.idle = False  # self.up is between two complete exchanges
         self.client = client
         self.writer = client.writer
         self.emit = emit  # the decision-log line, once the daemon's status is known
@@ -147,14 +154,33 @@ class Relay:
         self.scope: tuple[str, ContainerScope] | None = None  # (route, scope): filter the answer
 
     def close(self) -> None:
+        """Drop the daemon connection (mid-answer, broken, or asked to close)."""
         if self.up is not None:
             self.up.close()
             self.up = None
 
+    def release(self) -> None:
+        """At the end of the client's session: an idle daemon connection goes to the pool."""
+        up, self.up = self.up, None
+        if up is None:
+            return
+        if self.idle and not up.buf and not up.reader.at_eof() and len(self.pool) < POOL_SIZE:
+            self.pool.append(up)
+        else:
+            up.close()
+
     async def _upstream(self) -> Upstream:
-        if self.up is not None and not self.up.buf and not self.up.reader.at_eof():
+        if self.up is not None and self.idle and not self.up.buf and not self.up.reader.at_eof():
+            self.idle = False
             return self.up
         self.close()
+        self.idle = False
+        while self.pool:
+            up = self.pool.pop()
+            if not up.reader.at_eof():
+                self.up = up
+                return up
+            up.close()
         reader, writer = await asyncio.open_unix_connection(self.upstream_socket, limit=READ_SIZE)
         self.up = Upstream(reader, writer)
         return self.up
@@ -230,6 +256,8 @@ class Relay:
             return None
         if b"close" in (head.header(b"connection") or b"").lower() or up.buf:
             self.close()
+        else:
+            self.idle = True
         if head.status != 200:
             return None
         try:
@@ -386,6 +414,8 @@ class Relay:
         await self.writer.drain()
         if not reusable or up.buf:
             self.close()
+        else:
+            self.idle = True
         return reusable
 
     async def _relay_sized(self, up: Upstream, head: bytes, data: bytes, remaining: int) -> bytes:

@@ -190,8 +190,26 @@ class Match:
     params: dict[str, str]
 
 
+_MATCHES: dict[tuple[str, str], Match | None] = {}
+
+
 def match_route(method: str, path: str) -> Match | None:
     """The route dockerd would dispatch this (already normalised) path to, or None."""
+    key = (method, path)
+    try:
+        return _MATCHES[key]
+    except KeyError:
+        pass
+    found = _match_route(method, path)
+    if len(path) > 256:
+        return found
+    if len(_MATCHES) >= 4096:
+        _MATCHES.clear()
+    _MATCHES[key] = found
+    return found
+
+
+def _match_route(method: str, path: str) -> Match | None:
     for route in _BY_METHOD.get(method, ()):
         m = route.pattern.match(path)
         if m:

@@ -21,7 +21,7 @@ from dockward.proxy.authz import Authorizer, Caller
 from dockward.proxy.decision import caller_of, decide
 from dockward.proxy.framing import READ_SIZE, ClientConn, Close, keep_alive
 from dockward.proxy.learn import Learner
-from dockward.proxy.relay import Outgoing, Relay
+from dockward.proxy.relay import Outgoing, Relay, Upstream
 from dockward.proxy.routes import STREAMING_ROUTES, Mode
 
 # Kept importable from here for older callers.
@@ -52,6 +52,7 @@ class ProxyServer:
         self.log = log
         self.gate = gate or ImageGate()
         self.learner: Learner | None = None  # --learn: what is forwarded is recorded
+        self.pool: list[Upstream] = []  # idle daemon connections, reused by the next session
 
     def emit(self, record: dict[str, Any]) -> None:
         """A finished decision: to the log, and to its observers (the service's counters)."""
@@ -77,7 +78,7 @@ class _Session:
         self.writer = writer
         self.peer = peer_caller(writer.get_extra_info("socket"))
         self.conn = ClientConn(reader, writer, self._framing_error)
-        self.relay = Relay(server.upstream_socket, self.conn, server.emit)
+        self.relay = Relay(server.upstream_socket, self.conn, server.emit, server.pool)
 
     def _framing_error(self, status: int, message: str) -> None:
         self.server.emit(
@@ -90,7 +91,7 @@ class _Session:
         )
 
     def close(self) -> None:
-        self.relay.close()
+        self.relay.release()
         self.writer.close()
 
     async def run(self) -> None:

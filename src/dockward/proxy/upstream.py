@@ -9,7 +9,6 @@ h11 (the old client-side parser) re-encoded every chunk, which cost 3x the daemo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from dockward.errors import DockwardError
 
@@ -23,31 +22,42 @@ class UpstreamError(DockwardError):
 MAX_HEAD = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseHead:
-    status: int
-    headers: tuple[tuple[bytes, bytes], ...]  # lower-case names
-    raw: bytes
+    """A response head from the daemon: the status, and headers looked up in the raw bytes."""
+
+    __slots__ = ("_lower", "raw", "status")
+
+    def __init__(self, status: int, raw: bytes) -> None:
+        self.status = status
+        self.raw = raw
+        self._lower = raw.lower()
 
     def header(self, name: bytes) -> bytes | None:
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+        """The first value of a header (`name` in lower case), trimmed."""
+        at = self._lower.find(b"\r\n" + name + b":")
+        if at < 0:
+            return None
+        start = at + len(name) + 3
+        end = self.raw.find(b"\r\n", start)
+        return self.raw[start:end].strip(b" \t")
+
+    @property
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        out = []
+        for line in self.raw[:-4].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            out.append((name.strip().lower(), value.strip()))
+        return tuple(out)
 
 
 def parse_response_head(raw: bytes) -> ResponseHead:
-    lines = raw[:-4].split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
+    first = raw[: raw.find(b"\r\n")]
+    parts = first.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise UpstreamError(f"bad status line {lines[0][:60]!r}")
-    headers = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise UpstreamError("bad header line")
-        headers.append((name.strip().lower(), value.strip()))
-    return ResponseHead(int(parts[1]), tuple(headers), raw)
+        raise UpstreamError(f"bad status line {first[:60]!r}")
+    if b"\r\n\r\n" in raw[:-4]:
+        raise UpstreamError("bad response head")
+    return ResponseHead(int(parts[1]), raw)
 
 
 def request_head(

@@ -7,6 +7,7 @@ HEAD (no pull, no blob download).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import io
@@ -115,10 +116,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def insecure_hosts(names: Iterable[str]) -> Callable[[str], bool]:
-    """Plain HTTP to loopback (as the daemon) and to the registries named."""
+def insecure_hosts(names: Iterable[str], cidrs: Iterable[str] = ()) -> Callable[[str], bool]:
+    """Plain HTTP as the daemon allows it: loopback, the registries named, and addresses in
+    the CIDRs (the daemon's `insecure-registries` as `docker info` reports them)."""
     named = frozenset(names)
-    return lambda host: host in named or is_loopback_host(host)
+    networks = []
+    for cidr in cidrs:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+
+    def insecure(host: str) -> bool:
+        if host in named or is_loopback_host(host):
+            return True
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+        try:
+            address = ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
+    return insecure
 
 
 class BlobReader(io.RawIOBase):
@@ -301,6 +318,25 @@ class RegistryClient:
     def tags(self, ref: ImageRef, page: int = 1000, limit: int = 100_000) -> list[str]:
         """Every tag of REF's repository (`tags/list`, following Link pages)."""
         return self._paged(ref, f"{self.base_url(ref)}/tags/list?n={page}", "tags", limit, None)
+
+    def referrers(self, ref: ImageRef, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of manifests whose subject is DIGEST (OCI referrers API); None when
+        the registry has no referrers API (then the tag scheme `sha256-<hex>` is the fallback)."""
+        try:
+            resp = self._request("GET", ref, f"referrers/{_checked(digest, ref)}", stream=True)
+        except NotFound:
+            return None
+        try:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            doc = _json(
+                _read_limited(resp, MAX_MANIFEST_BYTES, f"{ref}: referrers"), f"{ref}: referrers"
+            )
+        finally:
+            resp.close()
+        if ctype and ctype != OCI_INDEX:
+            return None  # a registry that answers something else does not implement the API
+        found = doc.get("manifests") or []
+        return [m for m in found if isinstance(m, dict)]
 
     def _paged(self, ref: ImageRef, url: str, key: str, limit: int, scope: str | None) -> list[str]:
         out: list[str] = []

@@ -7,6 +7,7 @@ from collections import defaultdict
 from html import escape
 
 from dockward.model.finding import Report, Result, Severity, Status
+from dockward.report.fixfirst import fix_first
 
 SECTION_NAMES = {
     "1": "1 Host configuration",
@@ -128,6 +129,28 @@ def _row(r: Result) -> str:
     )
 
 
+def _fix_first_section(report: Report) -> str:
+    items = fix_first(report)
+    if not items:
+        return ""
+    rows = "".join(
+        f'<tr><td><span class="sev sev-{i.severity.label}">{i.severity.label}</span></td>'
+        f"<td><b>{escape(i.rule.id)}</b></td>"
+        f"<td>{escape(i.rule.title)}<div class=ev>{escape(i.example)}</div>"
+        f"<div class=fix>Fix: {escape(i.rule.remediation)}</div></td>"
+        f'<td class="reach">{escape(i.reach)}<div class=ev>'
+        + escape(", ".join(t for _, t in i.targets[:5]) + (" …" if len(i.targets) > 5 else ""))
+        + "</div></td></tr>"
+        for i in items
+    )
+    return (
+        '<section class="group fixfirst" id="fix-first"><h2>Fix first <small>(by severity, '
+        "then by how many containers, images or hosts one fix reaches)</small></h2>"
+        "<table><thead><tr><th>severity</th><th>rule</th><th>finding and fix</th>"
+        f"<th>reach</th></tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
 def render_html(report: Report) -> str:
     counts = report.counts()
     groups: dict[str, list[Result]] = defaultdict(list)
@@ -178,6 +201,7 @@ def render_html(report: Report) -> str:
 <div class="score" id="score">{report.score()}%<small>score (passed of scored checks)</small></div>
 <div><div class="counts">{count_badges}</div><div class="sevbar">failing by severity: {sev_line}</div></div></div>
 {warnings}
+{_fix_first_section(report)}
 <div class="filters">Show: {status_boxes}<br>Severity: {sev_boxes}
 <input id="q" type="search" placeholder="filter by text (rule, container, message)"></div>
 {"".join(sections)}

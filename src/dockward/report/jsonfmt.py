@@ -6,7 +6,17 @@ import json
 from typing import Any
 
 from dockward.errors import InputError
-from dockward.model.finding import SCHEMA_VERSION, Location, Report, Result, Rule, Severity, Status
+from dockward.model.finding import (
+    SCHEMA_VERSION,
+    Location,
+    MergedExtra,
+    RawExtra,
+    Report,
+    Result,
+    Rule,
+    Severity,
+    Status,
+)
 
 SCHEMA_ID = "https://dockward.dev/schema/report"
 
@@ -29,7 +39,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "warnings": list(report.warnings),
         "rules": {rid: rule.to_dict() for rid, rule in sorted(report.rules().items())},
         "results": [r.to_dict() for r in report.results],
-        "extra": report.extra,
+        "extra": report.extra.to_dict(),
     }
 
 
@@ -68,7 +78,7 @@ def report_from_json(text: str, origin: str = "<json>") -> Report:
         finished=str(data.get("finished", "")),
         hosts=tuple(data.get("hosts") or ()),
         warnings=tuple(data.get("warnings") or ()),
-        extra=dict(data.get("extra") or {}),
+        extra=RawExtra(dict(data.get("extra") or {})),
         tool_version=str((data.get("tool") or {}).get("version", "")),
     )
 
@@ -118,6 +128,6 @@ def merge_reports(reports: list[Report], command: str = "report") -> Report:
         finished=max((r.finished for r in reports if r.finished), default=""),
         hosts=tuple(dict.fromkeys(h for rep in reports for h in rep.hosts)),
         warnings=tuple(w for rep in reports for w in rep.warnings),
-        extra={"merged": [rep.command for rep in reports]},
+        extra=MergedExtra(tuple(rep.command for rep in reports)),
         tool_version=__version__,
     )

@@ -6,6 +6,7 @@ import io
 import os
 
 from dockward.model.finding import Report, Severity, Status
+from dockward.report.fixfirst import fix_first
 
 STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -32,6 +33,23 @@ def render_table(report: Report, width: int | None = None, color: bool | None = 
         (r for r in report.results if r.status in (Status.FAIL, Status.ERROR)),
         key=lambda r: (-int(r.severity), r.rule.id, r.target),
     )
+    items = fix_first(report)
+    if len(items) > 1:
+        first = Table(title="fix first (by severity, then reach)", expand=True)
+        first.add_column("severity", no_wrap=True)
+        first.add_column("rule", no_wrap=True)
+        first.add_column("finding", overflow="fold", ratio=2)
+        first.add_column("reach", overflow="fold")
+        first.add_column("fix", overflow="fold", ratio=2)
+        for i in items:
+            first.add_row(
+                Text(i.severity.label, style=STYLE[i.severity]),
+                Text(i.rule.id),
+                Text(i.rule.title),
+                Text(i.reach),
+                Text(i.rule.remediation),
+            )
+        console.print(first)
     if failing:
         table = Table(title=f"dockward {report.command}: findings", show_lines=False, expand=True)
         table.add_column("severity", no_wrap=True)

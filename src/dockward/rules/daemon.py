@@ -230,6 +230,7 @@ def not_aufs(snap: HostSnapshot) -> Outcome:
     "devicemapper is not the storage driver",
     severity=MED,
     kind="daemon",
+    groups=("manual-fix",),
     cis="2.7",
     remediation='Move to overlay2 (`"storage-driver": "overlay2"`): export what the containers '
     "need, switch the driver, then recreate them. Engine 25 and later no longer ship devicemapper.",

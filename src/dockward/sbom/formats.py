@@ -6,21 +6,40 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from dockward import __version__
 from dockward.errors import UsageError
 from dockward.model.finding import Report
+from dockward.sbom.model import ImageExtra
 
 
 def _parts(report: Report) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
-    sbom = report.extra.get("sbom")
-    if not isinstance(sbom, dict):
+    extra = _image_extra(report)
+    if extra is None:
         raise UsageError(
             f"the {report.command} report carries no SBOM (use `dockward sbom` or scan)"
         )
-    image = report.extra.get("image") if isinstance(report.extra.get("image"), dict) else {}
-    return image or {}, list(sbom.get("packages") or []), sbom.get("distro")
+    sbom = extra.sbom
+    return dict(extra.image), list(sbom.get("packages") or []), sbom.get("distro")
+
+
+def _image_extra(report: Report) -> ImageExtra | None:
+    """The scan/sbom report's extra; a report read back from JSON is rebuilt from its dict."""
+    extra = report.extra
+    if isinstance(extra, ImageExtra):
+        return extra
+    data = extra.to_dict()
+    if not isinstance(data.get("sbom"), dict):
+        return None
+    image = data.get("image")
+    vulns = data.get("vulnerabilities")
+    return ImageExtra(
+        image if isinstance(image, dict) else {},
+        data["sbom"],
+        tuple(v for v in vulns if isinstance(v, dict)) if isinstance(vulns, list) else (),
+    )
 
 
 def _stamp(report: Report) -> str:
@@ -32,7 +51,7 @@ def render_cyclonedx(report: Report) -> str:
 
     # One component per package copy: the same purl at two locations (a Go module in two
     # binaries) is two components, each affected on its own.
-    def key(p: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    def key(p: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         return str(p["purl"]), tuple(p.get("locations") or ())
 
     ref_of = {key(p): f"pkg-{i}" for i, p in enumerate(packages)}
@@ -83,8 +102,9 @@ def render_cyclonedx(report: Report) -> str:
         "components": components,
         "dependencies": [{"ref": "image", "dependsOn": [c["bom-ref"] for c in components]}],
     }
-    vulns = report.extra.get("vulnerabilities")
-    if isinstance(vulns, list) and vulns:
+    extra = _image_extra(report)
+    vulns = extra.vulnerabilities if extra is not None else ()
+    if vulns:
         by_id: dict[str, dict[str, Any]] = {}
         for v in vulns:
             ref = ref_of.get(key(v), "image")

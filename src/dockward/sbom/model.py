@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from dockward.model.finding import ReportExtra
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +99,15 @@ class Sbom:
             "packages": [p.to_dict() for p in self.packages],
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ImageExtra(ReportExtra):
+    """`dockward sbom` (and the base of scan's): the image and its SBOM, as JSON documents."""
+
+    image: Mapping[str, Any] = field(default_factory=dict)
+    sbom: Mapping[str, Any] = field(default_factory=dict)
+    vulnerabilities: tuple[Mapping[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": dict(self.image), "sbom": dict(self.sbom)}

@@ -24,6 +24,7 @@ from dockward.rules import image as image_rules
 from dockward.sbom import Sbom, build_sbom, default_probes
 from dockward.scan.cache import ScanCache
 from dockward.scan.content import ImageContent
+from dockward.scan.extra import ScanExtra
 from dockward.scan.layercache import LayerCache, signature
 from dockward.scan.rules import VULNERABILITY
 from dockward.scan.rules import rules as content_rules
@@ -333,15 +334,15 @@ def scan_inventory(
         finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         hosts=(),
         warnings=tuple(warnings),
-        extra={
-            "image": inv.image_info(),
-            "sbom": inv.sbom.to_dict(),
-            "vulnerabilities": [
+        extra=ScanExtra(
+            image=inv.image_info(),
+            sbom=inv.sbom.to_dict(),
+            vulnerabilities=tuple(
                 m.to_dict() | {"waived": waived.get(m.vuln_id, "")} for m in matches
-            ],
-            "db": {"path": str(db_path or default_db_path()), "updated": db_updated},
-            "ignored_unfixed": dropped,
-        },
+            ),
+            db={"path": str(db_path or default_db_path()), "updated": db_updated},
+            ignored_unfixed=dropped,
+        ),
         tool_version=__version__,
     )
     return ScanResult(

@@ -11,8 +11,10 @@ from typing import Any
 
 from dockward.errors import UsageError
 from dockward.model.finding import Report, Result
+from dockward.scan.extra import RegistryScanExtra
 
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:]+\](:\d{1,5})?$")
+_REFERRERS_TAG = re.compile(r"^sha(256|512)-[0-9a-f]{64,128}$")
 _PREFIX = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
@@ -51,7 +53,8 @@ def walk_registry(client: Any, host: str, prefix: str, parallel: int = 8) -> Wal
     def tags_of(repo: str) -> list[tuple[str, str]]:
         ref = parse_reference(f"{host}/{repo}")
         try:
-            return [(repo, t) for t in client.tags(ref)]
+            # sha256-<hex> tags hold referrers indexes (OCI tag scheme), not images
+            return [(repo, t) for t in client.tags(ref) if not _REFERRERS_TAG.match(t)]
         except RegistryError as exc:
             errors.append(str(exc))
             return []
@@ -86,8 +89,11 @@ def scan_walk(
     db: str | Path | None,
     options: Any,
     progress: Callable[[str], None] | None = None,
+    attach_with: Any = None,
 ) -> tuple[Report, list[Any]]:
-    """Scan each manifest once; every result names the image ("HOST/REPO:TAG (+N)")."""
+    """Scan each manifest once; every result names the image ("HOST/REPO:TAG (+N)"). With a
+    registry client in ATTACH_WITH, the SBOM and vulnerability report are pushed to every
+    repository that names the manifest, as an OCI artifact referring to it."""
     from dockward import __version__
     from dockward.errors import DockwardError
     from dockward.scan import scan_image
@@ -107,6 +113,8 @@ def scan_walk(
             warnings.append(f"{shown}: not scanned: {exc}")
             continue
         scans.append(scanned)
+        if attach_with is not None:
+            warnings += _attach(attach_with, walk.host, digest, names, scanned)
         tags = ("tags", ", ".join(f"{walk.host}/{x}" for x in names))
         for r in scanned.report.results:
             target = (
@@ -123,18 +131,34 @@ def scan_walk(
         hosts=(name,),
         warnings=tuple(warnings),
         tool_version=__version__,
-        extra={
-            "registry": {
-                "host": walk.host,
-                "prefix": walk.prefix,
-                "repositories": len(walk.repositories),
-                "tags": walk.tags,
-                "manifests": len(walk.manifests),
-                "scanned": len(scans),
-            }
-        },
+        extra=RegistryScanExtra(
+            host=walk.host,
+            prefix=walk.prefix,
+            repositories=len(walk.repositories),
+            tags=walk.tags,
+            manifests=len(walk.manifests),
+            scanned=len(scans),
+        ),
     )
     return report, scans
+
+
+def _attach(client: Any, host: str, digest: str, names: tuple[str, ...], scanned: Any) -> list[str]:
+    from dockward.errors import DockwardError
+    from dockward.registry import parse_reference
+    from dockward.sbom.formats import render_cyclonedx
+    from dockward.scan.attach import attach_scan
+
+    sbom = render_cyclonedx(scanned.report)
+    problems = []
+    for repo in sorted({n.rsplit(":", 1)[0] for n in names}):
+        ref = parse_reference(f"{host}/{repo}")
+        try:
+            subject = client.manifest(ref, digest)
+            attach_scan(client, ref, subject, scanned, sbom)
+        except DockwardError as exc:
+            problems.append(f"{host}/{repo}@{digest}: not attached: {exc}")
+    return problems
 
 
 __all__ = ["Walk", "parse_registry_target", "scan_walk", "walk_registry"]

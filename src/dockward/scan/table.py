@@ -7,6 +7,8 @@ import os
 
 from dockward.model.finding import Report, Severity, Status
 from dockward.report.table import STYLE
+from dockward.sbom.model import ImageExtra
+from dockward.scan.extra import ScanExtra
 
 # Ecosystems whose packages live in files of their own (binaries, jars, site-packages).
 LOCATED = frozenset({"Go", "Maven", "npm", "PyPI", "crates.io", "RubyGems", "NuGet", "Packagist"})
@@ -23,11 +25,12 @@ def render_scan_table(report: Report, width: int | None = None) -> str:
     console = Console(
         file=buf, width=width or 140, force_terminal=color, no_color=not color, highlight=False
     )
-    image = report.extra.get("image") or {}
+    extra = report.extra if isinstance(report.extra, ImageExtra) else ImageExtra()
+    image = extra.image
     os_info = image.get("os") or {}
     console.print(
         f"{image.get('name', '?')}  {image.get('id', '')[:19]}  "
-        f"os: {os_info.get('name') or 'unknown'}  packages: {len((report.extra.get('sbom') or {}).get('packages', []))}"
+        f"os: {os_info.get('name') or 'unknown'}  packages: {len(extra.sbom.get('packages', []))}"
     )
     vulns = [r for r in report.results if r.rule.kind == "vulnerability"]
     if vulns:
@@ -77,10 +80,11 @@ def render_scan_table(report: Report, width: int | None = None) -> str:
         if not r.waived:
             counts[r.severity] += 1
     waived = sum(1 for r in vulns if r.waived)
+    ignored = report.extra.ignored_unfixed if isinstance(report.extra, ScanExtra) else 0
     console.print(
         "vulnerabilities: "
         + ", ".join(f"{n} {s.label}" for s, n in counts.items())
-        + f" ({waived} waived, {report.extra.get('ignored_unfixed', 0)} unfixed ignored)"
+        + f" ({waived} waived, {ignored} unfixed ignored)"
         + f"  ·  image checks: {len(checks)} failed"
     )
     for w in report.warnings:

@@ -8,10 +8,12 @@ value shifts every later argument (and could hide `--privileged` inside a "value
 from __future__ import annotations
 
 import csv
+import io
 import os
 import posixpath
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dockward.errors import InputError
@@ -53,6 +55,58 @@ _PROGRAMS = {"docker", "podman", "nerdctl"}
 _WRAPPERS = {"sudo", "exec", "command"}
 
 
+@dataclass(frozen=True, slots=True)
+class RunLine:
+    """A `docker run` line taken apart: its options with where each flag starts in the line
+    (1-based line and column), the image and the command."""
+
+    options: tuple[tuple[str, str], ...]
+    positions: tuple[tuple[int, int], ...]
+    image: str
+    command: tuple[str, ...]
+
+    def argv(self, options: Sequence[tuple[str, str]]) -> list[str]:
+        """`docker run` arguments with these options (long names, `--name=value`)."""
+        return ["run", *(f"--{n}={v}" for n, v in options), "--", self.image, *self.command]
+
+
+def _tokens_at(text: str) -> list[tuple[str, int]]:
+    """Shell words of a command line with the offset each starts at (continuations are
+    replaced by as many blanks, so offsets stay those of the text)."""
+    joined = text.replace("\\\r\n", "   ").replace("\\\n", "  ")
+    stream = io.StringIO(joined)
+    lex = shlex.shlex(stream, posix=True)
+    lex.whitespace_split = True
+    lex.commenters = "#"
+    out: list[tuple[str, int]] = []
+    while True:
+        pos = stream.tell()
+        while pos < len(joined) and joined[pos] in lex.whitespace:
+            pos += 1
+        try:
+            token = lex.get_token()
+        except ValueError as exc:
+            raise InputError(f"docker run line: {exc}") from exc
+        if token is None:
+            return out
+        out.append((token, pos))
+
+
+def parse_run_line(text: str) -> RunLine:
+    """A `docker run ...` command line as typed in a shell, with the position of each flag."""
+    tokens = _tokens_at(text)
+    argv = [t for t, _ in tokens]
+    args = _strip_prefix(argv)
+    skipped = len(argv) - len(args)
+    options, at, image, command = _options_at(args)
+    positions = []
+    for index in at:
+        offset = tokens[skipped + index][1]
+        line = text.count("\n", 0, offset) + 1
+        positions.append((line, offset - (text.rfind("\n", 0, offset) + 1) + 1))
+    return RunLine(tuple(options), tuple(positions), image, tuple(command))
+
+
 def split_command_line(line: str) -> list[str]:
     """A shell command line (backslash-newline continuations allowed) -> argv, no expansion."""
     joined = line.replace("\\\r\n", " ").replace("\\\n", " ")
@@ -85,9 +139,18 @@ def _strip_prefix(argv: Sequence[str]) -> list[str]:
 
 def _options(args: list[str]) -> tuple[list[tuple[str, str]], str, list[str]]:
     """(flag, value) pairs in order, the image, and the command after it."""
+    out, _, image, command = _options_at(args)
+    return out, image, command
+
+
+def _options_at(args: list[str]) -> tuple[list[tuple[str, str]], list[int], str, list[str]]:
+    """`_options`, with the index in `args` of the token each pair comes from."""
     out: list[tuple[str, str]] = []
-    i = 0
+    at: list[int] = []
+    i = start = 0
     while i < len(args):
+        at += [start] * (len(out) - len(at))  # the pairs of the token before
+        start = i
         arg = args[i]
         if arg == "--":
             i += 1
@@ -128,9 +191,10 @@ def _options(args: list[str]) -> tuple[list[tuple[str, str]], str, list[str]]:
             out.append((name, value))
             break
         i += 1
+    at += [start] * (len(out) - len(at))
     if i >= len(args):
         raise InputError("docker run: no image given")
-    return out, args[i], args[i + 1 :]
+    return out, at, args[i], args[i + 1 :]
 
 
 def parse_mount_flag(text: str) -> Mount:

@@ -358,15 +358,19 @@ class Store:
                 out[int(run_id)][Severity(int(sev))] = int(count)
         return out
 
-    def findings_of(self, run_ids: Sequence[int]) -> dict[int, list[Finding]]:
-        """The findings of many runs in a few queries."""
+    def findings_of(
+        self, run_ids: Sequence[int], failing_only: bool = False
+    ) -> dict[int, list[Finding]]:
+        """The findings of many runs in a few queries (only the failing, unwaived ones: what
+        drift compares, a fraction of what is stored)."""
+        only = " AND status = 'fail' AND waived = ''" if failing_only else ""
         out: dict[int, list[Finding]] = {rid: [] for rid in run_ids}
         ids = sorted(set(run_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             rows = self._all(
-                f"SELECT run_id, {_FINDING_COLUMNS} FROM findings WHERE run_id IN ({marks}) "
+                f"SELECT run_id, {_FINDING_COLUMNS} FROM findings WHERE run_id IN ({marks}){only} "
                 "ORDER BY run_id, rule_id, target",
                 chunk,
             )

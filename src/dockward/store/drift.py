@@ -92,7 +92,7 @@ def fleet_drift(
         if current.ok and base is not None and base.id != current.id
         for rid in (current.id, base.id)
     ]
-    findings = store.findings_of(wanted)
+    findings = store.findings_of(wanted, failing_only=True)
     out: list[HostDrift] = []
     for current, base, note in pairs:
         if not current.ok:

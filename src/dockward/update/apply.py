@@ -41,6 +41,7 @@ class UpdateOptions:
     stop_timeout: int = 10
     lifecycle_hooks: bool = False
     keep_old: bool = False
+    revive_stopped: bool = False  # start a stopped container's replacement (Watchtower's flag)
     crash_after: str = ""  # fault injection for the kill -9 tests: SIGKILL ourselves after a step
 
 
@@ -139,7 +140,7 @@ class Updater:
             got = str(self.client.inspect_container(new_id).get("Image") or "")
             if got != new_image_id:
                 raise UpdateFailed(f"{plan.name}: tag {plan.image} moved during the update")
-            if not was_running:
+            if not was_running and not self.options.revive_stopped:
                 entry = entry.at("healthy", details={"health": "not started (was stopped)"})
                 self._step(entry)
                 return self._commit(entry, None, started, hooks)
@@ -158,21 +159,22 @@ class Updater:
             )
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, DockwardError) else _api_reason(exc)
-            self._rollback(entry)
             if not isinstance(exc, Exception):
+                self._rollback(entry)
                 raise
+            restored = self._rollback(entry, probe, self.options.health_timeout)
             return Applied(
                 "failed",
-                f"{reason}; old container restored",
+                f"{reason}; {restored}",
                 entry.new_id,
                 elapsed=time.monotonic() - started,
                 hooks=tuple(hooks),
             )
         if not health.ok:
-            self._rollback(entry)
+            restored = self._rollback(entry, probe, timeout)
             return Applied(
                 "rolled-back",
-                f"health gate failed: {health.reason}",
+                f"health gate failed: {health.reason}; {restored}",
                 new_id,
                 health,
                 time.monotonic() - started,
@@ -255,8 +257,12 @@ class Updater:
         except docker.errors.NotFound:
             return None
 
-    def _rollback(self, entry: Entry) -> None:
-        """Remove the replacement (if any) and put the old container back as it was."""
+    def _rollback(
+        self, entry: Entry, probe: Probe | None = None, timeout: float | None = None
+    ) -> str:
+        """Remove the replacement (if any) and put the old container back as it was; with a
+        `probe` (a rollback during an update, not a recovery), wait until the restored container
+        is healthy again. Returns what became of the old container, in words."""
         candidates = {entry.new_id} if entry.new_id else set()
         holder = self._find(entry.name)
         if holder is not None and holder["Id"] != entry.old_id:
@@ -274,6 +280,20 @@ class Updater:
         if entry.was_running and not old["State"].get("Running"):
             self.client.start(entry.old_id)
         self.journal.remove(entry)
+        if not entry.was_running:
+            return "old container restored (it was not running)"
+        if probe is None and timeout is None:
+            return "old container restored"
+        back = wait_healthy(
+            self.client,
+            entry.old_id,
+            timeout=timeout or self.options.health_timeout,
+            min_uptime=self.options.min_uptime,
+            probe=probe,
+        )
+        if back.ok:
+            return f"old container restored and healthy ({back.reason}, {back.elapsed:.1f}s)"
+        return f"old container restored but NOT healthy: {back.reason}"
 
     def recover(self) -> list[Recovered]:
         """Finish or roll back what an interrupted run left in the journal."""

@@ -2,7 +2,7 @@
 
 A release that is pulled back (or replaced) within the cooldown never reaches the host: the
 clock runs per (repository, digest) from the first cycle that saw it, and a different digest
-starts its own clock. Remembered in update's state directory (`cooldown.json`, atomic writes),
+starts its own clock. Remembered in update's state directory (`cooldown.state`, atomic writes),
 so restarts do not reset it.
 """
 
@@ -54,6 +54,7 @@ class Cooldown:
         self.clock = clock
         self._lock = threading.Lock()
         self._seen: dict[str, list[float]] = {}  # "repo@digest" -> [first seen, last seen]
+        self._dirty = False  # nothing asked, nothing written: the state dir holds journals only
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict):
@@ -72,12 +73,16 @@ class Cooldown:
         with self._lock:
             entry = self._seen.setdefault(key, [now, now])
             entry[1] = now
+            self._dirty = True
             return max(0.0, entry[0] + duration - now)
 
     def save(self) -> None:
         now = self.clock()
         with self._lock:
-            self._seen = {k: v for k, v in self._seen.items() if now - v[1] < FORGET_AFTER}
+            kept = {k: v for k, v in self._seen.items() if now - v[1] < FORGET_AFTER}
+            if not self._dirty and len(kept) == len(self._seen):
+                return
+            self._seen, self._dirty = kept, False
             data = json.dumps({"version": 1, "seen": self._seen}, sort_keys=True).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, data, mode=0o600)

@@ -19,6 +19,7 @@ from dockward.update.gates import Candidate, Gate, Verdict, run_gates
 from dockward.update.hooks import hook_command, run_hook
 from dockward.update.recreate import expected_spec, plan_recreate
 from dockward.update.select import Managed, Selection, dependents_of, select
+from dockward.update.signature import SignatureCheck
 
 EventStatus = Literal[
     "current",
@@ -99,6 +100,7 @@ def run_cycle(
     gates: Sequence[Gate] = (),
     progress: Progress | None = None,
     cooldown: Cooldown | None = None,
+    signature: SignatureCheck | None = None,
 ) -> CycleResult:
     say = progress or (lambda _m: None)
     recovered = tuple(updater.recover())
@@ -116,7 +118,7 @@ def run_cycle(
     removed: list[str] = []
     updated: set[str] = set()
     for check in checks:
-        event = _handle(client, registry, updater, options, gates, check, say, cooldown)
+        event = _handle(client, registry, updater, options, gates, check, say, cooldown, signature)
         events.append(event)
         if event.status == "updated":
             updated.add(event.container)
@@ -155,6 +157,7 @@ def _handle(
     check: CheckResult,
     say: Progress,
     cooldown: Cooldown | None = None,
+    signature: SignatureCheck | None = None,
 ) -> Event:
     m = check.container
     base = Event(
@@ -189,6 +192,20 @@ def _handle(
                 new_image_id=check.remote_image_id,
             )
     started = time.monotonic()
+    if signature is not None and signature.keys_for(m.labels):
+        # Before the pull: an unsigned image never reaches the host.
+        refusals = signature.failures(check.ref, check.remote_digest, m.labels)
+        verdict = Verdict("signature", not refusals, tuple(refusals))
+        if refusals:
+            return _ev(
+                base,
+                status="refused",
+                reason="; ".join(f"signature: {r}" for r in refusals),
+                new_image_id=check.remote_image_id,
+                verdicts=(verdict,),
+                elapsed=time.monotonic() - started,
+            )
+        base = _ev(base, verdicts=(verdict,))
     try:
         if not (m.no_pull or options.no_pull):
             say(f"{m.name}: pulling {check.ref}")
@@ -219,7 +236,7 @@ def _handle(
         specs.from_inspect(inspect),
         expected_spec(plan, inspect, new_image),
     )
-    verdicts = tuple(run_gates(gates, candidate))
+    verdicts = base.verdicts + tuple(run_gates(gates, candidate))
     fixed = tuple(f for v in verdicts for f in v.details.get("fixed", ()))
     base = _ev(base, verdicts=verdicts, fixed=fixed)
     refused = [

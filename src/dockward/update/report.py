@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from dockward import __version__
-from dockward.model.finding import Report, Result, Rule, Severity, Status
+from dockward.model.finding import Report, ReportExtra, Result, Rule, Severity, Status
 from dockward.update.cycle import CycleResult, Event
 
 _REM_CURRENT = "Nothing to do."
@@ -52,6 +54,22 @@ FAILED = Rule(
 RULES = (CURRENT, APPLIED, GATED, HEALTH, FAILED)
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateExtra(ReportExtra):
+    """`dockward update`: every cycle's events, recoveries and clean-up, and the API version."""
+
+    cycles: tuple[Mapping[str, Any], ...] = ()
+    api_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "update": {
+                "cycles": [dict(c) for c in self.cycles],
+                "api_version": self.api_version,
+            }
+        }
+
+
 def _result(e: Event) -> Result:
     evidence = tuple(
         (k, v)
@@ -96,24 +114,22 @@ def build_report(
         warnings += [f"recovered {r.name}: {r.action}: {r.detail}" for r in cycle.recovered]
         warnings += list(cycle.warnings)
     last = cycles[-1] if cycles else None
-    extra = {
-        "update": {
-            "cycles": [
-                {
-                    "events": [e.to_dict() for e in c.events],
-                    "recovered": [
-                        {"container": r.name, "action": r.action, "detail": r.detail}
-                        for r in c.recovered
-                    ],
-                    "removed_images": list(c.removed_images),
-                    "restarted_dependents": list(c.restarted),
-                    "check_seconds": round(c.check_seconds, 3),
-                }
-                for c in cycles
-            ],
-            "api_version": last.api_version if last else "",
-        }
-    }
+    extra = UpdateExtra(
+        cycles=tuple(
+            {
+                "events": [e.to_dict() for e in c.events],
+                "recovered": [
+                    {"container": r.name, "action": r.action, "detail": r.detail}
+                    for r in c.recovered
+                ],
+                "removed_images": list(c.removed_images),
+                "restarted_dependents": list(c.restarted),
+                "check_seconds": round(c.check_seconds, 3),
+            }
+            for c in cycles
+        ),
+        api_version=last.api_version if last else "",
+    )
     return Report(
         command="update",
         results=tuple(results),

@@ -105,7 +105,7 @@ def update_db(
     workdir = Path(tempfile.mkdtemp(prefix="dockward-dbupdate-"))
     try:
         fetched: list[tuple[str, str, Path, requests.Response]] = []
-        for eco in ecosystems:
+        for n, eco in enumerate(ecosystems, 1):
             url = f"{base_url.rstrip('/')}/{quote(eco)}/all.zip"
             headers: dict[str, str] = {}
             etag, modified = known.get(eco, ("", ""))
@@ -114,7 +114,7 @@ def update_db(
             if modified:
                 headers["If-Modified-Since"] = modified
             if progress:
-                progress(f"downloading {eco}")
+                progress(f"downloading {eco} {n}/{len(ecosystems)}")
             dest = workdir / f"{len(fetched)}.zip"
             resp = _download(sess, url, headers, dest, timeout)
             if resp is None:
@@ -124,9 +124,9 @@ def update_db(
         if not fetched:
             return result
         with rebuild(target) as conn:
-            for eco, url, dest, resp in fetched:
+            for n, (eco, url, dest, resp) in enumerate(fetched, 1):
                 if progress:
-                    progress(f"importing {eco}")
+                    progress(f"importing {eco} {n}/{len(fetched)}")
                 before = result.stats.records
                 conn.execute(
                     "DELETE FROM affected WHERE vuln_id IN (SELECT id FROM vulns WHERE source=?)",

@@ -9,8 +9,8 @@ rules (5.4: added and dangerous capabilities); a rule judges at most one require
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dockward.errors import UsageError
@@ -37,20 +37,13 @@ class Requirement:
 class Benchmark:
     version: str
     requirements: tuple[Requirement, ...]
+    by_rule: Mapping[str, Requirement] = field(default_factory=dict, compare=False)
 
     def get(self, requirement_id: str) -> Requirement | None:
         return next((r for r in self.requirements if r.id == requirement_id), None)
 
     def for_rule(self, rule_id: str) -> Requirement | None:
-        return self._by_rule().get(rule_id)
-
-    def _by_rule(self) -> dict[str, Requirement]:
-        return _index(self)
-
-
-@functools.cache
-def _index(bench: Benchmark) -> dict[str, Requirement]:
-    return {rid: req for req in bench.requirements for rid in req.rules}
+        return self.by_rule.get(rule_id)
 
 
 def parse_version(text: str) -> str:
@@ -68,12 +61,14 @@ def benchmark(version: str = DEFAULT_VERSION) -> Benchmark:
     import yaml  # on demand: `scan` and `lint` start without it
 
     version = parse_version(version)
-    doc = yaml.safe_load((DATA / f"cis-docker-{version}.yaml").read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    text = (DATA / f"cis-docker-{version}.yaml").read_text(encoding="utf-8")
+    doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     reqs = tuple(
         Requirement(str(r["id"]), str(r["title"]), bool(r["automated"]), tuple(r["rules"] or ()))
         for r in doc["requirements"]
     )
-    return Benchmark(str(doc["version"]), reqs)
+    return Benchmark(str(doc["version"]), reqs, {rid: r for r in reqs for rid in r.rules})
 
 
 def renumber(entries: Iterable[RuleEntry], version: str = DEFAULT_VERSION) -> RuleSet:

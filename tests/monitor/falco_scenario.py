@@ -1,0 +1,146 @@
+"""What Falco's stable rules watch for, done for real on this host, recorded for replay.
+
+Run `python -m tests.monitor.falco_scenario OUT.jsonl` (as root, daemon running): the monitor
+records every event while lab containers (and one host process) create symlinks and hard links
+over sensitive files, open a packet socket, redirect a shell's stdio to a TCP connection, try to
+load a kernel module, write a cgroup release_agent, read /etc/shadow, and ptrace; each also does
+the harmless look-alike (the quiet case). Only this run's events are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+LABEL = {"dockward.test": "dwfalco"}
+PREFIX = "dwfalco"
+
+# The lab image has no /etc/shadow: the first command writes one. Descriptors are held open a few
+# seconds (tail -f, exec 3>) so the file source can still find the opener's descriptor.
+# Busybox runs its applets through /proc/self/exe (proc.name `exe`); tools Falco's rules name
+# are called through links in /tmp/bin so their proc.name is the tool's.
+TOOLS = (
+    "mkdir -p /tmp/bin; for t in nc find shred; do ln -s /bin/busybox /tmp/bin/$t; done; "
+    "/tmp/bin/find / -name id_rsa > /dev/null 2>&1; "
+    "/tmp/bin/find / -path '*/.aws/credentials' > /dev/null 2>&1; "
+    "/tmp/bin/find /etc -name hosts > /dev/null 2>&1; "
+    "cp /bin/busybox /dev/shm/x; /dev/shm/x true; "
+    "cp /bin/busybox /tmp/dropped; /tmp/dropped true; /bin/busybox true; "
+    "echo data > /tmp/wipe; /tmp/bin/shred -u /tmp/wipe; echo data > /tmp/del; rm /tmp/del; "
+)
+APP = (
+    TOOLS + "echo 'root:*:19000::::::' > /etc/shadow; "
+    "ln -s /etc/shadow /tmp/shadow-link; ln -s /etc/hostname /tmp/ok-link; "
+    "ln /etc/shadow /tmp/shadow-hard; ln /etc/passwd /tmp/ok-hard; "
+    "timeout 3 tail -f /etc/shadow > /dev/null; timeout 3 tail -f /etc/passwd > /dev/null; "
+    "arping -c 1 -w 1 -I eth0 127.0.0.1 > /dev/null 2>&1; ping -c 1 -W 1 127.0.0.1 > /dev/null; "
+    "(/tmp/bin/nc -l -p 7777 > /dev/null &); sleep 0.5; /tmp/bin/nc 127.0.0.1 7777 -e /bin/sleep 1; "
+    "echo quiet > /tmp/out; insmod /bin/busybox 2>/dev/null; "
+    "exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
+)
+PRIVILEGED_WORK = (
+    "insmod /bin/busybox 2>/dev/null; exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
+)
+
+
+def _run(api: Any, image: str, name: str, **host: Any) -> str:
+    created = api.create_container(
+        image,
+        command=["sleep", "300"],
+        name=name,
+        labels=LABEL,
+        host_config=api.create_host_config(**host),
+    )
+    api.start(created["Id"])
+    return str(created["Id"])
+
+
+def _exec(api: Any, container: str, script: str) -> None:
+    ex = api.exec_create(container, ["sh", "-c", script])
+    api.exec_start(ex["Id"])
+
+
+PTRACE = """
+import ctypes, os, subprocess, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+target = subprocess.Popen(["sleep", "5"])
+libc.ptrace(16, target.pid, None, None)  # PTRACE_ATTACH
+os.waitpid(target.pid, 0)
+libc.ptrace(17, target.pid, None, None)  # PTRACE_DETACH
+target.kill()
+target.wait()
+pid = os.fork()
+if pid == 0:
+    libc.ptrace(0, 0, None, None)  # PTRACE_TRACEME
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def _ptrace_on_host(run_id: str) -> int:
+    """ptrace(PTRACE_ATTACH) of a sleeping child, then PTRACE_TRACEME in another, in a separate
+    host process (the monitor ignores its own process); returns that process's pid."""
+    proc = subprocess.Popen([sys.executable, "-c", PTRACE, run_id])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
+def record(out: Path) -> None:
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.engine.lab import build_busybox_image
+    from dockward.monitor import MonitorConfig, run_live
+
+    api = connect(resolve_endpoint())
+    image = "dockward-lab/busybox:1.0"
+    build_busybox_image(api, image)
+    for c in api.containers(all=True, filters={"label": "dockward.test=dwfalco"}):
+        with contextlib.suppress(Exception):
+            api.remove_container(c["Id"], force=True)
+    run_id = uuid.uuid4().hex[:6]
+    raw = out.with_suffix(".all.jsonl")
+    cfg = MonitorConfig(
+        outputs=("file:/dev/null",), spool_dir="/tmp/dwfalco-record-spool", record=str(raw)
+    )
+    stop, ready = threading.Event(), threading.Event()
+    t = threading.Thread(target=run_live, args=(cfg, api, stop, lambda m: ready.set()))
+    t.start()
+    ready.wait(30)
+    names = [f"{PREFIX}-app-{run_id}", f"{PREFIX}-mod-{run_id}", f"{PREFIX}-adm-{run_id}"]
+    _run(api, image, names[0])
+    _run(api, image, names[1], cap_add=["SYS_MODULE"])
+    _run(api, image, names[2], cap_add=["SYS_ADMIN"])
+    time.sleep(1.5)
+    _exec(api, names[0], APP)
+    tty = api.exec_create(names[0], ["sh", "-c", "true"], tty=True)  # a terminal shell
+    api.exec_start(tty["Id"], tty=True)
+    _exec(api, names[1], PRIVILEGED_WORK)
+    _exec(api, names[2], PRIVILEGED_WORK)
+    tracer = _ptrace_on_host(run_id)
+    time.sleep(2.0)
+    stop.set()
+    t.join(30)
+    for name in names:
+        with contextlib.suppress(Exception):
+            api.remove_container(name, force=True)
+    keep = []
+    for line in raw.read_text().splitlines():
+        ev = json.loads(line)
+        ours = run_id in str(ev.get("container.name") or "")
+        tracer_side = tracer in (ev.get("proc.pid"), ev.get("proc.ppid"))
+        if ours or (ev.get("evt.type") == "ptrace" and tracer_side):
+            ev.pop("container.labels", None)
+            keep.append(json.dumps(ev, sort_keys=True))
+    out.write_text("\n".join(keep) + "\n")
+    raw.unlink()
+
+
+if __name__ == "__main__":
+    record(Path(sys.argv[1]))
