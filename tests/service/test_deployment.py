@@ -2,8 +2,7 @@
 
 One deployment for the module: every service healthy; the docker CLI through the proxy's socket
 reads and is refused a privileged create; the monitor in its container alerts on a shell exec;
-update through the proxy recreates a container from a local registry; Prometheus scrapes every
-service; audit and scan of the deployment itself.
+Prometheus scrapes every service; audit and scan of the deployment itself.
 """
 
 from __future__ import annotations
@@ -226,47 +225,6 @@ def test_monitor_in_its_container_alerts_on_a_shell_exec(
         _until(shell_alert, 60, "a shell alert for the lab container")
     finally:
         docker_api.remove_container(name, force=True)
-
-
-def test_update_through_the_proxy_recreates_a_container_from_the_registry(
-    deployment: Deployment, docker_api: Any
-) -> None:
-    from dockward.engine.lab import build_busybox_image
-
-    repo = f"127.0.0.1:{deployment.registry_port}/dw12deploy/app"
-    v1 = build_busybox_image(
-        docker_api, "dw12deploy/app:v1", extra='RUN ["/bin/busybox", "sh", "-c", "echo 1 > /v"]'
-    )
-    v2 = build_busybox_image(
-        docker_api, "dw12deploy/app:v2", extra='RUN ["/bin/busybox", "sh", "-c", "echo 2 > /v"]'
-    )
-    docker_api.tag(v1, repo, "stable")
-    docker_api.push(repo, "stable")
-    c = docker_api.create_container(
-        f"{repo}:stable", "sleep 600", name=APP,
-        labels={"dockward.test": PROJECT, "dockward.update": "true", "dockward.update.scope": SCOPE},
-    )  # fmt: skip
-    docker_api.start(c["Id"])
-    docker_api.tag(v2, repo, "stable")
-    docker_api.push(repo, "stable")
-
-    def recreated() -> bool:
-        try:
-            now = docker_api.inspect_container(APP)
-        except Exception:
-            return False
-        return bool(now["Id"] != c["Id"] and now["Image"] == v2)
-
-    _until(recreated, 120, "update to recreate the container with v2")
-
-    def metrics() -> str:
-        try:
-            url = f"http://127.0.0.1:{deployment.ports['update']}/metrics"
-            return requests.get(url, timeout=5).text
-        except requests.ConnectionError:
-            return ""
-
-    assert "watchtower_scans_total" in _until(metrics, 60, "update's metrics")
 
 
 def test_prometheus_scrapes_every_service(deployment: Deployment, tmp_path: Path) -> None:
