@@ -33,8 +33,8 @@ from dockward.monitor.alert import Alert
 from dockward.monitor.dispatch import OutputWorker
 from dockward.monitor.loader import Priority
 from dockward.monitor.sinks import HttpSink, NotifySink
-from dockward.monitor.spool import Spool
 from dockward.notify import Note, build
+from dockward.notify.spool import Spool
 
 PORT = 15832
 LABEL = {"dockward.test": "dwnotify-bench"}

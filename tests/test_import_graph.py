@@ -1,8 +1,12 @@
 """The package's import graph: no circle anywhere, and the model imports nothing above it.
 
-Every executed import counts, also those inside functions: a lazy import hides a circle from
-the interpreter, not from the design. Imports under `if TYPE_CHECKING:` (annotations only, never
-executed) do not.
+Two graphs: one of modules, and one of dockward's first-level subpackages (a top-level module such
+as `dockward.errors` is a node of its own), where a package imports another when any of its
+modules does. Neither may hold a circle.
+
+Every executed import counts, also those inside functions and `importlib.import_module("...")`
+with a literal name: a lazy import hides a circle from the interpreter, not from the design.
+Imports under `if TYPE_CHECKING:` (annotations only, never executed) do not.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ import dockward
 ROOT = Path(dockward.__file__).resolve().parent
 # What model/ may import of dockward: itself, the leaf utilities and the error types.
 MODEL_MAY_IMPORT = ("dockward.model", "dockward.util", "dockward.errors")
+# Package-level circles accepted on purpose, as {frozenset of packages: reason}. None today:
+# add one only with the reason it cannot be broken.
+ALLOWED_PACKAGE_CYCLES: dict[frozenset[str], str] = {}
+# Who may import the rule catalogue, which imports the capabilities (lint, scan, policy, update,
+# fleet): the commands, and audit, whose --check/--skip selection speaks every rule id.
+CATALOG_USERS = ("dockward.cli", "dockward.audit")
 
 
 def _module_name(path: Path) -> str:
@@ -74,11 +84,40 @@ def import_graph() -> dict[str, set[str]]:
                     base = ".".join([*anchor, base] if base else anchor)
                 # `from pkg import sub` imports the module pkg.sub, `from pkg import name` pkg.
                 names = [f"{base}.{a.name}" for a in node.names]
+            elif (
+                isinstance(node, ast.Call)
+                and (
+                    (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                    or (isinstance(node.func, ast.Name) and node.func.id == "import_module")
+                )
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                names = [node.args[0].value]
             for name in names:
                 target = _resolve(name, modules)
                 if target is not None and target != mod:
                     graph[mod].add(target)
     return graph
+
+
+def package_of(module: str) -> str:
+    """The first-level subpackage (or top-level module) of dockward that `module` belongs to."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Packages, and the packages their modules import (the package root `dockward` left out)."""
+    out: dict[str, set[str]] = {}
+    for mod, targets in graph.items():
+        if mod == "dockward":
+            continue
+        src = package_of(mod)
+        out.setdefault(src, set()).update(
+            package_of(t) for t in targets if t != "dockward" and package_of(t) != src
+        )
+    return out
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -111,6 +150,22 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycle_between_modules() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = package_graph(import_graph())
+    for members in ALLOWED_PACKAGE_CYCLES:  # an accepted circle: cut its edges back into it
+        for pkg in members:
+            graph[pkg] -= members
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_the_catalogue_is_imported_only_from_above() -> None:
+    # dockward.catalog imports the capabilities, so a capability importing it closes a circle.
+    users = {mod for mod, targets in import_graph().items() if "dockward.catalog" in targets}
+    assert users, "the test must see the commands importing the catalogue"
+    assert all(u.startswith(CATALOG_USERS) for u in users), sorted(users)
 
 
 def test_model_imports_nothing_above_it() -> None:
@@ -154,3 +209,20 @@ def test_the_graph_sees_function_level_imports() -> None:
     assert "dockward.specs.values" in graph["dockward.lint.dfrules.compose"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_package_graph_sees_what_the_module_graph_sees() -> None:
+    # The test can fail: the proxy judges with the policy, and the policy's scan source is
+    # imported through importlib; a circle between two packages shows in the package graph.
+    graph = import_graph()
+    assert "dockward.scan" in graph["dockward.policy.vulns"]
+    packages = package_graph(graph)
+    assert "dockward.policy" in packages["dockward.proxy"]
+    assert "dockward.proxy" not in packages["dockward.policy"]
+    assert package_graph({"dockward.a.x": {"dockward.b.y"}, "dockward.b.y": set()}) == {
+        "dockward.a": {"dockward.b"},
+        "dockward.b": set(),
+    }
+    assert find_cycle(
+        package_graph({"dockward.a.x": {"dockward.b.y"}, "dockward.b.y": {"dockward.a"}})
+    ) == ["dockward.a", "dockward.b", "dockward.a"]

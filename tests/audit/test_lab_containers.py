@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from dockward.catalog import default_rules
 from dockward.engine.lab import build_busybox_image
-from dockward.rules import default_rules
 from tests.audit.lab import LAB, LAB_CONTAINERS, build_lab
 from tests.conftest import run_cli
 

@@ -42,7 +42,7 @@ def test_env_twin_for_host() -> None:
 def test_internal_error_is_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import dockward.rules as rules_cli
+    import dockward.catalog as rules_cli
 
     def boom(*_a: Any) -> None:
         raise RuntimeError("kaput")

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from dockward import specs
+from dockward.catalog import default_rules
 from dockward.errors import InputError
 from dockward.lint import ComposeProject, load_compose
 from dockward.lint.containers import lint_compose_service
 from dockward.lint.interpolate import interpolate, parse_env_file
 from dockward.model import Mount, PortBinding, Status
-from dockward.rules import default_rules
 
 CORPUS = Path(__file__).parent / "corpus" / "compose"
 MERGE = CORPUS / "merge-extends"

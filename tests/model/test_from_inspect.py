@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from dockward import specs
+from dockward.catalog import default_rules
 from dockward.model import ContainerSpec, DaemonSpec, ImageSpec, Mount, PortBinding
 from dockward.model.container import SecurityOptions
-from dockward.rules import Context, default_rules, run_check
+from dockward.rules import Context, run_check
 from tests.conftest import FIXTURES
 
 ENGINE = FIXTURES / "engine"

@@ -17,7 +17,7 @@ from dockward.monitor.dispatch import OutputWorker
 from dockward.monitor.loader import Priority
 from dockward.monitor.outputs import make_sink
 from dockward.monitor.sinks import FileSink, SinkError
-from dockward.monitor.spool import Spool
+from dockward.notify.spool import Spool
 from tests.monitor.conftest import HTTP_PORT_DOWN, Receiver, Rsyslog, wait_for
 
 
@@ -62,7 +62,7 @@ def test_syslog_rfc5424_reaches_rsyslog(rsyslog: Rsyslog, transport: str) -> Non
 def test_syslog_tls_reaches_rsyslog(rsyslog: Rsyslog) -> None:
     if rsyslog.tls is None:
         pytest.fail(
-            "rsyslog has no openssl stream driver (scripts/setup.sh installs rsyslog-openssl)"
+            "rsyslog has no openssl stream driver (scripts/setup.sh --test installs rsyslog-openssl)"
         )
     a = alert(container="c-tls")
     send_one(f"syslog+tls://localhost:{rsyslog.tls}?ca={rsyslog.ca}&format=json", a)

@@ -25,8 +25,8 @@ from dockward.monitor.dispatch import Dispatcher, OutputWorker
 from dockward.monitor.procconn import parse_messages
 from dockward.monitor.service import Monitor, healthcheck_command
 from dockward.monitor.sources import FalcoJsonSource, docker_event
-from dockward.monitor.spool import Spool
 from dockward.monitor.throttle import Throttle
+from dockward.notify.spool import Spool
 from tests.monitor.conftest import wait_for
 
 

@@ -10,9 +10,9 @@ import docker.errors
 import pytest
 
 from dockward.errors import ConfigError
+from dockward.policy.routes import match_request
 from dockward.proxy.authz import Caller, CompatAuthorizer, CompatSettings
 from dockward.proxy.paths import parse_target
-from dockward.proxy.routes import match_request
 from tests.proxy.conftest import PREFIX, RunningProxy, api_through
 
 

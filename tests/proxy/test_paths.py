@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dockward.policy.routes import match_route
 from dockward.proxy.paths import PathError, parse_target
-from dockward.proxy.routes import match_route
 
 
 @pytest.mark.parametrize(

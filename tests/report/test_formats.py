@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from dockward.audit import build_report
+from dockward.catalog import default_rules
 from dockward.errors import DockwardError, InputError
 from dockward.model import Location, Report, Result, Status
 from dockward.report import FORMATTERS, render, report_from_json
 from dockward.report.jsonfmt import merge_reports
-from dockward.rules import default_rules
 from dockward.rules.container import hardened_example
 from dockward.rules.daemon import example_snapshot
 from tests.conftest import run_cli
@@ -144,7 +144,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.chromium
 @pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (scripts/setup.sh installs it)"
+    CHROMIUM is None, reason="needs Debian's chromium (scripts/setup.sh --test installs it)"
 )
 def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
     page = tmp_path / "report.html"

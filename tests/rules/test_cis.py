@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from dockward.catalog import all_rules, default_rules
 from dockward.errors import UsageError
 from dockward.model.finding import Report, Result, Status
 from dockward.report import render
-from dockward.rules import all_rules, default_rules
 from dockward.rules.cis import VERSIONS, benchmark, cis_ids, parse_version, renumber
 from tests.conftest import run_cli
 

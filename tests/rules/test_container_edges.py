@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dockward.catalog import default_rules
 from dockward.model import Mount, Status
-from dockward.rules import Context, default_rules, run_check
+from dockward.rules import Context, run_check
 from dockward.rules.container import hardened_example
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from dockward.catalog import all_rules, default_rules
 from dockward.model.finding import Severity
 from dockward.monitor.loader import RuleBook
 from dockward.policy.model import DEFAULT_DENY, RULE_ALIASES, parse_policy
-from dockward.rules import all_rules, default_rules
 from dockward.rules.groups import GROUPS, falco_list_name, members
 from dockward.rules.registry import RuleEntry
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dockward.catalog import default_rules
 from dockward.model import Severity, Status
-from dockward.rules import Context, RuleSet, default_rules, run_check
+from dockward.rules import Context, RuleSet, run_check
 from dockward.rules.registry import DuplicateRuleError, Pass, RuleEntry
 
 ENTRIES = list(default_rules())

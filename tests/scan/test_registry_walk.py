@@ -17,26 +17,41 @@ from tests.update.conftest import _start_registry, _stop
 PORT = 15914
 
 
-def _push(docker_api: Any, image: str, target: str) -> None:
-    repo, tag = target.rsplit(":", 1)
-    docker_api.tag(image, repo, tag)
-    try:
-        for line in docker_api.push(repo, tag=tag, stream=True, decode=True):
-            if "error" in line:
-                raise RuntimeError(line["error"])
-    finally:
-        docker_api.remove_image(target)
+def _push(archive: Path, target: str) -> None:
+    """Copy a `docker save` archive to the registry with skopeo: no tag is added to the shared
+    daemon's images (other tests compare their repo tags)."""
+    import subprocess
+
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--dest-tls-verify=false",
+            f"docker-archive:{archive}",
+            f"docker://{target}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
-def walk_registry(docker_api: Any, fixture_image: dict[str, Any], lab_image: str) -> Iterator[str]:
+def walk_registry(
+    docker_api: Any,
+    fixture_image: dict[str, Any],
+    lab_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     proc, root = _start_registry(PORT)
     host = f"127.0.0.1:{PORT}"
+    lab_archive = tmp_path_factory.mktemp("walk") / "lab.tar"
+    lab_archive.write_bytes(b"".join(docker_api.get_image(lab_image)))
     try:
         for target in ("walk/app:1", "walk/app:latest", "walk/copy:1"):
-            _push(docker_api, fixture_image["ref"], f"{host}/{target}")
-        _push(docker_api, lab_image, f"{host}/walk/busy:1")
-        _push(docker_api, lab_image, f"{host}/other/busy:1")
+            _push(fixture_image["archive"], f"{host}/{target}")
+        _push(lab_archive, f"{host}/walk/busy:1")
+        _push(lab_archive, f"{host}/other/busy:1")
         yield host
     finally:
         _stop(proc, root)

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from dockward import specs
+from dockward.catalog import default_rules
 from dockward.lint.compose import load_compose
 from dockward.lint.engine import LintOptions, lint_compose, lint_run_line
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Status
 from dockward.policy.admission import ImageGate, judge_request, refusals
 from dockward.policy.model import parse_policy
-from dockward.rules import default_rules
 from dockward.specs.tables import COMPOSE_KEYS, RUN_FLAGS, Setting
 from tests.conftest import FIXTURES, run_cli
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from dockward import specs
+from dockward.catalog import default_rules
 from dockward.errors import DockwardError, InputError, UsageError
 from dockward.model.finding import Severity
-from dockward.rules import default_rules
 from dockward.rules.registry import RuleSet
 from dockward.update import (
     Candidate,

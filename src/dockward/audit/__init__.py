@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dockward import __version__
+from dockward.catalog import default_rules
 from dockward.config import Config, Waiver
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Report, ReportExtra, Result, Status
 from dockward.model.host import HostSnapshot
-from dockward.rules import Context, RuleEntry, RuleSet, default_rules, run_check
+from dockward.rules import Context, RuleEntry, RuleSet, run_check
 from dockward.rules.registry import Skip, to_result
 
 IGNORE_LABEL = "dockward.ignore"

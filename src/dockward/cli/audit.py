@@ -92,11 +92,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dockward.audit import Selection, build_report, select
+    from dockward.catalog import default_rules
     from dockward.config import load_config
     from dockward.engine import collect_snapshot, connect, resolve_endpoint
     from dockward.errors import ConnectionFailed
     from dockward.fleet import FleetHost, run_fleet_sharded
-    from dockward.rules import default_rules
     from dockward.rules.cis import renumber
     from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
         reports: dict[FleetHost, Report] = {}
         errors: dict[FleetHost, tuple[str, int]] = {}
-        rules: dict[str, Any] = {}
+        shared: dict[str, Any] = {}  # one copy of each rule over the workers' reports
         with store.batch("audit") if store is not None else _no_batch() as batch:
             outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
             for n, outcome in enumerate(outcomes, 1):
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                     say(f"{n}/{len(hosts)} hosts")
                 if outcome.value is not None:
                     reports[outcome.host] = (
-                        _shared_rules(outcome.value, rules) if workers > 1 else outcome.value
+                        _shared_rules(outcome.value, shared) if workers > 1 else outcome.value
                     )
                 else:
                     errors[outcome.host] = (outcome.error, outcome.attempts)

@@ -98,9 +98,9 @@ def _session(policy: Policy, path: str, gate: ImageGate) -> list[Result]:
 
     from dockward.policy import checks
     from dockward.policy.admission import QUERY_ROUTES
+    from dockward.policy.routes import match_request
     from dockward.proxy.authz import Caller, PolicyAuthorizer
     from dockward.proxy.paths import PathError, parse_target
-    from dockward.proxy.routes import match_request
 
     try:
         lines = Path(path).read_text().splitlines()

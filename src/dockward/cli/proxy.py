@@ -97,7 +97,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.routes:
-        from dockward.proxy.routes import STDIN_ROUTES
+        from dockward.policy.routes import STDIN_ROUTES
 
         writes = set(STDIN_ROUTES.values())
         for r in ROUTES:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from dockward.rules import all_rules
+    from dockward.catalog import all_rules
     from dockward.rules.cis import cis_ids, renumber
 
     version = getattr(args, "cis_version", None) or os.environ.get("DOCKWARD_CIS_VERSION", "1.8.0")

@@ -24,6 +24,7 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from dockward import notify
+from dockward.catalog import default_rules
 from dockward.cli._service import add_metrics_option
 from dockward.cli.common import (
     EXIT_FINDINGS,
@@ -42,7 +43,6 @@ from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
 from dockward.registry import insecure_hosts
-from dockward.rules import default_rules
 from dockward.service.health import Health
 from dockward.service.http import MetricsServer
 from dockward.update import (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dockward.monitor.alert import Alert
 from dockward.monitor.sinks import Sink, SinkError
-from dockward.monitor.spool import Spool
+from dockward.notify.spool import Spool
 
 BATCH = 200
 

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dockward.monitor.runner import summary_of
 from dockward.monitor.service import Monitor
-from dockward.service.health import Health
 
 
 def _items(d: dict[Any, Any]) -> list[tuple[Any, Any]]:
@@ -96,7 +95,16 @@ class MonitorCollector(Collector):
         yield depth
 
 
-def monitor_health(health: Health, monitor: Monitor, client: Any | None) -> None:
+class HealthChecks(Protocol):
+    """Where liveness checks go (`dockward.service.Health`): the monitor names its threads and
+    checks without importing the service layer that serves them."""
+
+    def add(self, name: str, check: Callable[[], tuple[bool, str]]) -> None: ...
+
+    def add_thread(self, name: str, thread: threading.Thread | None) -> None: ...
+
+
+def monitor_health(health: HealthChecks, monitor: Monitor, client: Any | None) -> None:
     """Alive: the detector, every output worker, every source's reader, and the engine."""
     health.add_thread("detector", monitor.detector)
     for w in monitor.dispatcher.workers:

@@ -21,7 +21,7 @@ from dockward.monitor.sinks import (
     SyslogSink,
     SyslogTarget,
 )
-from dockward.monitor.spool import Spool
+from dockward.notify.spool import Spool
 
 OUTPUT_HELP = (
     "stdout | json (stdout, JSON lines) | file:PATH | syslog[+udp|+tcp|+tls]://HOST:PORT"

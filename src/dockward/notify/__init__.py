@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TextIO
 
 from dockward.errors import UsageError
-from dockward.monitor.spool import Spool
 from dockward.notify.destinations import (
     AppriseDestination,
     Destination,
@@ -21,6 +20,7 @@ from dockward.notify.destinations import (
     coalesce,
     parse_destination,
 )
+from dockward.notify.spool import Spool
 from dockward.notify.urls import redact, to_apprise
 from dockward.notify.worker import Notifications, NotifyStats, NotifyWorker, RateLimit
 

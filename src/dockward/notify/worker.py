@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dockward.monitor.spool import Spool
 from dockward.notify.destinations import Destination, Note, NotifyError
+from dockward.notify.spool import Spool
 
 MAX_BATCH = 50
 

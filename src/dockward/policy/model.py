@@ -19,7 +19,7 @@ import yaml
 
 from dockward.errors import ConfigError
 from dockward.model.finding import ReportExtra, Severity
-from dockward.proxy.routes import ROUTE_NAMES
+from dockward.policy.routes import ROUTE_NAMES
 from dockward.rules.container import rules as container_rules
 from dockward.rules.groups import GROUPS, members
 

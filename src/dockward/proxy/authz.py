@@ -12,8 +12,8 @@ from typing import Protocol
 from dockward.errors import ConfigError
 from dockward.policy.admission import BODY_ROUTES, QUERY_ROUTES
 from dockward.policy.model import Admission, ClientRule, ContainerScope, Policy
+from dockward.policy.routes import Match
 from dockward.proxy.paths import Target
-from dockward.proxy.routes import Match
 
 
 @dataclass(frozen=True, slots=True)

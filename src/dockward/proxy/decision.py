@@ -16,10 +16,10 @@ from urllib.parse import quote
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
 from dockward.policy.model import ContainerScope
+from dockward.policy.routes import Match, match_request
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import ClientConn
 from dockward.proxy.paths import PathError, Target, parse_target
-from dockward.proxy.routes import Match, match_request
 from dockward.specs.gojson import BodyError, GoObject, loads
 
 

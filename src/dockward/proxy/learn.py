@@ -20,9 +20,9 @@ from pathlib import Path
 from dockward.errors import ConfigError
 from dockward.policy.admission import BODY_ROUTES, ImageGate, judge_request, refusals
 from dockward.policy.model import DEFAULT_DENY, Admission, ImagePolicy
+from dockward.policy.routes import Match
 from dockward.proxy.authz import Caller, Verdict
 from dockward.proxy.paths import Target
-from dockward.proxy.routes import Match
 from dockward.specs.bodies import container_from_create_body
 from dockward.specs.gojson import BodyError, loads, obj
 

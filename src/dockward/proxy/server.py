@@ -16,13 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from dockward.policy.admission import ImageGate
+from dockward.policy.routes import STREAMING_ROUTES, Mode
 from dockward.proxy.audit import DecisionLog
 from dockward.proxy.authz import Authorizer, Caller
 from dockward.proxy.decision import caller_of, decide
 from dockward.proxy.framing import READ_SIZE, ClientConn, Close, keep_alive
 from dockward.proxy.learn import Learner
 from dockward.proxy.relay import Outgoing, Relay, Upstream
-from dockward.proxy.routes import STREAMING_ROUTES, Mode
 
 # Kept importable from here for older callers.
 __all__ = ["READ_SIZE", "ProxyServer", "peer_caller", "serve_sockets", "start_listeners"]
