@@ -157,7 +157,7 @@ def start_haproxy(tmp: Path) -> subprocess.Popen[bytes] | None:
     )
     if binary is None:
         print(
-            "haproxy not installed: skipping that column (scripts/setup.sh installs it)",
+            "haproxy not installed: skipping that column (scripts/setup.sh --test installs it)",
             file=sys.stderr,
         )
         return None

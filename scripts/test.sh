@@ -2,7 +2,7 @@
 # The test command: install everything, start dockerd, run ruff, mypy and the whole pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 scripts/start-dockerd.sh
 echo "== ruff"
 .venv/bin/ruff check src tests bench

@@ -97,7 +97,7 @@ class Rsyslog:
 def rsyslog() -> Iterator[Rsyslog]:
     binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
     if not os.path.exists(binary):
-        pytest.fail("rsyslogd is not installed (scripts/setup.sh installs rsyslog)")
+        pytest.fail("rsyslogd is not installed (scripts/setup.sh --test installs rsyslog)")
     work = Path(tempfile.mkdtemp(prefix="dwmon-rsyslog-", dir="/tmp"))
     (work / "spool").mkdir()
     log = work / "received.log"

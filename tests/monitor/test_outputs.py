@@ -62,7 +62,7 @@ def test_syslog_rfc5424_reaches_rsyslog(rsyslog: Rsyslog, transport: str) -> Non
 def test_syslog_tls_reaches_rsyslog(rsyslog: Rsyslog) -> None:
     if rsyslog.tls is None:
         pytest.fail(
-            "rsyslog has no openssl stream driver (scripts/setup.sh installs rsyslog-openssl)"
+            "rsyslog has no openssl stream driver (scripts/setup.sh --test installs rsyslog-openssl)"
         )
     a = alert(container="c-tls")
     send_one(f"syslog+tls://localhost:{rsyslog.tls}?ca={rsyslog.ca}&format=json", a)

@@ -18,7 +18,9 @@ PREFIX = "dwharden"
 
 def build_probe_image(client: Any, tmp: Path) -> str:
     if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build the syscall probe (scripts/setup.sh installs it)")
+        pytest.fail(
+            "gcc is needed to build the syscall probe (scripts/setup.sh --test installs it)"
+        )
     binary = tmp / "syscall_probe"
     subprocess.run(["gcc", "-static", "-O2", "-o", str(binary), str(PROBE_SRC)], check=True)
     buf = io.BytesIO()

@@ -117,7 +117,7 @@ def registry() -> Iterator[str]:
     """Debian's docker-registry (distribution 2.8) on the prefix's port, storage under /tmp."""
     binary = shutil.which("docker-registry")
     if binary is None:
-        pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
+        pytest.skip("needs Debian's docker-registry (scripts/setup.sh --test installs it)")
     require_free_port(int(REGISTRY.rsplit(":", 1)[1]), "docker-registry")
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-registry-"))
     cfg = root / "config.yml"

@@ -144,7 +144,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.chromium
 @pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (scripts/setup.sh installs it)"
+    CHROMIUM is None, reason="needs Debian's chromium (scripts/setup.sh --test installs it)"
 )
 def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
     page = tmp_path / "report.html"

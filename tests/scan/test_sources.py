@@ -28,7 +28,7 @@ OPEN_PORT, AUTH_PORT, TOKEN_PORT, TOKEN_REGISTRY_PORT = 15400, 15401, 15402, 154
 def _skopeo() -> str:
     path = shutil.which("skopeo")
     if not path:
-        pytest.skip("skopeo is not installed (scripts/setup.sh installs it)")
+        pytest.skip("skopeo is not installed (scripts/setup.sh --test installs it)")
     return path
 
 
@@ -175,7 +175,7 @@ def registry() -> Iterator[dict[str, Any]]:
     """Two real registries on one storage dir: open on 15400, basic auth (htpasswd) on 15401."""
     binary = shutil.which("docker-registry")
     if not binary:
-        pytest.skip("docker-registry is not installed (scripts/setup.sh installs it)")
+        pytest.skip("docker-registry is not installed (scripts/setup.sh --test installs it)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt  # bcrypt through libxcrypt, as htpasswd would write it

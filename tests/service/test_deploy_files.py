@@ -33,7 +33,7 @@ def _root(tmp_path: Path, units: list[Path]) -> Path:
 
 def _verify(root: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
     if not shutil.which("systemd-analyze"):
-        pytest.fail("systemd-analyze is missing: scripts/setup.sh installs systemd")
+        pytest.fail("systemd-analyze is missing: scripts/setup.sh --test installs systemd")
     return subprocess.run(
         ["systemd-analyze", "verify", f"--root={root}", *names],
         cwd=root / "etc/systemd/system", capture_output=True, text=True, timeout=60,

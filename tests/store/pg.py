@@ -90,7 +90,9 @@ class Cluster:
 def start_cluster() -> Cluster:
     bindir = pg_bin()
     if bindir is None:
-        raise RuntimeError("PostgreSQL is not installed (scripts/setup.sh installs postgresql)")
+        raise RuntimeError(
+            "PostgreSQL is not installed (scripts/setup.sh --test installs postgresql)"
+        )
     clean_stale()
     root = Path(tempfile.mkdtemp(prefix=PREFIX))
     (root / "owner.pid").write_text(str(os.getpid()))

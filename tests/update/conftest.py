@@ -48,7 +48,7 @@ def _start_registry(
 ) -> tuple[subprocess.Popen[bytes], Path]:
     exe = shutil.which("docker-registry") or shutil.which("registry")
     if exe is None:
-        pytest.skip("needs Debian's docker-registry (scripts/setup.sh installs it)")
+        pytest.skip("needs Debian's docker-registry (scripts/setup.sh --test installs it)")
     require_free_port(port, "docker-registry")
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-registry-{port}-"))
     config = [

@@ -32,8 +32,9 @@ def add_workload_options(p: argparse.ArgumentParser, *, image_required: bool = F
     )
     g.add_argument(
         "--network",
-        default=env_default("NETWORK", "none"),
-        help="network for the trial containers (default none: loopback only) [DOCKWARD_NETWORK]",
+        default=env_default("NETWORK", ""),
+        help="network for the trial containers (default: the deployed container's or compose "
+        "service's network; none, loopback only, for --image) [DOCKWARD_NETWORK]",
     )
     kind = g.add_mutually_exclusive_group()
     kind.add_argument(
@@ -66,7 +67,7 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         user=args.user,
         probe=probe_argv(args.probe),
         duration=args.duration,
-        network=args.network,
+        network=args.network or "none",
     )
 
 

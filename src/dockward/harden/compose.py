@@ -79,6 +79,32 @@ def _build(
         raise DockwardError(f"building {tag} failed: {exc}") from exc
 
 
+def _network_exists(client: Any, name: str) -> bool:
+    try:
+        client.inspect_network(name)
+    except Exception:
+        return False
+    return True
+
+
+def service_network(
+    client: Any, project: str, config: Mapping[str, Any], say: Callable[[str], None]
+) -> str:
+    """The network a trial of this service joins: its `network_mode`, else its first network
+    as Compose names it (PROJECT_NAME, or the name itself when it is external) when it exists
+    on this host, else the default bridge (the service has a network; the trial gets one)."""
+    mode = str(config.get("network_mode") or "")
+    if mode and not mode.startswith("service:"):
+        return mode
+    networks = config.get("networks") or ["default"]
+    first = str(next(iter(networks)))
+    for name in (f"{project}_{first}", first):
+        if _network_exists(client, name):
+            return name
+    say(f"network {first} of the service is not on this host: trials use the default bridge")
+    return "bridge"
+
+
 def _has_image(client: Any, image: str) -> bool:
     try:
         client.inspect_image(image)
@@ -94,10 +120,13 @@ def workload_from_compose(
     *,
     probe: tuple[str, ...] = (),
     duration: float = 2.0,
-    network: str = "none",
+    network: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Workload, ContainerSpec]:
-    """The workload of `service` (the only one when empty) and its spec as declared."""
+    """The workload of `service` (the only one when empty) and its spec as declared.
+
+    Trials run as the service is deployed: its mounts and its network (`network` overrides).
+    """
     from dockward.lint import load_compose
 
     say = progress or (lambda _m: None)
@@ -130,7 +159,8 @@ def workload_from_compose(
             duration=duration,
             tmpfs=tmpfs,
             workdir=str(workdir) if workdir else "",
-            network=network,
+            network=network or service_network(client, project.name, svc.config, say),
+            mounts=tuple(m for m in spec.mounts if m.type in ("bind", "volume")),
             cap_add=spec.cap_add,
             sysctls=dict(spec.sysctls),
             devices=tuple(

@@ -28,7 +28,8 @@ from dockward.harden.runner import (
     started,
     state,
 )
-from dockward.model.container import DEFAULT_CAPABILITIES, ContainerSpec
+from dockward.harden.users import resolve_user
+from dockward.model.container import DEFAULT_CAPABILITIES, ContainerSpec, Mount
 from dockward.model.finding import Report, Result, Status
 from dockward.profiles.seccomp import dumps
 from dockward.rules.container import rules as container_rules
@@ -192,10 +193,15 @@ def harden(
         f"(peak {obs.peak_pids}), cpus 1"
     )
 
+    deployed_user = workload.user or before.user
+    if deployed_user and not root:
+        # A named user: its uid/gid from the image's /etc/passwd and /etc/group.
+        deployed_user = resolve_user(client, workload.image, deployed_user) or deployed_user
+
     def tmpfs_for(uid: str) -> dict[str, str]:
         # The tmpfs belongs to whoever runs the workload: the non-root user dockward chose, or
         # the deployed non-root user (a root-owned tmpfs breaks a writer owning its directories).
-        owner = f"uid={uid},gid={uid}" if uid else tmpfs_owner(workload.user or before.user)
+        owner = f"uid={uid},gid={uid}" if uid else tmpfs_owner(deployed_user)
         return {d: owner for d in tmpfs_targets(obs.written)}
 
     # Most workloads take every remaining setting at once: one run instead of four. Only when
@@ -348,6 +354,11 @@ def run_flags(s: Settings, seccomp_path: str) -> list[str]:
 
 def run_line(workload: Workload, s: Settings, seccomp_path: str) -> str:
     argv = ["docker", "run", "-d", *run_flags(s, seccomp_path)]
+    if workload.network not in ("", "none", "default"):
+        argv += ["--network", workload.network]
+    for m in workload.mounts:
+        ro = ":ro" if m.read_only else ""
+        argv += ["-v", f"{m.source}:{m.target}{ro}" if m.type == "bind" else f"{m.target}{ro}"]
     if workload.entrypoint is not None:
         argv += ["--entrypoint", workload.entrypoint[0] if workload.entrypoint else ""]
     argv.append(workload.image)
@@ -363,8 +374,26 @@ def workload_from_inspect(
     test = tuple(hc.get("Test") or ())
     if not probe and test and test[0] in ("CMD", "CMD-SHELL"):
         probe = test[1:] if test[0] == "CMD" else ("/bin/sh", "-c", *test[1:])
-    net = (data.get("HostConfig") or {}).get("NetworkMode") or "none"
     host = data.get("HostConfig") or {}
+    net = str(host.get("NetworkMode") or "none")
+    mounts = tuple(
+        Mount(
+            str(m.get("Type")),
+            str(m.get("Source") or ""),
+            str(m.get("Destination") or ""),
+            not m.get("RW", True),
+        )
+        for m in data.get("Mounts") or ()
+        if isinstance(m, dict) and m.get("Type") in ("bind", "volume") and m.get("Destination")
+    )
+    tmpfs = {str(k): str(v) for k, v in (host.get("Tmpfs") or {}).items()}
+    tmpfs.update(
+        {
+            str(m["Target"]): ""
+            for m in host.get("Mounts") or ()
+            if isinstance(m, dict) and m.get("Type") == "tmpfs" and m.get("Target")
+        }
+    )
     devices = tuple(
         f"{d.get('PathOnHost')}:{d.get('PathInContainer')}:{d.get('CgroupPermissions') or 'rwm'}"
         for d in host.get("Devices") or ()
@@ -382,4 +411,6 @@ def workload_from_inspect(
         probe=probe,
         duration=duration,
         network=network or net,
+        mounts=mounts,
+        tmpfs=tmpfs,
     )

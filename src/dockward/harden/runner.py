@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dockward.errors import DockwardError
+from dockward.model.container import Mount
 
 T = TypeVar("T")
 LABEL = "dockward.harden"
@@ -46,6 +47,9 @@ class Workload:
     cap_add: tuple[str, ...] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
     devices: tuple[str, ...] = ()  # "host:container:perms"
+    # Binds as deployed; volumes become fresh anonymous volumes of each trial (populated from
+    # the image like a new named volume), so a trial never writes into the deployed data.
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,19 @@ def remove_stale(client: Any, prefix: str) -> None:
         remove_container(client, c["Id"])
 
 
+def engine_mounts(mounts: tuple[Mount, ...]) -> list[dict[str, Any]]:
+    """HostConfig.Mounts of the deployed binds and (anonymous) volumes; tmpfs go elsewhere."""
+    out: list[dict[str, Any]] = []
+    for m in mounts:
+        if m.type == "bind":
+            out.append(
+                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            )
+        elif m.type == "volume":
+            out.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
+    return out
+
+
 @contextlib.contextmanager
 def started(
     client: Any,
@@ -178,6 +195,7 @@ def started(
         network_mode=workload.network or None,
         sysctls=dict(workload.sysctls) or None,
         devices=list(workload.devices) or None,
+        mounts=engine_mounts(workload.mounts) or None,
     )
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     all_labels = {LABEL: prefix, **(labels or {})}
