@@ -383,55 +383,67 @@ class Store:
     ) -> dict[int, tuple[list[Finding], list[Finding], list[tuple[Finding, Finding]], list[str]]]:
         """For each (current run, baseline run): the failing findings new in the current run,
         those fixed since the baseline, those whose severity changed (before, after), and the
-        targets newly vulnerable. The set differences run in the database (anti-joins on the
-        (run_id, rule_id, target) index): only what changed is read back, not both runs."""
+        targets newly vulnerable. The set differences (EXCEPT on the finding keys per pair) run
+        in the database, both runs read through the (run_id, rule_id, target) index: only what
+        changed is read back."""
         out: dict[
             int, tuple[list[Finding], list[Finding], list[tuple[Finding, Finding]], list[str]]
         ] = {}
-        failing = "{t}.status = 'fail' AND {t}.waived = ''"
         vuln_kinds = ", ".join(f"'{k}'" for k in VULN_KINDS)
         vuln_rules = ", ".join(f"'{r}'" for r in VULN_RULES)
-        vulnerable = f"({{t}}.kind IN ({vuln_kinds}) OR {{t}}.rule_id IN ({vuln_rules}))"
-        fn, fo = failing.format(t="n"), failing.format(t="o")
-        cols_n = ", ".join(f"n.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
-        cols_o = ", ".join(f"o.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
-        same_key = "o.rule_id = n.rule_id AND o.target = n.target"
+        vulnerable = f"(kind IN ({vuln_kinds}) OR rule_id IN ({vuln_rules}))"
+        cols = [c.strip() for c in _FINDING_COLUMNS.split(",")]
+        cols_f = ", ".join(f"f.{c}" for c in cols)
+        failing = "f.status = 'fail' AND f.waived = ''"
+        key = "f.rule_id = {k}.rule_id AND f.target = {k}.target"
+        # n and o are narrow (the keys and what is compared), each referenced several times:
+        # both engines materialise them once, read by index from the two runs of every pair.
+        # Full rows are read back only for what changed, by the (run_id, rule_id, target) index.
         body = (
-            f"SELECT 0, p.cur, {cols_n} FROM pairs p JOIN findings n ON n.run_id = p.cur "
-            f"WHERE {fn} AND NOT EXISTS (SELECT 1 FROM findings o WHERE o.run_id = p.base "
-            f"AND {same_key} AND {fo}) "
-            f"UNION ALL SELECT 1, p.cur, {cols_o} FROM pairs p JOIN findings o "
-            f"ON o.run_id = p.base WHERE {fo} AND NOT EXISTS (SELECT 1 FROM findings n "
-            f"WHERE n.run_id = p.cur AND {same_key} AND {fn}) "
-            f"UNION ALL SELECT 2, p.cur, {cols_o} FROM pairs p JOIN findings o "
-            f"ON o.run_id = p.base JOIN findings n ON n.run_id = p.cur AND {same_key} "
-            f"WHERE {fo} AND {fn} AND n.severity <> o.severity "
-            f"UNION ALL SELECT 3, p.cur, {cols_n} FROM pairs p JOIN findings o "
-            f"ON o.run_id = p.base JOIN findings n ON n.run_id = p.cur AND {same_key} "
-            f"WHERE {fo} AND {fn} AND n.severity <> o.severity "
-            f"UNION ALL SELECT 4, p.cur, {cols_n} FROM pairs p JOIN findings n "
-            f"ON n.run_id = p.cur WHERE {fn} AND {vulnerable.format(t='n')} AND NOT EXISTS "
-            f"(SELECT 1 FROM findings o WHERE o.run_id = p.base AND o.target = n.target "
-            f"AND {fo} AND {vulnerable.format(t='o')})"
+            ", n AS (SELECT p.cur, f.rule_id, f.target, f.severity, f.kind FROM pairs p "
+            f"JOIN findings f ON f.run_id = p.cur WHERE {failing}), "
+            "o AS (SELECT p.cur, f.rule_id, f.target, f.severity, f.kind FROM pairs p "
+            f"JOIN findings f ON f.run_id = p.base WHERE {failing}), "
+            "added AS (SELECT cur, rule_id, target FROM n "
+            "EXCEPT SELECT cur, rule_id, target FROM o), "
+            "gone AS (SELECT cur, rule_id, target FROM o "
+            "EXCEPT SELECT cur, rule_id, target FROM n), "
+            "changed AS (SELECT n.cur, n.rule_id, n.target FROM n JOIN o ON o.cur = n.cur "
+            "AND o.rule_id = n.rule_id AND o.target = n.target AND o.severity <> n.severity), "
+            f"vuln AS (SELECT cur, target FROM n WHERE {vulnerable} "
+            f"EXCEPT SELECT cur, target FROM o WHERE {vulnerable}) "
+            f"SELECT 0, a.cur, {cols_f} FROM added a JOIN findings f ON f.run_id = a.cur "
+            f"AND {key.format(k='a')} WHERE {failing} "
+            f"UNION ALL SELECT 1, g.cur, {cols_f} FROM gone g JOIN pairs p ON p.cur = g.cur "
+            f"JOIN findings f ON f.run_id = p.base AND {key.format(k='g')} WHERE {failing} "
+            f"UNION ALL SELECT 2, c.cur, {cols_f} FROM changed c JOIN pairs p ON p.cur = c.cur "
+            f"JOIN findings f ON f.run_id = p.base AND {key.format(k='c')} WHERE {failing} "
+            f"UNION ALL SELECT 3, c.cur, {cols_f} FROM changed c JOIN findings f "
+            f"ON f.run_id = c.cur AND {key.format(k='c')} WHERE {failing} "
+            f"UNION ALL SELECT 4, cur, {', '.join('0' if c == 'severity' else 'target' for c in cols)} "
+            "FROM vuln"
         )
         for start in range(0, len(pairs), 250):
             chunk = pairs[start : start + 250]
             values = ", ".join("(CAST(? AS BIGINT), CAST(? AS BIGINT))" for _ in chunk)
             params = [i for pair in chunk for i in pair]
-            rows = self._all(f"WITH pairs (cur, base) AS (VALUES {values}) {body}", params)
+            rows = self._all(f"WITH pairs (cur, base) AS (VALUES {values}){body}", params)
             parts: dict[int, list[dict[tuple[str, str], Finding]]] = {}
+            targets: dict[int, set[str]] = {}
             for row in rows:
-                cur = int(row[1])
-                part = parts.setdefault(cur, [{}, {}, {}, {}, {}])
+                cur, part = int(row[1]), int(row[0])
+                if part == 4:
+                    targets.setdefault(cur, set()).add(str(row[2]))
+                    continue
                 f = _finding(row[2:])
-                part[int(row[0])][f.key] = f
+                parts.setdefault(cur, [{}, {}, {}, {}])[part][f.key] = f
             for cur, _ in chunk:
-                new, fixed, before, after, vuln = parts.get(cur, [{}, {}, {}, {}, {}])
+                new, fixed, before, after = parts.get(cur, [{}, {}, {}, {}])
                 out[cur] = (
                     [new[k] for k in sorted(new)],
                     [fixed[k] for k in sorted(fixed)],
                     [(before[k], after[k]) for k in sorted(before.keys() & after.keys())],
-                    sorted({f.target for f in vuln.values()}),
+                    sorted(targets.get(cur, ())),
                 )
         return out
 
