@@ -197,12 +197,14 @@ def main() -> None:
         from dockward.store.drift import fleet_drift
 
         s = open_store(store)
-        t = time.perf_counter()
-        anchor = python_drift(s)
-        q_anchor = time.perf_counter() - t
-        t = time.perf_counter()
-        drifts = fleet_drift(s)
-        q = time.perf_counter() - t
+        q_anchor = q = float("inf")
+        for _ in range(3):  # alternating, best of three: the same cache state for both
+            t = time.perf_counter()
+            anchor = python_drift(s)
+            q_anchor = min(q_anchor, time.perf_counter() - t)
+            t = time.perf_counter()
+            drifts = fleet_drift(s)
+            q = min(q, time.perf_counter() - t)
         changed = sum(len(d.new) + len(d.fixed) for d in drifts)
         if anchor != [(d.new, d.fixed, d.changed, d.newly_vulnerable) for d in drifts]:
             raise SystemExit("the SQL drift differs from the Python comparison")
@@ -228,7 +230,7 @@ def main() -> None:
         cli = time.perf_counter() - t
         print(
             f"drift over {a.runs_per_host} runs/host x {len(drifts)} hosts ({rows} stored findings): "
-            f"query {q:.2f} s (set difference in SQL; anchor: both runs read and compared in "
+            f"query {q:.2f} s best of 3 (set difference in SQL; anchor: both runs read and compared in "
             f"Python {q_anchor:.2f} s, {q_anchor / q:.1f}x), `report --diff` end to end "
             f"{cli:.2f} s ({changed} changes)"
         )
