@@ -5,6 +5,8 @@ records every event while lab containers (and one host process) create symlinks 
 over sensitive files, open a packet socket, redirect a shell's stdio to a TCP connection, try to
 load a kernel module, write a cgroup release_agent, read /etc/shadow, and ptrace; each also does
 the harmless look-alike (the quiet case). Only this run's events are kept.
+`python -m tests.monitor.falco_scenario falco-events-shells.jsonl --shells` records only a web
+server (busybox httpd) whose CGI script starts a shell, and the same shell started by a shell.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ APP = (
     "echo quiet > /tmp/out; insmod /bin/busybox 2>/dev/null; "
     "exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
 )
+# A web server that spawns a shell (Run shell untrusted): busybox httpd runs a CGI script that
+# starts /bin/sh; the look-alike is the same shell started by a program that is no server.
+CGI = "#!/bin/sh\necho Content-Type: text/plain; echo; /bin/sh -c 'echo hi'\n"
+SHELLS = (
+    "mkdir -p /tmp/www/cgi-bin; printf '%s' \"$CGI\" > /tmp/www/cgi-bin/status; "
+    "chmod 755 /tmp/www/cgi-bin/status; (/bin/httpd -f -p 127.0.0.1:8088 -h /tmp/www &); sleep 0.5; "
+    "wget -q -O /dev/null http://127.0.0.1:8088/cgi-bin/status; "
+    "/bin/timeout 5 /bin/sh -c 'echo quiet'; sleep 0.5; true"
+)
 PRIVILEGED_WORK = (
     "insmod /bin/busybox 2>/dev/null; exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
 )
@@ -62,8 +73,8 @@ def _run(api: Any, image: str, name: str, **host: Any) -> str:
     return str(created["Id"])
 
 
-def _exec(api: Any, container: str, script: str) -> None:
-    ex = api.exec_create(container, ["sh", "-c", script])
+def _exec(api: Any, container: str, script: str, env: dict[str, str] | None = None) -> None:
+    ex = api.exec_create(container, ["sh", "-c", script], environment=env)
     api.exec_start(ex["Id"])
 
 
@@ -93,7 +104,7 @@ def _ptrace_on_host(run_id: str) -> int:
     return proc.pid
 
 
-def record(out: Path) -> None:
+def record(out: Path, shells: bool = False) -> None:
     from dockward.engine import connect, resolve_endpoint
     from dockward.engine.lab import build_busybox_image
     from dockward.monitor import MonitorConfig, run_live
@@ -113,23 +124,21 @@ def record(out: Path) -> None:
     t = threading.Thread(target=run_live, args=(cfg, api, stop, lambda m: ready.set()))
     t.start()
     ready.wait(30)
-    names = [f"{PREFIX}-app-{run_id}", f"{PREFIX}-mod-{run_id}", f"{PREFIX}-adm-{run_id}"]
-    _run(api, image, names[0])
-    _run(api, image, names[1], cap_add=["SYS_MODULE"])
-    _run(api, image, names[2], cap_add=["SYS_ADMIN"])
-    time.sleep(1.5)
-    _exec(api, names[0], APP)
-    tty = api.exec_create(names[0], ["sh", "-c", "true"], tty=True)  # a terminal shell
-    api.exec_start(tty["Id"], tty=True)
-    _exec(api, names[1], PRIVILEGED_WORK)
-    _exec(api, names[2], PRIVILEGED_WORK)
-    tracer = _ptrace_on_host(run_id)
-    time.sleep(2.0)
+    if shells:
+        names = [f"{PREFIX}-web-{run_id}"]
+        _run(api, image, names[0])
+        time.sleep(1.5)
+        _exec(api, names[0], SHELLS, {"CGI": CGI})
+        tracer = -1
+        time.sleep(2.0)
+    else:
+        tracer = _scenario(api, image, run_id)
     stop.set()
     t.join(30)
-    for name in names:
-        with contextlib.suppress(Exception):
-            api.remove_container(name, force=True)
+    for c in api.containers(all=True, filters={"label": "dockward.test=dwfalco"}):
+        if run_id in str(c.get("Names")):
+            with contextlib.suppress(Exception):
+                api.remove_container(c["Id"], force=True)
     keep = []
     for line in raw.read_text().splitlines():
         ev = json.loads(line)
@@ -142,5 +151,22 @@ def record(out: Path) -> None:
     raw.unlink()
 
 
+def _scenario(api: Any, image: str, run_id: str) -> int:
+    names = [f"{PREFIX}-app-{run_id}", f"{PREFIX}-mod-{run_id}", f"{PREFIX}-adm-{run_id}"]
+    _run(api, image, names[0])
+    _run(api, image, names[1], cap_add=["SYS_MODULE"])
+    _run(api, image, names[2], cap_add=["SYS_ADMIN"])
+    time.sleep(1.5)
+    _exec(api, names[0], APP)
+    tty = api.exec_create(names[0], ["sh", "-c", "true"], tty=True)  # a terminal shell
+    api.exec_start(tty["Id"], tty=True)
+    _exec(api, names[1], PRIVILEGED_WORK)
+    _exec(api, names[2], PRIVILEGED_WORK)
+    tracer = _ptrace_on_host(run_id)
+    time.sleep(2.0)
+    return tracer
+
+
 if __name__ == "__main__":
-    record(Path(sys.argv[1]))
+    # `--shells`: only the web server spawning a shell (falco-events-shells.jsonl)
+    record(Path(sys.argv[1]), shells="--shells" in sys.argv[2:])

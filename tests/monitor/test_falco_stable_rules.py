@@ -1,9 +1,10 @@
-"""Falco's stable rules file on dockward's engine: at least 20 of its 25 rules load; 14 of them
+"""Falco's stable rules file on dockward's engine: at least 20 of its 25 rules load; 15 of them
 fire on the real events recorded by falco_scenario.py and stay quiet on the harmless look-alikes
 recorded with them. Not exercised here: module loading (this kernel has no module support),
 the two open rules (they need the opener's fd.num, which a fast opener has closed already),
-execution from /dev/shm (Docker mounts it noexec), Run shell untrusted and System user
-interactive (no web server or system-user login in the lab)."""
+execution from /dev/shm (Docker mounts it noexec), System user interactive (no system-user login
+in the lab). Run shell untrusted fires on its own recording (falco_scenario.py --shells): busybox
+httpd runs a CGI script that starts /bin/sh; the same shell started by a shell stays quiet."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dockward.monitor.service import Monitor, read_events
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "monitor"
 STABLE = FIXTURES / "falco_rules.yaml"
 RECORDED = FIXTURES / "falco-events.jsonl"
+SHELLS = FIXTURES / "falco-events-shells.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +136,23 @@ def test_recorded_from_the_real_host() -> None:
     traced = [e for e in events if e.get("evt.type") == "ptrace"]
     attach = next(e for e in traced if e["evt.arg.request"] == "PTRACE_ATTACH")
     assert attach["evt.arg.pid"] > 1 and attach["container.id"] == "host"
+
+
+def test_run_shell_untrusted_fires_on_a_web_server_spawning_a_shell(engine: Any) -> None:
+    rule = "Run shell untrusted"
+    assert rule in {r.name for r in engine.rules}
+    monitor = Monitor(engine, Dispatcher([]))
+    fired: list[dict[str, Any]] = []
+    shells: list[dict[str, Any]] = []
+    for ev in read_events(SHELLS):
+        if ev.get("evt.type") == "execve" and ev.get("proc.name") == "sh":
+            shells.append(ev)
+        fired += [ev for alert in monitor.process(dict(ev)) if alert.rule == rule]
+    web = [e for e in shells if "httpd" in (e.get("proc.aname") or [])]
+    quiet = [e for e in shells if e.get("proc.cmdline") == "sh -c echo quiet"]
+    assert web and quiet, "the recording has the CGI's shell and the look-alike"
+    assert [e["proc.cmdline"] for e in fired] == ["sh -c echo hi"]
+    assert fired[0]["proc.pname"] == "status" and fired[0]["container.name"].startswith(
+        "dwfalco-web"
+    )
+    assert not any(e in fired for e in quiet)
