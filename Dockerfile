@@ -44,7 +44,7 @@ ENV PATH=/opt/dockward/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 USER 10001:10001
 WORKDIR /var/lib/dockward
 EXPOSE 9464
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
   CMD ["dockward", "health"]
 ENTRYPOINT ["dockward"]
 CMD ["--help"]

@@ -17,7 +17,9 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from dockward.model.finding import Report, Result, Rule, Severity, Status
-from dockward.service import Health, MetricsServer, ReportDir, RunMetrics, probe_health
+from dockward.service.health import Health
+from dockward.service.http import MetricsServer, probe_health
+from dockward.service.reports import ReportDir, RunMetrics
 from tests.conftest import REPO, kill_after, run_cli
 
 

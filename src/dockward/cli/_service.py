@@ -78,8 +78,10 @@ def run_maybe_scheduled(
         raise UsageError("--interval/--schedule need --report-dir (where the reports go)")
     from prometheus_client import CollectorRegistry
 
-    from dockward.service import Health, MetricsServer, ReportDir, RunMetrics, stop_on_signals
-    from dockward.service.reports import run_on_schedule
+    from dockward.service.health import Health
+    from dockward.service.http import MetricsServer
+    from dockward.service.reports import ReportDir, RunMetrics, run_on_schedule
+    from dockward.service.signals import stop_on_signals
 
     reports = ReportDir(args.report_dir, command, args.keep)
     threshold = fail_threshold(args.fail_on)

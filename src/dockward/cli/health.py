@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dockward.service import probe_health
+    from dockward.service.http import probe_health
 
     ok, text = probe_health(args.metrics_listen, args.timeout)
     sys.stdout.write(text + "\n")

@@ -317,7 +317,8 @@ def run(args: argparse.Namespace) -> int:
             from prometheus_client import CollectorRegistry
 
             from dockward.monitor.metrics import MonitorCollector, monitor_health
-            from dockward.service import Health, MetricsServer
+            from dockward.service.health import Health
+            from dockward.service.http import MetricsServer
 
             registry = CollectorRegistry(auto_describe=True)
             registry.register(MonitorCollector(monitor))
@@ -328,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
 
     if args.metrics_listen:
-        from dockward.service import parse_metrics_listen
+        from dockward.service.http import parse_metrics_listen
 
         parse_metrics_listen(args.metrics_listen)  # a bad address fails before any source opens
     try:

@@ -43,7 +43,8 @@ from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Report, Severity, Status
 from dockward.notify.gotemplate import Template
 from dockward.registry import insecure_hosts
-from dockward.service import Health, MetricsServer
+from dockward.service.health import Health
+from dockward.service.http import MetricsServer
 from dockward.update import (
     ContainerRulesGate,
     CredentialStore,

@@ -1,21 +1,31 @@
 """Service mode: what every long-running command shares.
 
-`/healthz` (each source and upstream alive) and Prometheus `/metrics` on `--metrics-listen`,
-reports kept in a directory on a schedule, and SIGTERM handling.
+`/healthz` (each source and upstream alive) and Prometheus `/metrics` on `--metrics-listen`
+(`http`, `health`), reports kept in a directory on a schedule (`reports`), SIGTERM handling
+(`signals`). Import the submodule you need: `dockward health`, the image's HEALTHCHECK, must
+start fast, so this package imports nothing.
 """
 
-from dockward.service.health import Health, HealthCheck
-from dockward.service.http import MetricsServer, parse_metrics_listen, probe_health
-from dockward.service.reports import ReportDir, RunMetrics
-from dockward.service.signals import stop_on_signals
+from __future__ import annotations
 
-__all__ = [
-    "Health",
-    "HealthCheck",
-    "MetricsServer",
-    "ReportDir",
-    "RunMetrics",
-    "parse_metrics_listen",
-    "probe_health",
-    "stop_on_signals",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Health": "health",
+    "HealthCheck": "health",
+    "MetricsServer": "http",
+    "parse_metrics_listen": "http",
+    "probe_health": "http",
+    "ReportDir": "reports",
+    "RunMetrics": "reports",
+    "stop_on_signals": "signals",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, each imported from its submodule on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -11,12 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dockward.errors import ConfigError, DockwardError, UsageError
 from dockward.model.finding import Report, Severity
-from dockward.update.schedule import Schedule
+
+if TYPE_CHECKING:
+    from dockward.update.schedule import Schedule
 
 _NAME = re.compile(r"^(?P<cmd>[a-z]+)-(?P<stamp>\d{8}T\d{6}(?:\.\d+)?Z)\.(?:json|html)$")
 
