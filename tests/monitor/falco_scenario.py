@@ -104,7 +104,57 @@ def _ptrace_on_host(run_id: str) -> int:
     return proc.pid
 
 
-def record(out: Path, shells: bool = False) -> None:
+SSHD_CONFIG = """Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host
+AuthorizedKeysFile {d}/keys/%u
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PidFile {d}/sshd.pid
+"""
+
+
+def _ssh_logins() -> int:
+    """A host sshd (openssh-server) on a free loopback port; `nobody` (a system user) logs in
+    with a key and runs a command (its shell, nologin, is what sshd starts), then root does the
+    same (the quiet case: no system user). Returns the listener's pid."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="dwfalco-sshd-")
+    os.chmod(d, 0o755)
+    os.mkdir(f"{d}/keys")
+    for key in ("host", "client"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/{key}"], check=True
+        )
+    pub = Path(f"{d}/client.pub").read_text()
+    for user in ("nobody", "root"):
+        Path(f"{d}/keys/{user}").write_text(pub)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    Path(f"{d}/sshd_config").write_text(SSHD_CONFIG.format(port=port, d=d))
+    os.makedirs("/run/sshd", exist_ok=True)
+    subprocess.run(["/usr/sbin/sshd", "-f", f"{d}/sshd_config", "-E", f"{d}/log"], check=True)
+    time.sleep(0.5)
+    pid = int(Path(f"{d}/sshd.pid").read_text())
+    opts = ["-i", f"{d}/client", "-p", str(port), "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"]  # fmt: skip
+    for login, cmd in (("nobody", "id"), ("root", "true")):
+        subprocess.run(["ssh", *opts, f"{login}@127.0.0.1", cmd], timeout=20, capture_output=True)
+    time.sleep(0.5)
+    os.kill(pid, 15)
+    shutil.rmtree(d, ignore_errors=True)
+    return pid
+
+
+def record(out: Path, shells: bool = False, logins: bool = False) -> None:
     from dockward.engine import connect, resolve_endpoint
     from dockward.engine.lab import build_busybox_image
     from dockward.monitor import MonitorConfig, run_live
@@ -124,7 +174,12 @@ def record(out: Path, shells: bool = False) -> None:
     t = threading.Thread(target=run_live, args=(cfg, api, stop, lambda m: ready.set()))
     t.start()
     ready.wait(30)
-    if shells:
+    sshd = -1
+    if logins:
+        tracer = -1
+        sshd = _ssh_logins()
+        time.sleep(1.0)
+    elif shells:
         names = [f"{PREFIX}-web-{run_id}"]
         _run(api, image, names[0])
         time.sleep(1.5)
@@ -144,7 +199,9 @@ def record(out: Path, shells: bool = False) -> None:
         ev = json.loads(line)
         ours = run_id in str(ev.get("container.name") or "")
         tracer_side = tracer in (ev.get("proc.pid"), ev.get("proc.ppid"))
-        if ours or (ev.get("evt.type") == "ptrace" and tracer_side):
+        # what sshd itself started (the login's command; not root's shell start-up files)
+        below_sshd = sshd in (ev.get("proc.apid") or ()) and ev.get("proc.pname") == "sshd"
+        if ours or below_sshd or (ev.get("evt.type") == "ptrace" and tracer_side):
             ev.pop("container.labels", None)
             keep.append(json.dumps(ev, sort_keys=True))
     out.write_text("\n".join(keep) + "\n")
@@ -169,4 +226,5 @@ def _scenario(api: Any, image: str, run_id: str) -> int:
 
 if __name__ == "__main__":
     # `--shells`: only the web server spawning a shell (falco-events-shells.jsonl)
-    record(Path(sys.argv[1]), shells="--shells" in sys.argv[2:])
+    # `--logins`: only ssh logins to a host sshd, of nobody and of root (falco-events-logins.jsonl)
+    record(Path(sys.argv[1]), shells="--shells" in sys.argv[2:], logins="--logins" in sys.argv[2:])
