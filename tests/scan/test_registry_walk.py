@@ -196,3 +196,55 @@ def test_attached_scan_answers_policy_check_on_a_host_that_never_scanned(
         timeout=300,
     )
     assert json.loads(again.out)["extra"]["registry"]["tags"] == 4
+    _proxy_gate_reads_attached_scans(f"{walk_registry}/walk/busy:1", tmp_path)
+
+
+def _create_through(proxy_socket: str, image: str) -> tuple[int, str]:
+    """POST /containers/create through the proxy: (status, body)."""
+    import http.client
+    import socket
+
+    class Unix(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(30)
+            self.sock.connect(proxy_socket)
+
+    conn = Unix("localhost")
+    body = json.dumps({"Image": image, "Cmd": ["true"], "Labels": {"dockward.test": "dwwalk"}})
+    conn.request("POST", "/v1.41/containers/create", body, {"Content-Type": "application/json"})
+    res = conn.getresponse()
+    out = (res.status, res.read().decode(errors="replace"))
+    conn.close()
+    return out
+
+
+def _proxy_gate_reads_attached_scans(image: str, tmp_path: Path) -> None:
+    """The proxy's image gate, like `policy check --registry-scans`: an image this host never
+    scanned is denied, unless the proxy opts in to the scan attached in its registry (the image
+    is not on the daemon: an admitted create reaches it and gets its 404)."""
+    from dockward.policy.admission import ImageGate
+    from dockward.policy.model import parse_policy
+    from dockward.policy.vulns import NoScanDB
+    from dockward.proxy.authz import PolicyAuthorizer
+    from dockward.proxy.runner import with_registry_scans
+    from tests.proxy.conftest import RunningProxy
+
+    policy = parse_policy(
+        {"default": {"allow": ["*"]}, "admission": {"images": {"fail_on_severity": "low"}}}
+    )
+    for opted_in in (False, True):
+        work = tmp_path / f"proxy-{opted_in}"
+        work.mkdir()
+        gate = ImageGate(vulns=NoScanDB("no local scan"))
+        proxy = RunningProxy(
+            PolicyAuthorizer(policy), work, gate=with_registry_scans(gate) if opted_in else gate
+        )
+        try:
+            status, body = _create_through(proxy.socket, image)
+        finally:
+            proxy.close()
+        if opted_in:
+            assert status == 404 and "No such image" in body, (status, body)
+        else:
+            assert status == 403 and "never scanned" in body, (status, body)

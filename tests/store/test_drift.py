@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from dockward.model.finding import Report, Result, Rule, Severity, Status
 from dockward.report.fleet import HostState, common_findings, rank_hosts, render_fleet_page
 from dockward.store import Store, open_store
-from dockward.store.drift import fleet_drift
+from dockward.store.drift import compare, fleet_drift
 from tests.conftest import run_cli
 
 PRIV = Rule("DW-C001", "Container is not privileged", Severity.CRITICAL, "container", "drop it")
@@ -41,9 +42,17 @@ def record(store: Store, t: float, **hosts: Report | str) -> str:
         return b.id
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "d.sqlite")
+    cluster = request.getfixturevalue("pg_cluster")
+    return str(cluster.create_db(f"dwd_{os.getpid()}_{abs(hash(tmp_path.name)) % 100000}"))
+
+
 @pytest.fixture
-def filled(tmp_path: Path) -> tuple[Store, str, float, str]:
-    path = str(tmp_path / "d.sqlite")
+def filled(store_url: str) -> tuple[Store, str, float, str]:
+    path = store_url
     store = open_store(path)
     now = time.time()
     first = record(
@@ -98,14 +107,47 @@ def test_diff_since_and_against_a_run(filled: tuple[Store, str, float, str]) -> 
     assert next(d for d in fleet_drift(store, baseline=first) if d.host == "a").baseline == base
 
 
-def test_fixed_findings_and_no_change(tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "f.sqlite"))
+def test_fixed_findings_and_no_change(store_url: str) -> None:
+    store = open_store(store_url)
     t = time.time()
     record(store, t - 100, a=rep("a", (PRIV, "container x"), (CVE, "image i")))
     record(store, t, a=rep("a"))
     (d,) = fleet_drift(store)
     assert [f.rule_id for f in d.fixed] == ["CVE-2024-1", "DW-C001"] and not d.new
     assert not d.worsened_at(Severity.LOW)
+
+
+def test_database_set_difference_matches_the_python_comparison(store_url: str) -> None:
+    """Waived and passing results are not failures; an image vulnerable before through another
+    CVE is not newly vulnerable; a host whose baseline had nothing failing gets everything new."""
+    store = open_store(store_url)
+    cve2 = Rule("CVE-2024-2", "zlib", Severity.LOW, "vulnerability", "upgrade", scored=False)
+    t = time.time()
+    before = rep("a", (PRIV, "container x"), (CVE, "image i"), (USER, "container y"))
+    waived = Result(PRIV, Status.FAIL, "container w", host="a", waived="accepted")
+    before = Report("audit", (*before.results, waived), hosts=("a",))
+    record(store, t - 100, a=before, b=rep("b"))
+    after = rep(
+        "a",
+        (cve2, "image i"),
+        (CVE, "image j"),
+        (USER, "container y"),
+        severity={"DW-C010": Severity.LOW},
+    )
+    after = Report("audit", (*after.results, waived), hosts=("a",))
+    record(store, t, a=after, b=rep("b", (PRIV, "container z")))
+    drifts = {d.host: d for d in fleet_drift(store)}
+    runs = {r.host: r for r in store.runs()}
+    old = [f for f in store.findings(store.runs(host="a")[0].id)]
+    new = [f for f in store.findings(runs["a"].id)]
+    a = drifts["a"]
+    assert (a.new, a.fixed, a.changed, a.newly_vulnerable) == compare(old, new)
+    assert [f.key for f in a.new] == [("CVE-2024-1", "image j"), ("CVE-2024-2", "image i")]
+    assert [f.key for f in a.fixed] == [("CVE-2024-1", "image i"), ("DW-C001", "container x")]
+    assert [(x.severity, y.severity) for x, y in a.changed] == [(Severity.MEDIUM, Severity.LOW)]
+    assert a.newly_vulnerable == ("image j",)
+    assert [f.key for f in drifts["b"].new] == [("DW-C001", "container z")]
+    store.close()
 
 
 def test_report_diff_cli_exit_codes(filled: tuple[Store, str, float, str]) -> None:

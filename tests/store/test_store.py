@@ -48,7 +48,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def test_batch_is_recorded_with_findings_and_errors(store: Store) -> None:
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     t = time.time()
     with store.batch("audit") as b:
         b.record("unix:///a.sock", report("a", True), t, t + 1, "rs1")
@@ -120,11 +120,18 @@ def test_migrations_upgrade_a_v1_store_and_keep_its_runs(store_url: str) -> None
     assert s.schema_version() == 1
     s.close()
     upgraded = open_store(store_url)
-    assert upgraded.schema_version() == 2
+    assert upgraded.schema_version() == 3
+    index = (
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'findings'"
+        if upgraded.dialect == "postgresql"
+        else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'findings'"
+    )
+    names = {row[0] for row in upgraded._all(index)}
+    assert "findings_run_key" in names and "findings_run" not in names  # drift's anti-join
     (run,) = upgraded.runs()
     assert run.score == 90 and run.vulnerable_images == {} and run.warnings == 0
     # migrating again is a no-op
-    assert upgraded.migrate() == 2
+    assert upgraded.migrate() == 3
     upgraded.close()
 
 

@@ -174,14 +174,9 @@ def run(args: argparse.Namespace) -> int:
     insecure = tuple(args.insecure_registry or env_list("INSECURE_REGISTRIES"))
     gate.insecure.update(insecure)
     if args.registry_scans:
-        from dockward.registry import RegistryClient, is_loopback_host
-        from dockward.scan.attach import FirstKnown, RegistryAttachmentSource
+        from dockward.proxy.runner import with_registry_scans
 
-        hosts = gate.insecure
-        attached = RegistryAttachmentSource(
-            RegistryClient(insecure=lambda h: h in hosts or is_loopback_host(h), timeout=10.0)
-        )
-        gate.vulns = FirstKnown(gate.vulns, attached)
+        with_registry_scans(gate)
     results: list[Result] = []
     from dockward.lint import load_compose, spec_from_run_line
 

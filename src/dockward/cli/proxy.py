@@ -90,6 +90,14 @@ def register(sub: Any) -> None:
         help="with --learn: forward (and learn) only what the current policy or environment "
         "allows [DOCKWARD_PROXY_LEARN_STRICT=1]",
     )
+    p.add_argument(
+        "--registry-scans",
+        action="store_true",
+        default=os.environ.get("DOCKWARD_REGISTRY_SCANS") == "1",
+        help="for images this host never scanned, the image gate uses the scan `dockward scan "
+        "--registry --attach` attached to the image in its registry (as `policy check "
+        "--registry-scans`; trust it only where pushes are trusted) [DOCKWARD_REGISTRY_SCANS=1]",
+    )
     p.add_argument("--check", action="store_true", help="validate the configuration and exit")
     p.add_argument("--routes", action="store_true", help="list the API route names and exit")
     p.set_defaults(run=run)
@@ -127,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         workers=1 if args.learn else workers,
         learn=args.learn,
         learn_strict=bool(args.learn_strict),
+        registry_scans=bool(args.registry_scans),
     )
     if args.learn_strict and not args.learn:
         raise UsageError("--learn-strict needs --learn FILE")

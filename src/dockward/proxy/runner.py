@@ -48,6 +48,7 @@ class ProxyConfig:
     workers: int = 1  # processes serving the same sockets
     learn: str = ""  # --learn: write the policy that allows what was seen (one worker)
     learn_strict: bool = False  # learn only from what the current policy allows
+    registry_scans: bool = False  # also trust scans attached to images in their registry
 
 
 def default_workers() -> int:
@@ -176,6 +177,21 @@ def bind_sockets(cfg: ProxyConfig) -> list[tuple[str, socket.socket]]:
     return out
 
 
+def with_registry_scans(gate: ImageGate) -> ImageGate:
+    """Images the local scan cache does not know are looked up in their registry: the scan
+    `dockward scan --registry --attach` attached (plain HTTP only for loopback and the
+    registries the gate's policy names insecure)."""
+    from dockward.registry import RegistryClient, is_loopback_host
+    from dockward.scan.attach import FirstKnown, RegistryAttachmentSource
+
+    hosts = gate.insecure  # the live set: policies add their insecure registries to it
+    attached = RegistryAttachmentSource(
+        RegistryClient(insecure=lambda h: h in hosts or is_loopback_host(h), timeout=10.0)
+    )
+    gate.vulns = FirstKnown(gate.vulns, attached)
+    return gate
+
+
 async def serve(
     cfg: ProxyConfig,
     ready: Callable[[str], None] | None = None,
@@ -193,6 +209,8 @@ async def serve(
         local_digest=local_digest_lookup(cfg.upstream),
         local_image=local_image_lookup(cfg.upstream),
     )
+    if cfg.registry_scans:
+        with_registry_scans(gate)
     server = ProxyServer(cfg.upstream, authorizer or build_authorizer(cfg), log, gate)
     if cfg.learn:
         server.learner = Learner(cfg.learn)

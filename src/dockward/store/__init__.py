@@ -378,6 +378,63 @@ class Store:
                 out[int(row[0])].append(_finding(row[1:]))
         return out
 
+    def drift(
+        self, pairs: Sequence[tuple[int, int]]
+    ) -> dict[int, tuple[list[Finding], list[Finding], list[tuple[Finding, Finding]], list[str]]]:
+        """For each (current run, baseline run): the failing findings new in the current run,
+        those fixed since the baseline, those whose severity changed (before, after), and the
+        targets newly vulnerable. The set differences run in the database (anti-joins on the
+        (run_id, rule_id, target) index): only what changed is read back, not both runs."""
+        out: dict[
+            int, tuple[list[Finding], list[Finding], list[tuple[Finding, Finding]], list[str]]
+        ] = {}
+        failing = "{t}.status = 'fail' AND {t}.waived = ''"
+        vuln_kinds = ", ".join(f"'{k}'" for k in VULN_KINDS)
+        vuln_rules = ", ".join(f"'{r}'" for r in VULN_RULES)
+        vulnerable = f"({{t}}.kind IN ({vuln_kinds}) OR {{t}}.rule_id IN ({vuln_rules}))"
+        fn, fo = failing.format(t="n"), failing.format(t="o")
+        cols_n = ", ".join(f"n.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
+        cols_o = ", ".join(f"o.{c.strip()}" for c in _FINDING_COLUMNS.split(","))
+        same_key = "o.rule_id = n.rule_id AND o.target = n.target"
+        body = (
+            f"SELECT 0, p.cur, {cols_n} FROM pairs p JOIN findings n ON n.run_id = p.cur "
+            f"WHERE {fn} AND NOT EXISTS (SELECT 1 FROM findings o WHERE o.run_id = p.base "
+            f"AND {same_key} AND {fo}) "
+            f"UNION ALL SELECT 1, p.cur, {cols_o} FROM pairs p JOIN findings o "
+            f"ON o.run_id = p.base WHERE {fo} AND NOT EXISTS (SELECT 1 FROM findings n "
+            f"WHERE n.run_id = p.cur AND {same_key} AND {fn}) "
+            f"UNION ALL SELECT 2, p.cur, {cols_o} FROM pairs p JOIN findings o "
+            f"ON o.run_id = p.base JOIN findings n ON n.run_id = p.cur AND {same_key} "
+            f"WHERE {fo} AND {fn} AND n.severity <> o.severity "
+            f"UNION ALL SELECT 3, p.cur, {cols_n} FROM pairs p JOIN findings o "
+            f"ON o.run_id = p.base JOIN findings n ON n.run_id = p.cur AND {same_key} "
+            f"WHERE {fo} AND {fn} AND n.severity <> o.severity "
+            f"UNION ALL SELECT 4, p.cur, {cols_n} FROM pairs p JOIN findings n "
+            f"ON n.run_id = p.cur WHERE {fn} AND {vulnerable.format(t='n')} AND NOT EXISTS "
+            f"(SELECT 1 FROM findings o WHERE o.run_id = p.base AND o.target = n.target "
+            f"AND {fo} AND {vulnerable.format(t='o')})"
+        )
+        for start in range(0, len(pairs), 250):
+            chunk = pairs[start : start + 250]
+            values = ", ".join("(CAST(? AS BIGINT), CAST(? AS BIGINT))" for _ in chunk)
+            params = [i for pair in chunk for i in pair]
+            rows = self._all(f"WITH pairs (cur, base) AS (VALUES {values}) {body}", params)
+            parts: dict[int, list[dict[tuple[str, str], Finding]]] = {}
+            for row in rows:
+                cur = int(row[1])
+                part = parts.setdefault(cur, [{}, {}, {}, {}, {}])
+                f = _finding(row[2:])
+                part[int(row[0])][f.key] = f
+            for cur, _ in chunk:
+                new, fixed, before, after, vuln = parts.get(cur, [{}, {}, {}, {}, {}])
+                out[cur] = (
+                    [new[k] for k in sorted(new)],
+                    [fixed[k] for k in sorted(fixed)],
+                    [(before[k], after[k]) for k in sorted(before.keys() & after.keys())],
+                    sorted({f.target for f in vuln.values()}),
+                )
+        return out
+
     def findings(self, run_id: int) -> list[Finding]:
         rows = self._all(
             f"SELECT {_FINDING_COLUMNS} FROM findings WHERE run_id = ? ORDER BY rule_id, target",

@@ -86,13 +86,13 @@ def fleet_drift(
                 base = base if base is not None and base.started < current.started else None
             note = "" if base is not None else "no earlier run to compare with"
         pairs.append((current, base, note))
-    wanted = [
-        rid
-        for current, base, _ in pairs
-        if current.ok and base is not None and base.id != current.id
-        for rid in (current.id, base.id)
-    ]
-    findings = store.findings_of(wanted, failing_only=True)
+    diffs = store.drift(
+        [
+            (current.id, base.id)
+            for current, base, _ in pairs
+            if current.ok and base is not None and base.id != current.id
+        ]
+    )
     out: list[HostDrift] = []
     for current, base, note in pairs:
         if not current.ok:
@@ -103,8 +103,12 @@ def fleet_drift(
         if base is None or base.id == current.id:
             out.append(HostDrift(current.host, current, None, note=note or "no earlier run"))
             continue
-        new, fixed, changed, newly = compare(findings[base.id], findings[current.id])
-        out.append(HostDrift(current.host, current, base, new, fixed, changed, newly))
+        new, fixed, changed, newly = diffs[current.id]
+        out.append(
+            HostDrift(
+                current.host, current, base, tuple(new), tuple(fixed), tuple(changed), tuple(newly)
+            )
+        )
     return out
 
 
