@@ -5,6 +5,8 @@ records every event while lab containers (and one host process) create symlinks 
 over sensitive files, open a packet socket, redirect a shell's stdio to a TCP connection, try to
 load a kernel module, write a cgroup release_agent, read /etc/shadow, and ptrace; each also does
 the harmless look-alike (the quiet case). Only this run's events are kept.
+`python -m tests.monitor.falco_scenario falco-events-shells.jsonl --shells` records only a web
+server (busybox httpd) whose CGI script starts a shell, and the same shell started by a shell.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ APP = (
     "echo quiet > /tmp/out; insmod /bin/busybox 2>/dev/null; "
     "exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
 )
+# A web server that spawns a shell (Run shell untrusted): busybox httpd runs a CGI script that
+# starts /bin/sh; the look-alike is the same shell started by a program that is no server.
+CGI = "#!/bin/sh\necho Content-Type: text/plain; echo; /bin/sh -c 'echo hi'\n"
+SHELLS = (
+    "mkdir -p /tmp/www/cgi-bin; printf '%s' \"$CGI\" > /tmp/www/cgi-bin/status; "
+    "chmod 755 /tmp/www/cgi-bin/status; (/bin/httpd -f -p 127.0.0.1:8088 -h /tmp/www &); sleep 0.5; "
+    "wget -q -O /dev/null http://127.0.0.1:8088/cgi-bin/status; "
+    "/bin/timeout 5 /bin/sh -c 'echo quiet'; sleep 0.5; true"
+)
 PRIVILEGED_WORK = (
     "insmod /bin/busybox 2>/dev/null; exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
 )
@@ -62,8 +73,8 @@ def _run(api: Any, image: str, name: str, **host: Any) -> str:
     return str(created["Id"])
 
 
-def _exec(api: Any, container: str, script: str) -> None:
-    ex = api.exec_create(container, ["sh", "-c", script])
+def _exec(api: Any, container: str, script: str, env: dict[str, str] | None = None) -> None:
+    ex = api.exec_create(container, ["sh", "-c", script], environment=env)
     api.exec_start(ex["Id"])
 
 
@@ -93,7 +104,57 @@ def _ptrace_on_host(run_id: str) -> int:
     return proc.pid
 
 
-def record(out: Path) -> None:
+SSHD_CONFIG = """Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host
+AuthorizedKeysFile {d}/keys/%u
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PidFile {d}/sshd.pid
+"""
+
+
+def _ssh_logins() -> int:
+    """A host sshd (openssh-server) on a free loopback port; `nobody` (a system user) logs in
+    with a key and runs a command (its shell, nologin, is what sshd starts), then root does the
+    same (the quiet case: no system user). Returns the listener's pid."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="dwfalco-sshd-")
+    os.chmod(d, 0o755)
+    os.mkdir(f"{d}/keys")
+    for key in ("host", "client"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/{key}"], check=True
+        )
+    pub = Path(f"{d}/client.pub").read_text()
+    for user in ("nobody", "root"):
+        Path(f"{d}/keys/{user}").write_text(pub)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    Path(f"{d}/sshd_config").write_text(SSHD_CONFIG.format(port=port, d=d))
+    os.makedirs("/run/sshd", exist_ok=True)
+    subprocess.run(["/usr/sbin/sshd", "-f", f"{d}/sshd_config", "-E", f"{d}/log"], check=True)
+    time.sleep(0.5)
+    pid = int(Path(f"{d}/sshd.pid").read_text())
+    opts = ["-i", f"{d}/client", "-p", str(port), "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"]  # fmt: skip
+    for login, cmd in (("nobody", "id"), ("root", "true")):
+        subprocess.run(["ssh", *opts, f"{login}@127.0.0.1", cmd], timeout=20, capture_output=True)
+    time.sleep(0.5)
+    os.kill(pid, 15)
+    shutil.rmtree(d, ignore_errors=True)
+    return pid
+
+
+def record(out: Path, shells: bool = False, logins: bool = False) -> None:
     from dockward.engine import connect, resolve_endpoint
     from dockward.engine.lab import build_busybox_image
     from dockward.monitor import MonitorConfig, run_live
@@ -113,6 +174,41 @@ def record(out: Path) -> None:
     t = threading.Thread(target=run_live, args=(cfg, api, stop, lambda m: ready.set()))
     t.start()
     ready.wait(30)
+    sshd = -1
+    if logins:
+        tracer = -1
+        sshd = _ssh_logins()
+        time.sleep(1.0)
+    elif shells:
+        names = [f"{PREFIX}-web-{run_id}"]
+        _run(api, image, names[0])
+        time.sleep(1.5)
+        _exec(api, names[0], SHELLS, {"CGI": CGI})
+        tracer = -1
+        time.sleep(2.0)
+    else:
+        tracer = _scenario(api, image, run_id)
+    stop.set()
+    t.join(30)
+    for c in api.containers(all=True, filters={"label": "dockward.test=dwfalco"}):
+        if run_id in str(c.get("Names")):
+            with contextlib.suppress(Exception):
+                api.remove_container(c["Id"], force=True)
+    keep = []
+    for line in raw.read_text().splitlines():
+        ev = json.loads(line)
+        ours = run_id in str(ev.get("container.name") or "")
+        tracer_side = tracer in (ev.get("proc.pid"), ev.get("proc.ppid"))
+        # what sshd itself started (the login's command; not root's shell start-up files)
+        below_sshd = sshd in (ev.get("proc.apid") or ()) and ev.get("proc.pname") == "sshd"
+        if ours or below_sshd or (ev.get("evt.type") == "ptrace" and tracer_side):
+            ev.pop("container.labels", None)
+            keep.append(json.dumps(ev, sort_keys=True))
+    out.write_text("\n".join(keep) + "\n")
+    raw.unlink()
+
+
+def _scenario(api: Any, image: str, run_id: str) -> int:
     names = [f"{PREFIX}-app-{run_id}", f"{PREFIX}-mod-{run_id}", f"{PREFIX}-adm-{run_id}"]
     _run(api, image, names[0])
     _run(api, image, names[1], cap_add=["SYS_MODULE"])
@@ -125,22 +221,10 @@ def record(out: Path) -> None:
     _exec(api, names[2], PRIVILEGED_WORK)
     tracer = _ptrace_on_host(run_id)
     time.sleep(2.0)
-    stop.set()
-    t.join(30)
-    for name in names:
-        with contextlib.suppress(Exception):
-            api.remove_container(name, force=True)
-    keep = []
-    for line in raw.read_text().splitlines():
-        ev = json.loads(line)
-        ours = run_id in str(ev.get("container.name") or "")
-        tracer_side = tracer in (ev.get("proc.pid"), ev.get("proc.ppid"))
-        if ours or (ev.get("evt.type") == "ptrace" and tracer_side):
-            ev.pop("container.labels", None)
-            keep.append(json.dumps(ev, sort_keys=True))
-    out.write_text("\n".join(keep) + "\n")
-    raw.unlink()
+    return tracer
 
 
 if __name__ == "__main__":
-    record(Path(sys.argv[1]))
+    # `--shells`: only the web server spawning a shell (falco-events-shells.jsonl)
+    # `--logins`: only ssh logins to a host sshd, of nobody and of root (falco-events-logins.jsonl)
+    record(Path(sys.argv[1]), shells="--shells" in sys.argv[2:], logins="--logins" in sys.argv[2:])

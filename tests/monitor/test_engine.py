@@ -71,6 +71,8 @@ def fires(condition: str, event: dict[str, Any] | None = None, extra: str = "") 
         ("proc.name in (sh, zsh)", False),
         ("proc.aname intersects (systemd, init)", True),
         ("proc.aname intersects (init)", False),
+        ("proc.aname in (systemd, init)", True),  # any ancestor, as in Falco
+        ("proc.aname in (init, httpd)", False),
         ("container.failed_rules intersects (DW-C011)", True),
         ("container.failed_rules intersects (DW-C001)", False),
         ("fd.name pmatch (/etc/ssh)", True),

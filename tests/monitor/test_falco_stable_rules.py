@@ -1,9 +1,12 @@
-"""Falco's stable rules file on dockward's engine: at least 20 of its 25 rules load; 14 of them
+"""Falco's stable rules file on dockward's engine: at least 20 of its 25 rules load; 16 of them
 fire on the real events recorded by falco_scenario.py and stay quiet on the harmless look-alikes
 recorded with them. Not exercised here: module loading (this kernel has no module support),
 the two open rules (they need the opener's fd.num, which a fast opener has closed already),
-execution from /dev/shm (Docker mounts it noexec), Run shell untrusted and System user
-interactive (no web server or system-user login in the lab)."""
+execution from /dev/shm (Docker mounts it noexec). Two rules have their own recordings: Run
+shell untrusted (falco_scenario.py --shells: busybox httpd runs a CGI script that starts /bin/sh;
+the same shell started by a shell stays quiet) and System user interactive (--logins: `nobody`
+logs in to a host openssh sshd with a key, sshd starts its shell nologin; root's login is the
+look-alike)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from dockward.monitor.service import Monitor, read_events
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "monitor"
 STABLE = FIXTURES / "falco_rules.yaml"
 RECORDED = FIXTURES / "falco-events.jsonl"
+SHELLS = FIXTURES / "falco-events-shells.jsonl"
+LOGINS = FIXTURES / "falco-events-logins.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +139,39 @@ def test_recorded_from_the_real_host() -> None:
     traced = [e for e in events if e.get("evt.type") == "ptrace"]
     attach = next(e for e in traced if e["evt.arg.request"] == "PTRACE_ATTACH")
     assert attach["evt.arg.pid"] > 1 and attach["container.id"] == "host"
+
+
+def test_run_shell_untrusted_fires_on_a_web_server_spawning_a_shell(engine: Any) -> None:
+    rule = "Run shell untrusted"
+    assert rule in {r.name for r in engine.rules}
+    monitor = Monitor(engine, Dispatcher([]))
+    fired: list[dict[str, Any]] = []
+    shells: list[dict[str, Any]] = []
+    for ev in read_events(SHELLS):
+        if ev.get("evt.type") == "execve" and ev.get("proc.name") == "sh":
+            shells.append(ev)
+        fired += [ev for alert in monitor.process(dict(ev)) if alert.rule == rule]
+    web = [e for e in shells if "httpd" in (e.get("proc.aname") or [])]
+    quiet = [e for e in shells if e.get("proc.cmdline") == "sh -c echo quiet"]
+    assert web and quiet, "the recording has the CGI's shell and the look-alike"
+    assert [e["proc.cmdline"] for e in fired] == ["sh -c echo hi"]
+    assert fired[0]["proc.pname"] == "status" and fired[0]["container.name"].startswith(
+        "dwfalco-web"
+    )
+    assert not any(e in fired for e in quiet)
+
+
+def test_system_user_interactive_fires_on_a_system_user_ssh_login(engine: Any) -> None:
+    rule = "System user interactive"
+    assert rule in {r.name for r in engine.rules}
+    monitor = Monitor(engine, Dispatcher([]))
+    fired: list[dict[str, Any]] = []
+    events = list(read_events(LOGINS))
+    for ev in events:
+        fired += [ev for alert in monitor.process(dict(ev)) if alert.rule == rule]
+    logins = [e for e in events if e.get("evt.type") == "execve" and e.get("proc.pname") == "sshd"]
+    quiet = [e for e in logins if e.get("user.name") == "root" and e.get("proc.name") != "sshd"]
+    assert quiet, "the recording has root's login, the look-alike"
+    assert [(e["proc.cmdline"], e["user.name"]) for e in fired] == [("nologin -c id", "nobody")]
+    assert fired[0]["container.id"] == "host" and "sshd" in fired[0]["proc.aname"]
+    assert not any(e in fired for e in quiet)

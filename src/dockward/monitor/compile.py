@@ -273,8 +273,10 @@ class Compiler:
                     if plain:
                         return lambda ev: ev.get(key) in members
                     return lambda ev: get(ev) in members
-                if multi and chk.op == "in":
+                if multi and chk.op == "in" and key not in _ANCESTOR_FIELDS:
                     return lambda ev: _all_in(get(ev), members)
+                # proc.aname/proc.apid compare each ancestor as Falco does: `in` is true when
+                # any ancestor is a member (Falco's protected_shell_spawner depends on it).
                 one = members.__contains__
             return _wrap(get, one, multi)
         if chk.value is None:
@@ -287,6 +289,9 @@ class Compiler:
             if chk.op == "startswith":
                 return lambda ev: (x := ev.get(key)) is not None and x.startswith(value)
         return _wrap(get, test, multi)
+
+
+_ANCESTOR_FIELDS = frozenset({"proc.aname", "proc.apid"})
 
 
 def _all_in(values: Any, members: frozenset[Any]) -> bool:
