@@ -1,8 +1,8 @@
 """deploy/compose.yaml on the real dockerd, with the image scripts/build-image.sh builds.
 
 One deployment for the module: every service healthy; the docker CLI through the proxy's socket
-reads and is refused a privileged create; Prometheus scrapes every service; audit and scan of the
-deployment itself.
+reads and is refused a privileged create; the monitor in its container alerts on a shell exec;
+Prometheus scrapes every service; audit and scan of the deployment itself.
 """
 
 from __future__ import annotations
@@ -138,10 +138,34 @@ class Deployment:
         return self.socket_dir / "proxy.sock"
 
 
+def _remove_stale_deployments() -> None:
+    """A run killed before its teardown leaves its project's containers and network behind, and
+    that network's fixed subnet would make the next `up` fail: remove earlier runs' leftovers."""
+    kinds = (("container", ["-a"], "ID"), ("network", [], "ID"), ("volume", [], "Name"))
+    for kind, extra, key in kinds:
+        fmt = "{{." + key + '}} {{.Label "com.docker.compose.project"}}'
+        listed = subprocess.run(
+            ["docker", kind, "ls", *extra, "--filter", "label=com.docker.compose.project",
+             "--format", fmt],
+            capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        stale = [
+            line.split()[0]
+            for line in listed.splitlines()
+            if len(line.split()) == 2
+            and line.split()[1].startswith(SCOPE)
+            and line.split()[1] != PROJECT
+        ]
+        if stale:
+            rm = ["docker", kind, "rm", *(["-f", "-v"] if kind == "container" else []), *stale]
+            subprocess.run(rm, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def deployment(image: str) -> Iterator[Deployment]:
     if not shutil.which("docker-compose"):
         pytest.fail("docker-compose is missing: scripts/setup.sh installs it")
+    _remove_stale_deployments()
     registry_port = _free_port()
     reg, reg_root = _start_registry(registry_port)
     # Not under pytest's 0700 base: the docker CLI runs as uid 10001 and must reach the socket.
@@ -196,6 +220,35 @@ def test_docker_cli_reads_through_the_proxy_and_a_privileged_create_is_refused(
     assert "DW-C001" in priv.stderr, priv.stderr
     anonymous = _docker_as(deployment, 12345, "ps")
     assert anonymous.returncode != 0
+
+
+def test_monitor_in_its_container_alerts_on_a_shell_exec(
+    deployment: Deployment, docker_api: Any, lab_image: str
+) -> None:
+    _until(lambda: deployment.health("monitor") == "healthy", 180, "monitor healthy")
+    name = f"{PROJECT}-lab"
+    c = docker_api.create_container(
+        lab_image, "sleep 60", name=name, labels={"dockward.test": PROJECT}
+    )
+    try:
+        docker_api.start(c["Id"])
+        ex = docker_api.exec_create(c["Id"], ["sh", "-c", "echo hi"], tty=True, stdin=True)
+        docker_api.exec_start(ex["Id"])
+        alerts = deployment.alerts_dir / "alerts.jsonl"
+
+        def shell_alert() -> bool:
+            if not alerts.exists():
+                return False
+            return any(
+                json.loads(line).get("output_fields", {}).get("container.name") == name
+                and "shell" in json.loads(line).get("rule", "").lower()
+                for line in alerts.read_text().splitlines()
+                if line.strip()
+            )
+
+        _until(shell_alert, 60, "a shell alert for the lab container")
+    finally:
+        docker_api.remove_container(name, force=True)
 
 
 def test_prometheus_scrapes_every_service(deployment: Deployment, tmp_path: Path) -> None:

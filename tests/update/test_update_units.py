@@ -58,6 +58,32 @@ def test_plan_keeps_user_config_and_drops_what_the_image_supplied() -> None:
     assert type(plan).from_json(json.loads(json.dumps(plan.to_json()))) == plan
 
 
+def test_plan_leaves_the_engines_default_cgroup_namespace_to_the_engine() -> None:
+    """Inspect shows the resolved mode ('host' on a cgroup v1 engine); copied, it would be an
+    explicit host-namespace request that an admission policy (DW-C033) refuses."""
+    from dockward import specs
+    from dockward.policy.model import DEFAULT_DENY
+    from dockward.rules.container import rules as container_rules
+    from dockward.update.recreate import default_cgroupns
+
+    old, image = load("container_full.json"), load("image_v1.json")
+    assert old["HostConfig"]["CgroupnsMode"] == "host"  # recorded on this cgroup v1 engine
+    assert default_cgroupns({"CgroupVersion": "1"}) == "host"
+    assert default_cgroupns({"CgroupVersion": "2"}) == "private"
+    kept = plan_recreate(old, image).body  # without the engine's default: copied as is
+    left = plan_recreate(old, image, cgroupns_default="host").body
+    assert kept["HostConfig"]["CgroupnsMode"] == "host" and "CgroupnsMode" not in left["HostConfig"]
+    assert plan_recreate(old, image, cgroupns_default="private").body == kept  # a real choice
+
+    def fails_c033(body: dict[str, Any]) -> bool:
+        spec = specs.from_create_body(body, "dwupd-full")
+        entry = container_rules.get("DW-C033")
+        assert entry.check is not None and "DW-C033" in DEFAULT_DENY
+        return type(entry.check(spec, None)).__name__ == "Fail"
+
+    assert fails_c033(kept) and not fails_c033(left)
+
+
 def test_plan_converts_links_and_keeps_anonymous_volumes() -> None:
     old, image = load("container_linked.json"), load("image_v1.json")
     plan = plan_recreate(old, image)

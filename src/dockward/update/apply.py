@@ -21,7 +21,7 @@ from dockward.errors import DockwardError
 from dockward.update.health import HealthResult, Probe, wait_healthy
 from dockward.update.hooks import EX_TEMPFAIL, HookResult, hook_command, run_hook
 from dockward.update.journal import Entry, Journal
-from dockward.update.recreate import CreatePlan, EndpointPlan, plan_recreate
+from dockward.update.recreate import CreatePlan, EndpointPlan, default_cgroupns, plan_recreate
 
 BACKUP_SUFFIX = "-dockward-old"
 STOP_SIGNAL_LABELS = ("dockward.update.stop-signal", "com.centurylinklabs.watchtower.stop-signal")
@@ -78,6 +78,14 @@ class Updater:
         self.journal = journal
         self.options = options or UpdateOptions()
         self._say = progress or (lambda _msg: None)
+        self._cgroupns_default: str | None = None
+
+    @property
+    def cgroupns_default(self) -> str:
+        """The engine's default cgroup namespace mode, asked once."""
+        if self._cgroupns_default is None:
+            self._cgroupns_default = default_cgroupns(self.client.info() or {})
+        return self._cgroupns_default
 
     def _step(self, entry: Entry) -> None:
         self.journal.write(entry)
@@ -97,7 +105,7 @@ class Updater:
     ) -> Applied:
         """Replace `old` by the same container on the image tagged `image` (already pulled)."""
         started = time.monotonic()
-        plan = plan_recreate(old, old_image, image)
+        plan = plan_recreate(old, old_image, image, self.cgroupns_default)
         old_id = str(old["Id"])
         labels: Mapping[str, str] = (old.get("Config") or {}).get("Labels") or {}
         probe = Probe.from_labels(labels)

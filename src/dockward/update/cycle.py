@@ -227,7 +227,7 @@ def _handle(
         return _ev(base, status="skipped", reason="container or its image vanished meanwhile")
     if inspect.get("Image") != check.local_image_id:
         return _ev(base, status="skipped", reason="container changed during the cycle")
-    plan = plan_recreate(inspect, old_image)
+    plan = plan_recreate(inspect, old_image, cgroupns_default=updater.cgroupns_default)
     candidate = Candidate(
         m.name,
         str(check.ref),

@@ -127,10 +127,22 @@ def _endpoint_from(d: Mapping[str, Any]) -> EndpointPlan:
     )
 
 
+def default_cgroupns(info: Mapping[str, Any]) -> str:
+    """The cgroup namespace mode the engine gives a container that asks for none: inspect shows
+    it resolved, so a copy would turn the engine's default into an explicit request."""
+    return "host" if str(info.get("CgroupVersion") or "1") == "1" else "private"
+
+
 def plan_recreate(
-    old: Mapping[str, Any], old_image: Mapping[str, Any], image: str | None = None
+    old: Mapping[str, Any],
+    old_image: Mapping[str, Any],
+    image: str | None = None,
+    cgroupns_default: str = "",
 ) -> CreatePlan:
-    """The create call that reproduces `old` on the image now tagged `image` (default: same ref)."""
+    """The create call that reproduces `old` on the image now tagged `image` (default: same ref).
+    Values the engine derived (hostname from the id, its default cgroup namespace) are left to
+    it, so the new container is created as the old one was, and an admission policy judges the
+    same request (an explicit `CgroupnsMode: host` fails DW-C033, the default does not)."""
     cid = str(old.get("Id") or "")
     short = cid[:12]
     name = str(old.get("Name") or "").lstrip("/")
@@ -142,6 +154,8 @@ def plan_recreate(
         config.pop("Hostname")  # the daemon's default, derived from the old id
     _drop_inherited(config, image_config)
     host_config = copy.deepcopy(dict(old.get("HostConfig") or {}))
+    if cgroupns_default and host_config.get("CgroupnsMode") == cgroupns_default:
+        host_config.pop("CgroupnsMode")
     host_config["Links"] = _create_links(host_config.get("Links"), name) or None
     _keep_anonymous_volumes(old, host_config)
 
