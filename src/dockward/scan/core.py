@@ -12,8 +12,9 @@ from typing import Any
 
 from dockward import __version__
 from dockward.errors import ConnectionFailed, DockwardError, InputError
-from dockward.image.archive import LoadedImage, load_archive
+from dockward.image.archive import LoadedImage
 from dockward.image.fs import ImageFS
+from dockward.image.sources import ArchiveSource, DaemonSource, ImageSource, RegistrySource
 from dockward.image.spec import spec_from_config
 from dockward.image.tarstream import Limits
 from dockward.model.finding import Report, Result, Severity, Status
@@ -108,10 +109,12 @@ def load_image(
     source = options.source
     if source not in SOURCES:
         raise InputError(f"unknown image source {source!r} (expected one of {', '.join(SOURCES)})")
+
+    def read(src: ImageSource) -> LoadedImage:
+        return src.load(ref, probes, limits=options.limits, progress=progress, cache=layers)
+
     if source in ("archive", "oci") or (source == "auto" and os.path.exists(ref)):
-        return load_archive(
-            ref, probes, platform=platform, limits=options.limits, progress=progress, cache=layers
-        )
+        return read(ArchiveSource(platform))
     if source in ("daemon", "auto"):
         from dockward.engine import connect, resolve_endpoint
 
@@ -123,29 +126,14 @@ def load_image(
             client = None
         if client is not None:
             try:
-                from dockward.image.daemon import load_daemon
-
-                return load_daemon(
-                    client, ref, probes, limits=options.limits, progress=progress, cache=layers
-                )
+                return read(DaemonSource(client))
             except InputError:
                 if source == "daemon":
                     raise
             finally:
                 client.close()
     try:
-        from dockward.image.registry import load_registry
-
-        return load_registry(
-            ref,
-            probes,
-            platform=platform,
-            insecure=options.insecure_registry,
-            docker_config=options.docker_config,
-            limits=options.limits,
-            progress=progress,
-            cache=layers,
-        )
+        return read(RegistrySource(platform, options.insecure_registry, options.docker_config))
     except (ConnectionFailed, InputError) as exc:
         if source != "auto":
             raise
