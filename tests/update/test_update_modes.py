@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -50,17 +51,20 @@ def test_cleanup_removes_the_unused_old_image(
     clean: Any, registry: Registry, tmp_path: Path
 ) -> None:
     client = clean
-    old = build_version(client, "v1-cleanup")
+    # An image of this run only: a run killed earlier may have left references (tags, repo
+    # digests) to a shared one, and an image referenced elsewhere is rightly not removed.
+    version = f"v1-cleanup-{uuid.uuid4().hex[:8]}"
+    old = build_version(client, version)
     new = build_version(client, "v2")
     repo, name = f"{PREFIX}/cleanup", f"{PREFIX}-cleanup"
     push(client, old, registry, repo, "stable")
-    client.remove_image(lab_tag("v1-cleanup"))  # untag: only the registry tag is left
+    client.remove_image(lab_tag(version))  # untag: only the registry tag is left
     _run(client, registry.ref(repo, "stable"), name)
     push(client, new, registry, repo, "stable")
     code, doc, err = _update(tmp_path, "--cleanup")
     assert code == 0, err
     assert doc["extra"]["update"]["cycles"][0]["removed_images"] == [old]
-    assert not client.images(all=True, filters={"reference": lab_tag("v1-cleanup")})
+    assert not client.images(all=True, filters={"reference": lab_tag(version)})
     with pytest.raises(Exception, match="No such image"):
         client.inspect_image(old)
 
