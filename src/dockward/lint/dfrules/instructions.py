@@ -136,10 +136,19 @@ def base_pinned(d: Dockerfile) -> list[Outcome] | Outcome:
 
 
 def registry_of(ref: str) -> str:
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return first.lower()
-    return "docker.io"
+    """The registry of a FROM reference, as Docker reads it (dockward.registry); a reference
+    that only build arguments complete is not parseable, so its first component decides."""
+    from dockward.registry.reference import InvalidReference, parse_reference
+
+    try:
+        registry = parse_reference(ref).registry
+        hub = registry in ("registry-1.docker.io", "index.docker.io")
+        return "docker.io" if hub else registry.lower()
+    except InvalidReference:
+        first, slash, _ = ref.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            return first.lower()
+        return "docker.io"
 
 
 @rules.rule(
