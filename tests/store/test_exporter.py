@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -39,9 +40,9 @@ def _store(path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture
-def exporter(tmp_path: Path) -> Iterator[str]:
-    url = _store(tmp_path / "e.sqlite")
+@contextlib.contextmanager
+def serve_exporter(url: str) -> Iterator[str]:
+    """`dockward exporter --store URL` on a free port; yields HOST:PORT."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -61,10 +62,66 @@ def exporter(tmp_path: Path) -> Iterator[str]:
     watchdog = kill_after(proc, 300)
     assert proc.stderr is not None
     assert "serving" in proc.stderr.readline()
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    assert proc.wait(20) == 0
-    watchdog.cancel()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+        watchdog.cancel()
+
+
+@pytest.fixture
+def exporter(tmp_path: Path) -> Iterator[str]:
+    with serve_exporter(_store(tmp_path / "e.sqlite")) as address:
+        yield address
+
+
+class Prometheus:
+    """Debian's prometheus scraping TARGET every second, queried through its HTTP API."""
+
+    def __init__(self, target: str, work: Path) -> None:
+        self.port = free_port()
+        cfg = work / "prometheus.yml"
+        cfg.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"scrape_configs:\n  - job_name: dockward\n    static_configs: [{{targets: ['{target}']}}]\n"
+        )
+        self.proc = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={work / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.watchdog = kill_after(self.proc, 240)
+
+    def query(self, query: str) -> list[Any]:
+        answer = requests.get(
+            f"http://127.0.0.1:{self.port}/api/v1/query", params={"query": query}, timeout=5
+        ).json()
+        return list(answer["data"]["result"])
+
+    def wait_for(self, query: str, value: str, timeout: float = 60) -> list[Any]:
+        """The query's result once its first value is VALUE (scraped after the change)."""
+        deadline = time.monotonic() + timeout
+        result: list[Any] = []
+        while time.monotonic() < deadline:
+            try:
+                result = self.query(query)
+                if result and result[0]["value"][1] == value:
+                    return result
+            except (requests.RequestException, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{query} never {value}: {result}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.watchdog.cancel()
 
 
 def test_exporter_gauges(exporter: str) -> None:
@@ -80,45 +137,13 @@ def test_exporter_gauges(exporter: str) -> None:
 
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")
 def test_real_prometheus_scrape(exporter: str, tmp_path: Path) -> None:
-    port = free_port()
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: dockward\n    static_configs: [{{targets: ['{exporter}']}}]\n"
-    )
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    watchdog = kill_after(proc, 120)
+    prom = Prometheus(exporter, tmp_path)
     try:
-        query = 'dockward_host_failures{host="a",severity="critical"}'
-        deadline = time.monotonic() + 60
-        result: list[Any] = []
-        while time.monotonic() < deadline and not result:
-            try:
-                answer = requests.get(
-                    f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5
-                ).json()
-                result = answer["data"]["result"]
-            except (requests.RequestException, KeyError, ValueError):
-                pass
-            time.sleep(0.5)
-        assert result and result[0]["value"][1] == "1", result
-        up = requests.get(
-            f"http://127.0.0.1:{port}/api/v1/query", params={"query": "dockward_host_up"}, timeout=5
-        ).json()["data"]["result"]
+        prom.wait_for('dockward_host_failures{host="a",severity="critical"}', "1")
+        up = prom.query("dockward_host_up")
         assert {r["metric"]["host"]: r["value"][1] for r in up} == {"a": "1", "b": "0"}
     finally:
-        proc.terminate()
-        proc.wait(20)
-        watchdog.cancel()
+        prom.close()
 
 
 class Receiver:

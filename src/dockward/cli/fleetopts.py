@@ -12,6 +12,7 @@ from dockward.errors import UsageError
 if TYPE_CHECKING:
     from dockward.fleet import FleetHost, FleetOptions
     from dockward.store import Store
+    from dockward.update.cycle import CycleResult
 
 
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
@@ -67,14 +68,19 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_store_options(p: argparse.ArgumentParser) -> None:
+def add_store_options(p: argparse.ArgumentParser, default_store: bool = True) -> None:
     g = p.add_argument_group("result store")
+    where = (
+        "default: history.sqlite in $XDG_DATA_HOME/dockward"
+        if default_store
+        else "default: not recorded"
+    )
     g.add_argument(
         "--store",
         default=env_default("STORE"),
         metavar="URL",
         help="where runs are recorded: postgresql://user@host/db, sqlite:///PATH or a path "
-        "(default: history.sqlite in $XDG_DATA_HOME/dockward) [DOCKWARD_STORE]",
+        f"({where}) [DOCKWARD_STORE]",
     )
     g.add_argument(
         "--retention",
@@ -189,6 +195,38 @@ def send_posture_events(
         sys.stderr.write(f"dockward: warning: {warning}\n")
 
 
+def open_update_store(args: argparse.Namespace) -> Store | None:
+    """`dockward update` records its cycles only where --store (DOCKWARD_STORE) names a store;
+    one that cannot be opened is exit 2 before any work."""
+    from dockward.store import open_store
+
+    if not args.store:
+        return None
+    return open_store(args.store, retention_days=retention_days(args))
+
+
+def record_update_cycle(store: Store, host: str, cycle: CycleResult, started: float) -> None:
+    """One update cycle as a stored run of HOST (command `update`): its results, and the
+    containers it left outdated (the exporter's dockward_host_outdated_containers)."""
+    import datetime as dt
+    import time
+
+    from dockward.store import ruleset_digest
+    from dockward.update.report import RULES, build_report, outdated_after
+
+    finished = time.time()
+    report = build_report(
+        [cycle],
+        dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        dt.datetime.fromtimestamp(finished, dt.UTC).isoformat(timespec="seconds"),
+        host,
+    )
+    with store.batch("update") as batch:
+        batch.record(
+            host, report, started, finished, ruleset_digest(RULES), outdated=outdated_after(cycle)
+        )
+
+
 def open_read_store(args: argparse.Namespace) -> Store:
     from dockward.store import open_store
 
@@ -205,5 +243,7 @@ __all__ = [
     "fleet_workers",
     "open_read_store",
     "open_run_store",
+    "open_update_store",
+    "record_update_cycle",
     "send_posture_events",
 ]
