@@ -185,7 +185,7 @@ def harden(
         if outcome.ok:
             settings = candidate
 
-    root = before.user in ("", "0", "root", "0:0", "root:root")
+    root = before.user.partition(":")[0] in ("", "0", "root")  # uid 0, whatever its group
     want_user = try_non_root and root
     memory, pids = _limits(obs)
     limits_detail = (
@@ -356,6 +356,10 @@ def run_line(workload: Workload, s: Settings, seccomp_path: str) -> str:
     argv = ["docker", "run", "-d", *run_flags(s, seccomp_path)]
     if workload.network not in ("", "none", "default"):
         argv += ["--network", workload.network]
+    if workload.pid_mode:
+        argv += ["--pid", workload.pid_mode]
+    for g in workload.group_add:
+        argv += ["--group-add", g]
     for m in workload.mounts:
         ro = ":ro" if m.read_only else ""
         argv += ["-v", f"{m.source}:{m.target}{ro}" if m.type == "bind" else f"{m.target}{ro}"]
@@ -413,4 +417,6 @@ def workload_from_inspect(
         network=network or net,
         mounts=mounts,
         tmpfs=tmpfs,
+        group_add=tuple(str(g) for g in host.get("GroupAdd") or ()),
+        pid_mode=str(host.get("PidMode") or ""),
     )
