@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -21,7 +22,7 @@ from dockward.model.finding import Severity
 from dockward.store import open_store
 from dockward.store.drift import fleet_drift
 from dockward.store.events import FIXED_RULE, NEW_RULE, posture_alerts, send_events
-from tests.conftest import REPO, kill_after
+from tests.conftest import REPO, kill_after, run_cli
 from tests.fleet.lab import free_port
 from tests.store.test_drift import CVE, PRIV, USER, record, rep
 
@@ -149,7 +150,7 @@ def test_real_prometheus_scrape(exporter: str, tmp_path: Path) -> None:
 class Receiver:
     """A real HTTP receiver: every POSTed JSON body is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.bodies: list[Any] = []
         owner = self
 
@@ -163,7 +164,7 @@ class Receiver:
             def log_message(self, *a: Any) -> None:
                 return
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = HTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -184,10 +185,11 @@ def test_posture_events_at_a_webhook(tmp_path: Path) -> None:
     }
     receiver = Receiver()
     try:
-        warnings = send_events([receiver.url, "http://127.0.0.1:1/nothing"], alerts)
+        dead = "http://127.0.0.1:1/nothing"
+        warnings = send_events([receiver.url, dead], alerts, tmp_path / "spool", timeout=1)
         assert len(receiver.bodies) == 2 and all(b["source"] == "dockward" for b in receiver.bodies)
         assert {b["hostname"] for b in receiver.bodies} == {"a"}
-        assert len(warnings) == 1 and "not sent" in warnings[0]
+        assert len(warnings) == 1 and "2 spooled" in warnings[0] and dead in warnings[0]
     finally:
         receiver.close()
     store.close()
@@ -203,3 +205,76 @@ def test_new_failure_event_priority(tmp_path: Path) -> None:
     )
     assert any(a.rule == "Posture: host not audited" and a.hostname == "b" for a in alerts)
     store.close()
+
+
+@pytest.mark.docker
+def test_posture_events_wait_in_the_spool_while_the_webhook_is_down(
+    docker_api: Any, tmp_path: Path
+) -> None:
+    """Audits of the real engine with a webhook that is down, then up: every event the file
+    output (always up, the ledger) got reaches the webhook, once."""
+    from dockward.engine.lab import build_busybox_image
+
+    run = uuid.uuid4().hex[:8]
+    port = free_port()
+    ledger = tmp_path / "events.jsonl"
+    spool = tmp_path / "spool"
+    hook = f"http://127.0.0.1:{port}/hook"
+
+    def audit() -> str:
+        res = run_cli(
+            "audit",
+            "-H",
+            "unix:///var/run/docker.sock",
+            "--check",
+            "DW-C001",
+            "--store",
+            str(tmp_path / "h.sqlite"),
+            "--events",
+            f"file:{ledger}",
+            "--events",
+            hook,
+            "--events-spool",
+            str(spool),
+            "--events-timeout",
+            "2",
+            "-f",
+            "json",
+            "-o",
+            str(tmp_path / "audit.json"),
+            "--fail-on",
+            "never",
+        )
+        assert res.code == 0, res.err
+        return res.err
+
+    image = build_busybox_image(docker_api, f"dwevents-{run}:1")
+    name = f"dwevents-{run}"
+    receiver: Receiver | None = None
+    try:
+        audit()  # the baseline: no events
+        docker_api.create_container(
+            image,
+            ["true"],
+            name=name,
+            labels={"dockward.test": name},
+            host_config=docker_api.create_host_config(privileged=True),
+        )
+        err = audit()  # the webhook is down: its events are spooled
+        assert "spooled" in err and hook in err, err
+        assert any(name in line for line in ledger.read_text().splitlines())
+        receiver = Receiver(port)  # up again
+        docker_api.remove_container(name, force=True)
+        err = audit()  # sends what was spooled, then this run's events (the fix)
+        assert "spooled" not in err, err
+        sent = [json.loads(line)["uuid"] for line in ledger.read_text().splitlines()]
+        got = [b["uuid"] for b in receiver.bodies]
+        assert sorted(got) == sorted(sent) and len(set(got)) == len(got)
+        mine = [b["rule"] for b in receiver.bodies if name in json.dumps(b["output_fields"])]
+        assert mine == [NEW_RULE, FIXED_RULE]  # oldest first
+        assert not any(p.is_file() for p in spool.rglob("*.json"))
+    finally:
+        if receiver is not None:
+            receiver.close()
+        with contextlib.suppress(Exception):
+            docker_api.remove_container(name, force=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockward.cli.common import env_default, env_list, env_option
@@ -112,6 +113,21 @@ def add_record_options(p: argparse.ArgumentParser) -> None:
         "[DOCKWARD_EVENTS, comma-separated]",
     )
     p.add_argument(
+        "--events-spool",
+        default=env_default("EVENTS_SPOOL"),
+        metavar="DIR",
+        help="where events an output did not take wait for the next run, one directory per "
+        "output (default: events-spool beside the default store) [DOCKWARD_EVENTS_SPOOL]",
+    )
+    p.add_argument(
+        "--events-timeout",
+        type=float,
+        default=float(env_default("EVENTS_TIMEOUT", "10")),
+        metavar="SECONDS",
+        help="how long a failing output is retried before its events stay spooled (default 10) "
+        "[DOCKWARD_EVENTS_TIMEOUT]",
+    )
+    p.add_argument(
         "--no-store",
         action="store_true",
         default=env_default("NO_STORE") == "1",
@@ -179,27 +195,44 @@ def open_run_store(args: argparse.Namespace) -> Store | None:
         return None
 
 
-def event_outputs(args: argparse.Namespace) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class EventOutputs:
+    """Where posture events go, where undelivered ones wait, and how long a send is retried."""
+
+    specs: tuple[str, ...]
+    spool: str
+    timeout: float
+
+
+def event_outputs(args: argparse.Namespace) -> EventOutputs:
+    from pathlib import Path
+
+    from dockward.store import default_store_url
     from dockward.store.events import check_outputs
 
-    specs = list(args.events or env_list("EVENTS"))
+    specs = tuple(args.events or env_list("EVENTS"))
     if specs and args.no_store:
         raise UsageError("--events compares with the stored previous run: not with --no-store")
+    if args.events_timeout < 0:
+        raise UsageError("--events-timeout must be 0 or more")
     check_outputs(specs)
-    return specs
+    spool = args.events_spool or str(Path(default_store_url()).parent / "events-spool")
+    return EventOutputs(specs, spool, args.events_timeout)
 
 
 def send_posture_events(
-    store: Store, command: str, run_ids: dict[str, int], specs: list[str]
+    store: Store, command: str, run_ids: dict[str, int], events: EventOutputs
 ) -> None:
-    """Events for the hosts of the run just recorded; a failing output is a warning."""
+    """Events for the hosts of the run just recorded, after those earlier runs spooled; an
+    output that does not take them is a warning (they stay spooled)."""
     from dockward.store.drift import fleet_drift
     from dockward.store.events import posture_alerts, send_events
 
-    if not specs:
+    if not events.specs:
         return
     drifts = [d for d in fleet_drift(store, command) if run_ids.get(d.host) == d.current.id]
-    for warning in send_events(specs, posture_alerts(drifts)):
+    alerts = posture_alerts(drifts)
+    for warning in send_events(events.specs, alerts, events.spool, events.timeout):
         sys.stderr.write(f"dockward: warning: {warning}\n")
 
 
@@ -242,6 +275,7 @@ def open_read_store(args: argparse.Namespace) -> Store:
 
 
 __all__ = [
+    "EventOutputs",
     "add_fleet_options",
     "add_record_options",
     "add_store_options",
