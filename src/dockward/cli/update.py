@@ -38,6 +38,7 @@ from dockward.cli.common import (
     fail_threshold,
     write_output,
 )
+from dockward.cli.fleetopts import add_store_options, open_update_store, record_update_cycle
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Report, Severity, Status
@@ -400,6 +401,7 @@ def register(sub: Any) -> None:
     )
     add_output_options(p, default_fail_on="high")
     add_metrics_option(p)
+    add_store_options(p, default_store=False)
     p.set_defaults(run=run)
 
 
@@ -488,6 +490,7 @@ def run(args: argparse.Namespace) -> int:
         gates.append(policy_gate(args.policy, endpoint))
     docker_config = Path(args.docker_config) / "config.json" if args.docker_config else None
     credentials = CredentialStore.load(docker_config)
+    store = open_update_store(args)  # each cycle recorded, for the exporter's outdated gauge
     client = connect_versioned(endpoint, args.api_version, timeout=args.timeout)
     say = _progress if args.progress else None
     registry = RegistryClient(
@@ -572,6 +575,7 @@ def run(args: argparse.Namespace) -> int:
                         own = replace(sel, names=names, all=False)
                         runs.append(replace(cycle_options, selection=own))
                 for this in runs:
+                    cycle_started = time.time()
                     try:
                         cycle = run_cycle(
                             client, registry, updater, this, gates, say, cooldown, signature
@@ -595,6 +599,8 @@ def run(args: argparse.Namespace) -> int:
                         timetable.warnings.clear()
                     cycles.append(cycle)
                     metrics.record(cycle)
+                    if store is not None:
+                        _record(store, endpoint.url, cycle, cycle_started)
                     if api is not None:
                         answer(batch, summary(cycle))
                     if args.cycles and len(cycles) >= args.cycles:
@@ -607,6 +613,8 @@ def run(args: argparse.Namespace) -> int:
         if api is not None:
             api.close()
         client.close()
+        if store is not None:
+            store.close()
         late = notifications.stop(flush_timeout=10.0)
         if late and cycles:
             cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
@@ -618,6 +626,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _record(store: Any, host: str, cycle: CycleResult, started: float) -> None:
+    """A cycle not recorded is a warning: the updates themselves happened."""
+    from dockward.store import StoreError
+
+    try:
+        record_update_cycle(store, host, cycle, started)
+    except StoreError as exc:
+        sys.stderr.write(f"dockward update: warning: cycle not recorded: {exc}\n")
 
 
 def _emit_update(report: Report, args: argparse.Namespace) -> int:
