@@ -376,6 +376,8 @@ def network(docker_api: Any) -> Iterator[str]:
     docker_api.create_network(name, labels={"dockward.test": RUN})
     yield name
     with contextlib.suppress(docker.errors.APIError):
+        for cid in docker_api.inspect_network(name)["Containers"] or {}:
+            docker_api.disconnect_container_from_network(cid, name, force=True)
         docker_api.remove_network(name)
 
 
@@ -411,6 +413,10 @@ def test_scope_network_connect(
     assert err.value.status_code == 403 and "EndpointConfig.Links[0]" in str(err.value)
     api.connect_container_to_network(mine, network, links=[(mine_name, "self")])
     assert attached() == {mine, other}
+    # a network's endpoints: its own containers only
+    seen = api.inspect_network(network)
+    assert set(seen["Containers"]) == {mine} and seen["Name"] == network
+    assert _cli(scoped, "network", "inspect", "-f", "{{len .Containers}}", network).stdout == "1\n"
     # bodies: bounded, JSON objects naming a Container, read as Go reads them
     path = f"/v1.41/networks/{network}/disconnect"
     cases = [
