@@ -153,9 +153,20 @@ def test_name_glob_scope(
 ) -> None:
     mine, other = two
     name = docker_api.inspect_container(other)["Name"].lstrip("/")
-    policy = {"default": {"allow": ["containers.*"], "scope": {"names": [f"{RUN}-other-*"]}}}
+    globs = [f"{RUN}-other-*", f"{RUN}-a-*"]
+    policy = {"default": {"allow": ["containers.*"], "scope": {"names": globs}}}
     api = api_through(proxy_factory(PolicyAuthorizer(parse_policy(policy))))
     assert [c["Names"] for c in api.containers(all=True)] == [[f"/{name}"]]
+    # linked, `mine` is listed as /<linker>/<alias> too: its own name decides, not that one
+    linker = docker_api.create_container(
+        docker_api.inspect_container(mine)["Config"]["Image"],
+        ["true"],
+        name=f"{RUN}-a-linker-{time.monotonic_ns()}",  # sorts before `mine`
+        labels={"dockward.test": RUN},
+        host_config=docker_api.create_host_config(links={mine: "peer"}),
+    )["Id"]
+    listed = {c["Id"] for c in api.containers(all=True)}
+    assert listed == {other, linker}
     assert api.inspect_container(name)["Id"] == other
     assert _status(lambda: api.inspect_container(mine)) == 404
 

@@ -46,8 +46,9 @@ def summary_in_scope(scope: ContainerScope, item: Any) -> bool:
     if not isinstance(item, dict):
         return False
     names = item.get("Names")
-    name = str(names[0]) if isinstance(names, list) and names else ""
-    return scope.contains(name, item.get("Labels"))
+    # a linked container is also listed as /<parent>/<alias>: its own name has no inner '/'
+    own = [str(n) for n in names or () if "/" not in str(n).lstrip("/")]
+    return scope.contains(own[0] if own else "", item.get("Labels"))
 
 
 def event_in_scope(scope: ContainerScope, line: bytes) -> bool:
