@@ -276,6 +276,9 @@ def harden(
     if do_verify:
         verified, broken = verify(client, workload, settings, prefix=prefix, service=service)
     timings["verify"] = time.monotonic() - t
+    # Every trial ran with the deployed tmpfs mounts (a write there is no `docker diff` change):
+    # the proposal keeps them, with their options.
+    settings = replace(settings, tmpfs={**workload.tmpfs, **settings.tmpfs})
     after = specs.from_proposal(before, settings, seccomp_path)
     return Proposal(before, after, settings, learned, obs, tuple(steps), verified, broken, timings)
 
