@@ -8,7 +8,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -163,4 +163,21 @@ def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
         raise
 
 
-__all__ = ["ResultSpool", "atomic_output", "write_json_stream"]
+def write_streamed(output: str | None, produce: Callable[[Callable[[str], object]], None]) -> None:
+    """Text PRODUCE writes piece by piece, to OUTPUT (whole or not at all) or to stdout."""
+    import sys
+
+    from dockward.errors import DockwardError
+
+    if not output or output == "-":
+        produce(sys.stdout.write)
+        sys.stdout.flush()
+        return
+    try:
+        with atomic_output(output) as fh:
+            produce(lambda text: fh.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise DockwardError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+__all__ = ["ResultSpool", "atomic_output", "write_json_stream", "write_streamed"]
