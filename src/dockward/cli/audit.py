@@ -19,6 +19,7 @@ from dockward.cli.common import (
     emit,
     env_default,
     env_list,
+    env_option,
     fail_threshold,
     progress_printer,
 )
@@ -88,12 +89,7 @@ def register(sub: Any) -> None:
         default=env_default("CONFIG"),
         help="dockward.toml (default: searched upwards) [DOCKWARD_CONFIG]",
     )
-    p.add_argument(
-        "--timeout",
-        type=int,
-        default=int(env_default("TIMEOUT", "30")),
-        help="API timeout in seconds [DOCKWARD_TIMEOUT]",
-    )
+    env_option(p, "--timeout", env="TIMEOUT", type=int, default=30, help="API timeout in seconds")
     add_fleet_options(p)
     add_record_options(p)
     add_output_options(p)
