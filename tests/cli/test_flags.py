@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from dockward.cli import SUBCOMMANDS, build_parser
+from tests.conftest import run_cli
 
 CLI = Path(__file__).resolve().parents[2] / "src" / "dockward" / "cli"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -138,3 +139,25 @@ def test_every_env_twin_is_in_the_readme() -> None:
     documented = set(ENV.findall(README.read_text()))
     missing = sorted(f"{var} ({flag})" for var, flag in twins.items() if var not in documented)
     assert not missing, missing
+
+
+def test_a_bad_env_twin_is_a_usage_error_of_its_command_only() -> None:
+    env = {"DOCKWARD_UPDATE_CYCLES": "many", "DOCKWARD_MONITOR_BURST": "x"}
+    res = run_cli("update", "--once", "dwcleanup-none", env=env)
+    assert res.code == 2, res.err
+    assert res.err.strip().splitlines() == [
+        "dockward update: error: argument --cycles: DOCKWARD_UPDATE_CYCLES='many' is not a "
+        "valid value"
+    ]
+    # Every parser is built for the overview: a variable of another command breaks nothing.
+    res = run_cli("--help", env=env)
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+
+
+def test_the_command_line_wins_over_the_env_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKWARD_MONITOR_BURST", "x")  # not read: the flag is given
+    monkeypatch.setenv("DOCKWARD_MONITOR_DEDUP", "2.5")
+    monkeypatch.setenv("DOCKWARD_UPDATE_NO_PULL", "yes")
+    args = build_parser(["monitor"]).parse_args(["monitor", "run", "--burst", "5"])
+    assert (args.burst, args.dedup) == (5, 2.5)
+    assert build_parser(["update"]).parse_args(["update"]).no_pull is True

@@ -376,6 +376,8 @@ def network(docker_api: Any) -> Iterator[str]:
     docker_api.create_network(name, labels={"dockward.test": RUN})
     yield name
     with contextlib.suppress(docker.errors.APIError):
+        for cid in docker_api.inspect_network(name)["Containers"] or {}:
+            docker_api.disconnect_container_from_network(cid, name, force=True)
         docker_api.remove_network(name)
 
 
@@ -411,6 +413,10 @@ def test_scope_network_connect(
     assert err.value.status_code == 403 and "EndpointConfig.Links[0]" in str(err.value)
     api.connect_container_to_network(mine, network, links=[(mine_name, "self")])
     assert attached() == {mine, other}
+    # a network's endpoints: its own containers only
+    seen = api.inspect_network(network)
+    assert set(seen["Containers"]) == {mine} and seen["Name"] == network
+    assert _cli(scoped, "network", "inspect", "-f", "{{len .Containers}}", network).stdout == "1\n"
     # bodies: bounded, JSON objects naming a Container, read as Go reads them
     path = f"/v1.41/networks/{network}/disconnect"
     cases = [
@@ -497,6 +503,45 @@ def test_scope_container_prune(
                 docker_api.remove_container(cid, force=True)
 
 
+def test_prune_filters_read_as_dockerd_reads_them() -> None:
+    """The scope's labels join the client's filters in either of dockerd's forms; what dockerd
+    could read another way, or not at all, is refused."""
+    from dockward.proxy.paths import parse_target
+    from dockward.proxy.scope import ScopeRefusal, prune_target
+
+    scope = ContainerScope((("team", "a"), ("managed", None)), ())
+
+    def forwarded(query: str) -> Any:
+        import json
+        from urllib.parse import parse_qs, urlsplit
+
+        target = prune_target(scope, parse_target(f"/v1.41/containers/prune{query}"))
+        assert target.path == "/containers/prune" and target.raw.startswith("/v1.41/")
+        return json.loads(parse_qs(urlsplit(target.raw).query)["filters"][0])
+
+    both = {"team=a": True, "managed": True}
+    assert forwarded("") == {"label": both}
+    assert forwarded('?filters={"until":{"1h":true}}') == {"until": {"1h": True}, "label": both}
+    assert forwarded('?filters={"label":["x=1"]}') == {"label": {"x=1": True, **both}}
+    # every value counts in dockerd's map form, whatever its bool
+    assert forwarded('?filters={"label":{"x":false}}') == {"label": {"x": True, **both}}
+    assert forwarded("?filters=null") == {"label": both}
+    for bad in (
+        "?filters=not-json",
+        '?filters={"label":"x"}',
+        '?filters={"label":["x"],"until":{"1h":true}}',
+        '?filters={"label":["x"],"label":["y"]}',
+        "?filters=[]",
+        "?filters={}&filters={}",
+    ):
+        with pytest.raises(ScopeRefusal) as err:
+            prune_target(scope, parse_target(f"/v1.41/containers/prune{bad}"))
+        assert err.value.status == 400, bad
+    with pytest.raises(ScopeRefusal, match="by name") as err:
+        prune_target(ContainerScope((), ("web-*",)), parse_target("/containers/prune"))
+    assert err.value.status == 403
+
+
 def test_scope_system_df(scoped: RunningProxy, docker_api: Any, lab_image: str) -> None:
     """df for a scoped client: its containers, the volumes they mount (or that carry the
     scope's labels), every image with its container count counting the client's only."""
@@ -536,3 +581,25 @@ def test_scope_system_df(scoped: RunningProxy, docker_api: Any, lab_image: str) 
         for name in vols.values():
             with contextlib.suppress(docker.errors.APIError):
                 docker_api.remove_volume(name)
+
+
+def test_scope_docker_run(scoped: RunningProxy, docker_api: Any, lab_image: str) -> None:
+    """`docker run` (create, attach, wait, start, by the id the create answered) through the
+    scope, with and without its label."""
+    labels = ["--label", f"dockward.test={RUN}"]
+    name = f"{RUN}-run-{time.monotonic_ns()}"
+    try:
+        ok = _cli(
+            scoped,
+            *("run", "--name", name, *labels, "-l", "dockward.scope=team-a"),
+            *(lab_image, "echo", "hi"),
+        )
+        assert ok.returncode == 0, ok.stderr
+        logs = _cli(scoped, "logs", name)
+        assert (logs.returncode, logs.stdout) == (0, "hi\n"), logs.stderr
+        bad = _cli(scoped, "run", "--rm", *labels, lab_image, "echo", "hi")
+        assert bad.returncode != 0 and "must be in its scope" in bad.stderr
+    finally:
+        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                docker_api.remove_container(c["Id"], force=True)

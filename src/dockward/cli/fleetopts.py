@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dockward.cli.common import env_default, env_list
+from dockward.cli.common import env_default, env_list, env_option
 from dockward.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,31 +41,39 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         metavar="GROUP",
         help="only these inventory groups (repeatable) [DOCKWARD_LIMIT, comma-separated]",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--parallel",
+        env="PARALLEL",
         type=int,
-        default=int(env_default("PARALLEL", "8")),
-        help="hosts collected at the same time (default 8) [DOCKWARD_PARALLEL]",
+        default=8,
+        help="hosts collected at the same time (default 8)",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--host-timeout",
+        env="HOST_TIMEOUT",
         type=float,
-        default=float(env_default("HOST_TIMEOUT", "300")),
+        default=300.0,
         metavar="SECONDS",
-        help="deadline per host, retries included (default 300) [DOCKWARD_HOST_TIMEOUT]",
+        help="deadline per host, retries included (default 300)",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--workers",
+        env="WORKERS",
         type=int,
-        default=int(env_default("WORKERS", "0")),
+        default=0,
         help="processes the hosts are shared over (default: one per CPU, up to 4, for 8 hosts "
-        "or more; 1 keeps everything in one process) [DOCKWARD_WORKERS]",
+        "or more; 1 keeps everything in one process)",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--retries",
+        env="RETRIES",
         type=int,
-        default=int(env_default("RETRIES", "1")),
-        help="further attempts for a host that fails (default 1) [DOCKWARD_RETRIES]",
+        default=1,
+        help="further attempts for a host that fails (default 1)",
     )
 
 

@@ -7,11 +7,12 @@ Nothing here touches a socket except through the client connection's body reader
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
@@ -23,6 +24,7 @@ from dockward.proxy.paths import PathError, Target, parse_target
 from dockward.proxy.scope import (
     MAX_CONNECT_BODY,
     Ref,
+    ResolvedScope,
     ScopeRefusal,
     connect_refs,
     create_refs,
@@ -31,6 +33,7 @@ from dockward.proxy.scope import (
     pin_path,
     pin_query,
     prune_target,
+    summary_in_scope,
 )
 from dockward.specs.gojson import BodyError, GoObject, loads
 
@@ -163,6 +166,12 @@ async def _scope_request(
     if route in ("containers.list", "events", "system.df"):
         d.scope = scope  # the answer is filtered on its way back
         return
+    if route == "networks.inspect":
+        # endpoints are listed by container id: the ids of the scope's containers, now
+        listed = await lookup(_scope_list(scope)) if lookup is not None else None
+        ids = [c.get("Id") for c in listed or () if summary_in_scope(scope, c)]
+        d.scope = ResolvedScope(scope.labels, scope.names, frozenset(map(str, ids)))
+        return
     if route == "containers.prune":
         d.target = prune_target(scope, target)
         return
@@ -197,6 +206,13 @@ async def _scope_request(
     if match is not None and target.path.startswith("/containers/") and "id" in match.params:
         ident = match.params["id"]
         d.target = pin_path(target, ident, await _resolve(scope, ident, lookup))
+
+
+def _scope_list(scope: ContainerScope) -> str:
+    """The container list the daemon can narrow to the scope's labels (names are globs)."""
+    labels = [k if v is None else f"{k}={v}" for k, v in scope.labels]
+    query = {"all": "1", "filters": json.dumps({"label": labels})} if labels else {"all": "1"}
+    return f"/containers/json?{urlencode(query)}"
 
 
 async def _resolve(scope: ContainerScope, ident: str, lookup: Lookup | None) -> str:

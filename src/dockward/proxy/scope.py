@@ -67,14 +67,31 @@ class AnswerError(DockwardError):
     """The daemon's answer is not the JSON its route answers with (the connection is dropped)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedScope(ContainerScope):
+    """A scope with the ids of its containers at the time of one request, for answers that
+    name containers by id only (a network's endpoints)."""
+
+    ids: frozenset[str] = frozenset()
+
+
 def answer_in_scope(route: str, scope: ContainerScope, body: bytes) -> bytes:
-    """A whole 200 answer of `containers.list` or `system.df`, cut down to the scope."""
+    """A whole 200 answer of `containers.list`, `system.df` or `networks.inspect`, cut down to
+    the scope."""
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise AnswerError(f"{route}: answer is not JSON") from exc
-    if route == "system.df":
-        out: Any = df_in_scope(scope, doc)
+    if route == "networks.inspect":
+        if not isinstance(doc, dict):
+            raise AnswerError(f"{route}: answer is not an object")
+        ids = scope.ids if isinstance(scope, ResolvedScope) else frozenset()
+        endpoints = doc.get("Containers")
+        out: Any = doc
+        if isinstance(endpoints, dict):
+            out = {**doc, "Containers": {k: v for k, v in endpoints.items() if k in ids}}
+    elif route == "system.df":
+        out = df_in_scope(scope, doc)
     elif isinstance(doc, list):
         out = [c for c in doc if summary_in_scope(scope, c)]
     else:

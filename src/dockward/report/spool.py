@@ -3,16 +3,14 @@ there: memory stays bounded by the hosts in flight, not by the size of the fleet
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from dockward.model.finding import SCHEMA_VERSION, Report, Result, Rule, Severity, Status
+from dockward.util.fs import atomic_output
 
 _SEP = b",\n    "
 
@@ -134,33 +132,21 @@ def write_json_stream(
     out.write(b"\n  ]\n}\n")
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """A file written in pieces that appears whole or not at all (a temporary file beside it,
-    renamed when the block ends without an error); devices and FIFOs are written directly."""
-    target = Path(os.path.realpath(path))
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(21, "Is a directory", str(path))
-        with open(target, "wb") as fh:
-            yield fh
+def write_streamed(output: str | None, produce: Callable[[Callable[[str], object]], None]) -> None:
+    """Text PRODUCE writes piece by piece, to OUTPUT (whole or not at all) or to stdout."""
+    import sys
+
+    from dockward.errors import DockwardError
+
+    if not output or output == "-":
+        produce(sys.stdout.write)
+        sys.stdout.flush()
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777 if st is not None else mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        with atomic_output(output) as fh:
+            produce(lambda text: fh.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise DockwardError(f"cannot write {output}: {exc.strerror}") from exc
 
 
-__all__ = ["ResultSpool", "atomic_output", "write_json_stream"]
+__all__ = ["ResultSpool", "atomic_output", "write_json_stream", "write_streamed"]
