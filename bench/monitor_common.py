@@ -46,9 +46,11 @@ def start_container(client: Any, name: str) -> str:
     return str(c["Id"])
 
 
-def start_monitor(workdir: Path, outputs: list[str], sources: list[str]) -> subprocess.Popen[str]:
+def start_monitor(
+    workdir: Path, outputs: list[str], sources: list[str], rules_text: str = BENCH_RULES
+) -> subprocess.Popen[str]:
     rules = workdir / "bench_rules.yaml"
-    rules.write_text(BENCH_RULES)
+    rules.write_text(rules_text)
     args = [sys.executable, "-m", "dockward", "monitor", "run", "--rules", str(rules)]
     args += ["--spool-dir", str(workdir / "spool"), "--stats"]
     for o in outputs:
