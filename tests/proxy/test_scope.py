@@ -448,6 +448,11 @@ def test_scope_network_connect(
     got, answer = _raw(scoped, "POST", path, b'{"CONTAINER":"%s"}' % mine_name.encode())
     assert got == 200, answer
     assert attached() == {other}
+    # what the proxy writes back is what Go reads: a lone surrogate escape stays an escape
+    body = b'{"Container":"%s","EndpointConfig":{"Aliases":["\\ud800x"]}}' % mine_name.encode()
+    got, answer = _raw(scoped, "POST", f"/v1.41/networks/{network}/connect", body)
+    assert got == 200, answer
+    assert attached() == {mine, other}
 
 
 def test_scope_network_prune_refused(scoped: RunningProxy, docker_api: Any, network: str) -> None:

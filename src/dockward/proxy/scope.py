@@ -351,4 +351,5 @@ def connect_refs(route: str, body: bytes) -> tuple[Any, list[Ref]]:
 
 def dumps(doc: Any) -> bytes:
     """A body whose references were pinned, as the daemon will read it."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    # \u escapes keep what UTF-8 cannot carry (a lone surrogate, which Go reads as U+FFFD)
+    return json.dumps(doc, separators=(",", ":")).encode()
