@@ -176,6 +176,9 @@ def test_scope_schema() -> None:
     assert rule is not None and rule.scope == ContainerScope((("a", None), ("b", "c")), ())
     assert rule.scope.contains("/x", {"a": "", "b": "c"})
     assert not rule.scope.contains("/x", {"a": "1", "b": "d"})
+    for key in ("name=web", "exitCode=0", "image"):
+        with pytest.raises(ConfigError, match="attribute the engine sets on container events"):
+            parse_policy({"default": {"allow": ["*"], "scope": {"labels": [key]}}})
     with pytest.raises(ConfigError, match="needs labels or names"):
         parse_policy({"default": {"allow": ["*"], "scope": {}}})
     with pytest.raises(ConfigError, match="unknown key"):
