@@ -622,3 +622,43 @@ def test_scope_docker_run(scoped: RunningProxy, docker_api: Any, lab_image: str)
         for c in docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"}):
             with contextlib.suppress(docker.errors.APIError):
                 docker_api.remove_container(c["Id"], force=True)
+
+
+def test_scope_create_cannot_mount_other_containers_volumes(
+    scoped: RunningProxy, docker_api: Any, lab_image: str
+) -> None:
+    """A named volume mounted by a container outside the scope is that container's data, what
+    `--volumes-from` would reach: refused by name too (binds and mounts); the scope's own
+    volumes and unused ones are fine."""
+    vols = {k: f"{RUN}-{k}-{time.monotonic_ns()}" for k in ("mine", "other", "new")}
+    labels = {"dockward.test": RUN}
+    try:
+        for key, extra in (("mine", TEAM), ("other", {})):
+            docker_api.create_container(
+                lab_image,
+                ["true"],
+                labels={**labels, **extra},
+                host_config=docker_api.create_host_config(binds=[f"{vols[key]}:/data"]),
+            )
+        base = ["create", "--label", f"dockward.test={RUN}", "--label", "dockward.scope=team-a"]
+        for spec in (
+            ["-v", f"{vols['other']}:/data:ro"],
+            ["--mount", f"type=volume,source={vols['other']},target=/data"],
+        ):
+            bad = _cli(scoped, *base, *spec, lab_image, "true")
+            assert bad.returncode != 0 and "outside this client's scope" in bad.stderr, bad.stderr
+        for spec in (
+            ["-v", f"{vols['mine']}:/data"],
+            ["--mount", f"type=volume,source={vols['mine']},target=/data"],
+            ["-v", f"{vols['new']}:/data"],
+            ["-v", "/tmp:/data:ro"],  # a bind: the admission rules' business, not the scope's
+        ):
+            ok = _cli(scoped, *base, *spec, lab_image, "true")
+            assert ok.returncode == 0, (spec, ok.stderr)
+    finally:
+        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                docker_api.remove_container(c["Id"], force=True)
+        for name in vols.values():
+            with contextlib.suppress(docker.errors.APIError):
+                docker_api.remove_volume(name)
