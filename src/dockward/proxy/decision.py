@@ -28,12 +28,14 @@ from dockward.proxy.scope import (
     ScopeRefusal,
     connect_refs,
     create_refs,
+    create_volumes,
     dumps,
     info_in_scope,
     pin_path,
     pin_query,
     prune_target,
     summary_in_scope,
+    volume_users,
 )
 from dockward.specs.gojson import BodyError, GoObject, loads
 
@@ -177,6 +179,7 @@ async def _scope_request(
         return
     if route == "containers.create":
         doc = _create_in_scope(scope, target, d.body)
+        await _volumes_in_scope(scope, create_volumes(doc), lookup)
         refs = create_refs(doc)
         if refs:
             await _pin_refs(scope, refs, lookup)
@@ -206,6 +209,25 @@ async def _scope_request(
     if match is not None and target.path.startswith("/containers/") and "id" in match.params:
         ident = match.params["id"]
         d.target = pin_path(target, ident, await _resolve(scope, ident, lookup))
+
+
+async def _volumes_in_scope(
+    scope: ContainerScope, volumes: list[tuple[str, str]], lookup: Lookup | None
+) -> None:
+    """A named volume that a container outside the scope mounts is that container's data (what
+    `--volumes-from` would reach): a scoped create may not mount it."""
+    if not volumes:
+        return
+    listed = await lookup("/containers/json?all=1") if lookup is not None else None
+    if not isinstance(listed, list):
+        raise ScopeRefusal(403, "cannot list the containers that mount the named volumes")
+    for name, where in volumes:
+        if not all(summary_in_scope(scope, c) for c in volume_users(listed, name)):
+            raise ScopeRefusal(
+                403,
+                f"volume {name} ({where}) is mounted by a container outside this client's "
+                f"scope ({scope.describe()})",
+            )
 
 
 def _scope_list(scope: ContainerScope) -> str:
