@@ -662,3 +662,44 @@ def test_scope_create_cannot_mount_other_containers_volumes(
         for name in vols.values():
             with contextlib.suppress(docker.errors.APIError):
                 docker_api.remove_volume(name)
+
+
+def test_scope_build_cannot_join_other_containers(
+    proxy_factory: Callable[..., RunningProxy],
+    two: tuple[str, str],
+    docker_api: Any,
+    lab_image: str,
+) -> None:
+    """The legacy builder runs each step with `networkmode`: `container:<x>` joins <x>'s network
+    namespace. A scoped client's build may join only its own containers (pinned by id)."""
+    import io
+
+    mine, other = two
+    docker_api.start(mine)
+    docker_api.start(other)
+    policy = {"default": {"allow": ["build"], "scope": {"labels": ["dockward.scope=team-a"]}}}
+    api = api_through(proxy_factory(PolicyAuthorizer(parse_policy(policy))))
+    context = _tar("Dockerfile", f"FROM {lab_image}\nRUN cat /proc/net/dev\n".encode())
+    tag = f"{RUN}-build:x"
+
+    def build(client: Any, mode: str) -> str:
+        out = client.build(
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            network_mode=mode,
+            tag=tag,
+            rm=True,
+            decode=True,
+        )
+        return "".join(str(line.get("stream") or line.get("error") or "") for line in out)
+
+    try:
+        assert "Successfully tagged" in build(docker_api, f"container:{other}")  # the daemon's way
+        for ref in (other, other[:12], docker_api.inspect_container(other)["Name"].lstrip("/")):
+            with pytest.raises(docker.errors.APIError) as err:
+                build(api, f"container:{ref}")
+            assert err.value.status_code == 403 and "networkmode" in str(err.value)
+        assert "Successfully tagged" in build(api, f"container:{mine[:12]}")
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_api.remove_image(tag)

@@ -201,6 +201,19 @@ async def _scope_request(
         if not container or not info_in_scope(scope, await _container(lookup, str(container))):
             raise ScopeRefusal(404, f"No such exec instance: {exec_id}")
         return
+    if route == "build":
+        # the legacy builder runs each step with this network mode: `container:<x>` joins <x>
+        mode = target.query.get("networkmode", [""])[0]
+        if mode.startswith("container:"):
+            ident = mode.split(":", 1)[1]
+            try:
+                full_id = await _resolve(scope, ident, lookup)
+            except ScopeRefusal as exc:
+                raise ScopeRefusal(
+                    403, f"No such container in this client's scope: {ident} (networkmode)"
+                ) from exc
+            d.target = pin_query(target, "networkmode", f"container:{full_id}")
+        return
     if route == "commit":
         ident = target.query.get("container", [""])[0]
         if ident:

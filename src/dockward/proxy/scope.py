@@ -201,9 +201,10 @@ def pin_path(target: Target, ident: str, full_id: str) -> Target:
     return Target(f"{prefix}{path}{sep}{query}", path, target.version, target.query)
 
 
-def pin_query(target: Target, name: str, full_id: str) -> Target:
-    """`?{name}=<ident>` as `?{name}=<full id>`; the query is re-encoded from what was judged."""
-    query = {**target.query, name: [full_id]}
+def pin_query(target: Target, name: str, value: str) -> Target:
+    """`?{name}=<ident>` as `?{name}=<value>` (the full id, or `container:<full id>`); the
+    query is re-encoded from what was judged."""
+    query = {**target.query, name: [value]}
     prefix = f"/v{target.version}" if target.version else ""
     return Target(
         f"{prefix}{target.path}?{urlencode(query, doseq=True)}", target.path, target.version, query
