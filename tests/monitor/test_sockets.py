@@ -168,11 +168,11 @@ def test_open_flags_as_falco_prints_them() -> None:
 
 def test_open_log_pairs_merged_closes_by_access_mode() -> None:
     log = OpenLog()
-    log.add(7, "/var/log/syslog", 42, 3, 0o2101)  # O_APPEND|O_CREAT|O_WRONLY
+    log.add(7, "/var/log/syslog", 42, 3, 0o2101, "syslog")  # O_APPEND|O_CREAT|O_WRONLY
     log.add(7, "/var/log/syslog", 42, 3, 0o1101)  # O_TRUNC|O_CREAT|O_WRONLY
-    log.add(7, "/var/log/syslog", 42, 4, 0)  # O_RDONLY
+    log.add(7, "/var/log/syslog", 42, 4, 0, "../log/syslog")  # O_RDONLY
     # one fanotify record for the three closes: both writes for the write, the read for the read
-    assert log.take(7, "/var/log/syslog", 42, True) == [(3, 0o2101), (3, 0o1101)]
-    assert log.take(7, "/other/name", 42, False) == [(4, 0)]  # by inode under another name
+    assert log.take(7, "/var/log/syslog", 42, True) == [(3, 0o2101, "syslog"), (3, 0o1101, "")]
+    assert log.take(7, "/other/name", 42, False) == [(4, 0, "../log/syslog")]  # by inode
     assert log.take(7, "/var/log/syslog", 42, False, wait=0.01) == []
     assert log.take(8, "/var/log/syslog", 42, True) == []  # another process's open

@@ -104,6 +104,7 @@ _SYSCALL = {
     "fd.cport": NUMBER,
     # From the audit syscalls of sysevents.py: dup's new descriptor, syscall arguments, caps.
     "fd.num": NUMBER,
+    "fd.nameraw": STRING,
     "evt.arg.request": STRING,
     "evt.arg.pid": NUMBER,
     "evt.arg.domain": STRING,
@@ -178,7 +179,6 @@ UNSUPPORTED = frozenset(
         "proc.duration",
         "proc.aexepath",
         "proc.vpgid",
-        "fd.nameraw",
         "fd.sip.name",
         "fd.connected",
         "fd.name_changed",

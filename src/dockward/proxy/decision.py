@@ -28,12 +28,14 @@ from dockward.proxy.scope import (
     ScopeRefusal,
     connect_refs,
     create_refs,
+    create_volumes,
     dumps,
     info_in_scope,
     pin_path,
     pin_query,
     prune_target,
     summary_in_scope,
+    volume_users,
 )
 from dockward.specs.gojson import BodyError, GoObject, loads
 
@@ -177,6 +179,7 @@ async def _scope_request(
         return
     if route == "containers.create":
         doc = _create_in_scope(scope, target, d.body)
+        await _volumes_in_scope(scope, create_volumes(doc), lookup)
         refs = create_refs(doc)
         if refs:
             await _pin_refs(scope, refs, lookup)
@@ -198,6 +201,19 @@ async def _scope_request(
         if not container or not info_in_scope(scope, await _container(lookup, str(container))):
             raise ScopeRefusal(404, f"No such exec instance: {exec_id}")
         return
+    if route == "build":
+        # the legacy builder runs each step with this network mode: `container:<x>` joins <x>
+        mode = target.query.get("networkmode", [""])[0]
+        if mode.startswith("container:"):
+            ident = mode.split(":", 1)[1]
+            try:
+                full_id = await _resolve(scope, ident, lookup)
+            except ScopeRefusal as exc:
+                raise ScopeRefusal(
+                    403, f"No such container in this client's scope: {ident} (networkmode)"
+                ) from exc
+            d.target = pin_query(target, "networkmode", f"container:{full_id}")
+        return
     if route == "commit":
         ident = target.query.get("container", [""])[0]
         if ident:
@@ -206,6 +222,25 @@ async def _scope_request(
     if match is not None and target.path.startswith("/containers/") and "id" in match.params:
         ident = match.params["id"]
         d.target = pin_path(target, ident, await _resolve(scope, ident, lookup))
+
+
+async def _volumes_in_scope(
+    scope: ContainerScope, volumes: list[tuple[str, str]], lookup: Lookup | None
+) -> None:
+    """A named volume that a container outside the scope mounts is that container's data (what
+    `--volumes-from` would reach): a scoped create may not mount it."""
+    if not volumes:
+        return
+    listed = await lookup("/containers/json?all=1") if lookup is not None else None
+    if not isinstance(listed, list):
+        raise ScopeRefusal(403, "cannot list the containers that mount the named volumes")
+    for name, where in volumes:
+        if not all(summary_in_scope(scope, c) for c in volume_users(listed, name)):
+            raise ScopeRefusal(
+                403,
+                f"volume {name} ({where}) is mounted by a container outside this client's "
+                f"scope ({scope.describe()})",
+            )
 
 
 def _scope_list(scope: ContainerScope) -> str:
