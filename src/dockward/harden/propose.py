@@ -89,16 +89,37 @@ def observe(
                 break
         outcome = judge(client, cid, replace(workload, duration=0.2), service=service)
         changes = bounded(lambda: client.diff(cid), 20, "diff") or []
-    written = tuple(
-        sorted(
-            c["Path"] for c in changes if c.get("Kind") in (0, 1) and not _engine_path(c["Path"])
-        )
+    targets = {m.target for m in workload.mounts} | set(workload.tmpfs)
+    return Observation(
+        written_paths(changes, targets), peak_mem, peak_pids, outcome.ok, outcome.reason
     )
-    return Observation(written, peak_mem, peak_pids, outcome.ok, outcome.reason)
 
 
 def _engine_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in _ENGINE_PATHS)
+
+
+def written_paths(changes: list[dict[str, Any]], mount_targets: set[str]) -> tuple[str, ...]:
+    """What the workload wrote, from `docker diff`: added or changed paths, less the engine's own
+    and the mount points the engine made (a bind's or volume's target and its new parents)."""
+
+    # /var/run is a link to /run in Debian-family images: the engine makes a bind's target there
+    targets = mount_targets | {
+        "/run" + t.removeprefix("/var/run") for t in mount_targets if t.startswith("/var/run/")
+    }
+
+    def mount_point(path: str) -> bool:
+        return any(t == path or t.startswith(path.rstrip("/") + "/") for t in targets)
+
+    return tuple(
+        sorted(
+            c["Path"]
+            for c in changes
+            if c.get("Kind") in (0, 1)
+            and not _engine_path(c["Path"])
+            and not mount_point(c["Path"])
+        )
+    )
 
 
 def tmpfs_targets(written: tuple[str, ...]) -> tuple[str, ...]:
@@ -185,7 +206,7 @@ def harden(
         if outcome.ok:
             settings = candidate
 
-    root = before.user in ("", "0", "root", "0:0", "root:root")
+    root = before.user.partition(":")[0] in ("", "0", "root")  # uid 0, whatever its group
     want_user = try_non_root and root
     memory, pids = _limits(obs)
     limits_detail = (
@@ -260,6 +281,9 @@ def harden(
     if do_verify:
         verified, broken = verify(client, workload, settings, prefix=prefix, service=service)
     timings["verify"] = time.monotonic() - t
+    # Every trial ran with the deployed tmpfs mounts (a write there is no `docker diff` change):
+    # the proposal keeps them, with their options.
+    settings = replace(settings, tmpfs={**workload.tmpfs, **settings.tmpfs})
     after = specs.from_proposal(before, settings, seccomp_path)
     return Proposal(before, after, settings, learned, obs, tuple(steps), verified, broken, timings)
 
@@ -356,6 +380,10 @@ def run_line(workload: Workload, s: Settings, seccomp_path: str) -> str:
     argv = ["docker", "run", "-d", *run_flags(s, seccomp_path)]
     if workload.network not in ("", "none", "default"):
         argv += ["--network", workload.network]
+    if workload.pid_mode:
+        argv += ["--pid", workload.pid_mode]
+    for g in workload.group_add:
+        argv += ["--group-add", g]
     for m in workload.mounts:
         ro = ":ro" if m.read_only else ""
         argv += ["-v", f"{m.source}:{m.target}{ro}" if m.type == "bind" else f"{m.target}{ro}"]
@@ -413,4 +441,6 @@ def workload_from_inspect(
         network=network or net,
         mounts=mounts,
         tmpfs=tmpfs,
+        group_add=tuple(str(g) for g in host.get("GroupAdd") or ()),
+        pid_mode=str(host.get("PidMode") or ""),
     )

@@ -17,6 +17,9 @@ Event = dict[str, Any]
 Accessor = Callable[[Event], Any]
 
 STRING, NUMBER, BOOL, LIST = "string", "number", "bool", "list"
+# Addresses compared as addresses (`fd.ip = 10.0.0.1`) and networks (`fd.net = 127.0.0.0/8`):
+# the value of such a field is the tuple of the connection ends it covers.
+IP, NET = "ip", "net"
 
 SYSCALL, DOCKER, DOCKWARD = "syscall", "docker", "dockward"
 SOURCES = frozenset({SYSCALL, DOCKER, DOCKWARD})
@@ -94,8 +97,14 @@ _SYSCALL = {
     "fd.rip": STRING,
     "fd.rport": NUMBER,
     "fd.sockfamily": STRING,
+    "fd.l4proto": STRING,
+    "fd.lip": STRING,
+    "fd.lport": NUMBER,
+    "fd.cip": STRING,
+    "fd.cport": NUMBER,
     # From the audit syscalls of sysevents.py: dup's new descriptor, syscall arguments, caps.
     "fd.num": NUMBER,
+    "fd.nameraw": STRING,
     "evt.arg.request": STRING,
     "evt.arg.pid": NUMBER,
     "evt.arg.domain": STRING,
@@ -105,6 +114,7 @@ _SYSCALL = {
     "evt.arg.linkpath": STRING,
     "evt.arg.oldpath": STRING,
     "evt.arg.newpath": STRING,
+    "evt.arg.flags": STRING,
     "thread.cap_effective": STRING,
 }
 
@@ -131,9 +141,6 @@ _DOCKWARD = {
 # Falco fields dockward's sources do not fill: a rule using one is reported as unsupported.
 UNSUPPORTED = frozenset(
     {
-        "fd.net",
-        "fd.lip",
-        "fd.lport",
         "fd.ino",
         "fd.dev",
         "evt.args",
@@ -172,15 +179,9 @@ UNSUPPORTED = frozenset(
         "proc.duration",
         "proc.aexepath",
         "proc.vpgid",
-        "fd.cip",
-        "fd.cport",
-        "fd.l4proto",
-        "fd.nameraw",
         "fd.sip.name",
         "fd.connected",
         "fd.name_changed",
-        "fd.ip",
-        "fd.snet",
         "fd.types",
         "container.start_ts",
         "container.image.digest",
@@ -206,6 +207,8 @@ PRODUCED_TYPES: dict[str, frozenset[str] | None] = {
             "link",
             "linkat",
             "socket",
+            "accept",
+            "accept4",
             "init_module",
             "finit_module",
         }
@@ -237,6 +240,28 @@ def _build() -> dict[str, FieldDef]:
 
 
 FIELDS: dict[str, FieldDef] = _build()
+
+# Falco's fd.ip and fd.net match either end of the connection (client or server); fd.snet etc.
+# one end. Derived from fd.cip/fd.sip/fd.lip/fd.rip when the event has them.
+_ENDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fd.ip": (IP, ("fd.cip", "fd.sip")),
+    "fd.net": (NET, ("fd.cip", "fd.sip")),
+    "fd.cnet": (NET, ("fd.cip",)),
+    "fd.snet": (NET, ("fd.sip",)),
+    "fd.lnet": (NET, ("fd.lip",)),
+    "fd.rnet": (NET, ("fd.rip",)),
+}
+for _name, (_kind, _) in _ENDS.items():
+    FIELDS[_name] = FieldDef(_name, _kind, frozenset({SYSCALL}))
+
+
+def _ends(keys: tuple[str, ...]) -> Accessor:
+    def get(ev: Event) -> Any:
+        found = tuple(v for k in keys if (v := ev.get(k)))
+        return found or None
+
+    return get
+
 
 # Fields that take an argument: `proc.aname[2]`, `container.mount.dest[/var/run/docker.sock]`.
 INDEXED = {
@@ -315,6 +340,8 @@ def resolve(name: str, arg: str | None, source: str) -> tuple[Accessor, str]:
             raise FieldError(f"field {name} is not provided by dockward's sources")
         raise FieldError(f"unknown field {name}")
     _check_source(name, name, source)
+    if name in _ENDS:
+        return _ends(_ENDS[name][1]), fdef.type
 
     def get(ev: Event, _k: str = name) -> Any:
         return ev.get(_k)

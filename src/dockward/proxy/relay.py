@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from dockward.policy.model import ContainerScope
 from dockward.proxy.framing import ChunkedDecoder, Close, FramingError, error_response
+from dockward.proxy.scope import AnswerError, answer_in_scope, event_in_scope
 from dockward.proxy.upstream import (
     LAST_CHUNK,
     ChunkedEnd,
@@ -50,34 +51,6 @@ _HOP = frozenset(
 _CREDENTIALS = (b"authorization:", b"proxy-authorization:")
 POOL_SIZE = 64  # idle daemon connections kept for the next client session
 MAX_FILTERED = 64 * 1024 * 1024  # a list answer read whole to be filtered for a scoped client
-
-
-def _event_in_scope(scope: ContainerScope, line: bytes) -> bool:
-    """A scoped client sees the events of its own containers only."""
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        return False
-    actor = ev.get("Actor") if isinstance(ev, dict) else None
-    attrs = actor.get("Attributes") if isinstance(actor, dict) else None
-    if ev.get("Type") != "container" or not isinstance(attrs, dict):
-        return False
-    return scope.contains(str(attrs.get("name") or ""), attrs)
-
-
-def _list_in_scope(scope: ContainerScope, body: bytes) -> bytes:
-    try:
-        items = json.loads(body)
-    except ValueError as exc:
-        raise Close from exc
-    if not isinstance(items, list):
-        raise Close
-    kept = [
-        c
-        for c in items
-        if isinstance(c, dict) and scope.contains(str((c.get("Names") or [""])[0]), c.get("Labels"))
-    ]
-    return json.dumps(kept, separators=(",", ":")).encode() + b"\n"
 
 
 def _with_length(raw: bytes, length: int) -> bytes:
@@ -515,7 +488,11 @@ class Relay:
                 self.whole.set_result((self._head, body))
             return
         assert self.scope is not None
-        body = _list_in_scope(self.scope[1], body)
+        route, scope = self.scope
+        try:
+            body = answer_in_scope(route, scope, body)  # lists and df, cut down to the scope
+        except AnswerError as exc:
+            raise Close from exc
         self.session.transport.write(_with_length(self.raw, len(body)) + body)
         self._done(leftover)
 
@@ -527,7 +504,7 @@ class Relay:
         else:
             pieces = [data]
         *complete, self.line = (self.line + b"".join(pieces)).split(b"\n")
-        kept = [x for x in complete if _event_in_scope(self.scope[1], x)]
+        kept = [x for x in complete if event_in_scope(self.scope[1], x)]
         if kept:
             out = b"\n".join(kept) + b"\n"
             self.session.transport.write(chunk(out) if self.decoder is not None else out)
