@@ -47,7 +47,11 @@ def start_container(client: Any, name: str) -> str:
 
 
 def start_monitor(
-    workdir: Path, outputs: list[str], sources: list[str], rules_text: str = BENCH_RULES
+    workdir: Path,
+    outputs: list[str],
+    sources: list[str],
+    rules_text: str = BENCH_RULES,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[str]:
     rules = workdir / "bench_rules.yaml"
     rules.write_text(rules_text)
@@ -57,6 +61,7 @@ def start_monitor(
         args += ["-o", o]
     for s in sources:
         args += ["--source", s]
+    args += extra
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.Popen(
         args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
