@@ -183,8 +183,9 @@ def deployment(image: str) -> Iterator[Deployment]:
         yield dep
     finally:
         subprocess.run(["docker", "rm", "-f", APP], capture_output=True)
-        logs = dep.compose("logs", "--no-color", "--tail", "30").stdout
-        (root / "compose.log").write_text(logs)
+        # Kept after the run (the deployment's root is removed): what failed is diagnosable.
+        logs = dep.compose("logs", "--no-color", "--tail", "300").stdout
+        Path(tempfile.gettempdir(), f"{PROJECT}-compose.log").write_text(logs)
         dep.compose("down", "-v", "--timeout", "30")
         _stop(reg, reg_root)
         shutil.rmtree(root, ignore_errors=True)
