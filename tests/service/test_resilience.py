@@ -9,6 +9,7 @@ a monitor's slow output. The deployed (container) variants are in test_deploymen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,9 @@ import requests
 from dockward.monitor.sources import _EventCursor
 from tests.conftest import REPO, kill_after
 from tests.service.test_service import _free_port
+from tests.update.conftest import Registry, build_version, push, registry
+
+__all__ = ["registry"]  # the session fixture, used here
 
 RUN = f"dw12a{os.getpid()}"
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -315,3 +319,93 @@ def test_sigterm_puts_every_alert_not_yet_delivered_into_the_spool(tmp_path: Pat
     assert len(delivered) < n, "the receiver got everything: the flush was not cut short"
     assert spooled, "nothing was spooled"
     assert delivered | spooled == set(range(n)), sorted(set(range(n)) - delivered - spooled)[:10]
+
+
+def test_sigterm_in_the_middle_of_an_update_transaction_lets_it_finish(
+    registry: Registry, docker_api: Any, tmp_path: Path
+) -> None:
+    """SIGTERM right after the old container was stopped: update does not stop between two
+    steps; it renames, creates, starts and health-gates the new one, then exits 0."""
+    v1, v2 = build_version(docker_api, "v1"), build_version(docker_api, "v2")
+    repo, name = f"{RUN}/sigterm", f"{RUN}-sigterm"
+    push(docker_api, v1, registry, repo, "stable")
+    c = docker_api.create_container(
+        registry.ref(repo, "stable"), "sleep 300", name=name,
+        labels={"dockward.test": RUN, "dockward.update": "true"},
+    )  # fmt: skip
+    docker_api.start(c["Id"])
+    push(docker_api, v2, registry, repo, "stable")
+    state = tmp_path / "state"
+    update = _dockward(
+        "update", name, "--interval", "3600", "--progress", "--state-dir", str(state),
+        "--stop-timeout", "1", "--min-uptime", "3", "--rules-gate", "off", "--vuln-gate", "off",
+        "--format", "json", "--host", "unix:///var/run/docker.sock",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    watchdog = kill_after(update, 120)
+    lines: list[str] = []
+    try:
+        assert update.stderr is not None
+        for line in update.stderr:
+            lines.append(line)
+            if line.strip().endswith(f"{name}: stopped"):
+                update.send_signal(signal.SIGTERM)  # between `stopped` and `renamed`
+                break
+        else:
+            raise AssertionError("no `stopped` step: " + "".join(lines))
+        out, err = update.communicate(timeout=90)
+        lines.append(err)
+        log = "".join(lines)
+        assert update.returncode == 0, log[-3000:]
+        assert f"{name}: healthy" in log, log[-3000:]  # the steps after SIGTERM ran
+        json.loads(out)  # the run's report
+        assert list(state.glob("*.json")) == []  # nothing left in the journal
+        now = docker_api.inspect_container(name)
+        assert now["Id"] != c["Id"] and now["Image"] == v2 and now["State"]["Running"]
+    finally:
+        watchdog.cancel()
+        if update.poll() is None:
+            update.kill()
+        with contextlib.suppress(Exception):
+            docker_api.remove_container(name, force=True)
+
+
+def test_update_steps_after_sigterm_were_on_the_new_image(
+    registry: Registry, docker_api: Any, tmp_path: Path
+) -> None:
+    """The same transaction, read from the engine: one container of the name, on v2."""
+    v1, v2 = build_version(docker_api, "v1"), build_version(docker_api, "v2")
+    repo, name = f"{RUN}/sigterm2", f"{RUN}-sigterm2"
+    push(docker_api, v1, registry, repo, "stable")
+    c = docker_api.create_container(
+        registry.ref(repo, "stable"), "sleep 300", name=name,
+        labels={"dockward.test": RUN, "dockward.update": "true"},
+    )  # fmt: skip
+    docker_api.start(c["Id"])
+    push(docker_api, v2, registry, repo, "stable")
+    update = _dockward(
+        "update", name, "--interval", "3600", "--progress", "--state-dir", str(tmp_path / "s"),
+        "--stop-timeout", "1", "--min-uptime", "2", "--rules-gate", "off", "--vuln-gate", "off",
+        "--host", "unix:///var/run/docker.sock",
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    watchdog = kill_after(update, 120)
+    try:
+        assert update.stderr is not None
+        for line in update.stderr:
+            if line.strip().endswith(f"{name}: renamed"):
+                update.send_signal(signal.SIGTERM)  # between `renamed` and `created`
+                break
+        update.communicate(timeout=90)
+        assert update.returncode == 0
+        ours = docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"})
+        names = [n for x in ours for n in x["Names"] if n.startswith(f"/{name}")]
+        assert names == [f"/{name}"], names  # no backup left, nothing lost
+        now = docker_api.inspect_container(name)
+        assert now["Id"] != c["Id"] and now["Image"] == v2 and now["State"]["Running"]
+    finally:
+        watchdog.cancel()
+        if update.poll() is None:
+            update.kill()
+        with contextlib.suppress(Exception):
+            docker_api.remove_container(name, force=True)
