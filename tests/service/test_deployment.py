@@ -435,13 +435,14 @@ def _stored_runs(dep: Deployment, service: str, command: str) -> int:
     return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
 
 
-def test_audit_and_scan_record_their_runs_in_the_store_volume(deployment: Deployment) -> None:
+def test_audit_records_its_runs_in_the_store_volume(deployment: Deployment) -> None:
+    """The result store is not on the read-only rootfs (nothing recorded, a warning) but in the
+    `store` volume. (A one-image scan records nothing; scan's store is there for --registry and
+    --all-images.)"""
+    _until(lambda: _stored_runs(deployment, "audit", "audit") >= 1, 240, "a stored audit run")
     for service in ("audit", "scan"):
-        _until(
-            lambda s=service: _stored_runs(deployment, s, s) >= 1, 240, f"a stored {service} run"
-        )
         log = deployment.logs(service)
-        assert "Read-only file system" not in log, log
+        assert "run not recorded" not in log and "Read-only file system" not in log, log
 
 
 class _Receiver:
