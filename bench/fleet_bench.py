@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,41 +33,59 @@ from dockward.store import Store
 REPO = Path(__file__).resolve().parent.parent
 
 
-def audit(hosts: list[str], store: str, parallel: int, work: Path) -> tuple[float, float, int]:
+def audit(
+    hosts: list[str], store: str, parallel: int, work: Path, src: Path = REPO / "src"
+) -> tuple[float, float, int]:
+    """Wall time, peak RSS (MiB: the audit process or its largest worker, from its own wait4,
+    not the bench's running maximum over every child) and hosts failed of one audit."""
     hosts_file = work / f"hosts-{len(hosts)}.txt"
     hosts_file.write_text("\n".join(hosts) + "\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env = dict(os.environ, PYTHONPATH=str(src))
+    errors = work / "audit.err"
     t = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockward",
-            "audit",
-            "--hosts-file",
-            str(hosts_file),
-            "--store",
-            store,
-            "--parallel",
-            str(parallel),
-            "-f",
-            "json",
-            "-o",
-            str(work / "fleet.json"),
-            "--fail-on",
-            "never",
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, err = proc.communicate(timeout=600)
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dockward",
+                "audit",
+                "--hosts-file",
+                str(hosts_file),
+                "--store",
+                store,
+                "--parallel",
+                str(parallel),
+                "-f",
+                "json",
+                "-o",
+                str(work / "fleet.json"),
+                "--fail-on",
+                "never",
+            ],
+            env=env,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"audit failed: {err}")
-    failed = json.loads((work / "fleet.json").read_text())["extra"].get("hosts_failed", 0)
-    return wall, usage.ru_maxrss / 1024, int(failed)
+        raise SystemExit(f"audit failed: {errors.read_text()}")
+    return wall, usage.ru_maxrss / 1024, hosts_failed(work / "fleet.json")
+
+
+def hosts_failed(report: Path) -> int:
+    """From the report's head (its `extra` comes before the results): loading a 200-host report
+    would raise this process's peak RSS, which a child started later inherits (its ru_maxrss
+    starts at the parent's peak: vfork and exec keep the high-water mark)."""
+    with report.open(encoding="utf-8") as fh:
+        for line in fh:
+            m = re.search(r'"hosts_failed": (\d+)', line)
+            if m:
+                return int(m.group(1))
+            if line.startswith('  "results"'):
+                break
+    raise SystemExit(f"{report}: no hosts_failed in the report's extra")
 
 
 def fill_history(store_url: str, runs_per_host: int) -> int:
@@ -90,10 +108,11 @@ def fill_history(store_url: str, runs_per_host: int) -> int:
                     WITH src AS (SELECT * FROM runs WHERE batch = %s),
                     ins AS (
                       INSERT INTO runs (batch, host, command, started, finished, tool_version,
-                        ruleset, status, error, score, passed, failed, vulnerable_images, warnings)
+                        ruleset, status, error, score, passed, failed, vulnerable_images, warnings,
+                        outdated)
                       SELECT md5(%s || batch), host, command, started - %s * 3600, finished - %s * 3600,
                         tool_version, ruleset, status, error, score, passed, failed,
-                        vulnerable_images, warnings FROM src
+                        vulnerable_images, warnings, outdated FROM src
                       RETURNING id, host)
                     INSERT INTO m SELECT src.id, ins.id FROM src JOIN ins USING (host)
                     """,
@@ -102,9 +121,9 @@ def fill_history(store_url: str, runs_per_host: int) -> int:
                 conn.execute(
                     """
                     INSERT INTO findings (run_id, rule_id, kind, title, severity, status, target,
-                      message, waived, remediation, cis)
+                      message, waived, remediation, cis, vulnerable)
                     SELECT m.new, f.rule_id, f.kind, f.title, f.severity, f.status, f.target,
-                      f.message, f.waived, f.remediation, f.cis
+                      f.message, f.waived, f.remediation, f.cis, f.vulnerable
                     FROM findings f JOIN m ON f.run_id = m.old
                     WHERE (hashtext(f.rule_id || f.target) + %s) %% 50 <> 0
                     """,
@@ -142,6 +161,14 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=32)
     p.add_argument("--runs-per-host", type=int, default=100)
     p.add_argument("--containers", type=int, default=30)
+    p.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also audit with the dockward package under DIR (an earlier commit's src/, e.g. "
+        "from `git archive COMMIT src | tar -x -C /tmp/before`): before/after in the same run",
+    )
     a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dwfleet-bench-"))
     answers = work / "answers.json"
@@ -183,15 +210,21 @@ def main() -> None:
             f"recorded {n} engine answers ({a.containers} running containers); delay "
             f"{a.delay * 1000:.0f} ms per request"
         )
-        wall_a, rss_a, _ = audit(hosts[: a.anchor], store, a.parallel, work)
-        wall, rss, failed = audit(hosts, store, a.parallel, work)
-        print(
-            f"audit {a.anchor} hosts -> PostgreSQL: {wall_a:.1f} s (anchor), peak RSS {rss_a:.0f} MiB"
-        )
-        print(
-            f"audit {a.hosts} hosts -> PostgreSQL: {wall:.1f} s ({wall / wall_a:.1f}x the anchor for "
-            f"{a.hosts / a.anchor:.0f}x the hosts), peak RSS {rss:.0f} MiB, {failed} hosts failed"
-        )
+        trees = [("", REPO / "src")]
+        if a.before_src is not None:
+            trees.insert(0, ("before: ", a.before_src))
+        for label, src in trees:
+            wall_a, rss_a, _ = audit(hosts[: a.anchor], store, a.parallel, work, src)
+            wall, rss, failed = audit(hosts, store, a.parallel, work, src)
+            print(
+                f"{label}audit {a.anchor} hosts -> PostgreSQL: {wall_a:.1f} s (anchor), peak RSS "
+                f"{rss_a:.0f} MiB"
+            )
+            print(
+                f"{label}audit {a.hosts} hosts -> PostgreSQL: {wall:.1f} s ({wall / wall_a:.1f}x "
+                f"the anchor for {a.hosts / a.anchor:.0f}x the hosts), peak RSS {rss:.0f} MiB "
+                f"({rss / rss_a:.1f}x), {failed} hosts failed"
+            )
         rows = fill_history(store, a.runs_per_host)
         from dockward.store import open_store
         from dockward.store.drift import fleet_drift

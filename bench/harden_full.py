@@ -15,14 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from harden_common import IMAGE, httpd_workload
+
 from dockward.engine import connect, resolve_endpoint
-from dockward.engine.lab import build_busybox_image
 from dockward.harden.propose import harden
-from dockward.harden.runner import Workload, remove_stale
+from dockward.harden.runner import remove_stale
 from dockward.model.container import ContainerSpec
 
 PREFIX = "dwharden-benchfull"
-IMAGE = "dwharden/httpd:2"
 
 
 def main() -> None:
@@ -31,17 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     client = connect(resolve_endpoint())
     remove_stale(client, PREFIX)
-    build_busybox_image(
-        client,
-        IMAGE,
-        extra='RUN ["/bin/busybox", "sh", "-c", "echo hello > /var/www/index.html && mkdir -p /data"]',
-    )
-    httpd = Workload(
-        IMAGE,
-        command=("httpd", "-f", "-p", "8080", "-h", "/var/www"),
-        probe=("timeout", "5", "wget", "-q", "-O-", "http://127.0.0.1:8080/"),
-        duration=1.0,
-    )
+    httpd = httpd_workload(client)
     totals: list[float] = []
     phases: list[dict[str, float]] = []
     for _ in range(args.rounds):

@@ -13,8 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from harden_common import IMAGE, httpd_workload
+
 from dockward.engine import connect, resolve_endpoint
-from dockward.engine.lab import build_busybox_image
 from dockward.harden.caps import minimal_capabilities
 from dockward.harden.learn import learn_seccomp, verify_seccomp
 from dockward.harden.runner import Settings, Workload, remove_stale
@@ -23,7 +24,6 @@ from dockward.profiles.seccomp import allowed, dumps
 from dockward.profiles.syscalls import table
 
 PREFIX = "dwharden-bench"
-IMAGE = "dwharden/httpd:2"
 
 
 def main() -> None:
@@ -32,17 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     client = connect(resolve_endpoint())
     remove_stale(client, PREFIX)
-    build_busybox_image(
-        client,
-        IMAGE,
-        extra='RUN ["/bin/busybox", "sh", "-c", "echo hello > /var/www/index.html && mkdir -p /data"]',
-    )
-    httpd = Workload(
-        IMAGE,
-        command=("httpd", "-f", "-p", "8080", "-h", "/var/www"),
-        probe=("timeout", "5", "wget", "-q", "-O-", "http://127.0.0.1:8080/"),
-        duration=1.0,
-    )
+    httpd = httpd_workload(client)
     learn_s, verify_s, total_s, counts = [], [], [], []
     for _ in range(args.rounds):
         t0 = time.monotonic()

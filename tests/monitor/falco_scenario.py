@@ -56,6 +56,50 @@ SHELLS = (
     "wget -q -O /dev/null http://127.0.0.1:8088/cgi-bin/status; "
     "/bin/timeout 5 /bin/sh -c 'echo quiet'; sleep 0.5; true"
 )
+# --more: what the rules on opens, module loads, /dev/shm, memfd and sockets watch for. (Not
+# debugfs in a privileged container: no privileged container starts on this host, whose
+# capability bounding set lacks CAP_SYS_RESOURCE, so runc cannot apply "all capabilities".)
+# Openers do not hold their descriptors: fd.num comes from the open's own audit record.
+LINKS = "mkdir -p /tmp/bin; for t in cat insmod; do ln -s /bin/busybox /tmp/bin/$t; done; "
+MORE_APP = (
+    LINKS + "echo 'root:*:19000::::::' > /etc/shadow; "
+    "/tmp/bin/cat /etc/shadow > /dev/null; /tmp/bin/cat /etc/passwd > /dev/null; "
+    "echo x > /tmp/release_agent; "
+    "mkdir -p /var/log; touch /var/log/syslog; echo y >> /var/log/syslog; : > /var/log/syslog; "
+    "/tmp/bin/insmod /bin/busybox 2>/dev/null; "
+    "(nc -l -p 7777 > /dev/null &); sleep 0.5; echo hi | nc 127.0.0.1 7777; "
+    "sleep 1; true"
+)
+MORE_ADM = "echo x > /tmp/release_agent; sleep 1; true"
+MORE_MOD = LINKS + "/tmp/bin/insmod /bin/busybox 2>/dev/null; true"
+MORE_SHM = "cp /bin/busybox /dev/shm/true; /dev/shm/true; cd /dev/shm && /bin/busybox true; true"
+HOST_MORE = """
+import os, socket, subprocess, time
+# Fileless execution: /bin/true copied into a memfd and executed from it; then /bin/true itself.
+pid = os.fork()
+if pid == 0:
+    fd = os.memfd_create("dwfalco-payload", 0)
+    with open("/bin/true", "rb") as f:
+        os.write(fd, f.read())
+    os.execv(f"/proc/self/fd/{fd}", ["dwfalco-payload"])
+os.waitpid(pid, 0)
+subprocess.run(["/bin/true"])
+# IPv6 sockets: a TCP connection over ::1 (socket, connect, accept), a connected UDP socket.
+srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+srv.bind(("::1", 0))
+srv.listen(1)
+port = srv.getsockname()[1]
+cli = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+cli.connect(("::1", port))
+conn, _ = srv.accept()
+udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+udp.connect(("::1", port))
+time.sleep(1.0)
+# ssh to a documentation address (TEST-NET-3) on a port of ssh_non_standard_ports, then on 22.
+for port in ("443", "22"):
+    subprocess.run(["ssh", "-o", "ConnectTimeout=1", "-o", "BatchMode=yes", "-p", port,
+                    "dwfalco@203.0.113.7", "true"], capture_output=True, timeout=20)
+"""
 PRIVILEGED_WORK = (
     "insmod /bin/busybox 2>/dev/null; exec 3> /tmp/release_agent; sleep 3; exec 3>&-; true"
 )
@@ -94,6 +138,29 @@ if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
 """
+
+
+def _host_more() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", HOST_MORE])
+    proc.wait(timeout=60)
+    return proc.pid
+
+
+def _more(api: Any, image: str, run_id: str) -> int:
+    names = {k: f"{PREFIX}-{k}-{run_id}" for k in ("app", "adm", "mod", "shm")}
+    # No SYS_MODULE, no seccomp filter: the module load reaches the kernel (the look-alike).
+    _run(api, image, names["app"], security_opt=["seccomp=unconfined"])
+    _run(api, image, names["adm"], cap_add=["SYS_ADMIN"])
+    _run(api, image, names["mod"], cap_add=["SYS_MODULE"])
+    _run(api, image, names["shm"], tmpfs={"/dev/shm": "exec"})
+    time.sleep(1.5)
+    _exec(api, names["app"], MORE_APP)
+    _exec(api, names["adm"], MORE_ADM)
+    _exec(api, names["mod"], MORE_MOD)
+    _exec(api, names["shm"], MORE_SHM)
+    helper = _host_more()
+    time.sleep(2.0)
+    return helper
 
 
 def _ptrace_on_host(run_id: str) -> int:
@@ -154,7 +221,7 @@ def _ssh_logins() -> int:
     return pid
 
 
-def record(out: Path, shells: bool = False, logins: bool = False) -> None:
+def record(out: Path, shells: bool = False, logins: bool = False, more: bool = False) -> None:
     from dockward.engine import connect, resolve_endpoint
     from dockward.engine.lab import build_busybox_image
     from dockward.monitor import MonitorConfig, run_live
@@ -174,8 +241,11 @@ def record(out: Path, shells: bool = False, logins: bool = False) -> None:
     t = threading.Thread(target=run_live, args=(cfg, api, stop, lambda m: ready.set()))
     t.start()
     ready.wait(30)
-    sshd = -1
-    if logins:
+    sshd = helper = -1
+    if more:
+        tracer = -1
+        helper = _more(api, image, run_id)
+    elif logins:
         tracer = -1
         sshd = _ssh_logins()
         time.sleep(1.0)
@@ -201,7 +271,16 @@ def record(out: Path, shells: bool = False, logins: bool = False) -> None:
         tracer_side = tracer in (ev.get("proc.pid"), ev.get("proc.ppid"))
         # what sshd itself started (the login's command; not root's shell start-up files)
         below_sshd = sshd in (ev.get("proc.apid") or ()) and ev.get("proc.pname") == "sshd"
-        if ours or below_sshd or (ev.get("evt.type") == "ptrace" and tracer_side):
+        # the host helper of --more and what it started (its fork, /bin/true, ssh)
+        helped = (
+            helper > 0
+            and ev.get("container.id") == "host"
+            and (
+                helper in (ev.get("proc.pid"), ev.get("proc.ppid"))
+                or helper in (ev.get("proc.apid") or ())
+            )
+        )
+        if ours or below_sshd or helped or (ev.get("evt.type") == "ptrace" and tracer_side):
             ev.pop("container.labels", None)
             keep.append(json.dumps(ev, sort_keys=True))
     out.write_text("\n".join(keep) + "\n")
@@ -227,4 +306,11 @@ def _scenario(api: Any, image: str, run_id: str) -> int:
 if __name__ == "__main__":
     # `--shells`: only the web server spawning a shell (falco-events-shells.jsonl)
     # `--logins`: only ssh logins to a host sshd, of nobody and of root (falco-events-logins.jsonl)
-    record(Path(sys.argv[1]), shells="--shells" in sys.argv[2:], logins="--logins" in sys.argv[2:])
+    # `--more`: opens, module loads, /dev/shm, debugfs, memfd, sockets (falco-events-more.jsonl)
+    flags = sys.argv[2:]
+    record(
+        Path(sys.argv[1]),
+        shells="--shells" in flags,
+        logins="--logins" in flags,
+        more="--more" in flags,
+    )

@@ -80,6 +80,13 @@ class RunningProxy:
         async def stop() -> None:
             for srv in self._listeners:
                 srv.close()
+            # sessions still open (clients keeping connections alive) end here, on their loop:
+            # left pending, they are destroyed later with tracebacks the interpreter formats
+            # while another thread may be parsing (CPython 3.11's shared AST depth counter)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)

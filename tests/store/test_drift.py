@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dockward.model.finding import Report, Result, Rule, Severity, Status
 from dockward.report.fleet import HostState, common_findings, rank_hosts, render_fleet_page
+from dockward.scan.rules import VULNERABILITY
 from dockward.store import Store, open_store
 from dockward.store.drift import compare, fleet_drift
 from tests.conftest import run_cli
 
 PRIV = Rule("DW-C001", "Container is not privileged", Severity.CRITICAL, "container", "drop it")
 USER = Rule("DW-C010", "Container user", Severity.MEDIUM, "container", "set a user")
-CVE = Rule("CVE-2024-1", "openssl", Severity.HIGH, "vulnerability", "upgrade", scored=False)
+# Advisory rules as a scan makes them: the advisory's id on the DW-V001 family (which declares
+# that its failures name a vulnerable image).
+CVE = replace(VULNERABILITY, id="CVE-2024-1", title="openssl", severity=Severity.HIGH)
 DAY = 86400.0
 
 
@@ -121,7 +125,7 @@ def test_database_set_difference_matches_the_python_comparison(store_url: str) -
     """Waived and passing results are not failures; an image vulnerable before through another
     CVE is not newly vulnerable; a host whose baseline had nothing failing gets everything new."""
     store = open_store(store_url)
-    cve2 = Rule("CVE-2024-2", "zlib", Severity.LOW, "vulnerability", "upgrade", scored=False)
+    cve2 = replace(VULNERABILITY, id="CVE-2024-2", title="zlib", severity=Severity.LOW)
     t = time.time()
     before = rep("a", (PRIV, "container x"), (CVE, "image i"), (USER, "container y"))
     waived = Result(PRIV, Status.FAIL, "container w", host="a", waived="accepted")

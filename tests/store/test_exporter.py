@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -20,7 +22,7 @@ from dockward.model.finding import Severity
 from dockward.store import open_store
 from dockward.store.drift import fleet_drift
 from dockward.store.events import FIXED_RULE, NEW_RULE, posture_alerts, send_events
-from tests.conftest import REPO, kill_after
+from tests.conftest import REPO, kill_after, run_cli
 from tests.fleet.lab import free_port
 from tests.store.test_drift import CVE, PRIV, USER, record, rep
 
@@ -39,9 +41,9 @@ def _store(path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture
-def exporter(tmp_path: Path) -> Iterator[str]:
-    url = _store(tmp_path / "e.sqlite")
+@contextlib.contextmanager
+def serve_exporter(url: str) -> Iterator[str]:
+    """`dockward exporter --store URL` on a free port; yields HOST:PORT."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -61,10 +63,66 @@ def exporter(tmp_path: Path) -> Iterator[str]:
     watchdog = kill_after(proc, 300)
     assert proc.stderr is not None
     assert "serving" in proc.stderr.readline()
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    assert proc.wait(20) == 0
-    watchdog.cancel()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+        watchdog.cancel()
+
+
+@pytest.fixture
+def exporter(tmp_path: Path) -> Iterator[str]:
+    with serve_exporter(_store(tmp_path / "e.sqlite")) as address:
+        yield address
+
+
+class Prometheus:
+    """Debian's prometheus scraping TARGET every second, queried through its HTTP API."""
+
+    def __init__(self, target: str, work: Path) -> None:
+        self.port = free_port()
+        cfg = work / "prometheus.yml"
+        cfg.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"scrape_configs:\n  - job_name: dockward\n    static_configs: [{{targets: ['{target}']}}]\n"
+        )
+        self.proc = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={work / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.watchdog = kill_after(self.proc, 240)
+
+    def query(self, query: str) -> list[Any]:
+        answer = requests.get(
+            f"http://127.0.0.1:{self.port}/api/v1/query", params={"query": query}, timeout=5
+        ).json()
+        return list(answer["data"]["result"])
+
+    def wait_for(self, query: str, value: str, timeout: float = 60) -> list[Any]:
+        """The query's result once its first value is VALUE (scraped after the change)."""
+        deadline = time.monotonic() + timeout
+        result: list[Any] = []
+        while time.monotonic() < deadline:
+            try:
+                result = self.query(query)
+                if result and result[0]["value"][1] == value:
+                    return result
+            except (requests.RequestException, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{query} never {value}: {result}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.watchdog.cancel()
 
 
 def test_exporter_gauges(exporter: str) -> None:
@@ -80,51 +138,19 @@ def test_exporter_gauges(exporter: str) -> None:
 
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")
 def test_real_prometheus_scrape(exporter: str, tmp_path: Path) -> None:
-    port = free_port()
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"scrape_configs:\n  - job_name: dockward\n    static_configs: [{{targets: ['{exporter}']}}]\n"
-    )
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    watchdog = kill_after(proc, 120)
+    prom = Prometheus(exporter, tmp_path)
     try:
-        query = 'dockward_host_failures{host="a",severity="critical"}'
-        deadline = time.monotonic() + 60
-        result: list[Any] = []
-        while time.monotonic() < deadline and not result:
-            try:
-                answer = requests.get(
-                    f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5
-                ).json()
-                result = answer["data"]["result"]
-            except (requests.RequestException, KeyError, ValueError):
-                pass
-            time.sleep(0.5)
-        assert result and result[0]["value"][1] == "1", result
-        up = requests.get(
-            f"http://127.0.0.1:{port}/api/v1/query", params={"query": "dockward_host_up"}, timeout=5
-        ).json()["data"]["result"]
+        prom.wait_for('dockward_host_failures{host="a",severity="critical"}', "1")
+        up = prom.query("dockward_host_up")
         assert {r["metric"]["host"]: r["value"][1] for r in up} == {"a": "1", "b": "0"}
     finally:
-        proc.terminate()
-        proc.wait(20)
-        watchdog.cancel()
+        prom.close()
 
 
 class Receiver:
     """A real HTTP receiver: every POSTed JSON body is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.bodies: list[Any] = []
         owner = self
 
@@ -138,7 +164,7 @@ class Receiver:
             def log_message(self, *a: Any) -> None:
                 return
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = HTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -159,10 +185,11 @@ def test_posture_events_at_a_webhook(tmp_path: Path) -> None:
     }
     receiver = Receiver()
     try:
-        warnings = send_events([receiver.url, "http://127.0.0.1:1/nothing"], alerts)
+        dead = "http://127.0.0.1:1/nothing"
+        warnings = send_events([receiver.url, dead], alerts, tmp_path / "spool", timeout=1)
         assert len(receiver.bodies) == 2 and all(b["source"] == "dockward" for b in receiver.bodies)
         assert {b["hostname"] for b in receiver.bodies} == {"a"}
-        assert len(warnings) == 1 and "not sent" in warnings[0]
+        assert len(warnings) == 1 and "2 spooled" in warnings[0] and dead in warnings[0]
     finally:
         receiver.close()
     store.close()
@@ -178,3 +205,76 @@ def test_new_failure_event_priority(tmp_path: Path) -> None:
     )
     assert any(a.rule == "Posture: host not audited" and a.hostname == "b" for a in alerts)
     store.close()
+
+
+@pytest.mark.docker
+def test_posture_events_wait_in_the_spool_while_the_webhook_is_down(
+    docker_api: Any, tmp_path: Path
+) -> None:
+    """Audits of the real engine with a webhook that is down, then up: every event the file
+    output (always up, the ledger) got reaches the webhook, once."""
+    from dockward.engine.lab import build_busybox_image
+
+    run = uuid.uuid4().hex[:8]
+    port = free_port()
+    ledger = tmp_path / "events.jsonl"
+    spool = tmp_path / "spool"
+    hook = f"http://127.0.0.1:{port}/hook"
+
+    def audit() -> str:
+        res = run_cli(
+            "audit",
+            "-H",
+            "unix:///var/run/docker.sock",
+            "--check",
+            "DW-C001",
+            "--store",
+            str(tmp_path / "h.sqlite"),
+            "--events",
+            f"file:{ledger}",
+            "--events",
+            hook,
+            "--events-spool",
+            str(spool),
+            "--events-timeout",
+            "2",
+            "-f",
+            "json",
+            "-o",
+            str(tmp_path / "audit.json"),
+            "--fail-on",
+            "never",
+        )
+        assert res.code == 0, res.err
+        return res.err
+
+    image = build_busybox_image(docker_api, f"dwevents-{run}:1")
+    name = f"dwevents-{run}"
+    receiver: Receiver | None = None
+    try:
+        audit()  # the baseline: no events
+        docker_api.create_container(
+            image,
+            ["true"],
+            name=name,
+            labels={"dockward.test": name},
+            host_config=docker_api.create_host_config(privileged=True),
+        )
+        err = audit()  # the webhook is down: its events are spooled
+        assert "spooled" in err and hook in err, err
+        assert any(name in line for line in ledger.read_text().splitlines())
+        receiver = Receiver(port)  # up again
+        docker_api.remove_container(name, force=True)
+        err = audit()  # sends what was spooled, then this run's events (the fix)
+        assert "spooled" not in err, err
+        sent = [json.loads(line)["uuid"] for line in ledger.read_text().splitlines()]
+        got = [b["uuid"] for b in receiver.bodies]
+        assert sorted(got) == sorted(sent) and len(set(got)) == len(got)
+        mine = [b["rule"] for b in receiver.bodies if name in json.dumps(b["output_fields"])]
+        assert mine == [NEW_RULE, FIXED_RULE]  # oldest first
+        assert not any(p.is_file() for p in spool.rglob("*.json"))
+    finally:
+        if receiver is not None:
+            receiver.close()
+        with contextlib.suppress(Exception):
+            docker_api.remove_container(name, force=True)

@@ -19,7 +19,15 @@ from tests.conftest import REPO, kill_after
 
 PRIV = Rule("DW-C001", "privileged", Severity.CRITICAL, "container", "drop --privileged")
 USER = Rule("DW-C010", "root user", Severity.MEDIUM, "container", "set a user")
-CVE = Rule("CVE-2024-0001", "bad", Severity.HIGH, "vulnerability", "upgrade", scored=False)
+CVE = Rule(
+    "CVE-2024-0001",
+    "bad",
+    Severity.HIGH,
+    "vulnerability",
+    "upgrade",
+    scored=False,
+    groups=("vulnerable-image",),
+)
 
 
 def report(host: str, privileged: bool) -> Report:
@@ -48,7 +56,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def test_batch_is_recorded_with_findings_and_errors(store: Store) -> None:
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     t = time.time()
     with store.batch("audit") as b:
         b.record("unix:///a.sock", report("a", True), t, t + 1, "rs1")
@@ -59,6 +67,7 @@ def test_batch_is_recorded_with_findings_and_errors(store: Store) -> None:
     assert a.vulnerable_images == {"high": 1}
     assert not down.ok and down.error.startswith("cannot reach")
     found = store.findings(a.id)
+    assert {f.rule_id for f in found if f.vulnerable_image} == {"CVE-2024-0001"}
     assert {(f.rule_id, f.target, f.failing) for f in found} == {
         ("DW-C001", "container web", True),
         ("DW-C010", "container web", True),
@@ -120,7 +129,7 @@ def test_migrations_upgrade_a_v1_store_and_keep_its_runs(store_url: str) -> None
     assert s.schema_version() == 1
     s.close()
     upgraded = open_store(store_url)
-    assert upgraded.schema_version() == 3
+    assert upgraded.schema_version() == 4
     index = (
         "SELECT indexname FROM pg_indexes WHERE tablename = 'findings'"
         if upgraded.dialect == "postgresql"
@@ -131,8 +140,61 @@ def test_migrations_upgrade_a_v1_store_and_keep_its_runs(store_url: str) -> None
     (run,) = upgraded.runs()
     assert run.score == 90 and run.vulnerable_images == {} and run.warnings == 0
     # migrating again is a no-op
-    assert upgraded.migrate() == 3
+    assert upgraded.migrate() == 4
     upgraded.close()
+
+
+def test_migration_4_marks_stored_vulnerable_findings_and_adds_outdated(store_url: str) -> None:
+    open_store(store_url).close()
+    s = _fresh_at_version(store_url, 3)
+    t = time.time()
+    run_id = int(
+        s._exec(
+            "INSERT INTO runs (batch, host, command, started, finished, tool_version, ruleset, "
+            "status, error, score, passed, failed) VALUES ('b', 'h', 'audit', ?, ?, '0.0', 'r', "
+            "'ok', '', 90, 9, 3) RETURNING id",
+            (t, t),
+        ).fetchone()[0]
+    )
+    for rule_id, kind in (("CVE-2024-0001", "vulnerability"), ("DW-I007", "image"), PRIV_ROW):
+        s._exec(
+            "INSERT INTO findings (run_id, rule_id, kind, title, severity, status, target, "
+            "message, waived, remediation, cis) VALUES (?, ?, ?, 't', 4, 'fail', 'image a:1', "
+            "'m', '', 'r', '')",
+            (run_id, rule_id, kind),
+        )
+    s.close()
+    upgraded = open_store(store_url)
+    assert upgraded.schema_version() == 4
+    assert {f.rule_id for f in upgraded.findings(run_id) if f.vulnerable_image} == {
+        "CVE-2024-0001",
+        "DW-I007",
+    }
+    (run,) = upgraded.runs()
+    assert run.outdated == 0
+    with upgraded.batch("update") as b:
+        rid = b.record("h", Report("update", ()), t, t + 1, "rs", outdated=2)
+    assert [r.outdated for r in upgraded.latest("update")] == [2] and rid
+    upgraded.close()
+
+
+PRIV_ROW = ("DW-C001", "container")
+
+
+def test_vulnerable_images_follow_the_rules_declaration(store: Store) -> None:
+    from dockward.catalog import default_rules
+
+    cis44 = default_rules().get("DW-I007").rule  # kind image, declares vulnerable-image
+    t = time.time()
+    results = (
+        Result(cis44, Status.FAIL, "image app:1", "2 critical", host="h"),
+        Result(PRIV, Status.FAIL, "container web", "p", host="h"),
+    )
+    with store.batch("audit") as b:
+        rid = b.record("h", Report("audit", results, hosts=("h",)), t, t, "rs")
+    run = store.run(rid)
+    assert run is not None and run.vulnerable_images == {"high": 1}
+    assert [f.rule_id for f in store.findings(rid) if f.vulnerable_image] == ["DW-I007"]
 
 
 def _fresh_at_version(url: str, version: int) -> Store:

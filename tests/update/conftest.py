@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import require_free_port
+from tests.conftest import require_free_port, run_cli
 
 PREFIX = "dwupd"
 LABEL = {"dockward.test": PREFIX}
@@ -185,12 +185,12 @@ def push(
     return digest
 
 
-def remove_ours(client: Any) -> None:
+def remove_ours(client: Any, prefix: str = PREFIX) -> None:
     """Remove what earlier runs of these tests left behind (only our own labelled objects)."""
-    for c in client.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
+    for c in client.containers(all=True, filters={"label": f"dockward.test={prefix}"}):
         with contextlib.suppress(Exception):
             client.remove_container(c["Id"], force=True, v=True)
-    for n in client.networks(filters={"label": f"dockward.test={PREFIX}"}):
+    for n in client.networks(filters={"label": f"dockward.test={prefix}"}):
         with contextlib.suppress(Exception):
             client.remove_network(n["Id"])
 
@@ -200,3 +200,39 @@ def clean(docker_api: Any) -> Iterator[Any]:
     remove_ours(docker_api)
     yield docker_api
     remove_ours(docker_api)
+
+
+@pytest.fixture
+def mine(docker_api: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The client, with what the test module labelled `dockward.test=<its PREFIX>` removed before
+    and after: a module with a prefix of its own runs beside the others on the shared daemon."""
+    prefix = str(request.module.PREFIX)
+    remove_ours(docker_api, prefix)
+    yield docker_api
+    remove_ours(docker_api, prefix)
+
+
+@dataclass(frozen=True)
+class UpdateRun:
+    code: int
+    doc: dict[str, Any]  # the JSON report ({} when nothing was printed)
+    err: str
+
+    @property
+    def events(self) -> dict[str, dict[str, Any]]:
+        """Each container's last event over the run's cycles."""
+        cycles = self.doc.get("extra", {}).get("update", {}).get("cycles", [])
+        return {e["container"]: e for c in cycles for e in c["events"]}
+
+
+def update_once(state: Path, *args: str, env: dict[str, str] | None = None) -> UpdateRun:
+    """One `dockward update --once` cycle with a JSON report, short stop and uptime waits."""
+    res = run_cli(
+        "update", "--once", "--state-dir", str(state), "--format", "json",
+        "--min-uptime", "1", "--stop-timeout", "1", *args, env=env,
+    )  # fmt: skip
+    try:
+        doc = json.loads(res.out) if res.out.strip() else {}
+    except ValueError:
+        pytest.fail(f"not JSON: {res.out!r} {res.err!r}")
+    return UpdateRun(res.code, doc, res.err)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ import pytest
 from dockward.errors import UsageError
 from dockward.update.cooldown import Cooldown, cooldown_for, parse_duration, waiting_text
 from tests.conftest import run_cli
-from tests.update.conftest import Registry, build_version, push
+from tests.update.conftest import Registry, build_version, push, update_once
 
 PREFIX = "dwcool"
 # No opt-in label: named on the command line, so update runs of other tests (which manage
@@ -66,28 +64,6 @@ def test_durations_and_labels() -> None:
     assert cooldown_for({}, 60) == 60
 
 
-@pytest.fixture
-def mine(docker_api: Any) -> Iterator[Any]:
-    def remove() -> None:
-        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
-            with contextlib.suppress(Exception):
-                docker_api.remove_container(c["Id"], force=True, v=True)
-
-    remove()
-    yield docker_api
-    remove()
-
-
-def _update(state: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]], str]:
-    res = run_cli(
-        "update", "--once", "--state-dir", str(state), "--format", "json",
-        "--min-uptime", "1", "--stop-timeout", "1", *args,
-    )  # fmt: skip
-    doc = json.loads(res.out) if res.out.strip().startswith("{") else {}
-    cycles = doc.get("extra", {}).get("update", {}).get("cycles", [])
-    return res.code, {e["container"]: e for c in cycles for e in c["events"]}, res.err
-
-
 def test_a_digest_pushed_just_now_waits_and_one_seen_long_ago_is_taken(
     mine: Any, registry: Registry, tmp_path: Path
 ) -> None:
@@ -116,7 +92,7 @@ def test_a_digest_pushed_just_now_waits_and_one_seen_long_ago_is_taken(
             }
         )
     )
-    code, events, err = _update(tmp_path, "--cooldown", "1h", fresh, aged)
+    events = update_once(tmp_path, "--cooldown", "1h", fresh, aged).events
     assert events[aged]["status"] == "updated", events[aged]
     assert events[fresh]["status"] == "waiting", events[fresh]
     assert events[fresh]["reason"].startswith("waiting, 60 minutes left")
@@ -128,12 +104,12 @@ def test_a_digest_pushed_just_now_waits_and_one_seen_long_ago_is_taken(
     assert key in seen
     seen[key][0] -= 1800
     (tmp_path / "cooldown.state").write_text(json.dumps({"version": 1, "seen": seen}))
-    code, events, err = _update(tmp_path, "--cooldown", "1h", fresh)
+    events = update_once(tmp_path, "--cooldown", "1h", fresh).events
     assert events[fresh]["reason"].startswith("waiting, 30 minutes left"), events[fresh]
     # ...and without a cooldown it is taken.
-    code, events, err = _update(tmp_path, "--cooldown", "0", fresh)
-    assert events[fresh]["status"] == "updated", events[fresh]
-    assert code == 0, err
+    run = update_once(tmp_path, "--cooldown", "0", fresh)
+    assert run.events[fresh]["status"] == "updated", run.events[fresh]
+    assert run.code == 0, run.err
 
 
 def test_a_bad_cooldown_is_one_line() -> None:

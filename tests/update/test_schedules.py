@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from dockward.update.schedule import GLOBAL_LABEL, SCHEDULE_LABEL, Schedule, Timetable
 from tests.conftest import run_cli
@@ -43,18 +39,6 @@ def test_timetable_serves_the_global_and_each_containers_schedule() -> None:
     # A label removed: the container is back to the global schedule only.
     tt.refresh({"a": {}, "b": {SCHEDULE_LABEL: "30 * * * *"}}, t0 + dt.timedelta(hours=1))
     assert set(tt.own) == {"b"} and tt.opted_out == set()
-
-
-@pytest.fixture
-def mine(docker_api: Any) -> Iterator[Any]:
-    def remove() -> None:
-        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
-            with contextlib.suppress(Exception):
-                docker_api.remove_container(c["Id"], force=True, v=True)
-
-    remove()
-    yield docker_api
-    remove()
 
 
 def test_two_containers_on_different_schedules_in_one_process(

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import run_cli
 from tests.update.conftest import (
     DOWN_REGISTRY_PORT,
@@ -16,6 +14,7 @@ from tests.update.conftest import (
     Registry,
     build_version,
     push,
+    update_once,
 )
 
 NET1, NET2 = f"{PREFIX}-net1", f"{PREFIX}-net2"
@@ -32,27 +31,8 @@ def _network(client: Any, name: str, subnet: str) -> None:
 def _update(
     state: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any], str]:
-    res = run_cli(
-        "update",
-        "--once",
-        "--state-dir",
-        str(state),
-        "--format",
-        "json",
-        "--health-timeout",
-        "20",
-        "--min-uptime",
-        "1",
-        "--stop-timeout",
-        "1",
-        *args,
-        env=env,
-    )
-    try:
-        doc = json.loads(res.out) if res.out.strip() else {}
-    except ValueError:
-        pytest.fail(f"not JSON: {res.out!r} {res.err!r}")
-    return res.code, doc, res.err
+    run = update_once(state, "--health-timeout", "20", *args, env=env)
+    return run.code, run.doc, run.err
 
 
 def events(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -296,3 +296,27 @@ def test_notifications_are_not_repeated_every_cycle() -> None:
     newer = Event("web", "outdated", "newer image", "r/web:1", new_digest="sha256:" + "2" * 64)
     assert compose(CycleResult((newer,)), "host", already) is not None
     assert compose(CycleResult((Event("db", "current", "ok"),)), "host") is None
+
+
+def test_outdated_after_counts_containers_left_on_an_older_image() -> None:
+    from dockward.update.cycle import CycleResult, Event
+    from dockward.update.report import outdated_after
+
+    old, new = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    kept = [
+        Event("a", "outdated", "monitor only", old_digest=old, new_digest=new),
+        Event("b", "waiting", "cooldown", old_digest=old, new_digest=new),
+        Event("c", "refused", "gate", old_digest=old, new_digest=new),
+        Event("d", "rolled-back", "unhealthy", old_digest=old, new_digest=new),
+        Event(
+            "e", "skipped", "no-pull: the new image is not present", old_digest=old, new_digest=new
+        ),
+    ]
+    fine = [
+        Event("f", "current", "", old_digest=old, new_digest=old),
+        Event("g", "updated", "", old_digest=old, new_digest=new),
+        Event("h", "skipped", "pinned to a digest"),
+        Event("i", "error", "registry unreachable", old_digest=old),
+    ]
+    assert outdated_after(CycleResult(tuple(kept + fine))) == len(kept)
+    assert outdated_after(CycleResult(tuple(fine))) == 0

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import run_cli
-from tests.update.conftest import Registry, build_version, push
+from tests.update.conftest import Registry, build_version, push, update_once
 
 PREFIX = "dwsig"
 # No opt-in label: named on the command line, so update runs of other tests (which manage
 # every opted-in container on the shared daemon) leave these alone.
 LABEL = {"dockward.test": PREFIX}
-
-
-@pytest.fixture
-def mine(docker_api: Any) -> Iterator[Any]:
-    def remove() -> None:
-        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
-            with contextlib.suppress(Exception):
-                docker_api.remove_container(c["Id"], force=True, v=True)
-
-    remove()
-    yield docker_api
-    remove()
-
-
-def _update(state: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]], str]:
-    res = run_cli(
-        "update", "--once", "--state-dir", str(state), "--format", "json",
-        "--min-uptime", "1", "--stop-timeout", "1", *args,
-    )  # fmt: skip
-    doc = json.loads(res.out) if res.out.strip().startswith("{") else {}
-    cycles = doc.get("extra", {}).get("update", {}).get("cycles", [])
-    return res.code, {e["container"]: e for c in cycles for e in c["events"]}, res.err
 
 
 def test_only_images_signed_with_the_key_are_taken(
@@ -67,7 +40,7 @@ def test_only_images_signed_with_the_key_are_taken(
         assert res.code == 0, res.err
 
     # --verify-key on every container.
-    code, events, _ = _update(
+    run = update_once(
         tmp_path / "state",
         "--verify-key",
         str(tmp_path / "good.pub"),
@@ -75,6 +48,7 @@ def test_only_images_signed_with_the_key_are_taken(
         names["unsigned"],
         names["wrong"],
     )
+    events = run.events
     assert events[names["signed"]]["status"] == "updated", events[names["signed"]]
     gates = {g["gate"]: g for g in events[names["signed"]]["gates"]}
     assert gates["signature"]["allowed"] is True
@@ -85,7 +59,7 @@ def test_only_images_signed_with_the_key_are_taken(
         wrong["status"] == "refused"
         and "does not verify with the configured key" in wrong["reason"]
     )
-    assert code == 1  # refused updates are high findings
+    assert run.code == 1  # refused updates are high findings
     assert client.inspect_container(names["signed"])["Image"] == v2
     for key in ("unsigned", "wrong"):
         assert client.inspect_container(names[key])["Image"] == v1
@@ -96,7 +70,7 @@ def test_only_images_signed_with_the_key_are_taken(
         assert refs[key] not in tags
 
     # The label adds the key for one container; without a key, nothing is required.
-    code, events, _ = _update(tmp_path / "state", names["labelled"], names["free"])
+    events = update_once(tmp_path / "state", names["labelled"], names["free"]).events
     assert events[names["labelled"]]["status"] == "refused", events[names["labelled"]]
     assert "no signature for" in events[names["labelled"]]["reason"]
     assert events[names["free"]]["status"] == "updated", events[names["free"]]

@@ -3,13 +3,10 @@ its environment and command against the real dockerd and a local registry."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import run_cli
@@ -19,18 +16,6 @@ from tests.update.conftest import Registry, build_version, lab_tag, push
 # Our own label and names: other update tests clean up theirs (dwupd) concurrently.
 PREFIX = "dwwt"
 LABEL = {"dockward.test": PREFIX}
-
-
-@pytest.fixture
-def mine(docker_api: Any) -> Iterator[Any]:
-    def remove() -> None:
-        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={PREFIX}"}):
-            with contextlib.suppress(Exception):
-                docker_api.remove_container(c["Id"], force=True, v=True)
-
-    remove()
-    yield docker_api
-    remove()
 
 
 COMPOSE = """

@@ -7,10 +7,22 @@ import contextlib
 import datetime as dt
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dockward.cli._service import add_schedule_options, run_maybe_scheduled
-from dockward.cli.common import add_output_options, env_default, env_list, progress_printer
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    add_output_options,
+    default_format,
+    emit,
+    env_default,
+    env_list,
+    env_option,
+    fail_threshold,
+    progress_printer,
+)
 from dockward.cli.fleetopts import (
     add_fleet_options,
     add_record_options,
@@ -77,12 +89,7 @@ def register(sub: Any) -> None:
         default=env_default("CONFIG"),
         help="dockward.toml (default: searched upwards) [DOCKWARD_CONFIG]",
     )
-    p.add_argument(
-        "--timeout",
-        type=int,
-        default=int(env_default("TIMEOUT", "30")),
-        help="API timeout in seconds [DOCKWARD_TIMEOUT]",
-    )
+    env_option(p, "--timeout", env="TIMEOUT", type=int, default=30, help="API timeout in seconds")
     add_fleet_options(p)
     add_record_options(p)
     add_output_options(p)
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from dockward.rules.cis import renumber
     from dockward.scan.records import attach_scan_records
     from dockward.store import ruleset_digest
+    from dockward.update.schedule import Schedule
 
     config = load_config(args.config)
     if config.fail_on and args.fail_on == "low" and not env_default("FAIL_ON"):
@@ -137,20 +145,13 @@ def run(args: argparse.Namespace) -> int:
                 client.close()
             return build_report([snap], selection, config, rules, started=started)
 
-        reports: dict[FleetHost, Report] = {}
-        errors: dict[FleetHost, tuple[str, int]] = {}
-        shared: dict[str, Any] = {}  # one copy of each rule over the workers' reports
+        single: list[Report] = []
+        parts = _FleetParts(hosts, names, spool=fleet)
         with store.batch("audit") if store is not None else _no_batch() as batch:
             outcomes = run_fleet_sharded(hosts, audit_host, opts, workers)
             for n, outcome in enumerate(outcomes, 1):
                 if say and fleet:
                     say(f"{n}/{len(hosts)} hosts")
-                if outcome.value is not None:
-                    reports[outcome.host] = (
-                        _shared_rules(outcome.value, shared) if workers > 1 else outcome.value
-                    )
-                else:
-                    errors[outcome.host] = (outcome.error, outcome.attempts)
                 if batch is not None:
                     batch.record(
                         names[outcome.host],
@@ -160,31 +161,56 @@ def run(args: argparse.Namespace) -> int:
                         ruleset,
                         error=outcome.error,
                     )
+                if not fleet and outcome.value is not None:
+                    single.append(outcome.value)
+                parts.add(outcome.host, outcome.value, outcome.error, outcome.attempts)
         if store is not None and batch is not None:
             send_posture_events(store, "audit", batch.run_ids, events)
         if say:
             say.done()
-        if not fleet and errors:
-            raise ConnectionFailed(errors[hosts[0]][0])
-        return _fleet_report(hosts, names, reports, errors, started, len(entries))
+        if not fleet and parts.errors:
+            raise ConnectionFailed(parts.errors[0])
+        head = parts.head(started, len(entries))
+        if parts.spool is None:
+            return replace(head, results=single[0].results if single else ())
+        spooled.append(parts)
+        return head
+
+    spooled: list[_FleetParts] = []  # the last fleet run's results, on disk
+
+    def emit_fleet(head: Report, a: argparse.Namespace) -> int:
+        if not spooled:
+            return emit(head, a)
+        parts = spooled.pop()
+        try:
+            fmt = a.format or default_format(a.output)
+            if fmt == "json":  # streamed from the spool: memory bounded whatever the fleet's size
+                parts.write_json(head, a.output)
+                threshold = fail_threshold(a.fail_on)
+                failed = threshold is not None and parts.fails_at(threshold)
+                return EXIT_FINDINGS if failed else EXIT_OK
+            return emit(replace(head, results=tuple(parts.results())), a)
+        finally:
+            parts.close()
+
+    def once_whole() -> Report:
+        """For scheduled runs, whose report directory and metrics take whole reports."""
+        head = once()
+        if not spooled:
+            return head
+        parts = spooled.pop()
+        try:
+            return replace(head, results=tuple(parts.results()))
+        finally:
+            parts.close()
 
     try:
-        return run_maybe_scheduled(args, "audit", once)
+        if Schedule.parse(args.interval, args.schedule).once:
+            return run_maybe_scheduled(args, "audit", once, emit_fleet)
+        return run_maybe_scheduled(args, "audit", once_whole)
     finally:
         if store is not None:
             store.close()
-
-
-def _shared_rules(report: Report, rules: dict[str, Any]) -> Report:
-    """A report from a worker process carries its own copy of every rule (docs, remediation):
-    one copy per rule for the whole fleet keeps memory to the results themselves."""
-    from dataclasses import replace
-
-    out = []
-    for r in report.results:
-        rule = rules.setdefault(r.rule.id, r.rule)
-        out.append(r if rule is r.rule else replace(r, rule=rule))
-    return replace(report, results=tuple(out))
 
 
 @contextlib.contextmanager
@@ -192,45 +218,82 @@ def _no_batch() -> Iterator[None]:
     yield None
 
 
-def _fleet_report(
-    hosts: list[Any],
-    names: dict[Any, str],
-    reports: dict[Any, Any],
-    errors: dict[Any, tuple[str, int]],
-    started: str,
-    rules_evaluated: int,
-) -> Report:
-    """One report, hosts in the order named; a waiver that matched nothing is reported once, and
-    only when it matched on no host."""
-    from dockward import __version__
-    from dockward.audit import AuditExtra
-    from dockward.fleet import error_result
-    from dockward.model.finding import Report
+class _FleetParts:
+    """What a run keeps of each host as it finishes: its results go to a spool on disk, its
+    name, warnings and error stay; the report is assembled in the order hosts were named."""
 
-    results: list[Any] = []
-    warnings: list[str] = []
-    waiver_warnings: list[set[str]] = []
-    for h in hosts:
-        if h in reports:
-            rep = reports[h]
-            results += rep.results
-            warnings += [w for w in rep.warnings if not w.startswith("waiver for ")]
-            waiver_warnings.append({w for w in rep.warnings if w.startswith("waiver for ")})
+    def __init__(self, hosts: list[Any], names: dict[Any, str], spool: bool) -> None:
+        from dockward.report.spool import ResultSpool
+
+        self.hosts = hosts
+        self.names = names
+        self.spool = ResultSpool() if spool else None
+        self.keys = [str(i) for i in range(len(hosts))]
+        self._key = {h: k for h, k in zip(hosts, self.keys, strict=True)}
+        self.shown: dict[Any, str] = {}
+        self.warnings: dict[Any, list[str]] = {}
+        self.waiver_warnings: list[set[str]] = []
+        self.failed: dict[Any, str] = {}
+        self.errors: list[str] = []
+
+    def add(self, host: Any, report: Report | None, error: str, attempts: int) -> None:
+        from dockward.fleet import error_result
+
+        name = self.names[host]
+        if report is not None:
+            if self.spool is not None:
+                self.spool.add(self._key[host], report.results)
+            self.shown[host] = report.hosts[0] if report.hosts else name
+            self.warnings[host] = [w for w in report.warnings if not w.startswith("waiver for ")]
+            self.waiver_warnings.append({w for w in report.warnings if w.startswith("waiver for ")})
         else:
-            error, attempts = errors[h]
-            results.append(error_result(names[h], error, attempts))
-            warnings.append(f"{names[h]}: not audited: {error}")
-    unmatched = set.intersection(*waiver_warnings) if waiver_warnings else set()
-    host_names = tuple(
-        reports[h].hosts[0] if h in reports and reports[h].hosts else names[h] for h in hosts
-    )
-    return Report(
-        command="audit",
-        results=tuple(results),
-        started=started,
-        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        hosts=host_names,
-        warnings=tuple(warnings + sorted(unmatched)),
-        tool_version=__version__,
-        extra=AuditExtra(rules_evaluated, len(errors)),
-    )
+            if self.spool is not None:
+                self.spool.add(self._key[host], [error_result(name, error, attempts)])
+            self.warnings[host] = [f"{name}: not audited: {error}"]
+            self.failed[host] = error
+            self.errors.append(error)
+
+    def head(self, started: str, rules_evaluated: int) -> Report:
+        """The report without its results (they are in the spool); a waiver that matched
+        nothing is reported once, and only when it matched on no host."""
+        from dockward import __version__
+        from dockward.audit import AuditExtra
+        from dockward.model.finding import Report
+
+        unmatched = set.intersection(*self.waiver_warnings) if self.waiver_warnings else set()
+        warnings = [w for h in self.hosts for w in self.warnings.get(h, ())]
+        return Report(
+            command="audit",
+            results=(),
+            started=started,
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            hosts=tuple(self.shown.get(h, self.names[h]) for h in self.hosts),
+            warnings=tuple(warnings + sorted(unmatched)),
+            tool_version=__version__,
+            extra=AuditExtra(rules_evaluated, len(self.failed)),
+        )
+
+    def fails_at(self, threshold: Any) -> bool:
+        return self.spool is not None and self.spool.fails_at(threshold)
+
+    def results(self) -> Iterator[Any]:
+        return self.spool.results(self.keys) if self.spool is not None else iter(())
+
+    def write_json(self, head: Report, output: str | None) -> None:
+        from dockward.errors import DockwardError
+        from dockward.report.spool import atomic_output, write_json_stream
+
+        assert self.spool is not None
+        if not output or output == "-":
+            write_json_stream(head, self.spool, self.keys, sys.stdout.buffer)
+            sys.stdout.flush()
+            return
+        try:
+            with atomic_output(output) as fh:
+                write_json_stream(head, self.spool, self.keys, fh)
+        except OSError as exc:
+            raise DockwardError(f"cannot write {output}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()

@@ -28,6 +28,55 @@ def env_list(name: str) -> list[str]:
     return [x.strip() for x in raw.split(",") if x.strip()]
 
 
+def env_flag(name: str) -> bool:
+    return str(env_default(name, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
+class _FromEnv(str):
+    """A default read from the environment: a bad one names its variable, not only the flag."""
+
+    var: str = ""
+
+
+def _converter(convert: Any) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except (TypeError, ValueError) as exc:
+            if isinstance(text, _FromEnv):
+                raise argparse.ArgumentTypeError(
+                    f"{text.var}={text!r} is not a valid value"
+                ) from exc
+            raise
+
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse names it in its message
+    return parse
+
+
+def env_option(
+    parser: Any, *flags: str, env: str, help: str, default: Any = None, **kwargs: Any
+) -> argparse.Action:
+    """An option with its DOCKWARD_<env> twin. The variable, when set, is the default and is
+    converted by `type` at parse time like a command-line value (a bad one is a usage error, not
+    a traceback while the parser is built); a store_true flag is on for 1/true/yes/on. The help
+    names the variable unless it already does."""
+    var = f"DOCKWARD_{env}"
+    if kwargs.get("action") == "store_true":
+        default = env_flag(env)
+        var += "=1"
+    elif env_default(env) is not None:
+        default = env_default(env)
+        if "type" in kwargs:
+            default = _FromEnv(default)
+            default.var = f"DOCKWARD_{env}"
+    if "type" in kwargs:
+        kwargs["type"] = _converter(kwargs["type"])
+    if f"DOCKWARD_{env}" not in help:
+        help = f"{help.rstrip()} [{var}]"
+    action: argparse.Action = parser.add_argument(*flags, default=default, help=help, **kwargs)
+    return action
+
+
 def add_output_options(p: argparse.ArgumentParser, default_fail_on: str = "low") -> None:
     g = p.add_argument_group("output")
     g.add_argument(

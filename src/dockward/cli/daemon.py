@@ -8,7 +8,14 @@ import shlex
 import time
 from typing import Any
 
-from dockward.cli.common import EXIT_FINDINGS, EXIT_OK, env_default, env_list, write_output
+from dockward.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    env_default,
+    env_list,
+    env_option,
+    write_output,
+)
 from dockward.errors import ConfigError, DockwardError, UsageError
 
 
@@ -94,12 +101,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="command that restarts this dockerd (split like a shell, run without one; default: "
         "systemctl restart docker / service docker restart) [DOCKWARD_RESTART_CMD]",
     )
-    h.add_argument(
+    env_option(
+        h,
         "--wait",
+        env="RESTART_WAIT",
         type=float,
-        default=float(env_default("RESTART_WAIT", "60")),
-        help="seconds to wait for dockerd to answer after a restart (default 60) "
-        "[DOCKWARD_RESTART_WAIT]",
+        default=60.0,
+        help="seconds to wait for dockerd to answer after a restart (default 60)",
     )
     h.add_argument(
         "--rollback", action="store_true", help="restore the previous daemon.json (.bak)"

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from dockward.cli.common import EXIT_FINDINGS, EXIT_OK, env_default, env_list
+from dockward.cli.common import EXIT_FINDINGS, EXIT_OK, env_default, env_list, env_option
 from dockward.cli.progress import progress_bar
 
 
@@ -41,19 +41,18 @@ def register(sub: Any) -> None:
         "[DOCKWARD_DB_ECOSYSTEMS, comma-separated]",
     )
     upd.add_argument("--force", action="store_true", help="download even if unchanged")
-    upd.add_argument(
-        "--timeout",
-        type=float,
-        default=float(env_default("DB_TIMEOUT", "120")),
-        help="seconds per request [DOCKWARD_DB_TIMEOUT]",
+    env_option(
+        upd, "--timeout", env="DB_TIMEOUT", type=float, default=120.0, help="seconds per request"
     )
     upd.set_defaults(run=run_update)
     st = dsub.add_parser("status", help="age, counts and sources; warns when stale")
-    st.add_argument(
+    env_option(
+        st,
         "--max-age",
+        env="DB_MAX_AGE",
         type=float,
-        default=float(env_default("DB_MAX_AGE", "7")),
-        help="days after which the DB is stale (exit 1) [DOCKWARD_DB_MAX_AGE]",
+        default=7.0,
+        help="days after which the DB is stale (exit 1)",
     )
     st.add_argument(
         "--format", "-f", choices=("table", "json"), default=env_default("FORMAT") or "table"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dockward.cli.common import env_default, env_list
+from dockward.cli.common import env_default, env_list, env_option
 from dockward.errors import UsageError
 
 if TYPE_CHECKING:
     from dockward.fleet import FleetHost, FleetOptions
     from dockward.store import Store
+    from dockward.update.cycle import CycleResult
 
 
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
@@ -39,42 +41,55 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         metavar="GROUP",
         help="only these inventory groups (repeatable) [DOCKWARD_LIMIT, comma-separated]",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--parallel",
+        env="PARALLEL",
         type=int,
-        default=int(env_default("PARALLEL", "8")),
-        help="hosts collected at the same time (default 8) [DOCKWARD_PARALLEL]",
+        default=8,
+        help="hosts collected at the same time (default 8)",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--host-timeout",
+        env="HOST_TIMEOUT",
         type=float,
-        default=float(env_default("HOST_TIMEOUT", "300")),
+        default=300.0,
         metavar="SECONDS",
-        help="deadline per host, retries included (default 300) [DOCKWARD_HOST_TIMEOUT]",
+        help="deadline per host, retries included (default 300)",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--workers",
+        env="WORKERS",
         type=int,
-        default=int(env_default("WORKERS", "0")),
+        default=0,
         help="processes the hosts are shared over (default: one per CPU, up to 4, for 8 hosts "
-        "or more; 1 keeps everything in one process) [DOCKWARD_WORKERS]",
+        "or more; 1 keeps everything in one process)",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--retries",
+        env="RETRIES",
         type=int,
-        default=int(env_default("RETRIES", "1")),
-        help="further attempts for a host that fails (default 1) [DOCKWARD_RETRIES]",
+        default=1,
+        help="further attempts for a host that fails (default 1)",
     )
 
 
-def add_store_options(p: argparse.ArgumentParser) -> None:
+def add_store_options(p: argparse.ArgumentParser, default_store: bool = True) -> None:
     g = p.add_argument_group("result store")
+    where = (
+        "default: history.sqlite in $XDG_DATA_HOME/dockward"
+        if default_store
+        else "default: not recorded"
+    )
     g.add_argument(
         "--store",
         default=env_default("STORE"),
         metavar="URL",
         help="where runs are recorded: postgresql://user@host/db, sqlite:///PATH or a path "
-        "(default: history.sqlite in $XDG_DATA_HOME/dockward) [DOCKWARD_STORE]",
+        f"({where}) [DOCKWARD_STORE]",
     )
     g.add_argument(
         "--retention",
@@ -96,6 +111,21 @@ def add_record_options(p: argparse.ArgumentParser) -> None:
         "as events to a monitor output: syslog+tcp://HOST:PORT, https://webhook, "
         "elasticsearch+http://HOST:PORT/INDEX, splunk+https://HOST:PORT, file:PATH (repeatable) "
         "[DOCKWARD_EVENTS, comma-separated]",
+    )
+    p.add_argument(
+        "--events-spool",
+        default=env_default("EVENTS_SPOOL"),
+        metavar="DIR",
+        help="where events an output did not take wait for the next run, one directory per "
+        "output (default: events-spool beside the default store) [DOCKWARD_EVENTS_SPOOL]",
+    )
+    p.add_argument(
+        "--events-timeout",
+        type=float,
+        default=float(env_default("EVENTS_TIMEOUT", "10")),
+        metavar="SECONDS",
+        help="how long a failing output is retried before its events stay spooled (default 10) "
+        "[DOCKWARD_EVENTS_TIMEOUT]",
     )
     p.add_argument(
         "--no-store",
@@ -165,28 +195,77 @@ def open_run_store(args: argparse.Namespace) -> Store | None:
         return None
 
 
-def event_outputs(args: argparse.Namespace) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class EventOutputs:
+    """Where posture events go, where undelivered ones wait, and how long a send is retried."""
+
+    specs: tuple[str, ...]
+    spool: str
+    timeout: float
+
+
+def event_outputs(args: argparse.Namespace) -> EventOutputs:
+    from pathlib import Path
+
+    from dockward.store import default_store_url
     from dockward.store.events import check_outputs
 
-    specs = list(args.events or env_list("EVENTS"))
+    specs = tuple(args.events or env_list("EVENTS"))
     if specs and args.no_store:
         raise UsageError("--events compares with the stored previous run: not with --no-store")
+    if args.events_timeout < 0:
+        raise UsageError("--events-timeout must be 0 or more")
     check_outputs(specs)
-    return specs
+    spool = args.events_spool or str(Path(default_store_url()).parent / "events-spool")
+    return EventOutputs(specs, spool, args.events_timeout)
 
 
 def send_posture_events(
-    store: Store, command: str, run_ids: dict[str, int], specs: list[str]
+    store: Store, command: str, run_ids: dict[str, int], events: EventOutputs
 ) -> None:
-    """Events for the hosts of the run just recorded; a failing output is a warning."""
+    """Events for the hosts of the run just recorded, after those earlier runs spooled; an
+    output that does not take them is a warning (they stay spooled)."""
     from dockward.store.drift import fleet_drift
     from dockward.store.events import posture_alerts, send_events
 
-    if not specs:
+    if not events.specs:
         return
     drifts = [d for d in fleet_drift(store, command) if run_ids.get(d.host) == d.current.id]
-    for warning in send_events(specs, posture_alerts(drifts)):
+    alerts = posture_alerts(drifts)
+    for warning in send_events(events.specs, alerts, events.spool, events.timeout):
         sys.stderr.write(f"dockward: warning: {warning}\n")
+
+
+def open_update_store(args: argparse.Namespace) -> Store | None:
+    """`dockward update` records its cycles only where --store (DOCKWARD_STORE) names a store;
+    one that cannot be opened is exit 2 before any work."""
+    from dockward.store import open_store
+
+    if not args.store:
+        return None
+    return open_store(args.store, retention_days=retention_days(args))
+
+
+def record_update_cycle(store: Store, host: str, cycle: CycleResult, started: float) -> None:
+    """One update cycle as a stored run of HOST (command `update`): its results, and the
+    containers it left outdated (the exporter's dockward_host_outdated_containers)."""
+    import datetime as dt
+    import time
+
+    from dockward.store import ruleset_digest
+    from dockward.update.report import RULES, build_report, outdated_after
+
+    finished = time.time()
+    report = build_report(
+        [cycle],
+        dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        dt.datetime.fromtimestamp(finished, dt.UTC).isoformat(timespec="seconds"),
+        host,
+    )
+    with store.batch("update") as batch:
+        batch.record(
+            host, report, started, finished, ruleset_digest(RULES), outdated=outdated_after(cycle)
+        )
 
 
 def open_read_store(args: argparse.Namespace) -> Store:
@@ -196,6 +275,7 @@ def open_read_store(args: argparse.Namespace) -> Store:
 
 
 __all__ = [
+    "EventOutputs",
     "add_fleet_options",
     "add_record_options",
     "add_store_options",
@@ -205,5 +285,7 @@ __all__ = [
     "fleet_workers",
     "open_read_store",
     "open_run_store",
+    "open_update_store",
+    "record_update_cycle",
     "send_posture_events",
 ]

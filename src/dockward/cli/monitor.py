@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import env_default, env_list
+from dockward.cli.common import env_default, env_list, env_option
 from dockward.errors import UsageError
 
 EPILOG = (
@@ -48,19 +48,21 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="disable a rule by name (repeatable)",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--min-priority",
-        default=env_default("MONITOR_MIN_PRIORITY", "notice"),
+        env="MONITOR_MIN_PRIORITY",
+        default="notice",
         help="load only rules of this priority or worse (emergency..debug; default notice: "
-        "informational audit events such as a plain docker exec need `informational`) "
-        "[DOCKWARD_MONITOR_MIN_PRIORITY]",
+        "informational audit events such as a plain docker exec need `informational`)",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--rule-matching",
+        env="MONITOR_RULE_MATCHING",
         choices=("all", "first"),
-        default=env_default("MONITOR_RULE_MATCHING", "all"),
-        help="fire every matching rule per event, or only the first in load order "
-        "[DOCKWARD_MONITOR_RULE_MATCHING]",
+        default="all",
+        help="fire every matching rule per event, or only the first in load order",
     )
     p.add_argument(
         "--output",
@@ -74,75 +76,85 @@ def _common(p: argparse.ArgumentParser) -> None:
         "splunk+http(s)://HOST:PORT [DOCKWARD_MONITOR_OUTPUTS, space-separated]; tokens come "
         "from DOCKWARD_WEBHOOK_TOKEN, DOCKWARD_ELASTIC_TOKEN, DOCKWARD_SPLUNK_TOKEN",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--notify-rate",
+        env="MONITOR_NOTIFY_RATE",
         type=float,
-        default=float(env_default("MONITOR_NOTIFY_RATE", 20)),
+        default=20.0,
         help="messages a minute per notification-URL output (chat); a burst over it goes out as "
-        "one message (default 20, burst 5; 0 = no limit) [DOCKWARD_MONITOR_NOTIFY_RATE]",
+        "one message (default 20, burst 5; 0 = no limit)",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--spool-dir",
-        default=env_default("MONITOR_SPOOL_DIR", "/var/lib/dockward/spool"),
-        help="undelivered alerts wait here, one directory per output [DOCKWARD_MONITOR_SPOOL_DIR]",
+        env="MONITOR_SPOOL_DIR",
+        default="/var/lib/dockward/spool",
+        help="undelivered alerts wait here, one directory per output",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--spool-max-files",
+        env="MONITOR_SPOOL_MAX_FILES",
         type=int,
-        default=int(env_default("MONITOR_SPOOL_MAX_FILES", 10000)),
-        help="alerts kept per output spool before dropping (counted and alerted) "
-        "[DOCKWARD_MONITOR_SPOOL_MAX_FILES]",
+        default=10000,
+        help="alerts kept per output spool before dropping (counted and alerted)",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--spool-max-mb",
+        env="MONITOR_SPOOL_MAX_MB",
         type=int,
-        default=int(env_default("MONITOR_SPOOL_MAX_MB", 64)),
-        help="bytes kept per output spool, in MiB [DOCKWARD_MONITOR_SPOOL_MAX_MB]",
+        default=64,
+        help="bytes kept per output spool, in MiB",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--queue-size",
+        env="MONITOR_QUEUE_SIZE",
         type=int,
-        default=int(env_default("MONITOR_QUEUE_SIZE", 10000)),
-        help="in-memory queue per output; a full queue spills to the spool "
-        "[DOCKWARD_MONITOR_QUEUE_SIZE]",
+        default=10000,
+        help="in-memory queue per output; a full queue spills to the spool",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--file-max-mb",
+        env="MONITOR_FILE_MAX_MB",
         type=int,
-        default=int(env_default("MONITOR_FILE_MAX_MB", 100)),
-        help="rotate file: outputs at this size [DOCKWARD_MONITOR_FILE_MAX_MB]",
+        default=100,
+        help="rotate file: outputs at this size",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--file-backups",
+        env="MONITOR_FILE_BACKUPS",
         type=int,
-        default=int(env_default("MONITOR_FILE_BACKUPS", 5)),
-        help="rotated files kept [DOCKWARD_MONITOR_FILE_BACKUPS]",
+        default=5,
+        help="rotated files kept",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--rate-limit",
+        env="MONITOR_RATE_LIMIT",
         type=float,
-        default=float(env_default("MONITOR_RATE_LIMIT", 0)),
-        help="alerts per second per rule and container, 0 = unlimited "
-        "[DOCKWARD_MONITOR_RATE_LIMIT]",
+        default=0.0,
+        help="alerts per second per rule and container, 0 = unlimited",
     )
-    p.add_argument(
-        "--burst",
-        type=int,
-        default=int(env_default("MONITOR_BURST", 20)),
-        help="burst for --rate-limit [DOCKWARD_MONITOR_BURST]",
+    env_option(
+        p, "--burst", env="MONITOR_BURST", type=int, default=20, help="burst for --rate-limit"
     )
-    p.add_argument(
+    env_option(
+        p,
         "--dedup",
+        env="MONITOR_DEDUP",
         type=float,
-        default=float(env_default("MONITOR_DEDUP", 0)),
+        default=0.0,
         metavar="SECONDS",
         help="drop an alert identical to the previous one of its rule and container within "
-        "this window; the next alert carries the count [DOCKWARD_MONITOR_DEDUP]",
+        "this window; the next alert carries the count",
     )
-    p.add_argument(
-        "--hostname",
-        default=env_default("MONITOR_HOSTNAME"),
-        help="host name in alerts (default: this host's) [DOCKWARD_MONITOR_HOSTNAME]",
+    env_option(
+        p, "--hostname", env="MONITOR_HOSTNAME", help="host name in alerts (default: this host's)"
     )
     p.add_argument(
         "--stats",
@@ -182,14 +194,14 @@ def register(sub: Any) -> None:
         help="also route Falco's JSON alerts from this file (followed) "
         "[DOCKWARD_MONITOR_FALCO_INPUT]",
     )
-    run_p.add_argument(
-        "-H", "--host", default=env_default("HOST"), help="Docker endpoint [DOCKWARD_HOST]"
-    )
-    run_p.add_argument(
+    env_option(run_p, "-H", "--host", env="HOST", help="Docker endpoint")
+    env_option(
+        run_p,
         "--duration",
+        env="MONITOR_DURATION",
         type=float,
-        default=float(env_default("MONITOR_DURATION", 0)),
-        help="stop after this many seconds (0: until SIGTERM/SIGINT) [DOCKWARD_MONITOR_DURATION]",
+        default=0.0,
+        help="stop after this many seconds (0: until SIGTERM/SIGINT)",
     )
     run_p.add_argument(
         "--dry-run",
@@ -197,12 +209,12 @@ def register(sub: Any) -> None:
         default=None,
         help="judge a recorded event file and print alerts to stdout; no sources, no outputs",
     )
-    run_p.add_argument(
+    env_option(
+        run_p,
         "--record",
+        env="MONITOR_RECORD",
         metavar="FILE",
-        default=env_default("MONITOR_RECORD"),
-        help="also write every (enriched) event as JSON lines, for replay "
-        "[DOCKWARD_MONITOR_RECORD]",
+        help="also write every (enriched) event as JSON lines, for replay",
     )
     add_metrics_option(run_p)
     run_p.set_defaults(run=run)

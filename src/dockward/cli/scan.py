@@ -16,6 +16,7 @@ from dockward.cli.common import (
     default_format,
     env_default,
     env_list,
+    env_option,
     fail_threshold,
     write_output,
 )
@@ -62,11 +63,13 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
         default=env_default("HOST"),
         help="Docker host for daemon images [DOCKWARD_HOST]",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--max-layer-size",
+        env="MAX_LAYER_SIZE",
         type=int,
-        default=int(env_default("MAX_LAYER_SIZE", str(64 << 30))),
-        help="refuse layers that unpack to more bytes than this (tar bombs) [DOCKWARD_MAX_LAYER_SIZE]",
+        default=64 << 30,
+        help="refuse layers that unpack to more bytes than this (tar bombs)",
     )
     g.add_argument(
         "--no-binaries",
@@ -148,11 +151,13 @@ def register(sub: Any) -> None:
         "digest, credentials from the Docker config; recorded in the result store "
         "[DOCKWARD_REGISTRY]",
     )
-    r.add_argument(
+    env_option(
+        r,
         "--registry-parallel",
+        env="REGISTRY_PARALLEL",
         type=int,
-        default=int(env_default("REGISTRY_PARALLEL", "8")),
-        help="concurrent registry requests of the walk (default 8) [DOCKWARD_REGISTRY_PARALLEL]",
+        default=8,
+        help="concurrent registry requests of the walk (default 8)",
     )
     r.add_argument(
         "--attach",

@@ -34,10 +34,13 @@ from dockward.cli.common import (
     default_format,
     emit,
     env_default,
+    env_flag,
     env_list,
+    env_option,
     fail_threshold,
     write_output,
 )
+from dockward.cli.fleetopts import add_store_options, open_update_store, record_update_cycle
 from dockward.engine import resolve_endpoint
 from dockward.errors import ConnectionFailed, UsageError
 from dockward.model.finding import Report, Severity, Status
@@ -91,10 +94,6 @@ def _wt_flag(name: str) -> bool:
     return os.environ.get(f"WATCHTOWER_{name}", "").strip().lower() in ("1", "true", "yes")
 
 
-def _env_flag(name: str) -> bool:
-    return str(env_default(name, "")).strip().lower() in ("1", "true", "yes", "on")
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "update",
@@ -108,24 +107,23 @@ def register(sub: Any) -> None:
         "those labelled =false.",
     )
     p.add_argument("containers", nargs="*", help="only these container names")
-    p.add_argument(
+    env_option(
+        p,
         "--all",
+        env="UPDATE_ALL",
         action="store_true",
-        default=_env_flag("UPDATE_ALL"),
-        help="manage every container not opted out [DOCKWARD_UPDATE_ALL=1]",
+        help="manage every container not opted out",
     )
-    p.add_argument(
-        "--scope",
-        default=env_default("UPDATE_SCOPE", ""),
-        help="only containers with this scope label [DOCKWARD_UPDATE_SCOPE]",
+    env_option(
+        p, "--scope", env="UPDATE_SCOPE", default="", help="only containers with this scope label"
     )
-    p.add_argument(
+    env_option(
+        p,
         "--revive-stopped",
+        env="UPDATE_REVIVE_STOPPED",
         action="store_true",
-        default=_env_flag("UPDATE_REVIVE_STOPPED"),
         help="with --include-stopped: start the updated replacement of a stopped container "
-        "(behind the health gate; a failure leaves the old one stopped) "
-        "[DOCKWARD_UPDATE_REVIVE_STOPPED=1]",
+        "(behind the health gate; a failure leaves the old one stopped)",
     )
     p.add_argument(
         "--disable-containers",
@@ -135,11 +133,12 @@ def register(sub: Any) -> None:
         help="never manage these containers (names, comma or space separated; repeatable) "
         "[DOCKWARD_UPDATE_DISABLE_CONTAINERS]",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--include-stopped",
+        env="UPDATE_INCLUDE_STOPPED",
         action="store_true",
-        default=_env_flag("UPDATE_INCLUDE_STOPPED"),
-        help="also recreate stopped containers (left stopped) [DOCKWARD_UPDATE_INCLUDE_STOPPED=1]",
+        help="also recreate stopped containers (left stopped)",
     )
     mode = p.add_argument_group("when")
     mode.add_argument(
@@ -153,117 +152,131 @@ def register(sub: Any) -> None:
         default=float(env_default("UPDATE_INTERVAL", 0)) or None,
         help="run every SECONDS [DOCKWARD_UPDATE_INTERVAL]",
     )
-    mode.add_argument(
+    env_option(
+        mode,
         "--schedule",
-        default=env_default("UPDATE_SCHEDULE"),
-        help="cron expression, 5 fields or 6 with seconds first [DOCKWARD_UPDATE_SCHEDULE]",
+        env="UPDATE_SCHEDULE",
+        help="cron expression, 5 fields or 6 with seconds first",
     )
-    mode.add_argument(
+    env_option(
+        mode,
         "--cycles",
+        env="UPDATE_CYCLES",
         type=int,
-        default=int(env_default("UPDATE_CYCLES", 0)),
-        help="stop after N cycles (0: run until SIGTERM) [DOCKWARD_UPDATE_CYCLES]",
+        default=0,
+        help="stop after N cycles (0: run until SIGTERM)",
     )
     what = p.add_argument_group("what")
-    what.add_argument(
+    env_option(
+        what,
         "--monitor-only",
+        env="UPDATE_MONITOR_ONLY",
         action="store_true",
-        default=_env_flag("UPDATE_MONITOR_ONLY"),
-        help="only report outdated containers [DOCKWARD_UPDATE_MONITOR_ONLY=1]",
+        help="only report outdated containers",
     )
-    what.add_argument(
+    env_option(
+        what,
         "--no-pull",
+        env="UPDATE_NO_PULL",
         action="store_true",
-        default=_env_flag("UPDATE_NO_PULL"),
-        help="use images already pulled, never pull [DOCKWARD_UPDATE_NO_PULL=1]",
+        help="use images already pulled, never pull",
     )
-    what.add_argument(
+    env_option(
+        what,
         "--cleanup",
+        env="UPDATE_CLEANUP",
         action="store_true",
-        default=_env_flag("UPDATE_CLEANUP"),
-        help="remove the old image when no container uses it [DOCKWARD_UPDATE_CLEANUP=1]",
+        help="remove the old image when no container uses it",
     )
-    what.add_argument(
+    env_option(
+        what,
         "--keep-old",
+        env="UPDATE_KEEP_OLD",
         action="store_true",
-        default=_env_flag("UPDATE_KEEP_OLD"),
-        help="keep the old container (stopped, renamed NAME-dockward-old) "
-        "[DOCKWARD_UPDATE_KEEP_OLD=1]",
+        help="keep the old container (stopped, renamed NAME-dockward-old)",
     )
-    what.add_argument(
+    env_option(
+        what,
         "--enable-lifecycle-hooks",
+        env="UPDATE_LIFECYCLE_HOOKS",
         action="store_true",
-        default=_env_flag("UPDATE_LIFECYCLE_HOOKS"),
-        help="run pre/post-check and pre/post-update hook labels inside the "
-        "container [DOCKWARD_UPDATE_LIFECYCLE_HOOKS=1]",
+        help="run pre/post-check and pre/post-update hook labels inside the container",
     )
-    what.add_argument(
+    env_option(
+        what,
         "--no-restart-dependents",
+        env="UPDATE_NO_RESTART_DEPENDENTS",
         action="store_true",
-        default=_env_flag("UPDATE_NO_RESTART_DEPENDENTS"),
-        help="do not restart containers that depend on an updated one "
-        "[DOCKWARD_UPDATE_NO_RESTART_DEPENDENTS=1]",
+        help="do not restart containers that depend on an updated one",
     )
-    what.add_argument(
+    env_option(
+        what,
         "--cooldown",
-        default=env_default("UPDATE_COOLDOWN", "0"),
+        env="UPDATE_COOLDOWN",
+        default="0",
         metavar="DURATION",
         help="take a new digest only once it has been in the registry this long (30m, 12h, 7d; "
-        "label dockward.update.cooldown per container; 0 = off) [DOCKWARD_UPDATE_COOLDOWN]",
+        "label dockward.update.cooldown per container; 0 = off)",
     )
     gate = p.add_argument_group("gates")
-    gate.add_argument(
+    env_option(
+        gate,
         "--health-timeout",
+        env="UPDATE_HEALTH_TIMEOUT",
         type=float,
-        default=float(env_default("UPDATE_HEALTH_TIMEOUT", 60)),
-        help="seconds the new container has to become healthy (default 60) "
-        "[DOCKWARD_UPDATE_HEALTH_TIMEOUT]",
+        default=60.0,
+        help="seconds the new container has to become healthy (default 60)",
     )
-    gate.add_argument(
+    env_option(
+        gate,
         "--min-uptime",
+        env="UPDATE_MIN_UPTIME",
         type=float,
-        default=float(env_default("UPDATE_MIN_UPTIME", 3)),
-        help="without healthcheck or probe: seconds it must stay up (default 3) "
-        "[DOCKWARD_UPDATE_MIN_UPTIME]",
+        default=3.0,
+        help="without healthcheck or probe: seconds it must stay up (default 3)",
     )
-    gate.add_argument(
+    env_option(
+        gate,
         "--stop-timeout",
+        env="UPDATE_STOP_TIMEOUT",
         type=int,
-        default=int(env_default("UPDATE_STOP_TIMEOUT", 10)),
-        help="seconds to wait for the old container to stop (default 10) "
-        "[DOCKWARD_UPDATE_STOP_TIMEOUT]",
+        default=10,
+        help="seconds to wait for the old container to stop (default 10)",
     )
-    gate.add_argument(
+    env_option(
+        gate,
         "--rules-gate",
-        default=env_default("UPDATE_RULES_GATE", "low"),
+        env="UPDATE_RULES_GATE",
+        default="low",
         help="refuse updates that newly fail a container rule of this severity "
-        "or worse; 'off' disables (default low) [DOCKWARD_UPDATE_RULES_GATE]",
+        "or worse; 'off' disables (default low)",
     )
-    gate.add_argument(
+    env_option(
+        gate,
         "--policy",
-        default=env_default("POLICY"),
-        help="admission policy file (the proxy's): the updated container must be admitted by it "
-        "[DOCKWARD_POLICY]",
+        env="POLICY",
+        help="admission policy file (the proxy's): the updated container must be admitted by it",
     )
-    gate.add_argument(
+    env_option(
+        gate,
         "--vuln-gate",
-        default=env_default("UPDATE_VULN_GATE", "auto"),
+        env="UPDATE_VULN_GATE",
+        default="auto",
         help="refuse updates that add vulnerabilities of this severity or worse "
         "(dockward.scan over the local DB); auto = critical when a DB exists, "
-        "off disables [DOCKWARD_UPDATE_VULN_GATE]",
+        "off disables",
     )
-    gate.add_argument(
+    env_option(
+        gate,
         "--verify-key",
-        default=env_default("UPDATE_VERIFY_KEY"),
+        env="UPDATE_VERIFY_KEY",
         metavar="FILE",
         help="take a new image only when its digest carries a cosign signature that verifies "
         "with this ECDSA P-256 public key (the policy's DW-P008 check, before the pull); label "
-        "dockward.update.verify-key adds a key per container [DOCKWARD_UPDATE_VERIFY_KEY]",
+        "dockward.update.verify-key adds a key per container",
     )
-    gate.add_argument(
-        "--vuln-db",
-        default=env_default("VULN_DB"),
-        help="vulnerability DB path (default: dockward.scan's) [DOCKWARD_VULN_DB]",
+    env_option(
+        gate, "--vuln-db", env="VULN_DB", help="vulnerability DB path (default: dockward.scan's)"
     )
     conn = p.add_argument_group("connection")
     conn.add_argument(
@@ -272,32 +285,33 @@ def register(sub: Any) -> None:
         default=env_default("HOST"),
         help="Docker host [DOCKWARD_HOST; default DOCKER_HOST]",
     )
-    conn.add_argument(
-        "--context", default=env_default("CONTEXT"), help="Docker context name [DOCKWARD_CONTEXT]"
-    )
-    conn.add_argument(
+    env_option(conn, "--context", env="CONTEXT", help="Docker context name")
+    env_option(
+        conn,
         "--api-version",
-        default=env_default("API_VERSION", "auto"),
+        env="API_VERSION",
+        default="auto",
         help="Engine API version: auto negotiates (default); MAJOR.MINOR is checked "
-        "against the engine [DOCKWARD_API_VERSION]",
+        "against the engine",
     )
-    conn.add_argument(
-        "--timeout",
-        type=int,
-        default=int(env_default("TIMEOUT", 60)),
-        help="engine API timeout in seconds [DOCKWARD_TIMEOUT]",
+    env_option(
+        conn, "--timeout", env="TIMEOUT", type=int, default=60, help="engine API timeout in seconds"
     )
-    conn.add_argument(
+    env_option(
+        conn,
         "--registry-timeout",
+        env="UPDATE_REGISTRY_TIMEOUT",
         type=float,
-        default=float(env_default("UPDATE_REGISTRY_TIMEOUT", 10)),
-        help="registry request timeout in seconds [DOCKWARD_UPDATE_REGISTRY_TIMEOUT]",
+        default=10.0,
+        help="registry request timeout in seconds",
     )
-    conn.add_argument(
+    env_option(
+        conn,
         "--workers",
+        env="UPDATE_WORKERS",
         type=int,
-        default=int(env_default("UPDATE_WORKERS", 16)),
-        help="parallel registry checks (default 16) [DOCKWARD_UPDATE_WORKERS]",
+        default=16,
+        help="parallel registry checks (default 16)",
     )
     conn.add_argument(
         "--docker-config",
@@ -305,11 +319,11 @@ def register(sub: Any) -> None:
         help="directory of config.json with registry logins "
         "[DOCKWARD_DOCKER_CONFIG; default DOCKER_CONFIG or ~/.docker]",
     )
-    conn.add_argument(
+    env_option(
+        conn,
         "--state-dir",
-        default=env_default("UPDATE_STATE_DIR"),
-        help="journal directory (default /var/lib/dockward/update as root) "
-        "[DOCKWARD_UPDATE_STATE_DIR]",
+        env="UPDATE_STATE_DIR",
+        help="journal directory (default /var/lib/dockward/update as root)",
     )
     note = p.add_argument_group("notifications")
     note.add_argument(
@@ -323,48 +337,54 @@ def register(sub: Any) -> None:
         "dockward's JSON webhook http(s)://; repeatable, space-separated lists accepted; SMTP "
         "password from DOCKWARD_SMTP_PASSWORD [DOCKWARD_UPDATE_NOTIFY]",
     )
-    note.add_argument(
+    env_option(
+        note,
         "--notification-template",
-        default=env_default("UPDATE_NOTIFICATION_TEMPLATE"),
-        help="Watchtower (Go text/template) message template; @FILE reads it from a file "
-        "[DOCKWARD_UPDATE_NOTIFICATION_TEMPLATE]",
+        env="UPDATE_NOTIFICATION_TEMPLATE",
+        help="Watchtower (Go text/template) message template; @FILE reads it from a file",
     )
-    note.add_argument(
+    env_option(
+        note,
         "--notification-report",
+        env="UPDATE_NOTIFICATION_REPORT",
         action="store_true",
-        default=_env_flag("UPDATE_NOTIFICATION_REPORT"),
-        help="the template gets Watchtower's session report (.Report) rather than the log "
-        "entries [DOCKWARD_UPDATE_NOTIFICATION_REPORT=1]",
+        help="the template gets Watchtower's session report (.Report) rather than the log entries",
     )
-    note.add_argument(
+    env_option(
+        note,
         "--notification-title-tag",
-        default=env_default("UPDATE_NOTIFICATION_TITLE_TAG", ""),
-        help="prefix of every notification title [DOCKWARD_UPDATE_NOTIFICATION_TITLE_TAG]",
+        env="UPDATE_NOTIFICATION_TITLE_TAG",
+        default="",
+        help="prefix of every notification title",
     )
-    note.add_argument(
+    env_option(
+        note,
         "--notification-skip-title",
+        env="UPDATE_NOTIFICATION_SKIP_TITLE",
         action="store_true",
-        default=_env_flag("UPDATE_NOTIFICATION_SKIP_TITLE"),
-        help="send the message without a title [DOCKWARD_UPDATE_NOTIFICATION_SKIP_TITLE=1]",
+        help="send the message without a title",
     )
-    note.add_argument(
+    env_option(
+        note,
         "--notifications-hostname",
-        default=env_default("UPDATE_NOTIFICATIONS_HOSTNAME", ""),
-        help="host name in notifications (default: this host's) "
-        "[DOCKWARD_UPDATE_NOTIFICATIONS_HOSTNAME]",
+        env="UPDATE_NOTIFICATIONS_HOSTNAME",
+        default="",
+        help="host name in notifications (default: this host's)",
     )
-    note.add_argument(
+    env_option(
+        note,
         "--notify-rate",
+        env="UPDATE_NOTIFY_RATE",
         type=float,
-        default=float(env_default("UPDATE_NOTIFY_RATE", 0)),
+        default=0.0,
         help="at most N messages per minute per destination, a burst coalesced into one "
-        "(0: no limit) [DOCKWARD_UPDATE_NOTIFY_RATE]",
+        "(0: no limit)",
     )
     api = p.add_argument_group("HTTP API (Watchtower's)")
     api.add_argument(
         "--http-api-update",
         action="store_true",
-        default=_env_flag("HTTP_API_UPDATE") or _wt_flag("HTTP_API_UPDATE"),
+        default=env_flag("HTTP_API_UPDATE") or _wt_flag("HTTP_API_UPDATE"),
         help="serve /v1/update: a request runs a cycle (?image=a,b to limit it) and gets its "
         "result; polling stops unless --http-api-periodic-polls "
         "[DOCKWARD_HTTP_API_UPDATE=1, WATCHTOWER_HTTP_API_UPDATE]",
@@ -372,7 +392,7 @@ def register(sub: Any) -> None:
     api.add_argument(
         "--http-api-metrics",
         action="store_true",
-        default=_env_flag("HTTP_API_METRICS") or _wt_flag("HTTP_API_METRICS"),
+        default=env_flag("HTTP_API_METRICS") or _wt_flag("HTTP_API_METRICS"),
         help="serve Prometheus metrics at /v1/metrics "
         "[DOCKWARD_HTTP_API_METRICS=1, WATCHTOWER_HTTP_API_METRICS]",
     )
@@ -385,23 +405,27 @@ def register(sub: Any) -> None:
     api.add_argument(
         "--http-api-periodic-polls",
         action="store_true",
-        default=_env_flag("HTTP_API_PERIODIC_POLLS") or _wt_flag("HTTP_API_PERIODIC_POLLS"),
+        default=env_flag("HTTP_API_PERIODIC_POLLS") or _wt_flag("HTTP_API_PERIODIC_POLLS"),
         help="keep --interval/--schedule polling with --http-api-update "
         "[DOCKWARD_HTTP_API_PERIODIC_POLLS=1, WATCHTOWER_HTTP_API_PERIODIC_POLLS]",
     )
-    api.add_argument(
+    env_option(
+        api,
         "--http-api-listen",
-        default=env_default("HTTP_API_LISTEN", "127.0.0.1:8080"),
-        help="HOST:PORT of the API (default 127.0.0.1:8080) [DOCKWARD_HTTP_API_LISTEN]",
+        env="HTTP_API_LISTEN",
+        default="127.0.0.1:8080",
+        help="HOST:PORT of the API (default 127.0.0.1:8080)",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--progress",
+        env="UPDATE_PROGRESS",
         action="store_true",
-        default=_env_flag("UPDATE_PROGRESS"),
-        help="print each step to stderr [DOCKWARD_UPDATE_PROGRESS=1]",
+        help="print each step to stderr",
     )
     add_output_options(p, default_fail_on="high")
     add_metrics_option(p)
+    add_store_options(p, default_store=False)
     p.set_defaults(run=run)
 
 
@@ -490,6 +514,7 @@ def run(args: argparse.Namespace) -> int:
         gates.append(policy_gate(args.policy, endpoint))
     docker_config = Path(args.docker_config) / "config.json" if args.docker_config else None
     credentials = CredentialStore.load(docker_config)
+    store = open_update_store(args)  # each cycle recorded, for the exporter's outdated gauge
     stop = threading.Event()
     long_running = api is not None or not schedule.once
     if long_running:
@@ -514,10 +539,14 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if server is not None:
             server.close()
+        if store is not None:
+            store.close()
         raise
     if client is None:  # SIGTERM while waiting for the engine
         if server is not None:
             server.close()
+        if store is not None:
+            store.close()
         return EXIT_OK
     clients.append(client)
     say = _progress if args.progress else None
@@ -598,6 +627,7 @@ def run(args: argparse.Namespace) -> int:
                             own = replace(sel, names=names, all=False)
                             runs.append(replace(cycle_options, selection=own))
                     for this in runs:
+                        cycle_started = time.time()
                         try:
                             cycle = run_cycle(
                                 client, registry, updater, this, gates, say, cooldown, signature
@@ -627,6 +657,8 @@ def run(args: argparse.Namespace) -> int:
                             timetable.warnings.clear()
                         cycles.append(cycle)
                         metrics.record(cycle)
+                        if store is not None:
+                            _record(store, endpoint.url, cycle, cycle_started)
                         if long_running:
                             _log_cycle(len(cycles), cycle)
                         if api is not None:
@@ -655,6 +687,8 @@ def run(args: argparse.Namespace) -> int:
         if api is not None:
             api.close()
         client.close()
+        if store is not None:
+            store.close()
         late = notifications.stop(flush_timeout=10.0)
         if late and cycles:
             cycles[-1] = replace(cycles[-1], warnings=cycles[-1].warnings + tuple(late))
@@ -666,6 +700,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: error: {errors[0].target}: {errors[0].message}\n")
         return EXIT_USAGE
     return code
+
+
+def _record(store: Any, host: str, cycle: CycleResult, started: float) -> None:
+    """A cycle not recorded is a warning: the updates themselves happened."""
+    from dockward.store import StoreError
+
+    try:
+        record_update_cycle(store, host, cycle, started)
+    except StoreError as exc:
+        sys.stderr.write(f"dockward update: warning: cycle not recorded: {exc}\n")
 
 
 def _emit_update(report: Report, args: argparse.Namespace) -> int:

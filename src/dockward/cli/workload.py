@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from dockward.cli.common import env_default
+from dockward.cli.common import env_default, env_option
 from dockward.errors import UsageError
 from dockward.harden.runner import Workload
 
@@ -24,11 +24,13 @@ def add_workload_options(p: argparse.ArgumentParser, *, image_required: bool = F
         help="command run inside the container that must exit 0, e.g. 'wget -qO- "
         "http://127.0.0.1:8080/' (default: the container's healthcheck) [DOCKWARD_PROBE]",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--duration",
+        env="DURATION",
         type=float,
-        default=float(env_default("DURATION", "2")),
-        help="seconds to observe a service before probing it (default 2) [DOCKWARD_DURATION]",
+        default=2.0,
+        help="seconds to observe a service before probing it (default 2)",
     )
     g.add_argument(
         "--network",

@@ -106,12 +106,18 @@ def _supervise(job: Callable[[FleetHost], T], host: FleetHost, opts: FleetOption
 def run_fleet(
     hosts: Sequence[FleetHost], job: Callable[[FleetHost], T], opts: FleetOptions
 ) -> Iterator[Outcome[T]]:
-    """Outcomes in the order hosts finish, at most `parallel` hosts at a time."""
+    """Outcomes in the order hosts finish, at most `parallel` hosts at a time. A finished
+    host's future is dropped once its outcome is handed on: nothing here holds the results of
+    hosts already reported (as_completed over a list would keep every one to the end)."""
     workers = max(1, min(opts.parallel, len(hosts)))
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="fleet") as pool:
-        futures = [pool.submit(_supervise, job, h, opts) for h in hosts]
-        for fut in concurrent.futures.as_completed(futures):
-            yield fut.result()
+        pending = {pool.submit(_supervise, job, h, opts) for h in hosts}
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            while done:
+                yield done.pop().result()
 
 
 def run_fleet_sharded(
@@ -124,7 +130,8 @@ def run_fleet_sharded(
         yield from run_fleet(hosts, job, opts)
         return
     ctx = multiprocessing.get_context("fork")
-    queue: Any = ctx.Queue(maxsize=256)
+    # Small: a worker waits rather than buffer outcomes the parent has not taken yet.
+    queue: Any = ctx.Queue(maxsize=2 * workers)
     shards = [list(hosts[i::workers]) for i in range(workers)]
     per_worker = replace(opts, parallel=max(1, opts.parallel // workers))
 

@@ -31,15 +31,28 @@ def compose_target(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _probe(spec: ContainerSpec) -> tuple[str, ...]:
+def _probe(spec: ContainerSpec, image_test: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The service's healthcheck command; without one, the image's (the container inherits it,
+    as the engine does)."""
     hc = spec.healthcheck
-    if hc is None or hc.disabled:
+    if hc is not None and hc.disabled:
         return ()
-    if hc.test[0] == "CMD":
-        return hc.test[1:]
-    if hc.test[0] == "CMD-SHELL":
-        return ("/bin/sh", "-c", " ".join(hc.test[1:]))
-    return hc.test
+    test = hc.test if hc is not None else image_test
+    if not test or test[0] == "NONE":
+        return ()
+    if test[0] == "CMD":
+        return test[1:]
+    if test[0] == "CMD-SHELL":
+        return ("/bin/sh", "-c", " ".join(test[1:]))
+    return test
+
+
+def _image_healthcheck(client: Any, image: str) -> tuple[str, ...]:
+    try:
+        cfg = client.inspect_image(image).get("Config") or {}
+    except Exception:
+        return ()
+    return tuple(str(a) for a in (cfg.get("Healthcheck") or {}).get("Test") or ())
 
 
 def _build(
@@ -155,12 +168,14 @@ def workload_from_compose(
             entrypoint=spec.entrypoint or None,
             user=spec.user,
             env=spec.env,
-            probe=probe or _probe(spec),
+            probe=probe or _probe(spec, _image_healthcheck(client, image)),
             duration=duration,
             tmpfs=tmpfs,
             workdir=str(workdir) if workdir else "",
             network=network or service_network(client, project.name, svc.config, say),
             mounts=tuple(m for m in spec.mounts if m.type in ("bind", "volume")),
+            group_add=tuple(str(g) for g in svc.config.get("group_add") or ()),
+            pid_mode=spec.pid_mode,
             cap_add=spec.cap_add,
             sysctls=dict(spec.sysctls),
             devices=tuple(

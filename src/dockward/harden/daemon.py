@@ -16,37 +16,22 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dockward.engine.daemon_config import merge_settings, parse_dockerd_argv
 from dockward.errors import ConfigError
 from dockward.harden.daemon_keys import KNOWN_KEYS, LOG_OPTS, value_problems
-from dockward.harden.subids import check_remap
-from dockward.model.finding import Status
+from dockward.harden.subids import RemapCheck, check_remap
+from dockward.model.finding import Rule, Status
 from dockward.model.host import HostSnapshot
 from dockward.rules.daemon import rules as daemon_rules
-from dockward.rules.groups import members
+from dockward.rules.fixes import DaemonOptions as DaemonOptions
 from dockward.rules.registry import run_check
 from dockward.util.fs import atomic_write
 
 MAX_CONFIG_BYTES = 1024 * 1024
-DEFAULT_NOFILE = (65536, 65536)
-ROTATION = {"max-size": "10m", "max-file": "3"}
-# Rules whose fix is not a daemon.json key dockward may set for you (declared on the rule).
-MANUAL_RULES = members((e.rule for e in daemon_rules), "manual-fix")
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonOptions:
-    userns_remap: str = "default"  # "" leaves remapping off
-    log_driver: str = ""  # a central log driver to switch to (DW-D013); "" keeps the driver
-    log_opts: Mapping[str, str] = field(default_factory=dict)
-    ip: str = ""  # default bind address of published ports (DW-D020); "" leaves it
-    seccomp_profile: str = ""  # absolute path of a daemon-wide seccomp profile
-    nofile: tuple[int, int] | None = None  # None: 65536, capped at dockerd's own hard limit
-    skip: frozenset[str] = frozenset()  # keys to leave alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +173,10 @@ def plan(
     nofile_ceiling: int | None = None,
 ) -> DaemonPlan:
     """The hardened daemon.json for the daemon in `snap` (reads the file; writes nothing).
-    `nofile_ceiling`: dockerd's own hard open-files limit (see `process_nofile`)."""
+    `nofile_ceiling`: dockerd's own hard open-files limit (see `process_nofile`).
+
+    Each daemon rule's fix (declared with the rule) proposes the keys that make it pass; the
+    draft decides whether a key can be written here."""
     opts = options or DaemonOptions()
     path = config_file or snap.daemon.config_file or "/etc/docker/daemon.json"
     text, current, existed = read_config(path)
@@ -201,121 +189,21 @@ def plan(
     )
     status = failing_rules(snap)
     fails = {k for k, (st, _m) in status.items() if st is Status.FAIL}
-    proposed: dict[str, Any] = dict(current)
-    changes: list[Change] = []
-    blocked: list[Blocked] = []
-    warnings: list[str] = []
-    manual: list[Manual] = []
-
+    draft = _Draft(snap, opts, current, argv, nofile_ceiling, subuid, subgid)
     if snap.daemon.argv is None:
-        warnings.append(
+        draft.warnings.append(
             "dockerd's process is not visible from here: conflicts with its flags cannot be checked"
         )
     elif declared.config_file and os.path.realpath(path) != os.path.realpath(declared.config_file):
-        warnings.append(f"this daemon reads {declared.config_file}, not {path}")
-
-    def propose(key: str, value: Any, rule: str, why: str, *, remove: bool = False) -> bool:
-        if key in opts.skip:
-            return False
-        if key in argv:
-            if argv[key] != value or remove:
-                blocked.append(
-                    Blocked(
-                        key,
-                        rule,
-                        f"set by the dockerd flag {_flag(key, argv[key])}; dockerd refuses a "
-                        "key given both as a flag and in daemon.json, so change the flag where "
-                        "dockerd is started (its service unit)",
-                    )
-                )
-            return False
-        if not remove and key in proposed and proposed[key] == value:
-            return False
-        if remove and key not in proposed:
-            return False
-        changes.append(
-            Change(key, value, rule, why, current.get(key), key in current, remove=remove)
-        )
-        if remove:
-            proposed.pop(key, None)
-        else:
-            proposed[key] = value
-        return True
-
-    # The rule reads the running bridge; the file decides what the next start does.
-    if ("DW-D002" in fails or snap.daemon.flag("icc", True)) and propose(
-        "icc", False, "DW-D002", "containers on the default bridge stop talking"
-    ):
-        warnings.append(
-            "icc false: containers on the default bridge (and --link) can no longer reach "
-            "each other; user-defined networks are not affected"
-        )
-    if "DW-D003" in fails:
-        propose("log-level", "info", "DW-D003", "info logs enough to audit, debug logs requests")
-    if "DW-D008" in status:
-        soft, hard = opts.nofile or DEFAULT_NOFILE
-        if opts.nofile is None and nofile_ceiling:
-            soft, hard = min(soft, nofile_ceiling), min(hard, nofile_ceiling)
-        if nofile_ceiling and hard > nofile_ceiling:
-            # runc cannot raise a hard limit above what it inherits (no CAP_SYS_RESOURCE in
-            # the initial user namespace, never under userns-remap): every start would fail.
-            blocked.append(
-                Blocked(
-                    "default-ulimits",
-                    "DW-D008",
-                    f"nofile hard limit {hard} is above dockerd's own ({nofile_ceiling}): "
-                    "containers would fail to start (error setting rlimits)",
-                )
-            )
-        else:
-            propose(
-                "default-ulimits",
-                {
-                    **(current.get("default-ulimits") or {}),
-                    "nofile": _ulimit("nofile", soft, hard),
-                },
-                "DW-D008",
-                "containers get a set open-files limit instead of the daemon's own",
-            )
-    if "DW-D009" in fails and opts.userns_remap and "userns-remap" not in current:
-        _remap(snap, opts.userns_remap, propose, blocked, warnings, subuid, subgid)
-    elif "DW-D009" in fails and snap.daemon.value("userns-remap"):
-        warnings.append("userns-remap is configured but not in effect: restart dockerd")
-    _logging(snap, opts, current, status, propose, blocked)
-    if "DW-D014" in fails and propose(
-        "no-new-privileges", True, "DW-D014", "setuid binaries no longer raise privileges"
-    ):
-        warnings.append(
-            "no-new-privileges: setuid/setcap programs in containers (su, sudo, old ping) no "
-            "longer gain privileges; a container can opt out with "
-            "--security-opt no-new-privileges=false"
-        )
-    if "DW-D015" in fails:  # the rule skips in swarm mode, where dockerd refuses live-restore
-        propose("live-restore", True, "DW-D015", "containers survive daemon restarts")
-    if "DW-D016" in fails:
-        if not snap.daemon.flag("iptables", True):
-            blocked.append(
-                Blocked(
-                    "userland-proxy",
-                    "DW-D016",
-                    "iptables is off: without the userland proxy published ports stop working",
-                )
-            )
-        else:
-            propose("userland-proxy", False, "DW-D016", "one process less per published port")
-    if "DW-D017" in fails or opts.seccomp_profile:
-        if opts.seccomp_profile:
-            propose("seccomp-profile", opts.seccomp_profile, "DW-D017", "daemon-wide profile")
-        elif proposed.get("seccomp-profile") == "unconfined":
-            propose("seccomp-profile", None, "DW-D017", "back to the built-in profile", remove=True)
-    if opts.ip and (snap.daemon.value("ip") or "0.0.0.0") != opts.ip:
-        propose("ip", opts.ip, "DW-D020", "`-p PORT:PORT` binds to this address by default")
-
+        draft.warnings.append(f"this daemon reads {declared.config_file}, not {path}")
     for entry in daemon_rules:
-        rid = entry.rule.id
-        if rid in fails and (rid in MANUAL_RULES or (rid == "DW-D013" and not opts.log_driver)):
-            manual.append(Manual(rid, status[rid][1], entry.rule.remediation))
+        fixer = _Fixer(draft, entry.rule, *status.get(entry.rule.id, (None, "")))
+        if entry.fix is not None:
+            entry.fix(fixer)
+        if "manual-fix" in entry.rule.groups and fixer.status is Status.FAIL:
+            fixer.manual()
 
+    proposed = draft.proposed
     conflicts = [
         f"{k} is set both in {path} and by the flag {_flag(k, argv[k])}: dockerd refuses to start"
         for k in proposed
@@ -326,7 +214,7 @@ def plan(
     version = str(snap.daemon.version.get("Version") or "")
     if unknown and (version.startswith("20.10") or not version):
         # Newer engines know more keys; the list is the one of the engine this project targets.
-        warnings.append(
+        draft.warnings.append(
             f"keys Engine 20.10 does not know (kept; dockerd 20.10 refuses to start with them): "
             f"{', '.join(unknown)}"
         )
@@ -336,36 +224,169 @@ def plan(
         current_text=text,
         current=current,
         proposed=proposed,
-        changes=tuple(changes),
-        blocked=tuple(blocked),
+        changes=tuple(draft.changes),
+        blocked=tuple(draft.blocked),
         conflicts=tuple(conflicts),
-        warnings=tuple(warnings),
-        manual=tuple(manual),
+        warnings=tuple(draft.warnings),
+        manual=tuple(draft.manual),
         failing=tuple(sorted(fails)),
         indent=_indent_of(text),
     )
 
 
-def _ulimit(name: str, soft: int, hard: int) -> dict[str, Any]:
-    return {"Name": name, "Soft": soft, "Hard": hard}
+class _Draft:
+    """The proposal while the rules' fixes add to it: what may be written on this host."""
+
+    def __init__(
+        self,
+        snap: HostSnapshot,
+        options: DaemonOptions,
+        current: Mapping[str, Any],
+        argv: Mapping[str, Any],
+        nofile_ceiling: int | None,
+        subuid: str,
+        subgid: str,
+    ) -> None:
+        self.snap = snap
+        self.options = options
+        self.current = current
+        self.argv = argv
+        self.nofile_ceiling = nofile_ceiling
+        self.subids = (subuid, subgid)
+        self.proposed: dict[str, Any] = dict(current)
+        self.changes: list[Change] = []
+        self.blocked: list[Blocked] = []
+        self.warnings: list[str] = []
+        self.manual: list[Manual] = []
+
+    def write(self, rule: str, key: str, value: Any, why: str, *, remove: bool = False) -> bool:
+        remap = None
+        if key == "userns-remap" and not remove:
+            remap = check_remap(value, subuid=self.subids[0], subgid=self.subids[1])
+        refusal = None if remove else self._refusal(key, value, remap)
+        if refusal:
+            self.blocked.append(Blocked(key, rule, refusal))
+            return False
+        if key in self.options.skip:
+            return False
+        if key in self.argv:
+            if self.argv[key] != value or remove:
+                self.blocked.append(
+                    Blocked(
+                        key,
+                        rule,
+                        f"set by the dockerd flag {_flag(key, self.argv[key])}; dockerd refuses a "
+                        "key given both as a flag and in daemon.json, so change the flag where "
+                        "dockerd is started (its service unit)",
+                    )
+                )
+            return False
+        if not remove and key in self.proposed and self.proposed[key] == value:
+            return False
+        if remove and key not in self.proposed:
+            return False
+        self.changes.append(
+            Change(key, value, rule, why, self.current.get(key), key in self.current, remove=remove)
+        )
+        if remove:
+            self.proposed.pop(key, None)
+            return True
+        self.proposed[key] = value
+        self.warnings.extend(self._consequences(key, value, remap))
+        return True
+
+    def _refusal(self, key: str, value: Any, remap: RemapCheck | None) -> str:
+        """Why `key: value` cannot be written on this host ("" when it can)."""
+        if remap is not None and remap.problems:
+            return "; ".join(remap.problems)
+        if key == "default-ulimits" and self.nofile_ceiling:
+            hard = int((value.get("nofile") or {}).get("Hard") or 0)
+            if hard > self.nofile_ceiling:
+                # runc cannot raise a hard limit above what it inherits (no CAP_SYS_RESOURCE in
+                # the initial user namespace, never under userns-remap): every start would fail.
+                return (
+                    f"nofile hard limit {hard} is above dockerd's own ({self.nofile_ceiling}): "
+                    "containers would fail to start (error setting rlimits)"
+                )
+        if (
+            key == "userland-proxy"
+            and value is False
+            and not self.snap.daemon.flag("iptables", True)
+        ):
+            return "iptables is off: without the userland proxy published ports stop working"
+        if key == "log-driver":
+            allowed = LOG_OPTS.get(value)
+            kept = dict(self.current.get("log-opts") or {})
+            foreign = sorted(k for k in kept if allowed is not None and k not in allowed)
+            if foreign:
+                return (
+                    f"the existing log-opts {', '.join(foreign)} are not accepted by "
+                    f"{value} (dockerd would refuse to start); remove them first"
+                )
+        return ""
+
+    def _consequences(self, key: str, value: Any, remap: RemapCheck | None) -> list[str]:
+        """What the user must know once `key: value` is proposed."""
+        if key == "icc" and value is False:
+            return [
+                "icc false: containers on the default bridge (and --link) can no longer reach "
+                "each other; user-defined networks are not affected"
+            ]
+        if key == "no-new-privileges" and value is True:
+            return [
+                "no-new-privileges: setuid/setcap programs in containers (su, sudo, old ping) no "
+                "longer gain privileges; a container can opt out with "
+                "--security-opt no-new-privileges=false"
+            ]
+        if remap is not None:
+            return _remap_warnings(self.snap, remap)
+        return []
 
 
-def _remap(
-    snap: HostSnapshot,
-    value: str,
-    propose: Any,
-    blocked: list[Blocked],
-    warnings: list[str],
-    subuid: str,
-    subgid: str,
-) -> None:
-    check = check_remap(value, subuid=subuid, subgid=subgid)
-    if check.problems:
-        blocked.append(Blocked("userns-remap", "DW-D009", "; ".join(check.problems)))
-        return
-    if not propose("userns-remap", value, "DW-D009", "container root is not host root"):
-        return
-    warnings.extend(f"userns-remap: {n}" for n in check.notes)
+@dataclass(frozen=True, slots=True)
+class _Fixer:
+    """The draft as one rule's fix sees it (`dockward.rules.fixes.DaemonFixer`)."""
+
+    draft: _Draft
+    rule: Rule
+    status: Status | None
+    message: str
+
+    @property
+    def snap(self) -> HostSnapshot:
+        return self.draft.snap
+
+    @property
+    def options(self) -> DaemonOptions:
+        return self.draft.options
+
+    @property
+    def current(self) -> Mapping[str, Any]:
+        return self.draft.current
+
+    @property
+    def proposed(self) -> Mapping[str, Any]:
+        return self.draft.proposed
+
+    @property
+    def nofile_ceiling(self) -> int | None:
+        return self.draft.nofile_ceiling
+
+    def set(self, key: str, value: Any, why: str, *, mitigation: bool = False) -> bool:
+        return self.draft.write("" if mitigation else self.rule.id, key, value, why)
+
+    def remove(self, key: str, why: str) -> bool:
+        return self.draft.write(self.rule.id, key, None, why, remove=True)
+
+    def warn(self, message: str) -> None:
+        self.draft.warnings.append(message)
+
+    def manual(self) -> None:
+        self.draft.manual.append(Manual(self.rule.id, self.message, self.rule.remediation))
+
+
+def _remap_warnings(snap: HostSnapshot, check: RemapCheck) -> list[str]:
+    warnings = [f"userns-remap: {n}" for n in check.notes]
     root = str(snap.daemon.info.get("DockerRootDir") or "/var/lib/docker")
     where = (
         f"{root}/{check.root_uid}.{check.root_gid}"
@@ -396,50 +417,7 @@ def _remap(
             f"(uid {check.root_uid if check.root_uid is not None else '100000'}+) to be "
             "writable: " + ", ".join(binds)
         )
-
-
-def _logging(
-    snap: HostSnapshot,
-    opts: DaemonOptions,
-    current: Mapping[str, Any],
-    status: Mapping[str, tuple[Status, str]],
-    propose: Any,
-    blocked: list[Blocked],
-) -> None:
-    """A central driver when one is asked for, else rotation for the local json-file driver."""
-    if opts.log_driver:
-        if "DW-D013" not in status and not opts.log_opts:
-            return
-        allowed = LOG_OPTS.get(opts.log_driver)
-        kept = dict(current.get("log-opts") or {})
-        if allowed is not None:
-            foreign = sorted(k for k in kept if k not in allowed)
-            if foreign:
-                blocked.append(
-                    Blocked(
-                        "log-driver",
-                        "DW-D013",
-                        f"the existing log-opts {', '.join(foreign)} are not accepted by "
-                        f"{opts.log_driver} (dockerd would refuse to start); remove them first",
-                    )
-                )
-                return
-        new_opts = {**kept, **opts.log_opts}
-        if (
-            propose("log-driver", opts.log_driver, "DW-D013", "logs leave the host")
-            and new_opts != kept
-        ):
-            propose("log-opts", new_opts, "DW-D013", f"options of {opts.log_driver}")
-        return
-    driver = str(snap.daemon.info.get("LoggingDriver") or current.get("log-driver") or "json-file")
-    log_opts = dict(snap.daemon.value("log-opts") or {})
-    if driver in ("json-file", "local") and "max-size" not in log_opts:
-        propose(
-            "log-opts",
-            {**dict(current.get("log-opts") or {}), **ROTATION},
-            "",
-            f"rotate {driver} logs so a chatty container cannot fill the disk",
-        )
+    return warnings
 
 
 def process_nofile(argv: tuple[str, ...] | None, proc: str = "/proc") -> int | None:

@@ -56,6 +56,9 @@ WAITING = frozenset(
         "sched_yield",
     }
 )
+# A call the C library falls back to when the first fails with ENOSYS (glibc 2.34+ creates
+# threads with clone3; Docker's default answers clone3 with ENOSYS without CAP_SYS_ADMIN).
+FALLBACKS = {"clone3": ("clone",)}
 _ARCH_SCMP = {"x86_64": "SCMP_ARCH_X86_64", "x86": "SCMP_ARCH_X86"}
 LOCK_PATH = "/run/lock/dockward-learn.lock"
 
@@ -130,14 +133,8 @@ def learn_seccomp(
         raise DockwardError("no syscall was recorded: is the audit multicast group readable?")
     base = default_for(capabilities_of(settings))
     permitted = allowed(base)
-    keep = (observed | RUNTIME_FLOOR | VDSO | WAITING) & permitted
-    profile = restrict(base, keep)
-    native = "SCMP_ARCH_X86_64"
-    profile = replace(
-        profile,
-        arch_map=(),
-        architectures=tuple(sorted(arches | {native}, key=lambda a: a != native)),
-    )
+    keep = learned_names(observed, permitted)
+    profile = learned_profile(base, observed, keep, arches)
     return LearnedProfile(
         profile=profile,
         observed=frozenset(observed),
@@ -149,6 +146,28 @@ def learn_seccomp(
         recording=outcome,
         seconds=time.monotonic() - t0,
         executables=frozenset(rec.executables_of(cid)),
+    )
+
+
+def learned_names(observed: set[str], permitted: frozenset[str]) -> set[str]:
+    """The calls the learned profile allows: what was observed, the runtime floor, vDSO and
+    waiting calls, and each observed call's fallback, as far as the default permits them."""
+    fallbacks = {f for name in observed for f in FALLBACKS.get(name, ())}
+    return (observed | fallbacks | RUNTIME_FLOOR | VDSO | WAITING) & permitted
+
+
+def learned_profile(
+    base: SeccompProfile, observed: set[str], keep: set[str], arches: set[str]
+) -> SeccompProfile:
+    """The default's rules for `keep`, and for an observed call the default answers with an
+    errno (clone3's ENOSYS, so the C library falls back to clone), that same answer instead of
+    the profile's EPERM: a call the recording saw succeed fails as it would under the default."""
+    profile = restrict(base, keep | observed)
+    native = "SCMP_ARCH_X86_64"
+    return replace(
+        profile,
+        arch_map=(),
+        architectures=tuple(sorted(arches | {native}, key=lambda a: a != native)),
     )
 
 

@@ -89,16 +89,32 @@ def observe(
                 break
         outcome = judge(client, cid, replace(workload, duration=0.2), service=service)
         changes = bounded(lambda: client.diff(cid), 20, "diff") or []
-    written = tuple(
-        sorted(
-            c["Path"] for c in changes if c.get("Kind") in (0, 1) and not _engine_path(c["Path"])
-        )
+    targets = {m.target for m in workload.mounts} | set(workload.tmpfs)
+    return Observation(
+        written_paths(changes, targets), peak_mem, peak_pids, outcome.ok, outcome.reason
     )
-    return Observation(written, peak_mem, peak_pids, outcome.ok, outcome.reason)
 
 
 def _engine_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in _ENGINE_PATHS)
+
+
+def written_paths(changes: list[dict[str, Any]], mount_targets: set[str]) -> tuple[str, ...]:
+    """What the workload wrote, from `docker diff`: added or changed paths, less the engine's own
+    and the mount points the engine made (a bind's or volume's target and its new parents)."""
+
+    def mount_point(path: str) -> bool:
+        return any(t == path or t.startswith(path.rstrip("/") + "/") for t in mount_targets)
+
+    return tuple(
+        sorted(
+            c["Path"]
+            for c in changes
+            if c.get("Kind") in (0, 1)
+            and not _engine_path(c["Path"])
+            and not mount_point(c["Path"])
+        )
+    )
 
 
 def tmpfs_targets(written: tuple[str, ...]) -> tuple[str, ...]:
@@ -185,7 +201,7 @@ def harden(
         if outcome.ok:
             settings = candidate
 
-    root = before.user in ("", "0", "root", "0:0", "root:root")
+    root = before.user.partition(":")[0] in ("", "0", "root")  # uid 0, whatever its group
     want_user = try_non_root and root
     memory, pids = _limits(obs)
     limits_detail = (
@@ -356,6 +372,10 @@ def run_line(workload: Workload, s: Settings, seccomp_path: str) -> str:
     argv = ["docker", "run", "-d", *run_flags(s, seccomp_path)]
     if workload.network not in ("", "none", "default"):
         argv += ["--network", workload.network]
+    if workload.pid_mode:
+        argv += ["--pid", workload.pid_mode]
+    for g in workload.group_add:
+        argv += ["--group-add", g]
     for m in workload.mounts:
         ro = ":ro" if m.read_only else ""
         argv += ["-v", f"{m.source}:{m.target}{ro}" if m.type == "bind" else f"{m.target}{ro}"]
@@ -413,4 +433,6 @@ def workload_from_inspect(
         network=network or net,
         mounts=mounts,
         tmpfs=tmpfs,
+        group_add=tuple(str(g) for g in host.get("GroupAdd") or ()),
+        pid_mode=str(host.get("PidMode") or ""),
     )

@@ -50,6 +50,8 @@ class Workload:
     # Binds as deployed; volumes become fresh anonymous volumes of each trial (populated from
     # the image like a new named volume), so a trial never writes into the deployed data.
     mounts: tuple[Mount, ...] = ()
+    group_add: tuple[str, ...] = ()  # supplementary groups (e.g. the engine socket's group)
+    pid_mode: str = ""  # "host": the host's pid namespace (a monitor reading host /proc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,8 @@ def started(
         sysctls=dict(workload.sysctls) or None,
         devices=list(workload.devices) or None,
         mounts=engine_mounts(workload.mounts) or None,
+        group_add=list(workload.group_add) or None,
+        pid_mode=workload.pid_mode or None,
     )
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     all_labels = {LABEL: prefix, **(labels or {})}

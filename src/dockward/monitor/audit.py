@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockward.errors import DockwardError
-from dockward.monitor.sysevents import AF_PACKET, DUPS, numbers
+from dockward.monitor.sysevents import DUPS, SOCKET_FAMILIES, numbers
 
 NETLINK_AUDIT = 9
 AUDIT_NLGRP_READLOG = 1
@@ -39,6 +39,7 @@ AUDIT_SOCKADDR = 1306
 AUDIT_CWD = 1307
 AUDIT_EXECVE = 1309
 AUDIT_EOE = 1320
+AUDIT_OPENAT2 = 1337
 AUDIT_PROCTITLE = 1327
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 1
@@ -50,6 +51,8 @@ AUDIT_FILTER_EXIT = 0x04
 AUDIT_ALWAYS = 2
 AUDIT_PID = 0
 AUDIT_ARCH = 11
+AUDIT_DEVMAJOR = 100
+AUDIT_DEVMINOR = 101
 AUDIT_SUCCESS = 104
 AUDIT_FILTERKEY = 210
 AUDIT_EQUAL = 0x40000000
@@ -132,6 +135,7 @@ class AuditEvent:
     cwd: str = ""
     sockaddr: str = ""
     paths: list[dict[str, str]] = field(default_factory=list)
+    open_flags: int | None = None  # openat2's how.flags (its OPENAT2 record)
     seen: float = 0.0
 
     def add(self, rtype: int, text: str) -> None:
@@ -151,8 +155,14 @@ class AuditEvent:
                         {
                             "name": unhex(pairs.get("name", "")),
                             "nametype": pairs.get("nametype", ""),
+                            "inode": pairs.get("inode", ""),
+                            "dev": pairs.get("dev", ""),
+                            "mode": pairs.get("mode", ""),
                         }
                     )
+            case 1337:
+                with contextlib.suppress(ValueError):
+                    self.open_flags = int(parse_pairs(text).get("oflag", ""), 8)
             case _:
                 pass
 
@@ -258,9 +268,12 @@ class Audit:
         except OSError as exc:
             raise DockwardError(f"audit: cannot open the audit netlink socket: {exc}") from exc
         self._seq = 0
+        self._ctl_lock = threading.Lock()
         self.lost = 0
         self._prev = self.status()
         self._rules: list[bytes] = []
+        self._devices: dict[int, bytes] = {}
+        self._own_pid = os.getpid()
         # Rules of a monitor that died without cleaning up stay in the kernel: take them over.
         self.stale = self._remove_stale()
         self._install(rule_payload([execve, execveat], self.arch, True, 0))
@@ -274,17 +287,48 @@ class Audit:
         self._set(changes, enabled=1, backlog_limit=max(8192, self._prev[5]))
 
     def _install_more(self, machine: str) -> None:
-        """ptrace, links, module loads; dups onto fds 0-2; AF_PACKET sockets (sysevents.py)."""
+        """ptrace, links, module loads, accepts; dups onto fds 0-2; sockets of the families in
+        SOCKET_FAMILIES (sysevents.py)."""
         by_name = {name: nr for nr, name in numbers(machine).items()}
         plain = [by_name[n] for n in by_name if n not in DUPS and n != "socket"]
         self._install(rule_payload(plain, self.arch, False, 0))
         dups = [by_name[n] for n in DUPS if n in by_name]
         onto_std = ((AUDIT_EXIT, 2, AUDIT_LESS_THAN_OR_EQUAL),)
         self._install(rule_payload(dups, self.arch, True, 0, extra=onto_std))
-        packet = ((AUDIT_ARG0, AF_PACKET, AUDIT_EQUAL),)
-        self._install(rule_payload([by_name["socket"]], self.arch, False, 0, extra=packet))
+        for family in SOCKET_FAMILIES:
+            only = ((AUDIT_ARG0, family, AUDIT_EQUAL),)
+            self._install(rule_payload([by_name["socket"]], self.arch, False, 0, extra=only))
+
+    def watch_device(self, dev: int, syscalls: list[int]) -> bool:
+        """Audit `syscalls` that succeed on inodes of one filesystem (a container's overlay, by
+        its st_dev): the open's own record then carries the descriptor it returned and its
+        flags. One rule per filesystem, removed with the others on close."""
+        if dev in self._devices:
+            return True
+        extra = ((AUDIT_DEVMAJOR, os.major(dev), AUDIT_EQUAL),
+                 (AUDIT_DEVMINOR, os.minor(dev), AUDIT_EQUAL))  # fmt: skip
+        rule = rule_payload(syscalls, self.arch, True, self._own_pid, extra=extra)
+        try:
+            self._request(AUDIT_ADD_RULE, rule)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                return False
+        self._rules.append(rule)
+        self._devices[dev] = rule
+        return True
+
+    def unwatch_device(self, dev: int) -> None:
+        rule = self._devices.pop(dev, None)
+        if rule is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._request(AUDIT_DEL_RULE, rule)
+                self._rules.remove(rule)
 
     def _request(self, mtype: int, payload: bytes) -> bytes:
+        with self._ctl_lock:
+            return self._request_locked(mtype, payload)
+
+    def _request_locked(self, mtype: int, payload: bytes) -> bytes:
         self._seq += 1
         msg = _NLMSG.pack(
             _NLMSG.size + len(payload), mtype, NLM_F_REQUEST | NLM_F_ACK, self._seq, 0

@@ -48,6 +48,7 @@ class FileEvent:
     write: bool
     directory: bool
     root: str  # the container filesystem (merged dir) it came from
+    ino: int = 0  # the file's inode on that filesystem
 
 
 def _libc() -> ctypes.CDLL:
@@ -159,7 +160,7 @@ class Fanotify:
             path = path[: -len(" (deleted)")]
         directory = stat.S_ISDIR(st.st_mode)
         return [
-            FileEvent(pid=pid, path=path, write=write, directory=directory, root=root)
+            FileEvent(pid, path, write, directory, root, st.st_ino)
             for write, bit in ((True, FAN_CLOSE_WRITE), (False, FAN_CLOSE_NOWRITE))
             if mask & bit
         ]

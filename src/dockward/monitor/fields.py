@@ -94,6 +94,11 @@ _SYSCALL = {
     "fd.rip": STRING,
     "fd.rport": NUMBER,
     "fd.sockfamily": STRING,
+    "fd.l4proto": STRING,
+    "fd.lip": STRING,
+    "fd.lport": NUMBER,
+    "fd.cip": STRING,
+    "fd.cport": NUMBER,
     # From the audit syscalls of sysevents.py: dup's new descriptor, syscall arguments, caps.
     "fd.num": NUMBER,
     "evt.arg.request": STRING,
@@ -105,6 +110,7 @@ _SYSCALL = {
     "evt.arg.linkpath": STRING,
     "evt.arg.oldpath": STRING,
     "evt.arg.newpath": STRING,
+    "evt.arg.flags": STRING,
     "thread.cap_effective": STRING,
 }
 
@@ -132,8 +138,6 @@ _DOCKWARD = {
 UNSUPPORTED = frozenset(
     {
         "fd.net",
-        "fd.lip",
-        "fd.lport",
         "fd.ino",
         "fd.dev",
         "evt.args",
@@ -172,9 +176,6 @@ UNSUPPORTED = frozenset(
         "proc.duration",
         "proc.aexepath",
         "proc.vpgid",
-        "fd.cip",
-        "fd.cport",
-        "fd.l4proto",
         "fd.nameraw",
         "fd.sip.name",
         "fd.connected",
@@ -206,6 +207,8 @@ PRODUCED_TYPES: dict[str, frozenset[str] | None] = {
             "link",
             "linkat",
             "socket",
+            "accept",
+            "accept4",
             "init_module",
             "finit_module",
         }

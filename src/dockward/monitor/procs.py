@@ -173,6 +173,14 @@ class ProcessTable:
     def peek(self, pid: int) -> Proc | None:
         return self._procs.get(pid)
 
+    def pids_in(self, container_id: str, limit: int = 16) -> list[int]:
+        """Known processes of one container (most recent first, at most `limit`)."""
+        with self._lock:
+            found = [
+                p.pid for p in reversed(self._procs.values()) if p.container_id == container_id
+            ]
+        return found[:limit]
+
     def remember(self, info: Proc) -> None:
         self._store(info)
 
@@ -187,6 +195,11 @@ class ProcessTable:
             time.sleep(0.002)
 
     def fork(self, parent: int, child: int) -> None:
+        known = self._procs.get(child)
+        if known is not None and known.complete and known.ppid == parent:
+            # The child's exec (audit, another thread) was recorded before its fork arrived:
+            # a copy of the parent would replace the program it runs now.
+            return
         base = self._procs.get(parent)
         if base is None:
             base = Proc(pid=parent)

@@ -146,7 +146,11 @@ def summary_of(monitor: Monitor, sources: Sequence[Source] = ()) -> RunSummary:
                 "netlink_overruns": s.conn.lost,
             }
         elif isinstance(s, FileSource):
-            src["file"] = {"watched": len(s.fan.roots), "overflows": s.fan.overflows}
+            src["file"] = {
+                "watched": len(s.fan.roots),
+                "overflows": s.fan.overflows,
+                "opens_from_audit": s.correlated,
+            }
         elif isinstance(s, DockerSource):
             src["docker"] = {"stream_errors": s.errors}
         elif isinstance(s, FalcoJsonSource):
@@ -207,7 +211,8 @@ def run_live(
         # The proc connector always keeps the process table; it reports execs without audit.
         sources.append(ProcSource(table, emit_exec=not audit_on))
         if "file" in cfg.sources and monitor.cache is not None:
-            fs = FileSource(table, monitor.cache)
+            audit = next((s for s in sources if isinstance(s, AuditSource)), None)
+            fs = FileSource(table, monitor.cache, audit)
             monitor.cache.on_info.append(fs.watch_info)
             monitor.on_container_start.append(fs.watch_id)
             sources.append(fs)

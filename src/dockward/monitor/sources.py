@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import posixpath
 import re
 import threading
 import time
@@ -29,8 +30,13 @@ from dockward.monitor.procconn import ProcConnector, ProcEvent
 from dockward.monitor.procs import Proc, ProcessTable, process_fields, read_container_id
 from dockward.monitor.sysevents import (
     numbers,
+    open_call_flags,
     open_fd_number,
+    open_flag_names,
+    open_numbers,
     read_cap_effective,
+    root_exec_caps,
+    socket_of_fd,
     syscall_fields,
 )
 
@@ -106,6 +112,69 @@ class ProcSource:
 
 
 _ERRNO_NAMES = errno.errorcode
+AT_FDCWD = (1 << 64) - 100  # as audit prints a 64-bit register
+
+
+class OpenLog:
+    """What each open returned (descriptor, flags), from the open's own audit record, for the
+    file source: fanotify reports a file when it is closed, when the descriptor is gone.
+
+    Keyed by (pid, inode) and (pid, path); an entry is used once; entries expire after
+    `keep` seconds and the log is bounded."""
+
+    def __init__(self, keep: float = 5.0, limit: int = 50_000) -> None:
+        self.keep = keep
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._by: dict[tuple[int, str, Any], list[list[Any]]] = {}
+        self._count = 0
+
+    def add(self, pid: int, path: str, ino: int, fd: int, flags: int | None) -> None:
+        entry = [time.monotonic(), fd, flags, False]
+        with self._cond:
+            if self._count >= self.limit:
+                self._expire(time.monotonic())
+            for key in ((pid, "i", ino), (pid, "p", path)):
+                if key[2]:
+                    self._by.setdefault(key, []).append(entry)
+            self._count += 1
+            self._cond.notify_all()
+
+    def _expire(self, now: float) -> None:
+        for key in list(self._by):
+            kept = [e for e in self._by[key] if now - e[0] < self.keep and not e[3]]
+            if kept:
+                self._by[key] = kept
+            else:
+                del self._by[key]
+        self._count = sum(len(v) for v in self._by.values())
+        if self._count >= self.limit:  # a flood: forget, rather than grow
+            self._by.clear()
+            self._count = 0
+
+    def take(
+        self, pid: int, path: str, ino: int, write: bool, wait: float = 0.0
+    ) -> list[tuple[int, int | None]]:
+        """(fd, flags) of every unused open of this file by this process whose access mode is
+        the close's (write: O_WRONLY or O_RDWR), oldest first, waiting up to `wait` seconds for
+        the first. Several: fanotify merged the closes of repeated opens into one event."""
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while True:
+                found: list[tuple[int, int | None]] = []
+                for key in ((pid, "i", ino), (pid, "p", path)):
+                    for entry in self._by.get(key, ()):
+                        flags = entry[2]
+                        if entry[3] or (flags is not None and (flags & 3 != 0) != write):
+                            continue
+                        entry[3] = True
+                        found.append((int(entry[1]), flags))
+                if found:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                self._cond.wait(left)
 
 
 class AuditSource:
@@ -122,6 +191,11 @@ class AuditSource:
         self._own_pid = os.getpid()
         self._exec_nrs = {ARCHES[os.uname().machine][1], ARCHES[os.uname().machine][2]}
         self._more = numbers(os.uname().machine)
+        self._opens = open_numbers(os.uname().machine)
+        self.opens = OpenLog()
+        # (pid, fd) -> fd.l4proto of the inet sockets created since the start (bounded): a
+        # connect's socket when its process is gone before /proc can be read.
+        self._l4: dict[tuple[int, int], dict[str, Any]] = {}
         self.more = 0
         # pid -> thread.cap_effective read at exec (bounded): a short-lived module loader.
         self._caps_at_exec: dict[int, str | None] = {}
@@ -185,6 +259,10 @@ class AuditSource:
             event.update(process_fields(self.table, proc))
             put(event)
             return
+        opened = self._opens.get(nr)
+        if opened is not None:
+            self._log_open(opened, ev)
+            return
         more = self._more.get(nr)
         if more is not None:
             self._put_more(more, ev, put)
@@ -199,6 +277,14 @@ class AuditSource:
         if peer.get("fd.typechar") == "u" and not proc_info.container_id:
             return  # host processes talk to local sockets all the time; rules watch containers
         self.connects += 1
+        if peer.get("fd.sockfamily") == "ip":
+            fd = _num("0x" + ev.syscall.get("a0", ""), -1)
+            local = socket_of_fd(pid, fd, self.table.proc_root)
+            if not local and (pid, fd) in self._l4:
+                local = self._l4[(pid, fd)]
+            peer.update({k: v for k, v in local.items() if k in _LOCAL_END})
+            if "fd.lip" in local:  # the connecting side is the client
+                peer["fd.cip"], peer["fd.cport"] = local["fd.lip"], local["fd.lport"]
         res = _num(ev.syscall.get("exit"))
         event = {
             "evt.source": "syscall",
@@ -212,6 +298,43 @@ class AuditSource:
         event.update(peer)
         event.update(process_fields(self.table, proc_info))
         put(event)
+
+    def _root_caps(self, ppid: int, cid: str | None) -> str | None:
+        """What a root process had after its exec, read from a live process of the same
+        container (its parent, else another): they share the bounding and inheritable sets
+        the kernel builds a root exec's capabilities from (see root_exec_caps)."""
+        candidates = [ppid] + (self.table.pids_in(cid) if cid else [])
+        for other in candidates:
+            alive, where = read_container_id(other, self.table.proc_root)
+            if alive and (where or None) == (cid or None):
+                caps = root_exec_caps(other, self.table.proc_root)
+                if caps is not None:
+                    return caps
+        return None
+
+    def watch_device(self, dev: int) -> bool:
+        """Audit the opens on one container filesystem (see OpenLog)."""
+        return self.audit.watch_device(dev, sorted(self._opens))
+
+    def unwatch_device(self, dev: int) -> None:
+        self.audit.unwatch_device(dev)
+
+    def _log_open(self, name: str, ev: AuditEvent) -> None:
+        fd = _num(ev.syscall.get("exit"), -1)
+        if fd < 0:
+            return
+        item = next((p for p in ev.paths if p.get("nametype") in ("NORMAL", "CREATE")), None)
+        if item is None:
+            return
+        path = item.get("name", "")
+        relative_to_cwd = (
+            name in ("open", "creat") or _num("0x" + ev.syscall.get("a0", ""), 0) == AT_FDCWD
+        )
+        if path and not path.startswith("/"):
+            path = posixpath.join(ev.cwd, path) if relative_to_cwd and ev.cwd else ""
+        path = posixpath.normpath(path) if path else ""
+        flags = open_call_flags(name, ev.syscall, ev.open_flags)
+        self.opens.add(_num(ev.syscall.get("pid")), path, _num(item.get("inode")), fd, flags)
 
     def _put_more(self, name: str, ev: AuditEvent, put: Put) -> None:
         pid = _num(ev.syscall.get("pid"))
@@ -230,9 +353,23 @@ class AuditSource:
             syscall_fields(name, ev.syscall, ev.paths, ev.cwd or proc_info.cwd or "/",
                            self.table.proc_root)
         )  # fmt: skip
+        if name == "socket" and "fd.l4proto" in event and res >= 0:
+            if len(self._l4) > 4096:
+                self._l4.clear()
+            self._l4[(pid, res)] = {k: event[k] for k in _SOCKET_KIND}
+        elif name in ("accept", "accept4"):
+            event.update(accept_fields(ev.sockaddr, pid, res, self.table.proc_root))
+            # gone already: the listening socket (a0) the connection came in on says its kind
+            listening = self._l4.get((pid, _num("0x" + ev.syscall.get("a0", ""), -1)))
+            if "fd.l4proto" not in event and listening is not None:
+                event.update(listening)
         if name in ("init_module", "finit_module") and event.get("thread.cap_effective") is None:
-            # The loader exited before /proc could be read: what it had when it was executed.
-            event["thread.cap_effective"] = self._caps_at_exec.get(pid)
+            # The loader exited before /proc could be read: what it had when it was executed,
+            # else, for a root loader, what the kernel gave it at exec (from its parent).
+            caps = self._caps_at_exec.get(pid)
+            if caps is None and _num(ev.syscall.get("euid"), -1) == 0:
+                caps = self._root_caps(_num(ev.syscall.get("ppid")), proc_info.container_id)
+            event["thread.cap_effective"] = caps
         self.more += 1
         put(event)
 
@@ -248,6 +385,34 @@ class AuditSource:
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_LOCAL_END = ("fd.l4proto", "fd.lip", "fd.lport")
+_SOCKET_KIND = ("fd.type", "fd.typechar", "fd.sockfamily", "fd.l4proto")
+
+
+def accept_fields(sockaddr: str, pid: int, fd: int, proc_root: str = "/proc") -> dict[str, Any]:
+    """An accepted connection as Falco names it: the client (audit's SOCKADDR of accept) is
+    fd.cip/cport (also fd.rip/rport), the server's end (the new descriptor's local address,
+    from /proc while the process holds it) fd.sip/sport (also fd.lip/lport)."""
+    out: dict[str, Any] = {"fd.num": fd}
+    client = decode_sockaddr(sockaddr) if sockaddr else {}
+    if client and client.get("fd.sockfamily") != "ip":
+        out.update(client)
+        return out
+    if client:  # absent when the caller passed no address buffer
+        out.update({k: client[k] for k in ("fd.type", "fd.typechar", "fd.sockfamily")})
+        out["fd.cip"] = out["fd.rip"] = client["fd.sip"]
+        out["fd.cport"] = out["fd.rport"] = client["fd.sport"]
+    local = socket_of_fd(pid, fd, proc_root) if fd >= 0 else {}
+    if local:
+        out.update({k: local[k] for k in ("fd.type", "fd.typechar", "fd.sockfamily", "fd.l4proto")})
+    if "fd.lip" in local:
+        out["fd.sip"] = out["fd.lip"] = local["fd.lip"]
+        out["fd.sport"] = out["fd.lport"] = local["fd.lport"]
+    ends = [f"{out[i]}:{out[p]}" for i, p in (("fd.cip", "fd.cport"), ("fd.sip", "fd.sport"))
+            if i in out]  # fmt: skip
+    if ends:
+        out["fd.name"] = "->".join(ends)
+    return out
 
 
 def container_of_ancestors(table: ProcessTable, ppid: int) -> str | None:
@@ -280,10 +445,17 @@ class FileSource:
 
     name = "file"
 
-    def __init__(self, table: ProcessTable, cache: ContainerCache) -> None:
+    def __init__(
+        self, table: ProcessTable, cache: ContainerCache, audit: AuditSource | None = None
+    ) -> None:
         self.table = table
         self.cache = cache
         self.fan = Fanotify()
+        # With audit, each container filesystem's opens are also audited: the open's record
+        # gives fd.num and evt.arg.flags (see OpenLog).
+        self.audit = audit
+        self._audited: set[str] = set()
+        self.correlated = 0
         self._thread: threading.Thread | None = None
 
     def watch_info(self, info: ContainerInfo) -> bool:
@@ -293,7 +465,13 @@ class FileSource:
         "created" when the container starts a moment later. Fanotify.watch marks only a
         mounted filesystem, which is what "running" means here.
         """
-        return bool(info.merged_dir) and self.fan.watch(info.merged_dir)
+        if not (info.merged_dir and self.fan.watch(info.merged_dir)):
+            return False
+        if self.audit is not None and info.merged_dir not in self._audited:
+            with contextlib.suppress(OSError):
+                if self.audit.watch_device(os.stat(info.merged_dir).st_dev):
+                    self._audited.add(info.merged_dir)
+        return True
 
     def watch_id(self, container_id: str) -> None:
         """A container started: mark it now, or inspect it again if that is not possible yet."""
@@ -334,12 +512,29 @@ class FileSource:
             event.update(process_fields(self.table, proc))
         else:
             event["proc.pid"] = fe.pid
-        # The opener's descriptor and capabilities, while it still holds them (absent otherwise:
-        # a rule on fd.num then does not match, it never guesses).
-        fd = open_fd_number(fe.pid, fe.path, self.table.proc_root)
-        if fd is not None:
-            event["fd.num"] = fd
         event["thread.cap_effective"] = read_cap_effective(fe.pid, self.table.proc_root)
+        # The descriptor each open returned and its flags, from the open's audit record (one
+        # event per open, also when fanotify merged their closes); else the opener's descriptor
+        # while it still holds it (absent otherwise: a rule on fd.num then does not match, it
+        # never guesses).
+        opened: list[tuple[int, int | None]] = []
+        if self.audit is not None and fe.root in self._audited:
+            opened = self.audit.opens.take(fe.pid, fe.path, fe.ino, fe.write, wait=0.05)
+        for fd, flags in opened:
+            self.correlated += 1
+            one = dict(event)
+            one["fd.num"] = fd
+            if flags is not None:
+                one["evt.arg.flags"] = open_flag_names(flags)
+                one["evt.rawres"] = fd
+                one["evt.is_open_read"] = flags & 3 in (0, 2)
+                one["evt.is_open_write"] = flags & 3 in (1, 2)
+            put(one)
+        if opened:
+            return
+        held = open_fd_number(fe.pid, fe.path, self.table.proc_root)
+        if held is not None:
+            event["fd.num"] = held
         put(event)
 
     def _container_of_root(self, root: str) -> str | None:

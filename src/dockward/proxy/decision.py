@@ -20,6 +20,18 @@ from dockward.policy.routes import Match, match_request
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
 from dockward.proxy.framing import ClientConn
 from dockward.proxy.paths import PathError, Target, parse_target
+from dockward.proxy.scope import (
+    MAX_CONNECT_BODY,
+    Ref,
+    ScopeRefusal,
+    connect_refs,
+    create_refs,
+    dumps,
+    info_in_scope,
+    pin_path,
+    pin_query,
+    prune_target,
+)
 from dockward.specs.gojson import BodyError, GoObject, loads
 
 
@@ -107,7 +119,7 @@ async def decide(
             d.status, d.message = 403, f"refused by dockward policy: {msg}"
             return d
     if verdict.scope is not None:
-        problem = await _out_of_scope(verdict.scope, d, lookup)
+        problem = await _out_of_scope(verdict.scope, d, conn, authz.max_body, lookup)
         if problem is not None:
             status, message = problem
             record.update(decision="deny", rule="scope")
@@ -118,52 +130,97 @@ async def decide(
     return d
 
 
-# Routes that reach containers without naming one: a scoped client cannot be limited there.
-_UNSCOPABLE = frozenset(
-    {"containers.prune", "system.df", "networks.connect", "networks.disconnect", "networks.prune"}
-)
 _EXEC_ROUTES = frozenset({"exec.start", "exec.inspect", "exec.resize"})
-
-
-def _in_scope(scope: ContainerScope, info: Any) -> bool:
-    if not isinstance(info, dict):
-        return False
-    config = info.get("Config")
-    labels = config.get("Labels") if isinstance(config, dict) else None
-    return scope.contains(str(info.get("Name") or ""), labels)
+_NETWORK_BODIES = frozenset({"networks.connect", "networks.disconnect"})
 
 
 async def _out_of_scope(
-    scope: ContainerScope, d: Decision, lookup: Lookup | None
+    scope: ContainerScope, d: Decision, conn: ClientConn, max_body: int, lookup: Lookup | None
 ) -> tuple[int, str] | None:
     """(status, message) when a scoped client's request reaches past its containers: others
-    answer 404 as if absent, creates must carry the scope's labels and a name it allows."""
+    answer 404 as if absent, creates must carry the scope's labels and a name it allows. What
+    passes names its containers by full id (see `dockward.proxy.scope`)."""
+    try:
+        await _scope_request(scope, d, conn, max_body, lookup)
+    except ScopeRefusal as exc:
+        return exc.status, exc.message
+    return None
+
+
+async def _scope_request(
+    scope: ContainerScope, d: Decision, conn: ClientConn, max_body: int, lookup: Lookup | None
+) -> None:
     route, match, target = d.route, d.match, d.target
     assert target is not None
-    if route in _UNSCOPABLE:
-        return 403, f"{route} reaches containers outside this client's scope ({scope.describe()})"
-    if route in ("containers.list", "events"):
+    if route == "networks.prune":
+        # Networks are no part of a container scope, and a stopped container holds no endpoint:
+        # prune would remove the networks of other clients' stopped containers.
+        raise ScopeRefusal(
+            403,
+            "networks.prune removes networks that containers outside this client's scope "
+            f"may need ({scope.describe()})",
+        )
+    if route in ("containers.list", "events", "system.df"):
         d.scope = scope  # the answer is filtered on its way back
-        return None
+        return
+    if route == "containers.prune":
+        d.target = prune_target(scope, target)
+        return
     if route == "containers.create":
-        return _create_in_scope(scope, target, d.body)
-    ident = ""
-    if match is not None and (route.startswith("containers.") or route == "exec.create"):
-        ident = match.params.get("id", "")
-    elif route == "commit":
-        ident = target.query.get("container", [""])[0]
+        doc = _create_in_scope(scope, target, d.body)
+        refs = create_refs(doc)
+        if refs:
+            await _pin_refs(scope, refs, lookup)
+            d.body = dumps(doc)
+        return
+    if route in _NETWORK_BODIES:
+        body = await conn.read_body(min(max_body, MAX_CONNECT_BODY))
+        if body is None:
+            limit = min(max_body, MAX_CONNECT_BODY)
+            raise ScopeRefusal(413, f"{route}: request body larger than {limit} bytes")
+        doc, refs = connect_refs(route, body)
+        await _pin_refs(scope, refs, lookup)
+        d.body = dumps(doc)
+        return
     if route in _EXEC_ROUTES and match is not None:
         exec_id = match.params.get("id", "")
         info = await lookup(f"/exec/{quote(exec_id, safe='')}/json") if lookup else None
         container = info.get("ContainerID") if isinstance(info, dict) else None
-        if not container or not _in_scope(scope, await _container(lookup, str(container))):
-            return 404, f"No such exec instance: {exec_id}"
-        return None
-    if not ident:
-        return None  # not a container's route
-    if not _in_scope(scope, await _container(lookup, ident)):
-        return 404, f"No such container: {ident}"
-    return None
+        if not container or not info_in_scope(scope, await _container(lookup, str(container))):
+            raise ScopeRefusal(404, f"No such exec instance: {exec_id}")
+        return
+    if route == "commit":
+        ident = target.query.get("container", [""])[0]
+        if ident:
+            d.target = pin_query(target, "container", await _resolve(scope, ident, lookup))
+        return
+    if match is not None and target.path.startswith("/containers/") and "id" in match.params:
+        ident = match.params["id"]
+        d.target = pin_path(target, ident, await _resolve(scope, ident, lookup))
+
+
+async def _resolve(scope: ContainerScope, ident: str, lookup: Lookup | None) -> str:
+    """The full id of the container `ident` names, when it is in the scope; else 404."""
+    info = await _container(lookup, ident) if ident else None
+    full_id = info.get("Id") if isinstance(info, dict) else None
+    if not isinstance(full_id, str) or not info_in_scope(scope, info):
+        raise ScopeRefusal(404, f"No such container: {ident}")
+    return full_id
+
+
+async def _pin_refs(scope: ContainerScope, refs: list[Ref], lookup: Lookup | None) -> None:
+    """Containers a body names: each pinned to its full id, or the request refused. A body's
+    reference answers 403 whether the container is absent or outside the scope (the docker CLI
+    takes a create's 404 for a missing image and pulls), and says which field named it."""
+    for ref in refs:
+        try:
+            ref.put(await _resolve(scope, ref.ident, lookup))
+        except ScopeRefusal as exc:
+            if not ref.where:
+                raise
+            raise ScopeRefusal(
+                403, f"No such container in this client's scope: {ref.ident} ({ref.where})"
+            ) from exc
 
 
 async def _container(lookup: Lookup | None, ident: str) -> Any:
@@ -172,20 +229,25 @@ async def _container(lookup: Lookup | None, ident: str) -> Any:
     return await lookup(f"/containers/{quote(ident, safe='')}/json")
 
 
-def _create_in_scope(
-    scope: ContainerScope, target: Target, body: bytes | None
-) -> tuple[int, str] | None:
+def _create_in_scope(scope: ContainerScope, target: Target, body: bytes | None) -> Any:
+    """The create body (parsed), when it carries the scope; else a refusal."""
     try:
         doc = loads(body or b"")
         labels = doc.field("Labels") if isinstance(doc, GoObject) else None
     except BodyError as exc:
-        return 403, f"refused by dockward policy: cannot read the create body: {exc}"
+        raise ScopeRefusal(
+            403, f"refused by dockward policy: cannot read the create body: {exc}"
+        ) from exc
     name = target.query.get("name", [""])[0]
     if scope.names and not name:
-        return 403, f"a container created by this client needs a name ({scope.describe()})"
+        raise ScopeRefusal(
+            403, f"a container created by this client needs a name ({scope.describe()})"
+        )
     if not scope.contains(name, labels if isinstance(labels, dict) else {}):
-        return 403, f"a container created by this client must be in its scope ({scope.describe()})"
-    return None
+        raise ScopeRefusal(
+            403, f"a container created by this client must be in its scope ({scope.describe()})"
+        )
+    return doc
 
 
 async def judge(

@@ -26,6 +26,7 @@ from dockward.proxy.framing import (
     FramingError,
     error_response,
 )
+from dockward.proxy.scope import AnswerError, answer_in_scope, event_in_scope
 from dockward.proxy.upstream import (
     LAST_CHUNK,
     ChunkedEnd,
@@ -57,34 +58,6 @@ _HOP = frozenset(
 _CREDENTIALS = (b"authorization:", b"proxy-authorization:")
 POOL_SIZE = 64  # idle daemon connections kept for the next client session
 MAX_FILTERED = 64 * 1024 * 1024  # a list answer read whole to be filtered for a scoped client
-
-
-def _event_in_scope(scope: ContainerScope, line: bytes) -> bool:
-    """A scoped client sees the events of its own containers only."""
-    try:
-        ev = json.loads(line)
-    except ValueError:
-        return False
-    actor = ev.get("Actor") if isinstance(ev, dict) else None
-    attrs = actor.get("Attributes") if isinstance(actor, dict) else None
-    if ev.get("Type") != "container" or not isinstance(attrs, dict):
-        return False
-    return scope.contains(str(attrs.get("name") or ""), attrs)
-
-
-def _list_in_scope(scope: ContainerScope, body: bytes) -> bytes:
-    try:
-        items = json.loads(body)
-    except ValueError as exc:
-        raise Close from exc
-    if not isinstance(items, list):
-        raise Close
-    kept = [
-        c
-        for c in items
-        if isinstance(c, dict) and scope.contains(str((c.get("Names") or [""])[0]), c.get("Labels"))
-    ]
-    return json.dumps(kept, separators=(",", ":")).encode() + b"\n"
 
 
 def _with_length(raw: bytes, length: int) -> bytes:
@@ -309,7 +282,10 @@ class Relay:
             body, up.buf = await self._read_whole(up, head, rest)
         except (UpstreamError, FramingError) as exc:
             raise Close from exc
-        body = _list_in_scope(scope, body)
+        try:
+            body = answer_in_scope(route, scope, body)  # lists and df, cut down to the scope
+        except AnswerError as exc:
+            raise Close from exc
         self.writer.write(_with_length(raw, len(body)) + body)
         return True
 
@@ -333,7 +309,7 @@ class Relay:
                     else:
                         pieces = [data]
                     *complete, line = (line + b"".join(pieces)).split(b"\n")
-                    kept = [x for x in complete if _event_in_scope(scope, x)]
+                    kept = [x for x in complete if event_in_scope(scope, x)]
                     if kept:
                         out = b"\n".join(kept) + b"\n"
                         self.writer.write(chunk(out) if chunked else out)

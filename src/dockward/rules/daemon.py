@@ -7,12 +7,15 @@ from dataclasses import replace
 from typing import Any
 
 from dockward.model.daemon import DaemonSpec, Setting
-from dockward.model.finding import Severity
+from dockward.model.finding import Severity, Status
 from dockward.model.host import HostSnapshot, NetworkInfo
+from dockward.rules.fixes import DaemonFixer, SetWhenFailing
 from dockward.rules.registry import Fail, Info, Outcome, Pass, RuleSet, Skip
 
 rules = RuleSet("daemon")
 HIGH, MED, LOW, INFO = Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO
+DEFAULT_NOFILE = (65536, 65536)
+ROTATION = {"max-size": "10m", "max-file": "3"}
 
 
 def example_snapshot(
@@ -104,6 +107,12 @@ def rootless(snap: HostSnapshot) -> Outcome:
     return Info("daemon runs as root")
 
 
+def _fix_icc(fix: DaemonFixer) -> None:
+    # The rule reads the running bridge; the file decides what the next start does.
+    if fix.status is Status.FAIL or fix.snap.daemon.flag("icc", True):
+        fix.set("icc", False, "containers on the default bridge stop talking")
+
+
 @rules.rule(
     "DW-D002",
     "Inter-container traffic on the default bridge is off",
@@ -112,6 +121,7 @@ def rootless(snap: HostSnapshot) -> Outcome:
     cis="2.2",
     remediation='Set `"icc": false` in daemon.json (or `--icc=false`) and use user-defined '
     "networks for containers that talk.",
+    fix=_fix_icc,
     examples=lambda: _ex(
         {"icc": None},
         networks=(
@@ -144,6 +154,7 @@ def icc_off(snap: HostSnapshot) -> Outcome:
     kind="daemon",
     cis="2.3",
     remediation='Set `"log-level": "info"` in daemon.json (or remove `--log-level`).',
+    fix=SetWhenFailing("log-level", "info", "info logs enough to audit, debug logs requests"),
     examples=lambda: _ex({"log-level": "debug"}),
 )
 def log_level(snap: HostSnapshot) -> Outcome:
@@ -295,6 +306,23 @@ def tcp_tls(snap: HostSnapshot) -> Outcome:
     return Pass(evidence={"hosts": ", ".join(tcp)})
 
 
+def _fix_ulimits(fix: DaemonFixer) -> None:
+    if fix.status is None:
+        return
+    soft, hard = fix.options.nofile or DEFAULT_NOFILE
+    ceiling = fix.nofile_ceiling
+    if fix.options.nofile is None and ceiling:
+        soft, hard = min(soft, ceiling), min(hard, ceiling)
+    fix.set(
+        "default-ulimits",
+        {
+            **(fix.current.get("default-ulimits") or {}),
+            "nofile": {"Name": "nofile", "Soft": soft, "Hard": hard},
+        },
+        "containers get a set open-files limit instead of the daemon's own",
+    )
+
+
 @rules.rule(
     "DW-D008",
     "Default ulimits set on purpose",
@@ -303,6 +331,7 @@ def tcp_tls(snap: HostSnapshot) -> Outcome:
     cis="2.9",
     scored=False,
     remediation='Set `"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 64000, "Hard": 64000}}`.',
+    fix=_fix_ulimits,
     examples=lambda: (
         example_snapshot(),
         example_snapshot(
@@ -319,6 +348,15 @@ def default_ulimits(snap: HostSnapshot) -> Outcome:
     return Info("no default ulimits configured")
 
 
+def _fix_remap(fix: DaemonFixer) -> None:
+    if fix.status is not Status.FAIL:
+        return
+    if fix.options.userns_remap and "userns-remap" not in fix.current:
+        fix.set("userns-remap", fix.options.userns_remap, "container root is not host root")
+    elif fix.snap.daemon.value("userns-remap"):
+        fix.warn("userns-remap is configured but not in effect: restart dockerd")
+
+
 @rules.rule(
     "DW-D009",
     "User-namespace remapping is on",
@@ -327,6 +365,7 @@ def default_ulimits(snap: HostSnapshot) -> Outcome:
     cis="2.10",
     remediation='Set `"userns-remap": "default"` in daemon.json (`dockward harden daemon` '
     "writes it), then restart dockerd.",
+    fix=_fix_remap,
     examples=lambda: _ex(
         {"userns-remap": None}, info={"SecurityOptions": ["name=seccomp,profile=builtin"]}
     ),
@@ -404,6 +443,33 @@ def authz_plugin(snap: HostSnapshot) -> Outcome:
     return Fail("no authorization plugin")
 
 
+def _fix_logging(fix: DaemonFixer) -> None:
+    """A central driver when one is asked for, else rotation for the local json-file driver."""
+    driver = fix.options.log_driver
+    if driver:
+        if fix.status is None and not fix.options.log_opts:
+            return
+        kept = dict(fix.current.get("log-opts") or {})
+        new_opts = {**kept, **fix.options.log_opts}
+        if fix.set("log-driver", driver, "logs leave the host") and new_opts != kept:
+            fix.set("log-opts", new_opts, f"options of {driver}")
+        return
+    if fix.status is Status.FAIL:
+        fix.manual()
+    local = str(
+        fix.snap.daemon.info.get("LoggingDriver") or fix.current.get("log-driver") or "json-file"
+    )
+    if local in ("json-file", "local") and "max-size" not in dict(
+        fix.snap.daemon.value("log-opts") or {}
+    ):
+        fix.set(
+            "log-opts",
+            {**dict(fix.current.get("log-opts") or {}), **ROTATION},
+            f"rotate {local} logs so a chatty container cannot fill the disk",
+            mitigation=True,
+        )
+
+
 @rules.rule(
     "DW-D013",
     "Logs go to a central driver",
@@ -412,6 +478,7 @@ def authz_plugin(snap: HostSnapshot) -> Outcome:
     cis="2.14",
     remediation='Set `"log-driver": "syslog"` (or journald, fluentd, gelf) with `log-opts` for '
     "your collector.",
+    fix=_fix_logging,
     examples=lambda: _ex(info={"LoggingDriver": "json-file"}),
 )
 def central_logging(snap: HostSnapshot) -> Outcome:
@@ -429,6 +496,7 @@ def central_logging(snap: HostSnapshot) -> Outcome:
     kind="daemon",
     cis="2.15",
     remediation='Set `"no-new-privileges": true` in daemon.json.',
+    fix=SetWhenFailing("no-new-privileges", True, "setuid binaries no longer raise privileges"),
     examples=lambda: _ex({"no-new-privileges": None}),
 )
 def daemon_nnp(snap: HostSnapshot) -> Outcome:
@@ -447,6 +515,8 @@ def daemon_nnp(snap: HostSnapshot) -> Outcome:
     kind="daemon",
     cis="2.16",
     remediation='Set `"live-restore": true` in daemon.json so containers survive daemon restarts.',
+    # The rule skips in swarm mode, where dockerd refuses live-restore.
+    fix=SetWhenFailing("live-restore", True, "containers survive daemon restarts"),
     examples=lambda: _ex(info={"LiveRestoreEnabled": False}),
 )
 def live_restore(snap: HostSnapshot) -> Outcome:
@@ -466,6 +536,7 @@ def live_restore(snap: HostSnapshot) -> Outcome:
     kind="daemon",
     cis="2.17",
     remediation='Set `"userland-proxy": false` in daemon.json.',
+    fix=SetWhenFailing("userland-proxy", False, "one process less per published port"),
     examples=lambda: _ex({"userland-proxy": None}),
 )
 def userland_proxy(snap: HostSnapshot) -> Outcome:
@@ -476,6 +547,13 @@ def userland_proxy(snap: HostSnapshot) -> Outcome:
     return Pass(evidence=_src(snap.daemon, "userland-proxy"))
 
 
+def _fix_seccomp(fix: DaemonFixer) -> None:
+    if fix.options.seccomp_profile:
+        fix.set("seccomp-profile", fix.options.seccomp_profile, "daemon-wide profile")
+    elif fix.status is Status.FAIL and fix.proposed.get("seccomp-profile") == "unconfined":
+        fix.remove("seccomp-profile", "back to the built-in profile")
+
+
 @rules.rule(
     "DW-D017",
     "Seccomp default profile in effect",
@@ -484,6 +562,7 @@ def userland_proxy(snap: HostSnapshot) -> Outcome:
     cis="2.18",
     remediation='Keep seccomp on; set `"seccomp-profile"` to a custom profile where appropriate '
     "(`dockward profile seccomp`). Never set it to `unconfined`.",
+    fix=_fix_seccomp,
     examples=lambda: _ex(info={"SecurityOptions": ["name=userns"]}),
 )
 def daemon_seccomp(snap: HostSnapshot) -> Outcome:
@@ -533,6 +612,12 @@ def config_valid(snap: HostSnapshot) -> Outcome:
     return Pass(evidence={"config": snap.daemon.config_file or "none"})
 
 
+def _fix_bind_ip(fix: DaemonFixer) -> None:
+    ip = fix.options.ip
+    if ip and (fix.snap.daemon.value("ip") or "0.0.0.0") != ip:
+        fix.set("ip", ip, "`-p PORT:PORT` binds to this address by default")
+
+
 @rules.rule(
     "DW-D020",
     "Published ports default to a local address",
@@ -541,6 +626,7 @@ def config_valid(snap: HostSnapshot) -> Outcome:
     scored=False,
     remediation='Set `"ip": "127.0.0.1"` in daemon.json so `-p 8080:80` binds to loopback '
     "unless an address is given.",
+    fix=_fix_bind_ip,
     examples=lambda: _ex({"ip": None}),
 )
 def default_bind_ip(snap: HostSnapshot) -> Outcome:

@@ -21,6 +21,8 @@ class Group:
     aliases: tuple[str, ...] = ()  # further words a policy may use for the group
 
 
+VULNERABLE_IMAGE = "vulnerable-image"
+
 GROUPS: dict[str, Group] = {
     g.name: g
     for g in (
@@ -52,6 +54,12 @@ GROUPS: dict[str, Group] = {
             "bind-source",
             "Judged on the host path a `volumes.create` driver option binds (local driver, "
             "`o=bind`).",
+        ),
+        Group(
+            VULNERABLE_IMAGE,
+            "A failure names an image that carries vulnerabilities (a scan's advisories, CIS 4.4): "
+            "the result store counts it among the host's vulnerable images and drift reports the "
+            "image as newly vulnerable.",
         ),
         Group(
             "manual-fix",

@@ -177,6 +177,7 @@ def no_ssh_port(image: ImageSpec, ctx: Context) -> Outcome:
     kind="image",
     cis="4.4",
     references=("docker-bench 4.4 (manual there)",),
+    groups=("vulnerable-image",),
     remediation="Scan the image (`dockward scan IMAGE`), then rebuild it on patched packages "
     "(or update to a fixed release) until no high or critical vulnerability is left; rescan "
     "after `dockward db update`.",

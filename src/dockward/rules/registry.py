@@ -10,6 +10,7 @@ from typing import Any
 from dockward.errors import DockwardError
 from dockward.model.daemon import DaemonSpec
 from dockward.model.finding import Location, Result, Rule, Severity, Status
+from dockward.rules.fixes import DaemonFix
 
 Evidence = dict[str, Any]
 
@@ -59,11 +60,13 @@ Examples = Callable[[], tuple[Any, Any]]
 @dataclass(frozen=True, slots=True)
 class RuleEntry:
     """A rule and its check. `check` is None for rules whose results a command builds itself
-    (policy, update, lint input, vulnerabilities): registered for their metadata."""
+    (policy, update, lint input, vulnerabilities): registered for their metadata. `fix`: how a
+    proposal fixes the rule (`dockward.rules.fixes`)."""
 
     rule: Rule
     check: Check | None
     examples: Examples | None = None
+    fix: DaemonFix | None = None
 
 
 class DuplicateRuleError(DockwardError, ValueError):
@@ -125,6 +128,7 @@ class RuleSet:
         groups: tuple[str, ...] = (),
         fields: tuple[str, ...] = (),
         examples: Examples | None = None,
+        fix: DaemonFix | None = None,
     ) -> Callable[[Check], Check]:
         def decorate(fn: Check) -> Check:
             doc = inspect.getdoc(fn) or ""
@@ -148,6 +152,7 @@ class RuleSet:
                     ),
                     fn,
                     examples,
+                    fix,
                 )
             )
             return fn

@@ -25,6 +25,7 @@ VULNERABILITY = Rule(
     title="No package with a known vulnerability",
     severity=Severity.HIGH,
     kind="vulnerability",
+    groups=("vulnerable-image",),
     remediation="Upgrade the package to the fixed version, or waive the advisory with a reason "
     "and an expiry.",
     doc="Packages of the image's SBOM matched against the local vulnerability database (OSV); "

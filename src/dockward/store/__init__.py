@@ -24,11 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dockward.errors import DockwardError
 from dockward.model.finding import Report, Result, Rule, Severity, Status
+from dockward.rules.groups import VULNERABLE_IMAGE
 
 DEFAULT_RETENTION_DAYS = 365
-VULN_KINDS = ("vulnerability",)
-# The audit's CIS 4.4 rule reads dockward's scan records: its failures name vulnerable images too.
-VULN_RULES = ("DW-I007",)
 
 
 class StoreError(DockwardError):
@@ -54,6 +52,7 @@ class RunInfo:
     failed: int
     vulnerable_images: dict[str, int]
     warnings: int
+    outdated: int = 0  # update runs: containers left on an outdated image
 
     @property
     def ok(self) -> bool:
@@ -74,6 +73,7 @@ class Finding:
     waived: str
     remediation: str
     cis: str
+    vulnerable: bool = False  # its rule declares the group vulnerable-image
 
     @property
     def key(self) -> tuple[str, str]:
@@ -85,7 +85,7 @@ class Finding:
 
     @property
     def vulnerable_image(self) -> bool:
-        return self.failing and (self.kind in VULN_KINDS or self.rule_id in VULN_RULES)
+        return self.failing and self.vulnerable
 
 
 def image_key(target: str) -> str:
@@ -114,11 +114,16 @@ def ruleset_digest(rules: Iterable[Rule]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def names_vulnerable_image(rule: Rule) -> bool:
+    """A failure of RULE names a vulnerable image: the rule says so (its groups)."""
+    return VULNERABLE_IMAGE in rule.groups
+
+
 def vulnerable_images(results: Iterable[Result]) -> dict[str, int]:
     """Images by their worst failing vulnerability severity."""
     worst: dict[str, Severity] = {}
     for r in results:
-        if r.failing and (r.rule.kind in VULN_KINDS or r.rule.id in VULN_RULES):
+        if r.failing and names_vulnerable_image(r.rule):
             key = image_key(r.target)
             worst[key] = max(worst.get(key, Severity.INFO), r.severity)
     out: dict[str, int] = {}
@@ -138,11 +143,15 @@ def parse_duration(text: str) -> float:
 
 _RUN_COLUMNS = (
     "id, batch, host, command, started, finished, tool_version, ruleset, status, error, score, "
-    "passed, failed, vulnerable_images, warnings"
+    "passed, failed, vulnerable_images, warnings, outdated"
 )
 _FINDING_COLUMNS = (
-    "rule_id, kind, title, severity, status, target, message, waived, remediation, cis"
+    "rule_id, kind, title, severity, status, target, message, waived, remediation, cis, vulnerable"
 )
+
+
+# The drift query's "newly vulnerable" rows carry only a target: typed zeros elsewhere.
+_VULN_ROW = {"severity": "0", "vulnerable": "1"}
 
 
 def _run(row: Sequence[Any]) -> RunInfo:
@@ -162,6 +171,7 @@ def _run(row: Sequence[Any]) -> RunInfo:
         failed=int(row[12]),
         vulnerable_images={str(k): int(v) for k, v in json.loads(row[13] or "{}").items()},
         warnings=int(row[14]),
+        outdated=int(row[15]),
     )
 
 
@@ -177,6 +187,7 @@ def _finding(row: Sequence[Any]) -> Finding:
         waived=str(row[7]),
         remediation=str(row[8]),
         cis=str(row[9]),
+        vulnerable=bool(row[10]),
     )
 
 
@@ -389,9 +400,7 @@ class Store:
         out: dict[
             int, tuple[list[Finding], list[Finding], list[tuple[Finding, Finding]], list[str]]
         ] = {}
-        vuln_kinds = ", ".join(f"'{k}'" for k in VULN_KINDS)
-        vuln_rules = ", ".join(f"'{r}'" for r in VULN_RULES)
-        vulnerable = f"(kind IN ({vuln_kinds}) OR rule_id IN ({vuln_rules}))"
+        vulnerable = "vulnerable = 1"
         cols = [c.strip() for c in _FINDING_COLUMNS.split(",")]
         cols_f = ", ".join(f"f.{c}" for c in cols)
         failing = "f.status = 'fail' AND f.waived = ''"
@@ -400,9 +409,9 @@ class Store:
         # both engines materialise them once, read by index from the two runs of every pair.
         # Full rows are read back only for what changed, by the (run_id, rule_id, target) index.
         body = (
-            ", n AS (SELECT p.cur, f.rule_id, f.target, f.severity, f.kind FROM pairs p "
+            ", n AS (SELECT p.cur, f.rule_id, f.target, f.severity, f.vulnerable FROM pairs p "
             f"JOIN findings f ON f.run_id = p.cur WHERE {failing}), "
-            "o AS (SELECT p.cur, f.rule_id, f.target, f.severity, f.kind FROM pairs p "
+            "o AS (SELECT p.cur, f.rule_id, f.target, f.severity, f.vulnerable FROM pairs p "
             f"JOIN findings f ON f.run_id = p.base WHERE {failing}), "
             "added AS (SELECT cur, rule_id, target FROM n "
             "EXCEPT SELECT cur, rule_id, target FROM o), "
@@ -420,7 +429,7 @@ class Store:
             f"JOIN findings f ON f.run_id = p.base AND {key.format(k='c')} WHERE {failing} "
             f"UNION ALL SELECT 3, c.cur, {cols_f} FROM changed c JOIN findings f "
             f"ON f.run_id = c.cur AND {key.format(k='c')} WHERE {failing} "
-            f"UNION ALL SELECT 4, cur, {', '.join('0' if c == 'severity' else 'target' for c in cols)} "
+            f"UNION ALL SELECT 4, cur, {', '.join(_VULN_ROW.get(c, 'target') for c in cols)} "
             "FROM vuln"
         )
         for start in range(0, len(pairs), 250):
@@ -477,6 +486,7 @@ class Batch:
         finished: float,
         ruleset: str,
         error: str = "",
+        outdated: int = 0,
     ) -> int:
         from dockward import __version__
 
@@ -486,8 +496,8 @@ class Batch:
         s = self.store
         cur = s._exec(
             "INSERT INTO runs (batch, host, command, started, finished, tool_version, ruleset, "
-            "status, error, score, passed, failed, vulnerable_images, warnings) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "status, error, score, passed, failed, vulnerable_images, warnings, outdated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 self.id,
                 host,
@@ -503,6 +513,7 @@ class Batch:
                 failed,
                 json.dumps(vulnerable_images(results), sort_keys=True),
                 len(report.warnings) if report is not None else 0,
+                outdated,
             ),
         )
         run_id = int(cur.fetchone()[0])
@@ -519,6 +530,7 @@ class Batch:
                 r.waived,
                 r.rule.remediation,
                 r.rule.cis,
+                1 if names_vulnerable_image(r.rule) else 0,
             )
             for r in results
             if r.status is not Status.PASS
@@ -528,7 +540,7 @@ class Batch:
                 s._conn.cursor().executemany(
                     s._sql(
                         f"INSERT INTO findings ({_FINDING_COLUMNS}, run_id) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     ),
                     [(*row[1:], row[0]) for row in rows],
                 )
@@ -598,6 +610,7 @@ __all__ = [
     "Store",
     "StoreError",
     "default_store_url",
+    "names_vulnerable_image",
     "open_store",
     "parse_duration",
     "redact",

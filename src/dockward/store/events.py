@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from dockward.model.finding import Severity
 from dockward.monitor.alert import Alert
@@ -13,6 +14,8 @@ from dockward.monitor.loader import Priority
 from dockward.store import Finding
 from dockward.store.drift import HostDrift
 
+SPOOL_MAX_FILES = 10000
+SPOOL_MAX_BYTES = 64 << 20
 NEW_RULE = "Posture: new failure"
 FIXED_RULE = "Posture: failure fixed"
 DOWN_RULE = "Posture: host not audited"
@@ -104,21 +107,46 @@ def posture_alerts(drifts: Sequence[HostDrift]) -> list[Alert]:
     return out
 
 
-def send_events(specs: Sequence[str], alerts: Sequence[Alert]) -> list[str]:
-    """Send ALERTS to every output; a failing output is a warning, not a failed run."""
-    from dockward.monitor.outputs import make_sink
+def send_events(
+    specs: Sequence[str],
+    alerts: Sequence[Alert],
+    spool_root: str | Path,
+    timeout: float = 10.0,
+) -> list[str]:
+    """Send ALERTS to every output as the monitor does: one worker per output with a disk spool
+    under SPOOL_ROOT (one directory per output). Events an earlier run could not deliver go
+    first, oldest first; a failing output is retried with backoff for up to TIMEOUT seconds,
+    and what it still has not taken stays spooled for the next run (a warning, not a failed
+    run). Delivery is at least once: each event carries its id."""
+    from dockward.monitor.dispatch import Dispatcher
+    from dockward.monitor.outputs import make_workers
 
+    workers = make_workers(
+        list(specs),
+        spool_root,
+        queue_size=max(1, len(alerts)),
+        spool_max_files=SPOOL_MAX_FILES,
+        spool_max_bytes=SPOOL_MAX_BYTES,
+        on_drop=None,
+    )
+    dispatcher = Dispatcher(workers)
+    dispatcher.start()
+    for alert in alerts:
+        dispatcher.submit(alert)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(len(w.spool) or not w.queue.empty() for w in workers):
+        time.sleep(0.05)
+    dispatcher.stop(flush_timeout=max(0.5, deadline - time.monotonic()))
     warnings: list[str] = []
-    if not alerts:
-        return warnings
-    for spec in specs:
-        sink = make_sink(spec)
-        try:
-            sink.send(alerts)
-        except Exception as exc:
-            warnings.append(f"events to {sink.name} not sent: {exc}")
-        finally:
-            sink.close()
+    for w in workers:
+        if w.stats.dropped:
+            warnings.append(f"events to {w.name}: {w.stats.dropped} dropped (its spool is full)")
+        if len(w.spool):
+            why = f": {w.stats.last_error}" if w.stats.last_error else ""
+            warnings.append(
+                f"events to {w.name} not delivered{why}; {len(w.spool)} spooled in "
+                f"{w.spool.dir}, sent on the next run"
+            )
     return warnings
 
 

@@ -25,11 +25,14 @@ class StoreCollector(Collector):
         self._lock = threading.Lock()
         self.last_error = ""
 
-    def _latest(self) -> list[tuple[RunInfo, dict[str, int]]] | None:
+    def _latest(self) -> tuple[list[tuple[RunInfo, dict[str, int]]], list[RunInfo]] | None:
+        """The latest run of each host with its failures by severity, and the latest update
+        cycle of each host."""
         with self._lock:
             try:
                 if self._store is None:
                     self._store = self._opener()
+                updates = self._store.latest("update")
                 runs = self._store.latest(self._command)
                 counts = self._store.failure_counts([r.id for r in runs if r.ok])
                 out = [
@@ -40,7 +43,7 @@ class StoreCollector(Collector):
                     for run in runs
                 ]
                 self.last_error = ""
-                return out
+                return out, updates
             except Exception as exc:
                 self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if self._store is not None:
@@ -49,12 +52,29 @@ class StoreCollector(Collector):
                 return None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        latest = self._latest()
+        read = self._latest()
         up = GaugeMetricFamily("dockward_store_up", "1 when the result store answered this scrape")
-        up.add_metric([], 0.0 if latest is None else 1.0)
+        up.add_metric([], 0.0 if read is None else 1.0)
         yield up
-        if latest is None:
+        if read is None:
             return
+        latest, updates = read
+        outdated = GaugeMetricFamily(
+            "dockward_host_outdated_containers",
+            "Containers left on an image older than their tag's by the latest `dockward update` "
+            "cycle (an update or a --monitor-only check)",
+            labels=["host"],
+        )
+        checked = GaugeMetricFamily(
+            "dockward_host_update_last_run_timestamp_seconds",
+            "When the latest `dockward update` cycle started",
+            labels=["host"],
+        )
+        for run in updates:
+            checked.add_metric([run.host], run.started)
+            if run.ok:
+                outdated.add_metric([run.host], float(run.outdated))
+        yield from (outdated, checked)
         now = time.time()
         labels = ["host", "command"]
         score = GaugeMetricFamily(

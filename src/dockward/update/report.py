@@ -104,6 +104,27 @@ def _result(e: Event) -> Result:
             return Result(CURRENT, Status.ERROR, target, e.reason, evidence)
 
 
+# Past a check that found a newer image, these leave the container on its old one.
+_LEFT_OUTDATED = frozenset({"outdated", "waiting", "refused", "rolled-back", "failed"})
+
+
+def outdated_after(cycle: CycleResult) -> int:
+    """Containers the cycle left running an image older than their tag's: found outdated and not
+    updated (monitor only, cooldown, a gate, a rollback, a failure, or skipped or an error after
+    the registry named a newer digest)."""
+    return sum(
+        1
+        for e in cycle.events
+        if e.status in _LEFT_OUTDATED
+        or (
+            e.status in ("skipped", "error")
+            and bool(e.new_digest)
+            and bool(e.old_digest)
+            and e.new_digest != e.old_digest
+        )
+    )
+
+
 def build_report(
     cycles: Sequence[CycleResult], started: str, finished: str, host: str = ""
 ) -> Report:

@@ -7,17 +7,29 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def atomic_write(
     path: str | Path, data: str | bytes, *, mode: int | None = None, keep_previous: bool = False
 ) -> None:
     """Write all or nothing: readers see the old file or the new one, never half of it."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_output(path, mode=mode, keep_previous=keep_previous) as fh:
+        fh.write(payload)
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | Path, *, mode: int | None = None, keep_previous: bool = False
+) -> Iterator[IO[bytes]]:
+    """A file written in pieces that appears whole or not at all: a temporary file beside it,
+    renamed over it when the block ends without an error (`atomic_write` in pieces)."""
     # Write through a symlink to the file it names, not over the link.
     target = Path(os.path.realpath(path))
     directory = target.parent
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         st = os.stat(target)
     except FileNotFoundError:
@@ -27,12 +39,12 @@ def atomic_write(
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(21, "Is a directory", str(path))
         with open(target, "wb") as fh:
-            fh.write(payload)
+            yield fh
         return
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         if mode is not None:
