@@ -222,6 +222,8 @@ def deployment(image: str) -> Iterator[Deployment]:
         # Kept after the run (the deployment's root is removed): what failed is diagnosable.
         logs = dep.compose("logs", "--no-color", "--tail", "300").stdout
         Path(tempfile.gettempdir(), f"{PROJECT}-compose.log").write_text(logs)
+        for s in SERVICES:
+            Path(tempfile.gettempdir(), f"{PROJECT}-{s}.log").write_text(dep.logs(s, 2000))
         dep.compose("down", "-v", "--timeout", "30")
         _stop(reg, reg_root)
         shutil.rmtree(root, ignore_errors=True)
@@ -414,11 +416,16 @@ def test_update_through_the_proxy_recreates_a_container_from_the_registry(
         _until(lambda: _app_on(docker_api, v2, before["Id"]), 120, "update to recreate the app")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; update's log:\n{deployment.logs('update')}") from None
-    log = deployment.logs("update", 400)
-    cycles = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
-    mine = [c for c in cycles if c.get("event") == "container" and c.get("container") == APP]
-    assert any(c["status"] == "updated" for c in mine), log[-3000:]
-    assert any(c.get("event") == "cycle" for c in cycles), log[-3000:]
+
+    def updated_logged() -> bool:
+        # The line comes at the end of the transaction (after the health gate), one per cycle.
+        log = [json.loads(x) for x in deployment.logs("update", 400).splitlines() if x[:1] == "{"]
+        return any(
+            e.get("event") == "container" and e.get("container") == APP
+            and e.get("status") == "updated" for e in log
+        ) and any(e.get("event") == "cycle" for e in log)  # fmt: skip
+
+    _until(updated_logged, 60, "update's log line for the app")
     metrics = requests.get(f"http://127.0.0.1:{deployment.ports['update']}/metrics", timeout=5)
     assert "watchtower_scans_total" in metrics.text
 
@@ -537,7 +544,7 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
             return _app_being_stopped(docker_api, before["Id"], pushed)
 
         _until(stopping, 60, "update to start replacing the app")
-        for s in SERVICES:
+        for s in ("update", "proxy", "monitor", "audit", "scan"):  # update first: mid-step
             os.kill(deployment.pid(s), signal.SIGKILL)
         killed_at = time.monotonic()
         receiver = _Receiver(deployment.receiver_port)
@@ -551,9 +558,20 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
             _until(lambda s=s: deployment.healthz(s), 120, f"{s} healthy after kill -9")
         # No container lost: the interrupted replacement was rolled back or finished, then v3.
         _until(lambda: _app_on(docker_api, v3), 120, "the app on v3")
-        ours = docker_api.containers(all=True, filters={"label": f"dockward.update.scope={SCOPE}"})
-        names = sorted(n for x in ours for n in x["Names"] if n.startswith(f"/{PROJECT}"))
-        assert names == [f"/{APP}"], names  # no backup left over, no duplicate
+
+        def ours() -> list[str]:
+            found = docker_api.containers(
+                all=True, filters={"label": f"dockward.update.scope={SCOPE}"}
+            )
+            return sorted(n for x in found for n in x["Names"] if n.startswith(f"/{PROJECT}"))
+
+        # The backup goes once the new container passed the health gate: no duplicate, no
+        # backup left over, and the app is still there.
+        try:
+            _until(lambda: ours() == [f"/{APP}"], 60, "exactly the app, nothing left over")
+        except AssertionError as exc:
+            log = deployment.logs("update")
+            raise AssertionError(f"{exc}: {ours()}; update's log:\n{log}") from None
         # No alert lost: the spooled alert reaches the webhook from the restarted monitor.
         _until(lambda: receiver is not None and receiver.got(marker), 60, "the spooled alert")
         # The load: reads through the restarted proxy work again.
