@@ -549,7 +549,8 @@ def run(args: argparse.Namespace) -> int:
             store.close()
         return EXIT_OK
     clients.append(client)
-    say = _progress if args.progress else None
+    # --progress prints each step; a service logs them as JSON lines anyway (diagnosable).
+    say = _progress if args.progress else (_log_step if long_running else None)
     registry = RegistryClient(
         credentials, insecure=_insecure_predicate(client), timeout=args.registry_timeout
     )
@@ -783,6 +784,11 @@ def _transient(exc: BaseException) -> bool:
 
 def _log(event: str, **fields: Any) -> None:
     log_event("update", event, **fields)
+
+
+def _log_step(message: str) -> None:
+    if not message.startswith("next cycle in"):
+        _log("step", message=message)
 
 
 def _log_wait(error: str, delay: float) -> None:
