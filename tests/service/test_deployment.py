@@ -170,23 +170,43 @@ class Deployment:
         return self.socket_dir / "proxy.sock"
 
 
+def _stale(project: str) -> bool:
+    """A project of this module whose test process is gone (a concurrent run's is alive: its
+    name carries its pid, and this machine's helpers share the pid namespace)."""
+    if not project.startswith(SCOPE) or project == PROJECT:
+        return False
+    pid = project.removeprefix(SCOPE)
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _remove_stale_deployments() -> None:
     """A run killed before its teardown leaves its project's containers and network behind, and
-    that network's fixed subnet would make the next `up` fail: remove earlier runs' leftovers."""
-    kinds = (("container", ["-a"], "ID"), ("network", [], "ID"), ("volume", [], "Name"))
-    for kind, extra, key in kinds:
-        fmt = "{{." + key + '}} {{.Label "com.docker.compose.project"}}'
+    that network's fixed subnet would make the next `up` fail: remove earlier runs' leftovers,
+    and their apps and lab containers (labelled dockward.test=<project>)."""
+    kinds = (
+        ("container", ["-a"], "ID", "com.docker.compose.project"),
+        ("container", ["-a"], "ID", "dockward.test"),
+        ("network", [], "ID", "com.docker.compose.project"),
+        ("volume", [], "Name", "com.docker.compose.project"),
+    )
+    for kind, extra, key, label in kinds:
+        fmt = "{{." + key + '}} {{.Label "' + label + '"}}'
         listed = subprocess.run(
-            ["docker", kind, "ls", *extra, "--filter", "label=com.docker.compose.project",
-             "--format", fmt],
+            ["docker", kind, "ls", *extra, "--filter", f"label={label}", "--format", fmt],
             capture_output=True, text=True,
         ).stdout  # fmt: skip
         stale = [
             line.split()[0]
             for line in listed.splitlines()
-            if len(line.split()) == 2
-            and line.split()[1].startswith(SCOPE)
-            and line.split()[1] != PROJECT
+            if len(line.split()) == 2 and _stale(line.split()[1])
         ]
         if stale:
             rm = ["docker", kind, "rm", *(["-f", "-v"] if kind == "container" else []), *stale]
@@ -218,13 +238,20 @@ def deployment(image: str) -> Iterator[Deployment]:
         assert r.returncode == 0, r.stderr[-3000:]
         yield dep
     finally:
-        subprocess.run(["docker", "rm", "-f", APP], capture_output=True)
         # Kept after the run (the deployment's root is removed): what failed is diagnosable.
         logs = dep.compose("logs", "--no-color", "--tail", "300").stdout
         Path(tempfile.gettempdir(), f"{PROJECT}-compose.log").write_text(logs)
         for s in SERVICES:
             Path(tempfile.gettempdir(), f"{PROJECT}-{s}.log").write_text(dep.logs(s, 2000))
         dep.compose("down", "-v", "--timeout", "30")
+        # After `down`: a running update would put back (roll back to) an app removed under it.
+        # Everything of this run (the app, its backup, lab containers) carries its label.
+        ours = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=dockward.test={PROJECT}"],
+            capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        if ours:
+            subprocess.run(["docker", "rm", "-f", *ours], capture_output=True)
         _stop(reg, reg_root)
         shutil.rmtree(root, ignore_errors=True)
 
