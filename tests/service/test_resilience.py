@@ -409,3 +409,39 @@ def test_update_steps_after_sigterm_were_on_the_new_image(
             update.kill()
         with contextlib.suppress(Exception):
             docker_api.remove_container(name, force=True)
+
+
+def test_a_scheduled_run_that_cannot_reach_the_engine_is_retried_before_its_next_time() -> None:
+    """An hourly audit whose run found the proxy restarting is not left failing for an hour."""
+    from dockward.errors import ConnectionFailed
+    from dockward.model.finding import Report
+    from dockward.service.reports import run_on_schedule
+    from dockward.update.schedule import Schedule
+
+    stop = threading.Event()
+    calls: list[float] = []
+    outcomes: list[str] = []
+
+    def once() -> Report:
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            raise ConnectionFailed("cannot reach the Docker daemon")
+        return Report("audit", ())
+
+    def after(report: Report | None, _duration: float, error: str) -> None:
+        outcomes.append("ok" if report is not None else error)
+
+    t = threading.Thread(
+        target=run_on_schedule,
+        args=(Schedule.parse(3600, None), stop, once, after, 0.05, 1.0),
+        daemon=True,
+    )
+    t.start()
+    t.join(2)
+    still_waiting = t.is_alive()  # after a successful run: the hour
+    stop.set()
+    t.join(5)
+    assert len(calls) == 3 and outcomes[:2] == ["cannot reach the Docker daemon"] * 2, outcomes
+    assert outcomes[2] == "ok"
+    assert calls[2] - calls[0] < 2.0  # retried within the backoff, not the hour
+    assert still_waiting
