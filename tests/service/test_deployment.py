@@ -298,7 +298,9 @@ def test_monitor_in_its_container_alerts_on_a_shell_exec(
     )
     try:
         docker_api.start(c["Id"])
-        ex = docker_api.exec_create(c["Id"], ["sh", "-c", "echo hi"], tty=True, stdin=True)
+        # The shell lives a second: a process gone before the monitor reads its /proc cgroup is
+        # attributed through its ancestors, which a sub-millisecond `echo` makes a race.
+        ex = docker_api.exec_create(c["Id"], ["sh", "-c", "echo hi; sleep 1"], tty=True, stdin=True)
         docker_api.exec_start(ex["Id"])
         alerts = deployment.alerts_dir / "alerts.jsonl"
 
@@ -554,7 +556,9 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
         # An alert the webhook cannot take (nobody listens): delivered to the file, spooled for
         # the webhook. The exec's argv marks it.
         marker = f"dwkill{os.getpid()}"
-        ex = docker_api.exec_create(c["Id"], ["sh", "-c", f"echo {marker}"], tty=True, stdin=True)
+        ex = docker_api.exec_create(
+            c["Id"], ["sh", "-c", f"echo {marker}; sleep 1"], tty=True, stdin=True
+        )
         docker_api.exec_start(ex["Id"])
         alerts = deployment.alerts_dir / "alerts.jsonl"
         _until(
