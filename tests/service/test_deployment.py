@@ -120,6 +120,15 @@ class Deployment:
                 "driver": "local",
                 "driver_opts": {"type": "none", "o": "bind", "device": str(where)},
             }
+        # A subnet of this run's own: a concurrent run of this module (another worktree) keeps
+        # the shipped 172.30.99.0/24 or its own.
+        net = _free_subnet()
+        doc["networks"]["internal"]["ipam"]["config"][0]["subnet"] = f"{net}.0/24"
+        doc["services"]["proxy"]["networks"]["internal"]["ipv4_address"] = f"{net}.2"
+        for svc in ("audit", "scan"):
+            doc["services"][svc]["command"] = [
+                a.replace("172.30.99.2", f"{net}.2") for a in doc["services"][svc]["command"]
+            ]
         self.compose_file = root / "compose.yaml"
         self.doc = doc
         self.registry_port = registry_port
@@ -168,6 +177,21 @@ class Deployment:
     @property
     def socket(self) -> Path:
         return self.socket_dir / "proxy.sock"
+
+
+def _free_subnet() -> str:
+    """172.30.N (N from 100) that no network of the engine uses."""
+    ids = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True)
+    used = subprocess.run(
+        ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+         *ids.stdout.split()],
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    start = 100 + os.getpid() % 100
+    for n in [*range(start, 200), *range(100, start)]:
+        if f"172.30.{n}." not in used:
+            return f"172.30.{n}"
+    raise AssertionError("no free 172.30.N.0/24 subnet")
 
 
 def _stale(project: str) -> bool:
