@@ -74,6 +74,20 @@ def audit(
     return wall, usage.ru_maxrss / 1024, hosts_failed(work / "fleet.json")
 
 
+def fleet_page(store: str, work: Path, src: Path) -> tuple[float, float, int]:
+    """Wall time, peak RSS (MiB) and size (bytes) of `report --fleet` over the stored fleet."""
+    page = work / "fleet.html"
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockward", "report", "--fleet", "--store", store, "-o", str(page)],
+        env=dict(os.environ, PYTHONPATH=str(src)),
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("report --fleet failed")
+    return time.perf_counter() - t, usage.ru_maxrss / 1024, page.stat().st_size
+
+
 def hosts_failed(report: Path) -> int:
     """From the report's head (its `extra` comes before the results): loading a 200-host report
     would raise this process's peak RSS, which a child started later inherits (its ru_maxrss
@@ -224,6 +238,12 @@ def main() -> None:
                 f"{label}audit {a.hosts} hosts -> PostgreSQL: {wall:.1f} s ({wall / wall_a:.1f}x "
                 f"the anchor for {a.hosts / a.anchor:.0f}x the hosts), peak RSS {rss:.0f} MiB "
                 f"({rss / rss_a:.1f}x), {failed} hosts failed"
+            )
+        for label, src in trees:
+            wall_p, rss_p, size = fleet_page(store, work, src)
+            print(
+                f"{label}report --fleet over {a.hosts} hosts: {wall_p:.1f} s, peak RSS "
+                f"{rss_p:.0f} MiB, page {size / 2**20:.1f} MiB"
             )
         rows = fill_history(store, a.runs_per_host)
         from dockward.store import open_store

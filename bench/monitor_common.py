@@ -46,15 +46,22 @@ def start_container(client: Any, name: str) -> str:
     return str(c["Id"])
 
 
-def start_monitor(workdir: Path, outputs: list[str], sources: list[str]) -> subprocess.Popen[str]:
+def start_monitor(
+    workdir: Path,
+    outputs: list[str],
+    sources: list[str],
+    rules_text: str = BENCH_RULES,
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[str]:
     rules = workdir / "bench_rules.yaml"
-    rules.write_text(BENCH_RULES)
+    rules.write_text(rules_text)
     args = [sys.executable, "-m", "dockward", "monitor", "run", "--rules", str(rules)]
     args += ["--spool-dir", str(workdir / "spool"), "--stats"]
     for o in outputs:
         args += ["-o", o]
     for s in sources:
         args += ["--source", s]
+    args += extra
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.Popen(
         args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env

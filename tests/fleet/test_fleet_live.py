@@ -68,6 +68,31 @@ def test_unix_tls_and_ssh_hosts_in_one_run(fleet: Fleet, store_url: str) -> None
     assert "no answer" in runs[fleet.hung.url].error or "timed out" in runs[fleet.hung.url].error
 
 
+def test_fleet_html_is_the_fleet_page_of_the_run_from_the_store(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "page.sqlite")
+    page = tmp_path / "fleet.html"
+    args = ["audit", "-f", "html", "-o", str(page), "--fail-on", "never", "--store", store]
+    args += ["--check", "DW-D003", "--check", "DW-D001", "-H", fleet.a.url, "-H", fleet.tcp_url]
+    res = run_cli(*args, env=fleet.env(), timeout=180)
+    assert res.code == 0, res.err
+    text = page.read_text()
+    assert "<p>2 hosts, latest run of each." in text and "Per host" in text
+    s = open_store(store)
+    (batch,) = {r.batch for r in s.runs()}
+    assert all(f"<b>{r.host}</b> <small>" in text for r in s.batch_runs(batch))
+    s.close()
+    # --fail-on reads the run's summary: the exit code the JSON report's results call for
+    strict = [a if a != "never" else "info" for a in args]
+    res = run_cli(*strict, env=fleet.env(), timeout=180)
+    doc = json.loads(
+        run_cli(*strict[:2], "json", "-o", "-", *strict[5:], env=fleet.env(), timeout=180).out
+    )
+    failing = any(r["status"] == "fail" and not r.get("waived") for r in doc["results"])
+    assert res.code == (1 if failing else 0), res.err
+
+
 def test_inventory_host_over_ssh(fleet: Fleet, tmp_path: Path) -> None:
     inv = tmp_path / "inventory.yml"
     inv.write_text(

@@ -89,3 +89,33 @@ def test_probe_is_the_services_healthcheck_else_the_images() -> None:
     assert _probe(own, image) == ("/bin/sh", "-c", "wget -q -O- x")
     assert _probe(ContainerSpec(healthcheck=Healthcheck(("NONE",))), image) == ()
     assert _probe(ContainerSpec(), ("NONE",)) == ()
+
+
+TMPFS = """
+services:
+  writer:
+    image: {image}
+    user: "1000:1000"
+    command: ["sh", "-c", "echo x > /run/app/f && exec sleep 600"]
+    tmpfs: ["/run/app:mode=1777,size=1m"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/run/app/f"]
+"""
+
+
+@pytest.mark.docker
+def test_the_deployed_tmpfs_every_trial_ran_with_is_in_the_proposal(
+    hostpid_image: str, tmp_path: Path
+) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(TMPFS.format(image=hostpid_image))
+    r = run_cli(
+        "harden", f"{compose}:writer", "--out-dir", str(tmp_path), "--prefix", "dwharden12b",
+        "--duration", "1", "--service", "--no-verify", "--json",
+        timeout=300,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    svc = yaml.safe_load((tmp_path / "compose.override.yml").read_text())["services"]["writer"]
+    assert svc["read_only"] is True
+    assert svc["tmpfs"] == ["/run/app:mode=1777,size=1m"]  # its writes never showed in a diff
+    assert "--tmpfs /run/app:mode=1777,size=1m" in json.loads(r.out)["docker_run"]

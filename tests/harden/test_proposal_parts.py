@@ -39,7 +39,7 @@ def test_mount_points_the_engine_made_are_not_writes() -> None:
     diff = [{"Kind": 0, "Path": "/run"}, {"Kind": 1, "Path": "/run/docker.sock"},
             {"Kind": 0, "Path": "/etc"}, {"Kind": 1, "Path": "/etc/dockward"},
             {"Kind": 1, "Path": "/etc/dockward/proxy-policy.yaml"}]  # fmt: skip
-    targets = {"/run/docker.sock", "/etc/dockward/proxy-policy.yaml", "/run/dockward"}
+    targets = {"/var/run/docker.sock", "/etc/dockward/proxy-policy.yaml", "/run/dockward"}
     assert written_paths(diff, targets) == ()
     # a file the workload wrote beside a mount point still counts
     wrote = [*diff, {"Kind": 1, "Path": "/etc/app.conf"}, {"Kind": 2, "Path": "/var/gone"}]

@@ -64,6 +64,10 @@ LINKS = "mkdir -p /tmp/bin; for t in cat insmod; do ln -s /bin/busybox /tmp/bin/
 MORE_APP = (
     LINKS + "echo 'root:*:19000::::::' > /etc/shadow; "
     "/tmp/bin/cat /etc/shadow > /dev/null; /tmp/bin/cat /etc/passwd > /dev/null; "
+    # a path with traversals, then the plain one, read by a child of xargs (the rule spares
+    # shells' children)
+    "echo /var/../tmp/../etc/passwd | xargs /tmp/bin/cat > /dev/null; "
+    "echo /etc/passwd | xargs /tmp/bin/cat > /dev/null; "
     "echo x > /tmp/release_agent; "
     "mkdir -p /var/log; touch /var/log/syslog; echo y >> /var/log/syslog; : > /var/log/syslog; "
     "/tmp/bin/insmod /bin/busybox 2>/dev/null; "
@@ -238,7 +242,10 @@ def record(out: Path, shells: bool = False, logins: bool = False, more: bool = F
         outputs=("file:/dev/null",), spool_dir="/tmp/dwfalco-record-spool", record=str(raw)
     )
     stop, ready = threading.Event(), threading.Event()
-    t = threading.Thread(target=run_live, args=(cfg, api, stop, lambda m: ready.set()))
+    summary: list[Any] = []
+    t = threading.Thread(
+        target=lambda: summary.append(run_live(cfg, api, stop, lambda m: ready.set()))
+    )
     t.start()
     ready.wait(30)
     sshd = helper = -1
@@ -260,6 +267,8 @@ def record(out: Path, shells: bool = False, logins: bool = False, more: bool = F
         tracer = _scenario(api, image, run_id)
     stop.set()
     t.join(30)
+    if summary:  # what the sources lost, if anything: a recording with losses is suspect
+        print(json.dumps(summary[0].sources), file=sys.stderr)
     for c in api.containers(all=True, filters={"label": "dockward.test=dwfalco"}):
         if run_id in str(c.get("Names")):
             with contextlib.suppress(Exception):

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, kill_after, run_cli
 from tests.monitor.conftest import Receiver
 
@@ -175,3 +177,15 @@ def _audit_rules_with_key() -> int:
                 return count
     finally:
         s.close()
+
+
+def test_no_audit_opens_flag_and_env_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockward.cli import build_parser
+    from dockward.cli.monitor import _config
+
+    argv = ["monitor", "run", "--duration", "1"]
+    assert _config(build_parser(argv).parse_args(argv)).audit_opens is True
+    off = [*argv, "--no-audit-opens"]
+    assert _config(build_parser(off).parse_args(off)).audit_opens is False
+    monkeypatch.setenv("DOCKWARD_MONITOR_NO_AUDIT_OPENS", "1")
+    assert _config(build_parser(argv).parse_args(argv)).audit_opens is False

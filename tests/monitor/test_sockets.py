@@ -31,6 +31,21 @@ RULES = """
   condition: evt.type = connect and fd.l4proto = udp
   output: udp connect to %fd.name
   priority: NOTICE
+- rule: Leaves the loopback network
+  desc: an IPv4 connection with an end outside 127.0.0.0/8 (Falco's either-end fd.net)
+  condition: evt.type = connect and fd.typechar = 4 and fd.net != "127.0.0.0/8"
+  output: to %fd.name
+  priority: NOTICE
+- rule: To the documentation network
+  desc: a connection whose server is in TEST-NET-3
+  condition: evt.type = connect and fd.snet in ("203.0.113.0/24", "198.51.100.0/24")
+  output: to %fd.name
+  priority: NOTICE
+- rule: Over IPv6 loopback
+  desc: either end is ::1
+  condition: evt.type = connect and fd.ip = "::1"
+  output: to %fd.name
+  priority: NOTICE
 - rule: Accepted over IPv6
   desc: an accepted TCP connection over IPv6
   condition: evt.type in (accept, accept4) and fd.typechar = 6 and fd.l4proto = tcp
@@ -97,8 +112,22 @@ def test_rules_on_the_socket_fields(events: list[dict[str, Any]], tmp_path: Path
             fired.setdefault(alert.rule, []).append(ev)
     assert [e["fd.sport"] for e in fired["Outbound TCP to a web port by ssh"]] == [443]
     assert [e["fd.l4proto"] for e in fired["Connected UDP socket"]] == ["udp"]
+    ssh = [(e["proc.name"], e["fd.sport"]) for e in fired["To the documentation network"]]
+    assert ssh == [("ssh", 443), ("ssh", 22)]
+    # 127.0.0.1 -> 127.0.0.1 stays inside; the host's 192.0.2.2 -> 203.0.113.7 leaves
+    assert [e["fd.sip"] for e in fired["Leaves the loopback network"]] == ["203.0.113.7"] * 2
+    assert {e["fd.l4proto"] for e in fired["Over IPv6 loopback"]} == {"tcp", "udp"}
     # busybox nc listens on a dual-stack AF_INET6 socket: its accept is IPv6 too
     assert [e["evt.type"] for e in fired["Accepted over IPv6"]] == ["accept", "accept4"]
+
+
+def test_address_fields_refuse_what_they_cannot_compare(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    bad = "- rule: r\n  desc: d\n  condition: fd.net contains 10\n  output: o\n  priority: INFO\n"
+    path.write_text(bad + bad.replace("r\n", "s\n").replace("contains 10", '= "10.0.0.0/33"'))
+    engine = compile_book(load_files([str(path)]))
+    assert "does not apply to addresses" in engine.disabled["r"]
+    assert "10.0.0.0/33" in engine.disabled["s"]
 
 
 def test_l4proto_from_socket_arguments() -> None:
@@ -139,11 +168,11 @@ def test_open_flags_as_falco_prints_them() -> None:
 
 def test_open_log_pairs_merged_closes_by_access_mode() -> None:
     log = OpenLog()
-    log.add(7, "/var/log/syslog", 42, 3, 0o2101)  # O_APPEND|O_CREAT|O_WRONLY
+    log.add(7, "/var/log/syslog", 42, 3, 0o2101, "syslog")  # O_APPEND|O_CREAT|O_WRONLY
     log.add(7, "/var/log/syslog", 42, 3, 0o1101)  # O_TRUNC|O_CREAT|O_WRONLY
-    log.add(7, "/var/log/syslog", 42, 4, 0)  # O_RDONLY
+    log.add(7, "/var/log/syslog", 42, 4, 0, "../log/syslog")  # O_RDONLY
     # one fanotify record for the three closes: both writes for the write, the read for the read
-    assert log.take(7, "/var/log/syslog", 42, True) == [(3, 0o2101), (3, 0o1101)]
-    assert log.take(7, "/other/name", 42, False) == [(4, 0)]  # by inode under another name
+    assert log.take(7, "/var/log/syslog", 42, True) == [(3, 0o2101, "syslog"), (3, 0o1101, "")]
+    assert log.take(7, "/other/name", 42, False) == [(4, 0, "../log/syslog")]  # by inode
     assert log.take(7, "/var/log/syslog", 42, False, wait=0.01) == []
     assert log.take(8, "/var/log/syslog", 42, True) == []  # another process's open

@@ -95,6 +95,8 @@ def test_scope_reads_and_actions(
     assert _status(lambda: docker_api.exec_resize(foreign_exec, height=10, width=80)) != 404
     denied = [d for d in scoped.decisions() if d.get("rule") == "scope"]
     assert denied and all(d["decision"] == "deny" for d in denied)
+    started = [d for d in scoped.decisions() if d.get("route") == "containers.start"]
+    assert started[-1]["decision"] == "allow" and started[-1]["container"] == mine
 
 
 def test_scope_events(scoped: RunningProxy, two: tuple[str, str], docker_api: Any) -> None:
@@ -153,9 +155,20 @@ def test_name_glob_scope(
 ) -> None:
     mine, other = two
     name = docker_api.inspect_container(other)["Name"].lstrip("/")
-    policy = {"default": {"allow": ["containers.*"], "scope": {"names": [f"{RUN}-other-*"]}}}
+    globs = [f"{RUN}-other-*", f"{RUN}-a-*"]
+    policy = {"default": {"allow": ["containers.*"], "scope": {"names": globs}}}
     api = api_through(proxy_factory(PolicyAuthorizer(parse_policy(policy))))
     assert [c["Names"] for c in api.containers(all=True)] == [[f"/{name}"]]
+    # linked, `mine` is listed as /<linker>/<alias> too: its own name decides, not that one
+    linker = docker_api.create_container(
+        docker_api.inspect_container(mine)["Config"]["Image"],
+        ["true"],
+        name=f"{RUN}-a-linker-{time.monotonic_ns()}",  # sorts before `mine`
+        labels={"dockward.test": RUN},
+        host_config=docker_api.create_host_config(links={mine: "peer"}),
+    )["Id"]
+    listed = {c["Id"] for c in api.containers(all=True)}
+    assert listed == {other, linker}
     assert api.inspect_container(name)["Id"] == other
     assert _status(lambda: api.inspect_container(mine)) == 404
 
@@ -165,6 +178,9 @@ def test_scope_schema() -> None:
     assert rule is not None and rule.scope == ContainerScope((("a", None), ("b", "c")), ())
     assert rule.scope.contains("/x", {"a": "", "b": "c"})
     assert not rule.scope.contains("/x", {"a": "1", "b": "d"})
+    for key in ("name=web", "exitCode=0", "image"):
+        with pytest.raises(ConfigError, match="attribute the engine sets on container events"):
+            parse_policy({"default": {"allow": ["*"], "scope": {"labels": [key]}}})
     with pytest.raises(ConfigError, match="needs labels or names"):
         parse_policy({"default": {"allow": ["*"], "scope": {}}})
     with pytest.raises(ConfigError, match="unknown key"):
@@ -376,6 +392,8 @@ def network(docker_api: Any) -> Iterator[str]:
     docker_api.create_network(name, labels={"dockward.test": RUN})
     yield name
     with contextlib.suppress(docker.errors.APIError):
+        for cid in docker_api.inspect_network(name)["Containers"] or {}:
+            docker_api.disconnect_container_from_network(cid, name, force=True)
         docker_api.remove_network(name)
 
 
@@ -411,6 +429,10 @@ def test_scope_network_connect(
     assert err.value.status_code == 403 and "EndpointConfig.Links[0]" in str(err.value)
     api.connect_container_to_network(mine, network, links=[(mine_name, "self")])
     assert attached() == {mine, other}
+    # a network's endpoints: its own containers only
+    seen = api.inspect_network(network)
+    assert set(seen["Containers"]) == {mine} and seen["Name"] == network
+    assert _cli(scoped, "network", "inspect", "-f", "{{len .Containers}}", network).stdout == "1\n"
     # bodies: bounded, JSON objects naming a Container, read as Go reads them
     path = f"/v1.41/networks/{network}/disconnect"
     cases = [
@@ -431,6 +453,11 @@ def test_scope_network_connect(
     got, answer = _raw(scoped, "POST", path, b'{"CONTAINER":"%s"}' % mine_name.encode())
     assert got == 200, answer
     assert attached() == {other}
+    # what the proxy writes back is what Go reads: a lone surrogate escape stays an escape
+    body = b'{"Container":"%s","EndpointConfig":{"Aliases":["\\ud800x"]}}' % mine_name.encode()
+    got, answer = _raw(scoped, "POST", f"/v1.41/networks/{network}/connect", body)
+    assert got == 200, answer
+    assert attached() == {mine, other}
 
 
 def test_scope_network_prune_refused(scoped: RunningProxy, docker_api: Any, network: str) -> None:
@@ -597,3 +624,84 @@ def test_scope_docker_run(scoped: RunningProxy, docker_api: Any, lab_image: str)
         for c in docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"}):
             with contextlib.suppress(docker.errors.APIError):
                 docker_api.remove_container(c["Id"], force=True)
+
+
+def test_scope_create_cannot_mount_other_containers_volumes(
+    scoped: RunningProxy, docker_api: Any, lab_image: str
+) -> None:
+    """A named volume mounted by a container outside the scope is that container's data, what
+    `--volumes-from` would reach: refused by name too (binds and mounts); the scope's own
+    volumes and unused ones are fine."""
+    vols = {k: f"{RUN}-{k}-{time.monotonic_ns()}" for k in ("mine", "other", "new")}
+    labels = {"dockward.test": RUN}
+    try:
+        for key, extra in (("mine", TEAM), ("other", {})):
+            docker_api.create_container(
+                lab_image,
+                ["true"],
+                labels={**labels, **extra},
+                host_config=docker_api.create_host_config(binds=[f"{vols[key]}:/data"]),
+            )
+        base = ["create", "--label", f"dockward.test={RUN}", "--label", "dockward.scope=team-a"]
+        for spec in (
+            ["-v", f"{vols['other']}:/data:ro"],
+            ["--mount", f"type=volume,source={vols['other']},target=/data"],
+        ):
+            bad = _cli(scoped, *base, *spec, lab_image, "true")
+            assert bad.returncode != 0 and "outside this client's scope" in bad.stderr, bad.stderr
+        for spec in (
+            ["-v", f"{vols['mine']}:/data"],
+            ["--mount", f"type=volume,source={vols['mine']},target=/data"],
+            ["-v", f"{vols['new']}:/data"],
+            ["-v", "/tmp:/data:ro"],  # a bind: the admission rules' business, not the scope's
+        ):
+            ok = _cli(scoped, *base, *spec, lab_image, "true")
+            assert ok.returncode == 0, (spec, ok.stderr)
+    finally:
+        for c in docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                docker_api.remove_container(c["Id"], force=True)
+        for name in vols.values():
+            with contextlib.suppress(docker.errors.APIError):
+                docker_api.remove_volume(name)
+
+
+def test_scope_build_cannot_join_other_containers(
+    proxy_factory: Callable[..., RunningProxy],
+    two: tuple[str, str],
+    docker_api: Any,
+    lab_image: str,
+) -> None:
+    """The legacy builder runs each step with `networkmode`: `container:<x>` joins <x>'s network
+    namespace. A scoped client's build may join only its own containers (pinned by id)."""
+    import io
+
+    mine, other = two
+    docker_api.start(mine)
+    docker_api.start(other)
+    policy = {"default": {"allow": ["build"], "scope": {"labels": ["dockward.scope=team-a"]}}}
+    api = api_through(proxy_factory(PolicyAuthorizer(parse_policy(policy))))
+    context = _tar("Dockerfile", f"FROM {lab_image}\nRUN cat /proc/net/dev\n".encode())
+    tag = f"{RUN}-build:x"
+
+    def build(client: Any, mode: str) -> str:
+        out = client.build(
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            network_mode=mode,
+            tag=tag,
+            rm=True,
+            decode=True,
+        )
+        return "".join(str(line.get("stream") or line.get("error") or "") for line in out)
+
+    try:
+        assert "Successfully tagged" in build(docker_api, f"container:{other}")  # the daemon's way
+        for ref in (other, other[:12], docker_api.inspect_container(other)["Name"].lstrip("/")):
+            with pytest.raises(docker.errors.APIError) as err:
+                build(api, f"container:{ref}")
+            assert err.value.status_code == 403 and "networkmode" in str(err.value)
+        assert "Successfully tagged" in build(api, f"container:{mine[:12]}")
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_api.remove_image(tag)

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from dockward.model.finding import Report, Result, Rule, Severity, Status
-from dockward.report.fleet import HostState, common_findings, rank_hosts, render_fleet_page
+from dockward.report.fleet import (
+    HostState,
+    common_findings,
+    fleet_page_from_store,
+    rank_hosts,
+    render_fleet_page,
+)
 from dockward.scan.rules import VULNERABILITY
 from dockward.store import Store, open_store
 from dockward.store.drift import compare, fleet_drift
@@ -193,6 +199,9 @@ def test_fleet_page_ranks_hosts_and_counts_common_findings(tmp_path: Path) -> No
         ("DW-C001", ["h2"]),
     ]
     page = render_fleet_page(states)
+    streamed: list[str] = []
+    fleet_page_from_store(store, store.latest(), streamed.append)  # aggregated in the database
+    assert "".join(streamed) == page
     assert hostile not in page and "&lt;script&gt;" in page
     assert page.index("DW-C010") < page.index("DW-C001")
     out = tmp_path / "fleet.html"

@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
                     single.append(outcome.value)
                 parts.add(outcome.host, outcome.value, outcome.error, outcome.attempts)
         if store is not None and batch is not None:
+            parts.batch = batch.id
             send_posture_events(store, "audit", batch.run_ids, events)
         if say:
             say.done()
@@ -184,10 +185,21 @@ def run(args: argparse.Namespace) -> int:
         parts = spooled.pop()
         try:
             fmt = a.format or default_format(a.output)
+            threshold = fail_threshold(a.fail_on)
+            failed = threshold is not None and parts.fails_at(threshold)
             if fmt == "json":  # streamed from the spool: memory bounded whatever the fleet's size
                 parts.write_json(head, a.output)
-                threshold = fail_threshold(a.fail_on)
-                failed = threshold is not None and parts.fails_at(threshold)
+                return EXIT_FINDINGS if failed else EXIT_OK
+            if fmt == "html" and store is not None and parts.batch:
+                # The fleet page of this run, streamed from the store one host at a time.
+                from dockward.report.fleet import fleet_page_from_store
+                from dockward.report.spool import write_streamed
+
+                runs = store.batch_runs(parts.batch)
+                title = f"dockward audit of {len(runs)} hosts, {head.started}"
+                write_streamed(
+                    a.output, lambda write: fleet_page_from_store(store, runs, write, title)
+                )
                 return EXIT_FINDINGS if failed else EXIT_OK
             return emit(replace(head, results=tuple(parts.results())), a)
         finally:
@@ -235,6 +247,7 @@ class _FleetParts:
         self.waiver_warnings: list[set[str]] = []
         self.failed: dict[Any, str] = {}
         self.errors: list[str] = []
+        self.batch = ""  # the stored run's batch id, once committed
 
     def add(self, host: Any, report: Report | None, error: str, attempts: int) -> None:
         from dockward.fleet import error_result

@@ -187,6 +187,13 @@ def register(sub: Any) -> None:
         "[DOCKWARD_MONITOR_SOURCES]",
     )
     run_p.add_argument(
+        "--no-audit-opens",
+        action="store_true",
+        default=env_default("MONITOR_NO_AUDIT_OPENS") == "1",
+        help="file events from fanotify alone, without an audit rule per container filesystem "
+        "(fd.num only while held; no evt.arg.flags, fd.nameraw) [DOCKWARD_MONITOR_NO_AUDIT_OPENS=1]",
+    )
+    run_p.add_argument(
         "--falco-input",
         action="append",
         default=env_list("MONITOR_FALCO_INPUT"),
@@ -259,6 +266,7 @@ def _config(args: argparse.Namespace, outputs: list[str] | None = None) -> Any:
         min_priority=args.min_priority,
         match_all=args.rule_matching == "all",
         sources=tuple(getattr(args, "source", None) or ("docker", "audit", "file")),
+        audit_opens=not getattr(args, "no_audit_opens", False),
         falco_inputs=tuple(getattr(args, "falco_input", None) or ()),
         outputs=tuple(outputs or args.output or _outputs_env() or ["stdout"]),
         spool_dir=args.spool_dir,

@@ -13,7 +13,14 @@ from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_OK, env_default, env_list
 from dockward.errors import ConfigError, UsageError
 from dockward.proxy import ROUTES
-from dockward.proxy.runner import ProxyConfig, build_authorizer, default_workers, run_proxy
+from dockward.proxy.runner import (
+    DRAIN_SECONDS,
+    ProxyConfig,
+    build_authorizer,
+    default_workers,
+    run_proxy,
+)
+from dockward.proxy.server import STREAM_GRACE
 
 
 def register(sub: Any) -> None:
@@ -73,6 +80,14 @@ def register(sub: Any) -> None:
         "--workers",
         default=env_default("PROXY_WORKERS", "auto"),
         help="processes serving the sockets; auto: one per CPU, at most 8 [DOCKWARD_PROXY_WORKERS]",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        default=env_default("PROXY_DRAIN_TIMEOUT", str(DRAIN_SECONDS)),
+        help="on SIGTERM: seconds the requests in flight may take to finish once the sockets "
+        "stop accepting (streams that end only when their client leaves, such as events, logs "
+        f"-f, attach and exec, get {STREAM_GRACE:g} s); default {DRAIN_SECONDS:g} "
+        "[DOCKWARD_PROXY_DRAIN_TIMEOUT]",
     )
     add_metrics_option(p)
     p.add_argument(
@@ -143,6 +158,12 @@ def run(args: argparse.Namespace) -> int:
         workers = int(args.workers)
     else:
         raise UsageError(f"--workers {args.workers!r}: expected auto or a number from 1 to 64")
+    try:
+        drain = float(args.drain_timeout)
+    except ValueError:
+        drain = -1.0
+    if not 0 <= drain <= 3600:
+        raise UsageError(f"--drain-timeout {args.drain_timeout!r}: expected seconds, 0 to 3600")
     cfg = ProxyConfig(
         listen=listen,
         upstream=args.upstream,
@@ -156,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         learn=args.learn,
         learn_strict=bool(args.learn_strict),
         registry_scans=bool(args.registry_scans),
+        drain_timeout=drain,
     )
     if args.learn_strict and not args.learn:
         raise UsageError("--learn-strict needs --learn FILE")

@@ -115,12 +115,12 @@ def _from_store(mode: str, args: argparse.Namespace) -> int:
     import time
 
     from dockward.report.fleet import (
-        HostState,
+        fleet_page_from_store,
         render_drift_json,
         render_drift_text,
-        render_fleet_page,
         render_history_page,
     )
+    from dockward.report.spool import write_streamed
     from dockward.store import open_store, parse_duration
     from dockward.store.drift import fleet_drift
 
@@ -144,11 +144,10 @@ def _from_store(mode: str, args: argparse.Namespace) -> int:
         if mode == "history":
             cutoff = time.time() - since if since is not None else None
             page = render_history_page(store.runs(args.stored_command, since=cutoff))
-        else:
-            states = [
-                HostState(r, tuple(store.findings(r.id))) for r in store.latest(args.stored_command)
-            ]
-            page = render_fleet_page(states)
+        else:  # streamed: one host's findings at a time
+            runs = store.latest(args.stored_command)
+            write_streamed(args.output, lambda write: fleet_page_from_store(store, runs, write))
+            return EXIT_OK
         write_output(page, args.output)
         return EXIT_OK
     finally:

@@ -160,6 +160,11 @@ def workload_from_compose(
             raise DockwardError(f"image {image} is not on this host: pull or build it first")
         _build(client, build, os.path.dirname(os.path.abspath(path)), image, say)
     tmpfs = {m.target: "" for m in spec.mounts if m.type == "tmpfs"}
+    raw_tmpfs = svc.config.get("tmpfs") or ()
+    for entry in [raw_tmpfs] if isinstance(raw_tmpfs, str) else raw_tmpfs:
+        target, _, options = str(entry).partition(":")
+        if target in tmpfs:
+            tmpfs[target] = options  # as deployed: size, mode, owner
     workdir = svc.config.get("working_dir")
     return (
         Workload(

@@ -103,8 +103,13 @@ def written_paths(changes: list[dict[str, Any]], mount_targets: set[str]) -> tup
     """What the workload wrote, from `docker diff`: added or changed paths, less the engine's own
     and the mount points the engine made (a bind's or volume's target and its new parents)."""
 
+    # /var/run is a link to /run in Debian-family images: the engine makes a bind's target there
+    targets = mount_targets | {
+        "/run" + t.removeprefix("/var/run") for t in mount_targets if t.startswith("/var/run/")
+    }
+
     def mount_point(path: str) -> bool:
-        return any(t == path or t.startswith(path.rstrip("/") + "/") for t in mount_targets)
+        return any(t == path or t.startswith(path.rstrip("/") + "/") for t in targets)
 
     return tuple(
         sorted(
@@ -276,6 +281,9 @@ def harden(
     if do_verify:
         verified, broken = verify(client, workload, settings, prefix=prefix, service=service)
     timings["verify"] = time.monotonic() - t
+    # Every trial ran with the deployed tmpfs mounts (a write there is no `docker diff` change):
+    # the proposal keeps them, with their options.
+    settings = replace(settings, tmpfs={**workload.tmpfs, **settings.tmpfs})
     after = specs.from_proposal(before, settings, seccomp_path)
     return Proposal(before, after, settings, learned, obs, tuple(steps), verified, broken, timings)
 

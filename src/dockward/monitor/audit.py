@@ -269,6 +269,7 @@ class Audit:
             raise DockwardError(f"audit: cannot open the audit netlink socket: {exc}") from exc
         self._seq = 0
         self._ctl_lock = threading.Lock()
+        self._closed = False
         self.lost = 0
         self._prev = self.status()
         self._rules: list[bytes] = []
@@ -303,18 +304,23 @@ class Audit:
         """Audit `syscalls` that succeed on inodes of one filesystem (a container's overlay, by
         its st_dev): the open's own record then carries the descriptor it returned and its
         flags. One rule per filesystem, removed with the others on close."""
-        if dev in self._devices:
-            return True
         extra = ((AUDIT_DEVMAJOR, os.major(dev), AUDIT_EQUAL),
                  (AUDIT_DEVMINOR, os.minor(dev), AUDIT_EQUAL))  # fmt: skip
         rule = rule_payload(syscalls, self.arch, True, self._own_pid, extra=extra)
-        try:
-            self._request(AUDIT_ADD_RULE, rule)
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
+        # Under the lock close() takes first: a container inspected while the monitor stops
+        # never leaves a rule behind.
+        with self._ctl_lock:
+            if self._closed:
                 return False
-        self._rules.append(rule)
-        self._devices[dev] = rule
+            if dev in self._devices:
+                return True
+            try:
+                self._request_locked(AUDIT_ADD_RULE, rule)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    return False
+            self._rules.append(rule)
+            self._devices[dev] = rule
         return True
 
     def unwatch_device(self, dev: int) -> None:
@@ -431,7 +437,11 @@ class Audit:
                     handle(ev)
 
     def close(self) -> None:
-        for rule in self._rules:
+        lock = getattr(self, "_ctl_lock", None)
+        if lock is not None:
+            with lock:
+                self._closed = True
+        for rule in list(self._rules):
             with contextlib.suppress(OSError):
                 self._request(AUDIT_DEL_RULE, rule)
         self._rules = []

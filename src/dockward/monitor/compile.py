@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import ipaddress
 import posixpath
 import re
 from collections.abc import Callable, Mapping
@@ -22,7 +23,18 @@ from dockward.monitor.condition import (
     Or,
     parse_condition,
 )
-from dockward.monitor.fields import BOOL, LIST, NUMBER, STRING, Event, FieldError, resolve
+from dockward.monitor.fields import (
+    BOOL,
+    IP,
+    LIST,
+    NET,
+    NUMBER,
+    PRODUCED_TYPES,
+    STRING,
+    Event,
+    FieldError,
+    resolve,
+)
 
 Predicate = Callable[[Event], bool]
 
@@ -255,6 +267,8 @@ class Compiler:
                 return a is not None and b is not None and test2(a, b)
 
             return by_field
+        if kind in (IP, NET):
+            return self._address_check(chk, get, kind, where)
         elem_kind = STRING if kind == LIST else kind
         if chk.op in ("in", "intersects", "pmatch") or chk.modifier:
             values = self.expand(chk.values)
@@ -289,6 +303,33 @@ class Compiler:
             if chk.op == "startswith":
                 return lambda ev: (x := ev.get(key)) is not None and x.startswith(value)
         return _wrap(get, test, multi)
+
+    def _address_check(
+        self, chk: Check, get: Callable[[Event], Any], kind: str, where: str
+    ) -> Predicate:
+        """`=`, `!=`, `in` on addresses (IP) or networks (NET, CIDR values: an address is equal
+        to a network it lies in). True when any end the field covers satisfies it, as Falco's
+        fd.ip/fd.net do (`fd.net != 127.0.0.0/8`: some end is outside loopback)."""
+        if chk.op not in ("=", "!=", "in") or chk.modifier:
+            raise CompileError(f"{where}: operator {chk.op} does not apply to addresses")
+        texts = self.expand(chk.values) if chk.op == "in" else [str(chk.value or "")]
+        try:
+            if kind == NET:
+                nets = [ipaddress.ip_network(t.strip('"'), strict=False) for t in texts]
+            else:
+                nets = [ipaddress.ip_network(ipaddress.ip_address(t.strip('"'))) for t in texts]
+        except ValueError as exc:
+            raise CompileError(f"{where}: {exc}") from exc
+        negate = chk.op == "!="
+
+        def one(text: str) -> bool:
+            try:
+                addr = ipaddress.ip_address(text)
+            except ValueError:
+                return False
+            return any(addr in n for n in nets) != negate
+
+        return lambda ev: (ends := get(ev)) is not None and any(one(e) for e in ends)
 
 
 _ANCESTOR_FIELDS = frozenset({"proc.aname", "proc.apid"})
@@ -422,9 +463,16 @@ def generate(
     """
     out = out or _Source()
 
+    produced = PRODUCED_TYPES.get(source)
+
     def gen(n: Node, stack: tuple[str, ...]) -> str | bool:
         match n:
             case And(left, right):
+                # A part that can only match event types no source produces (Falco's
+                # `outbound` for sendto/sendmsg) is false: its other fields are not needed.
+                only = event_types(n, compiler, stack)
+                if only is not None and produced is not None and not only & produced:
+                    return False
                 return _and(gen(left, stack), gen(right, stack))
             case Or(left, right):
                 return _or(gen(left, stack), gen(right, stack))
@@ -446,7 +494,13 @@ def generate(
                 return True
         pred = compiler.check(chk, source)  # validates field, type and values in every case
         _, kind, multi = field_accessor(chk.field, source)
-        if not plain or multi or chk.op not in _INLINE_OPS or isinstance(chk.value, FieldRef):
+        if (
+            not plain
+            or multi
+            or kind in (IP, NET)
+            or chk.op not in _INLINE_OPS
+            or isinstance(chk.value, FieldRef)
+        ):
             return f"{out.const(pred)}(ev)"
         key = out.const(chk.field.name)
         if chk.op == "exists":

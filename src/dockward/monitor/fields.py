@@ -17,6 +17,9 @@ Event = dict[str, Any]
 Accessor = Callable[[Event], Any]
 
 STRING, NUMBER, BOOL, LIST = "string", "number", "bool", "list"
+# Addresses compared as addresses (`fd.ip = 10.0.0.1`) and networks (`fd.net = 127.0.0.0/8`):
+# the value of such a field is the tuple of the connection ends it covers.
+IP, NET = "ip", "net"
 
 SYSCALL, DOCKER, DOCKWARD = "syscall", "docker", "dockward"
 SOURCES = frozenset({SYSCALL, DOCKER, DOCKWARD})
@@ -101,6 +104,7 @@ _SYSCALL = {
     "fd.cport": NUMBER,
     # From the audit syscalls of sysevents.py: dup's new descriptor, syscall arguments, caps.
     "fd.num": NUMBER,
+    "fd.nameraw": STRING,
     "evt.arg.request": STRING,
     "evt.arg.pid": NUMBER,
     "evt.arg.domain": STRING,
@@ -137,7 +141,6 @@ _DOCKWARD = {
 # Falco fields dockward's sources do not fill: a rule using one is reported as unsupported.
 UNSUPPORTED = frozenset(
     {
-        "fd.net",
         "fd.ino",
         "fd.dev",
         "evt.args",
@@ -176,12 +179,9 @@ UNSUPPORTED = frozenset(
         "proc.duration",
         "proc.aexepath",
         "proc.vpgid",
-        "fd.nameraw",
         "fd.sip.name",
         "fd.connected",
         "fd.name_changed",
-        "fd.ip",
-        "fd.snet",
         "fd.types",
         "container.start_ts",
         "container.image.digest",
@@ -240,6 +240,28 @@ def _build() -> dict[str, FieldDef]:
 
 
 FIELDS: dict[str, FieldDef] = _build()
+
+# Falco's fd.ip and fd.net match either end of the connection (client or server); fd.snet etc.
+# one end. Derived from fd.cip/fd.sip/fd.lip/fd.rip when the event has them.
+_ENDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fd.ip": (IP, ("fd.cip", "fd.sip")),
+    "fd.net": (NET, ("fd.cip", "fd.sip")),
+    "fd.cnet": (NET, ("fd.cip",)),
+    "fd.snet": (NET, ("fd.sip",)),
+    "fd.lnet": (NET, ("fd.lip",)),
+    "fd.rnet": (NET, ("fd.rip",)),
+}
+for _name, (_kind, _) in _ENDS.items():
+    FIELDS[_name] = FieldDef(_name, _kind, frozenset({SYSCALL}))
+
+
+def _ends(keys: tuple[str, ...]) -> Accessor:
+    def get(ev: Event) -> Any:
+        found = tuple(v for k in keys if (v := ev.get(k)))
+        return found or None
+
+    return get
+
 
 # Fields that take an argument: `proc.aname[2]`, `container.mount.dest[/var/run/docker.sock]`.
 INDEXED = {
@@ -318,6 +340,8 @@ def resolve(name: str, arg: str | None, source: str) -> tuple[Accessor, str]:
             raise FieldError(f"field {name} is not provided by dockward's sources")
         raise FieldError(f"unknown field {name}")
     _check_source(name, name, source)
+    if name in _ENDS:
+        return _ends(_ENDS[name][1]), fdef.type
 
     def get(ev: Event, _k: str = name) -> Any:
         return ev.get(_k)

@@ -40,6 +40,8 @@ class MonitorConfig:
     match_all: bool = True
     sources: Sequence[str] = DEFAULT_SOURCES
     audit_connect: bool = True
+    # file events: also audit each container filesystem's opens (fd.num, flags, raw path)
+    audit_opens: bool = True
     falco_inputs: Sequence[str] = ()
     outputs: Sequence[str] = ("stdout",)
     spool_dir: str = "/var/lib/dockward/spool"
@@ -212,6 +214,8 @@ def run_live(
         sources.append(ProcSource(table, emit_exec=not audit_on))
         if "file" in cfg.sources and monitor.cache is not None:
             audit = next((s for s in sources if isinstance(s, AuditSource)), None)
+            if not cfg.audit_opens:
+                audit = None
             fs = FileSource(table, monitor.cache, audit)
             monitor.cache.on_info.append(fs.watch_info)
             monitor.on_container_start.append(fs.watch_id)

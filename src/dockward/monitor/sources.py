@@ -129,8 +129,8 @@ class OpenLog:
         self._by: dict[tuple[int, str, Any], list[list[Any]]] = {}
         self._count = 0
 
-    def add(self, pid: int, path: str, ino: int, fd: int, flags: int | None) -> None:
-        entry = [time.monotonic(), fd, flags, False]
+    def add(self, pid: int, path: str, ino: int, fd: int, flags: int | None, raw: str = "") -> None:
+        entry = [time.monotonic(), fd, flags, False, raw]
         with self._cond:
             if self._count >= self.limit:
                 self._expire(time.monotonic())
@@ -154,21 +154,21 @@ class OpenLog:
 
     def take(
         self, pid: int, path: str, ino: int, write: bool, wait: float = 0.0
-    ) -> list[tuple[int, int | None]]:
-        """(fd, flags) of every unused open of this file by this process whose access mode is
+    ) -> list[tuple[int, int | None, str]]:
+        """(fd, flags, the path as the caller passed it) of every unused open of this file by this process whose access mode is
         the close's (write: O_WRONLY or O_RDWR), oldest first, waiting up to `wait` seconds for
         the first. Several: fanotify merged the closes of repeated opens into one event."""
         deadline = time.monotonic() + wait
         with self._cond:
             while True:
-                found: list[tuple[int, int | None]] = []
+                found: list[tuple[int, int | None, str]] = []
                 for key in ((pid, "i", ino), (pid, "p", path)):
                     for entry in self._by.get(key, ()):
                         flags = entry[2]
                         if entry[3] or (flags is not None and (flags & 3 != 0) != write):
                             continue
                         entry[3] = True
-                        found.append((int(entry[1]), flags))
+                        found.append((int(entry[1]), flags, str(entry[4])))
                 if found:
                     return found
                 left = deadline - time.monotonic()
@@ -299,7 +299,7 @@ class AuditSource:
         event.update(process_fields(self.table, proc_info))
         put(event)
 
-    def _root_caps(self, ppid: int, cid: str | None) -> str | None:
+    def root_caps(self, ppid: int, cid: str | None) -> str | None:
         """What a root process had after its exec, read from a live process of the same
         container (its parent, else another): they share the bounding and inheritable sets
         the kernel builds a root exec's capabilities from (see root_exec_caps)."""
@@ -326,7 +326,7 @@ class AuditSource:
         item = next((p for p in ev.paths if p.get("nametype") in ("NORMAL", "CREATE")), None)
         if item is None:
             return
-        path = item.get("name", "")
+        path = raw = item.get("name", "")
         relative_to_cwd = (
             name in ("open", "creat") or _num("0x" + ev.syscall.get("a0", ""), 0) == AT_FDCWD
         )
@@ -334,7 +334,8 @@ class AuditSource:
             path = posixpath.join(ev.cwd, path) if relative_to_cwd and ev.cwd else ""
         path = posixpath.normpath(path) if path else ""
         flags = open_call_flags(name, ev.syscall, ev.open_flags)
-        self.opens.add(_num(ev.syscall.get("pid")), path, _num(item.get("inode")), fd, flags)
+        pid = _num(ev.syscall.get("pid"))
+        self.opens.add(pid, path, _num(item.get("inode")), fd, flags, raw)
 
     def _put_more(self, name: str, ev: AuditEvent, put: Put) -> None:
         pid = _num(ev.syscall.get("pid"))
@@ -368,7 +369,7 @@ class AuditSource:
             # else, for a root loader, what the kernel gave it at exec (from its parent).
             caps = self._caps_at_exec.get(pid)
             if caps is None and _num(ev.syscall.get("euid"), -1) == 0:
-                caps = self._root_caps(_num(ev.syscall.get("ppid")), proc_info.container_id)
+                caps = self.root_caps(_num(ev.syscall.get("ppid")), proc_info.container_id)
             event["thread.cap_effective"] = caps
         self.more += 1
         put(event)
@@ -468,8 +469,12 @@ class FileSource:
         if not (info.merged_dir and self.fan.watch(info.merged_dir)):
             return False
         if self.audit is not None and info.merged_dir not in self._audited:
+            # the filesystem fanotify marked (never a fresh stat: a container that stopped
+            # meanwhile would name the host's), and never the host's root filesystem
+            dev = next((d for d, root in self.fan.roots.items() if root == info.merged_dir), None)
             with contextlib.suppress(OSError):
-                if self.audit.watch_device(os.stat(info.merged_dir).st_dev):
+                host = os.stat("/").st_dev
+                if dev is not None and dev != host and self.audit.watch_device(dev):
                     self._audited.add(info.merged_dir)
         return True
 
@@ -512,18 +517,24 @@ class FileSource:
             event.update(process_fields(self.table, proc))
         else:
             event["proc.pid"] = fe.pid
-        event["thread.cap_effective"] = read_cap_effective(fe.pid, self.table.proc_root)
+        caps = read_cap_effective(fe.pid, self.table.proc_root)
+        if caps is None and self.audit is not None and proc is not None and proc.uid == 0:
+            # gone already: a root process's capabilities after its exec (see root_caps)
+            caps = self.audit.root_caps(proc.ppid, cid)
+        event["thread.cap_effective"] = caps
         # The descriptor each open returned and its flags, from the open's audit record (one
         # event per open, also when fanotify merged their closes); else the opener's descriptor
         # while it still holds it (absent otherwise: a rule on fd.num then does not match, it
         # never guesses).
-        opened: list[tuple[int, int | None]] = []
+        opened: list[tuple[int, int | None, str]] = []
         if self.audit is not None and fe.root in self._audited:
             opened = self.audit.opens.take(fe.pid, fe.path, fe.ino, fe.write, wait=0.05)
-        for fd, flags in opened:
+        for fd, flags, raw in opened:
             self.correlated += 1
             one = dict(event)
             one["fd.num"] = fd
+            if raw:
+                one["fd.nameraw"] = raw  # as passed: `../../etc/passwd` stays so
             if flags is not None:
                 one["evt.arg.flags"] = open_flag_names(flags)
                 one["evt.rawres"] = fd

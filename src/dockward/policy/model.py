@@ -276,6 +276,14 @@ def _admission(r: _Reader, value: Any, path: str, base: Path) -> Admission:
     )
 
 
+# Attributes dockerd 20.10 puts on container events next to the labels (which they override,
+# and `name`/`image` override labels): observed over a container's whole life.
+EVENT_ATTRIBUTES = frozenset(
+    {"name", "image", "execID", "exitCode", "oldName", "signal", "comment", "imageID"}
+    | {"imageRef", "height", "width"}
+)
+
+
 def _scope(r: _Reader, value: Any, path: str) -> ContainerScope:
     m = r.mapping(value, path, _SCOPE_KEYS)
     labels: list[tuple[str, str | None]] = []
@@ -283,6 +291,12 @@ def _scope(r: _Reader, value: Any, path: str) -> ContainerScope:
         key, sep, val = item.partition("=")
         if not key.strip():
             raise r.fail(f"{path}.labels", f"{item!r}: expected key or key=value")
+        if key in EVENT_ATTRIBUTES:
+            raise r.fail(
+                f"{path}.labels",
+                f"{key!r} is also an attribute the engine sets on container events (a scoped "
+                "client's events could not be told apart by it): use another label key",
+            )
         labels.append((key, val if sep else None))
     names = r.strs(m.get("names"), f"{path}.names")
     if not labels and not names:

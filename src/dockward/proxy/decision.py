@@ -7,11 +7,12 @@ Nothing here touches a socket except through the client connection's body reader
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
@@ -23,14 +24,18 @@ from dockward.proxy.paths import PathError, Target, parse_target
 from dockward.proxy.scope import (
     MAX_CONNECT_BODY,
     Ref,
+    ResolvedScope,
     ScopeRefusal,
     connect_refs,
     create_refs,
+    create_volumes,
     dumps,
     info_in_scope,
     pin_path,
     pin_query,
     prune_target,
+    summary_in_scope,
+    volume_users,
 )
 from dockward.specs.gojson import BodyError, GoObject, loads
 
@@ -163,11 +168,18 @@ async def _scope_request(
     if route in ("containers.list", "events", "system.df"):
         d.scope = scope  # the answer is filtered on its way back
         return
+    if route == "networks.inspect":
+        # endpoints are listed by container id: the ids of the scope's containers, now
+        listed = await lookup(_scope_list(scope)) if lookup is not None else None
+        ids = [c.get("Id") for c in listed or () if summary_in_scope(scope, c)]
+        d.scope = ResolvedScope(scope.labels, scope.names, frozenset(map(str, ids)))
+        return
     if route == "containers.prune":
         d.target = prune_target(scope, target)
         return
     if route == "containers.create":
         doc = _create_in_scope(scope, target, d.body)
+        await _volumes_in_scope(scope, create_volumes(doc), lookup)
         refs = create_refs(doc)
         if refs:
             await _pin_refs(scope, refs, lookup)
@@ -189,14 +201,57 @@ async def _scope_request(
         if not container or not info_in_scope(scope, await _container(lookup, str(container))):
             raise ScopeRefusal(404, f"No such exec instance: {exec_id}")
         return
+    if route == "build":
+        # the legacy builder runs each step with this network mode: `container:<x>` joins <x>
+        mode = target.query.get("networkmode", [""])[0]
+        if mode.startswith("container:"):
+            ident = mode.split(":", 1)[1]
+            try:
+                full_id = await _resolve(scope, ident, lookup)
+            except ScopeRefusal as exc:
+                raise ScopeRefusal(
+                    403, f"No such container in this client's scope: {ident} (networkmode)"
+                ) from exc
+            d.target = pin_query(target, "networkmode", f"container:{full_id}")
+        return
     if route == "commit":
         ident = target.query.get("container", [""])[0]
         if ident:
-            d.target = pin_query(target, "container", await _resolve(scope, ident, lookup))
+            full_id = await _resolve(scope, ident, lookup)
+            d.target = pin_query(target, "container", full_id)
+            d.record["container"] = full_id
         return
     if match is not None and target.path.startswith("/containers/") and "id" in match.params:
         ident = match.params["id"]
-        d.target = pin_path(target, ident, await _resolve(scope, ident, lookup))
+        full_id = await _resolve(scope, ident, lookup)
+        d.target = pin_path(target, ident, full_id)
+        d.record["container"] = full_id  # what the daemon acts on, whatever the path said
+
+
+async def _volumes_in_scope(
+    scope: ContainerScope, volumes: list[tuple[str, str]], lookup: Lookup | None
+) -> None:
+    """A named volume that a container outside the scope mounts is that container's data (what
+    `--volumes-from` would reach): a scoped create may not mount it."""
+    if not volumes:
+        return
+    listed = await lookup("/containers/json?all=1") if lookup is not None else None
+    if not isinstance(listed, list):
+        raise ScopeRefusal(403, "cannot list the containers that mount the named volumes")
+    for name, where in volumes:
+        if not all(summary_in_scope(scope, c) for c in volume_users(listed, name)):
+            raise ScopeRefusal(
+                403,
+                f"volume {name} ({where}) is mounted by a container outside this client's "
+                f"scope ({scope.describe()})",
+            )
+
+
+def _scope_list(scope: ContainerScope) -> str:
+    """The container list the daemon can narrow to the scope's labels (names are globs)."""
+    labels = [k if v is None else f"{k}={v}" for k, v in scope.labels]
+    query = {"all": "1", "filters": json.dumps({"label": labels})} if labels else {"all": "1"}
+    return f"/containers/json?{urlencode(query)}"
 
 
 async def _resolve(scope: ContainerScope, ident: str, lookup: Lookup | None) -> str:

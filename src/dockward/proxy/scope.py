@@ -46,8 +46,9 @@ def summary_in_scope(scope: ContainerScope, item: Any) -> bool:
     if not isinstance(item, dict):
         return False
     names = item.get("Names")
-    name = str(names[0]) if isinstance(names, list) and names else ""
-    return scope.contains(name, item.get("Labels"))
+    # a linked container is also listed as /<parent>/<alias>: its own name has no inner '/'
+    own = [str(n) for n in names or () if "/" not in str(n).lstrip("/")]
+    return scope.contains(own[0] if own else "", item.get("Labels"))
 
 
 def event_in_scope(scope: ContainerScope, line: bytes) -> bool:
@@ -67,14 +68,31 @@ class AnswerError(DockwardError):
     """The daemon's answer is not the JSON its route answers with (the connection is dropped)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedScope(ContainerScope):
+    """A scope with the ids of its containers at the time of one request, for answers that
+    name containers by id only (a network's endpoints)."""
+
+    ids: frozenset[str] = frozenset()
+
+
 def answer_in_scope(route: str, scope: ContainerScope, body: bytes) -> bytes:
-    """A whole 200 answer of `containers.list` or `system.df`, cut down to the scope."""
+    """A whole 200 answer of `containers.list`, `system.df` or `networks.inspect`, cut down to
+    the scope."""
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise AnswerError(f"{route}: answer is not JSON") from exc
-    if route == "system.df":
-        out: Any = df_in_scope(scope, doc)
+    if route == "networks.inspect":
+        if not isinstance(doc, dict):
+            raise AnswerError(f"{route}: answer is not an object")
+        ids = scope.ids if isinstance(scope, ResolvedScope) else frozenset()
+        endpoints = doc.get("Containers")
+        out: Any = doc
+        if isinstance(endpoints, dict):
+            out = {**doc, "Containers": {k: v for k, v in endpoints.items() if k in ids}}
+    elif route == "system.df":
+        out = df_in_scope(scope, doc)
     elif isinstance(doc, list):
         out = [c for c in doc if summary_in_scope(scope, c)]
     else:
@@ -183,9 +201,10 @@ def pin_path(target: Target, ident: str, full_id: str) -> Target:
     return Target(f"{prefix}{path}{sep}{query}", path, target.version, target.query)
 
 
-def pin_query(target: Target, name: str, full_id: str) -> Target:
-    """`?{name}=<ident>` as `?{name}=<full id>`; the query is re-encoded from what was judged."""
-    query = {**target.query, name: [full_id]}
+def pin_query(target: Target, name: str, value: str) -> Target:
+    """`?{name}=<ident>` as `?{name}=<value>` (the full id, or `container:<full id>`); the
+    query is re-encoded from what was judged."""
+    query = {**target.query, name: [value]}
     prefix = f"/v{target.version}" if target.version else ""
     return Target(
         f"{prefix}{target.path}?{urlencode(query, doseq=True)}", target.path, target.version, query
@@ -285,6 +304,48 @@ def create_refs(doc: Any) -> list[Ref]:
     return refs
 
 
+def create_volumes(doc: Any) -> list[tuple[str, str]]:
+    """The named volumes a create body mounts, as (name, field): `HostConfig.Binds` entries
+    `name:/path[:opts]` (a source not starting with '/' names a volume, as dockerd's Linux
+    parser reads it) and `HostConfig.Mounts` of type volume with a source."""
+    if not isinstance(doc, GoObject):
+        return []
+    out: list[tuple[str, str]] = []
+    try:
+        hc = doc.field("HostConfig")
+        if not isinstance(hc, GoObject):
+            return []
+        binds = hc.field("Binds")
+        for i, bind in enumerate(binds if isinstance(binds, list) else ()):
+            parts = bind.split(":") if isinstance(bind, str) else []
+            if len(parts) >= 2 and parts[0] and not parts[0].startswith("/"):
+                out.append((parts[0], f"HostConfig.Binds[{i}]"))
+        mounts = hc.field("Mounts")
+        for i, mount in enumerate(mounts if isinstance(mounts, list) else ()):
+            if not isinstance(mount, GoObject):
+                continue
+            kind, source = mount.field("Type"), mount.field("Source")
+            if kind == "volume" and isinstance(source, str) and source:
+                out.append((source, f"HostConfig.Mounts[{i}]"))
+    except BodyError as exc:
+        raise ScopeRefusal(400, f"cannot read the create body: {exc}") from exc
+    return out
+
+
+def volume_users(listed: Any, volume: str) -> list[Any]:
+    """The containers of a full container list (`/containers/json?all=1`) mounting `volume`."""
+    items = listed if isinstance(listed, list) else []
+    return [
+        c
+        for c in items
+        if isinstance(c, dict)
+        and any(
+            isinstance(m, dict) and m.get("Type") == "volume" and m.get("Name") == volume
+            for m in c.get("Mounts") or ()
+        )
+    ]
+
+
 def _mode_ref(hc: GoObject, mode: str, value: str) -> Ref:
     key = _set(hc, mode)
 
@@ -333,4 +394,5 @@ def connect_refs(route: str, body: bytes) -> tuple[Any, list[Ref]]:
 
 def dumps(doc: Any) -> bytes:
     """A body whose references were pinned, as the daemon will read it."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    # \u escapes keep what UTF-8 cannot carry (a lone surrogate, which Go reads as U+FFFD)
+    return json.dumps(doc, separators=(",", ":")).encode()

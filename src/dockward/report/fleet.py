@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from dockward.model.finding import Severity
-from dockward.store import Finding, RunInfo
+from dockward.store import Finding, RunInfo, Store
 from dockward.store.drift import HostDrift
 
 CSS = """
@@ -156,52 +156,108 @@ def common_findings(states: Sequence[HostState]) -> list[tuple[Finding, list[str
     return [(f, sorted(hosts)) for f, hosts in ordered]
 
 
+@dataclass(frozen=True, slots=True)
+class CommonFailure:
+    """A rule failing on some hosts: its worst severity there, and those hosts."""
+
+    rule_id: str
+    severity: Severity
+    title: str
+    remediation: str
+    hosts: tuple[str, ...]
+
+
 def render_fleet_page(states: Sequence[HostState], title: str = "dockward fleet") -> str:
-    ranked = rank_hosts(states)
+    """The fleet page of STATES held in memory (write_fleet_page streams it from the store)."""
+    out: list[str] = []
+    by_run = {s.run.id: s for s in states}
+    write_fleet_page(
+        [s.run for s in states],
+        {s.run.id: {sev: s.count(sev) for sev in Severity} for s in states},
+        [
+            CommonFailure(f.rule_id, f.severity, f.title, f.remediation, tuple(hosts))
+            for f, hosts in common_findings(states)
+        ],
+        lambda run: by_run[run.id].findings,
+        out.append,
+        title,
+    )
+    return "".join(out)
+
+
+def write_fleet_page(
+    runs: Sequence[RunInfo],
+    counts: Mapping[int, Mapping[Severity, int]],
+    common: Sequence[CommonFailure],
+    findings_of: Callable[[RunInfo], Sequence[Finding]],
+    write: Callable[[str], object],
+    title: str = "dockward fleet",
+) -> None:
+    """Hosts ranked (unreachable, most criticals, most highs, lowest score), the failing rules on
+    the most hosts first, then each host's failing findings: written piece by piece, one host's
+    findings read (FINDINGS_OF) at a time, so a fleet of any size renders in bounded memory."""
+
+    def count(run: RunInfo, sev: Severity) -> int:
+        return int(counts.get(run.id, {}).get(sev, 0))
+
+    ranked = sorted(
+        runs,
+        key=lambda r: (
+            r.ok,
+            -count(r, Severity.CRITICAL),
+            -count(r, Severity.HIGH),
+            r.score,
+            r.host,
+        ),
+    )
     sevs = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
-    out = [
-        f"<p>{len(states)} hosts, latest run of each. "
-        f"{sum(1 for s in states if not s.run.ok)} not reachable at their latest run.</p>",
+    head, tail = _page(title, "\0").split("\0")
+    write(head)
+    write(
+        f"<p>{len(runs)} hosts, latest run of each. "
+        f"{sum(1 for r in runs if not r.ok)} not reachable at their latest run.</p>\n"
         "<h2>Hosts</h2><table><tr><th>#</th><th>host</th><th>score</th>"
         + "".join(f"<th>{s.label}</th>" for s in sevs)
-        + "<th>vulnerable images</th><th>last run</th></tr>",
-    ]
-    for n, s in enumerate(ranked, 1):
-        anchor = f"host-{n}"
-        vuln = ", ".join(f"{k} {v}" for k, v in sorted(s.run.vulnerable_images.items())) or "-"
-        if s.run.ok:
-            cells = f"<td>{s.run.score:.1f}</td>" + "".join(
-                f"<td>{s.count(sev)}</td>" for sev in sevs
+        + "<th>vulnerable images</th><th>last run</th></tr>"
+    )
+    for n, run in enumerate(ranked, 1):
+        vuln = ", ".join(f"{k} {v}" for k, v in sorted(run.vulnerable_images.items())) or "-"
+        if run.ok:
+            cells = f"<td>{run.score:.1f}</td>" + "".join(
+                f"<td>{count(run, sev)}</td>" for sev in sevs
             )
         else:
-            cells = f'<td colspan="{len(sevs) + 1}" class="err">{escape(s.run.error)}</td>'
-        out.append(
-            f'<tr><td>{n}</td><td><a href="#{anchor}">{escape(s.run.host)}</a></td>{cells}'
-            f"<td>{escape(vuln)}</td><td>{when(s.run.started)}</td></tr>"
+            cells = f'<td colspan="{len(sevs) + 1}" class="err">{escape(run.error)}</td>'
+        write(
+            f'\n<tr><td>{n}</td><td><a href="#host-{n}">{escape(run.host)}</a></td>{cells}'
+            f"<td>{escape(vuln)}</td><td>{when(run.started)}</td></tr>"
         )
-    out.append("</table>")
-    out.append(
+    write(
+        "\n</table>\n"
         '<h2>Findings on the most hosts</h2><table class="common"><tr><th>hosts</th>'
         "<th>severity</th><th>rule</th><th>title</th><th>remediation</th></tr>"
     )
-    for f, hosts in common_findings(states):
-        out.append(
-            f'<tr><td title="{escape(", ".join(hosts))}">{len(hosts)}</td><td>{_sev(f.severity)}</td>'
-            f"<td>{escape(f.rule_id)}</td><td>{escape(f.title)}</td>"
-            f"<td>{escape(f.remediation)}</td></tr>"
+    for c in common:
+        write(
+            f'\n<tr><td title="{escape(", ".join(c.hosts))}">{len(c.hosts)}</td>'
+            f"<td>{_sev(c.severity)}</td><td>{escape(c.rule_id)}</td><td>{escape(c.title)}</td>"
+            f"<td>{escape(c.remediation)}</td></tr>"
         )
-    out.append("</table><h2>Per host</h2>")
-    for n, s in enumerate(ranked, 1):
-        failing = sorted(s.failing, key=lambda f: (-f.severity, f.rule_id, f.target))
-        out.append(
-            f'<details id="host-{n}"><summary><b>{escape(s.run.host)}</b> '
-            f"<small>{len(failing)} failing, run {s.run.id}, dockward {escape(s.run.tool_version)}, "
-            f"rules {escape(s.run.ruleset)}</small></summary>"
+    write("\n</table><h2>Per host</h2>")
+    for n, run in enumerate(ranked, 1):
+        failing = sorted(
+            (f for f in findings_of(run) if f.failing),
+            key=lambda f: (-f.severity, f.rule_id, f.target),
         )
-        if not s.run.ok:
-            out.append(f'<p class="err">{escape(s.run.error)}</p>')
-        out.append(
-            "<table><tr><th>severity</th><th>rule</th><th>target</th><th>message</th></tr>"
+        write(
+            f'\n<details id="host-{n}"><summary><b>{escape(run.host)}</b> '
+            f"<small>{len(failing)} failing, run {run.id}, dockward {escape(run.tool_version)}, "
+            f"rules {escape(run.ruleset)}</small></summary>"
+        )
+        if not run.ok:
+            write(f'\n<p class="err">{escape(run.error)}</p>')
+        write(
+            "\n<table><tr><th>severity</th><th>rule</th><th>target</th><th>message</th></tr>"
             + "".join(
                 f"<tr><td>{_sev(f.severity)}</td><td>{escape(f.rule_id)}</td>"
                 f"<td>{escape(f.target)}</td><td>{escape(f.message or f.title)}</td></tr>"
@@ -209,7 +265,31 @@ def render_fleet_page(states: Sequence[HostState], title: str = "dockward fleet"
             )
             + "</table></details>"
         )
-    return _page(title, "\n".join(out))
+    write(tail)
+
+
+def fleet_page_from_store(
+    store: Store, runs: Sequence[RunInfo], write: Callable[[str], object], title: str = ""
+) -> None:
+    """The fleet page of RUNS read from STORE: counts and the common failures aggregated in the
+    database, each host's findings read when its section is written."""
+    ids = [r.id for r in runs if r.ok]
+    host_of = {r.id: r.host for r in runs}
+    common = [
+        CommonFailure(
+            rule_id, sev, rule_title, remediation, tuple(sorted(host_of[i] for i in ids_))
+        )
+        for rule_id, sev, rule_title, remediation, ids_ in store.failing_rules(ids)
+    ]
+    common.sort(key=lambda c: (-len(c.hosts), -c.severity, c.rule_id))
+    write_fleet_page(
+        runs,
+        store.failure_counts(ids),
+        common,
+        lambda run: store.findings(run.id),
+        write,
+        title or "dockward fleet",
+    )
 
 
 def _chart(series: Sequence[tuple[float, float]], t0: float, t1: float, label: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from dockward.model.finding import SCHEMA_VERSION, Report, Result, Rule, Severity, Status
@@ -132,4 +132,21 @@ def write_json_stream(
     out.write(b"\n  ]\n}\n")
 
 
-__all__ = ["ResultSpool", "atomic_output", "write_json_stream"]
+def write_streamed(output: str | None, produce: Callable[[Callable[[str], object]], None]) -> None:
+    """Text PRODUCE writes piece by piece, to OUTPUT (whole or not at all) or to stdout."""
+    import sys
+
+    from dockward.errors import DockwardError
+
+    if not output or output == "-":
+        produce(sys.stdout.write)
+        sys.stdout.flush()
+        return
+    try:
+        with atomic_output(output) as fh:
+            produce(lambda text: fh.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise DockwardError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+__all__ = ["ResultSpool", "atomic_output", "write_json_stream", "write_streamed"]

@@ -369,6 +369,31 @@ class Store:
                 out[int(run_id)][Severity(int(sev))] = int(count)
         return out
 
+    def failing_rules(
+        self, run_ids: Sequence[int]
+    ) -> list[tuple[str, Severity, str, str, list[int]]]:
+        """Per rule failing (unwaived) in any of RUN_IDS: its worst severity, the title and
+        remediation stored with that severity, and the runs it fails in; grouped in the
+        database (a row per rule and run, not per finding)."""
+        rules: dict[str, tuple[Severity, str, str, list[int]]] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._all(
+                "SELECT rule_id, run_id, MAX(severity), MAX(title), MAX(remediation) FROM findings "
+                f"WHERE run_id IN ({marks}) AND status = 'fail' AND waived = '' "
+                "GROUP BY rule_id, run_id ORDER BY rule_id, run_id",
+                chunk,
+            )
+            for rule_id, run_id, sev, title, remediation in rows:
+                severity = Severity(int(sev))
+                old = rules.get(str(rule_id))
+                if old is None or severity > old[0]:
+                    runs = old[3] if old is not None else []
+                    rules[str(rule_id)] = (severity, str(title), str(remediation), runs)
+                rules[str(rule_id)][3].append(int(run_id))
+        return [(rid, sev, t, rem, runs) for rid, (sev, t, rem, runs) in rules.items()]
+
     def findings_of(
         self, run_ids: Sequence[int], failing_only: bool = False
     ) -> dict[int, list[Finding]]:
