@@ -29,7 +29,7 @@ import requests
 from dockward.monitor.sources import _EventCursor
 from tests.conftest import REPO, kill_after
 from tests.service.test_service import _free_port
-from tests.update.conftest import Registry, build_version, push, registry
+from tests.update.conftest import Registry, push, registry
 
 __all__ = ["registry"]  # the session fixture, used here
 
@@ -321,12 +321,21 @@ def test_sigterm_puts_every_alert_not_yet_delivered_into_the_spool(tmp_path: Pat
     assert delivered | spooled == set(range(n)), sorted(set(range(n)) - delivered - spooled)[:10]
 
 
+def _version(docker_api: Any, v: int) -> str:
+    """Images of this run's own (the update tests' shared lab tags are rebuilt and removed by
+    their concurrent runs)."""
+    from dockward.engine.lab import build_busybox_image
+
+    extra = f'RUN ["/bin/busybox", "sh", "-c", "echo {v} > /v"]'
+    return build_busybox_image(docker_api, f"{RUN}/app:v{v}", extra=extra)
+
+
 def test_sigterm_in_the_middle_of_an_update_transaction_lets_it_finish(
     registry: Registry, docker_api: Any, tmp_path: Path
 ) -> None:
     """SIGTERM right after the old container was stopped: update does not stop between two
     steps; it renames, creates, starts and health-gates the new one, then exits 0."""
-    v1, v2 = build_version(docker_api, "v1"), build_version(docker_api, "v2")
+    v1, v2 = _version(docker_api, 1), _version(docker_api, 2)
     repo, name = f"{RUN}/sigterm", f"{RUN}-sigterm"
     push(docker_api, v1, registry, repo, "stable")
     c = docker_api.create_container(
@@ -368,13 +377,16 @@ def test_sigterm_in_the_middle_of_an_update_transaction_lets_it_finish(
             update.kill()
         with contextlib.suppress(Exception):
             docker_api.remove_container(name, force=True)
+        for image in (v1, v2):
+            with contextlib.suppress(Exception):
+                docker_api.remove_image(image, force=True)
 
 
 def test_update_steps_after_sigterm_were_on_the_new_image(
     registry: Registry, docker_api: Any, tmp_path: Path
 ) -> None:
     """The same transaction, read from the engine: one container of the name, on v2."""
-    v1, v2 = build_version(docker_api, "v1"), build_version(docker_api, "v2")
+    v1, v2 = _version(docker_api, 1), _version(docker_api, 2)
     repo, name = f"{RUN}/sigterm2", f"{RUN}-sigterm2"
     push(docker_api, v1, registry, repo, "stable")
     c = docker_api.create_container(
@@ -392,10 +404,14 @@ def test_update_steps_after_sigterm_were_on_the_new_image(
     watchdog = kill_after(update, 120)
     try:
         assert update.stderr is not None
+        seen: list[str] = []
         for line in update.stderr:
+            seen.append(line)
             if line.strip().endswith(f"{name}: renamed"):
                 update.send_signal(signal.SIGTERM)  # between `renamed` and `created`
                 break
+        else:
+            raise AssertionError("no `renamed` step: " + "".join(seen)[-3000:])
         update.communicate(timeout=90)
         assert update.returncode == 0
         ours = docker_api.containers(all=True, filters={"label": f"dockward.test={RUN}"})
@@ -409,6 +425,9 @@ def test_update_steps_after_sigterm_were_on_the_new_image(
             update.kill()
         with contextlib.suppress(Exception):
             docker_api.remove_container(name, force=True)
+        for image in (v1, v2):
+            with contextlib.suppress(Exception):
+                docker_api.remove_image(image, force=True)
 
 
 def test_a_scheduled_run_that_cannot_reach_the_engine_is_retried_before_its_next_time() -> None:
