@@ -110,10 +110,15 @@ class Deployment:
         update["labels"]["dockward.ignore"] += ",DW-C011"
         update["labels"]["dockward.ignore.reason"] += "; test: the registry listens on 127.0.0.1"
         update["environment"]["DOCKWARD_METRICS_LISTEN"] = f"127.0.0.1:{self.ports['update']}"
+        net = _free_subnet()  # this run's own (below): the policy names its clients by it
+        policy = root / "proxy-policy.yaml"
+        policy.write_text(
+            (REPO / "deploy/proxy-policy.yaml").read_text().replace("172.30.99.", f"{net}.")
+        )
+        policy.chmod(0o644)
         for svc in doc["services"].values():
             svc["volumes"] = [
-                v.replace("./proxy-policy.yaml", str(REPO / "deploy/proxy-policy.yaml"))
-                for v in svc.get("volumes", [])
+                v.replace("./proxy-policy.yaml", str(policy)) for v in svc.get("volumes", [])
             ]
         for name, where in (("proxy-socket", self.socket_dir), ("monitor-alerts", self.alerts_dir)):
             doc["volumes"][name] = {
@@ -122,7 +127,6 @@ class Deployment:
             }
         # A subnet of this run's own: a concurrent run of this module (another worktree) keeps
         # the shipped 172.30.99.0/24 or its own.
-        net = _free_subnet()
         doc["networks"]["internal"]["ipam"]["config"][0]["subnet"] = f"{net}.0/24"
         doc["services"]["proxy"]["networks"]["internal"]["ipv4_address"] = f"{net}.2"
         for svc in ("audit", "scan"):
