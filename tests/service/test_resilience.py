@@ -464,3 +464,60 @@ def test_a_scheduled_run_that_cannot_reach_the_engine_is_retried_before_its_next
     assert outcomes[2] == "ok"
     assert calls[2] - calls[0] < 2.0  # retried within the backoff, not the hour
     assert still_waiting
+
+
+def test_a_monitor_killed_and_started_again_alerts_on_engine_events_of_its_downtime(
+    tmp_path: Path, docker_api: Any, lab_image: str
+) -> None:
+    """The docker source's position is kept beside the spool: a restarted monitor asks the
+    engine for what happened while it was down (here: an exec), not only from its start on."""
+    alerts = tmp_path / "alerts.jsonl"
+    spool = tmp_path / "spool"
+    name = f"{RUN}-down-lab"
+    args = ("monitor", "run", "--source", "docker", "--min-priority", "informational",
+            "-H", "unix:///var/run/docker.sock", "-o", f"file:{alerts}", "--spool-dir", str(spool))  # fmt: skip
+
+    def start() -> tuple[subprocess.Popen[str], Path]:
+        err = tmp_path / f"monitor-{time.monotonic_ns()}.err"
+        with open(err, "w") as fh:
+            proc = _dockward(*args, stdout=subprocess.DEVNULL, stderr=fh)
+        _until(lambda: "monitor running" in err.read_text(), 60, "the monitor running")
+        return proc, err
+
+    first, _ = start()
+    watchdog = kill_after(first, 120)
+    second = None
+    try:
+        c = docker_api.create_container(lab_image, "sleep 120", name=name,
+                                        labels={"dockward.test": RUN})  # fmt: skip
+        docker_api.start(c["Id"])
+        _until(lambda: alerts.exists() or (spool / "docker-events.cursor").exists(), 20, "events")
+        time.sleep(1.5)
+        first.kill()  # SIGKILL: no flush, no goodbye
+        first.wait(10)
+        ex = docker_api.exec_create(c["Id"], ["sh", "-c", "true"])
+        docker_api.exec_start(ex["Id"])
+        time.sleep(1.0)
+        second, err = start()
+
+        def exec_alert() -> bool:
+            if not alerts.exists():
+                return False
+            docs = [json.loads(x) for x in alerts.read_text().splitlines() if x.strip()]
+            return any(
+                d["rule"] == "Docker exec into container"
+                and d.get("output_fields", {}).get("container.name") == name
+                for d in docs
+            )
+
+        _until(exec_alert, 30, "the exec made while the monitor was down, alerted")
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+        assert second.returncode == 0, err.read_text()[-2000:]
+    finally:
+        watchdog.cancel()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        with contextlib.suppress(Exception):
+            docker_api.remove_container(name, force=True)
