@@ -600,6 +600,35 @@ def docker_event(raw: dict[str, Any], exec_inspect: Callable[[str], Any] | None 
     return ev
 
 
+class _EventCursor:
+    """Where the engine's event stream was: a reconnect asks from the newest event on (no gap
+    while the engine or the proxy to it was away), and what comes twice is dropped."""
+
+    def __init__(self, nano: int) -> None:
+        self.nano = nano
+        self.seen: set[tuple[str, str, str]] = set()  # the events at self.nano
+
+    def fresh(self, raw: dict[str, Any]) -> bool:
+        nano = int(raw.get("timeNano") or 0)
+        actor = raw.get("Actor") or {}
+        key = (
+            str(raw.get("Type") or ""),
+            str(raw.get("Action") or raw.get("status") or ""),
+            str(actor.get("ID") if isinstance(actor, dict) else raw.get("id")),
+        )
+        if nano < self.nano:
+            return False
+        if nano > self.nano:
+            self.nano, self.seen = nano, set()
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def since(self) -> str:
+        return f"{self.nano // 10**9}.{self.nano % 10**9:09d}"
+
+
 class DockerSource:
     """Engine events, each with the container's spec attached (through the cache)."""
 
@@ -612,8 +641,9 @@ class DockerSource:
         self.errors = 0
 
     def start(self, put: Put, stop: threading.Event) -> None:
+        cursor = _EventCursor(int(time.time()) * 10**9)
         try:
-            self._stream = self.client.events(decode=True, since=int(time.time()))
+            self._stream = self.client.events(decode=True, since=cursor.since())
         except Exception as exc:
             raise DockwardError(f"docker events: {exc}") from exc
 
@@ -623,15 +653,15 @@ class DockerSource:
                     for raw in self._stream:
                         if stop.is_set():
                             return
-                        if isinstance(raw, dict):
+                        if isinstance(raw, dict) and cursor.fresh(raw):
                             put(docker_event(raw, self.client.exec_inspect))
                 except Exception:
                     self.errors += 1
                 if stop.is_set():
                     return
-                time.sleep(1.0)  # the daemon went away: reconnect
+                time.sleep(1.0)  # the daemon (or the proxy to it) went away: reconnect
                 with contextlib.suppress(Exception):
-                    self._stream = self.client.events(decode=True, since=int(time.time()))
+                    self._stream = self.client.events(decode=True, since=cursor.since())
 
         self._thread = _thread("source docker", run)
 
