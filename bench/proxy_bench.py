@@ -16,6 +16,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -32,6 +33,7 @@ DOCKER = "/var/run/docker.sock"
 PREFIX = "dwproxy-bench"
 DW_TCP = 15620
 HAPROXY_TCP = 15621
+BASE_TCP = 15622
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -84,7 +86,18 @@ def run_load(target: str, path: str, clients: int, n: int) -> dict[str, float]:
     start.set()
     lat: list[float] = []
     for _ in procs:
-        lat += out.get()
+        while True:  # a client that died (the daemon went away) must not hang the run
+            try:
+                lat += out.get(timeout=1)
+                break
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    for p in procs:
+                        p.kill()
+                    raise SystemExit(
+                        f"{target}{path}: a client failed (exit {dead[0].exitcode})"
+                    ) from None
     wall = time.perf_counter() - t0
     for p in procs:
         p.join()
@@ -128,9 +141,11 @@ def wait_port(host: str, port: int) -> None:
     raise SystemExit(f"nothing listens on {host}:{port}")
 
 
-def start_dockward(tmp: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), CONTAINERS="1", LOG_LEVEL="info")
-    sock = tmp / "dw.sock"
+def start_dockward(
+    tmp: Path, src: Path = REPO / "src", name: str = "dw", port: int = DW_TCP
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(src), CONTAINERS="1", LOG_LEVEL="info")
+    sock = tmp / f"{name}.sock"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -140,14 +155,14 @@ def start_dockward(tmp: Path) -> subprocess.Popen[bytes]:
             "--listen",
             f"unix://{sock}",
             "--listen",
-            f"tcp://127.0.0.1:{DW_TCP}",
+            f"tcp://127.0.0.1:{port}",
             "--log",
-            str(tmp / "decisions.jsonl"),
+            str(tmp / f"{name}-decisions.jsonl"),
         ],
         env=env,
         stderr=subprocess.DEVNULL,
     )
-    wait_port("127.0.0.1", DW_TCP)
+    wait_port("127.0.0.1", port)
     return proc
 
 
@@ -229,21 +244,31 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,32")
     ap.add_argument("--logs-mb", type=int, default=1024, help="size of the logs stream (0: skip)")
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also run the dockward of another source tree (e.g. `git archive` of an older "
+        "commit's src/), as dockward-base, in the same run",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
     procs = [start_dockward(tmp)]
-    hap = start_haproxy(tmp)
-    if hap:
-        procs.append(hap)
-    pids = {"dockward-unix": procs[0].pid, "dockward-tcp": procs[0].pid}
-    if hap:
-        pids["haproxy-tcp"] = hap.pid
     targets = {
         "direct": f"unix://{DOCKER}",
         "dockward-unix": f"unix://{tmp / 'dw.sock'}",
         "dockward-tcp": f"tcp://127.0.0.1:{DW_TCP}",
     }
+    pids = {"dockward-unix": procs[0].pid, "dockward-tcp": procs[0].pid}
+    if args.baseline:
+        base = start_dockward(tmp, Path(args.baseline).resolve(), "base", BASE_TCP)
+        procs.append(base)
+        targets["dockward-base-unix"] = f"unix://{tmp / 'base.sock'}"
+        targets["dockward-base-tcp"] = f"tcp://127.0.0.1:{BASE_TCP}"
+        pids["dockward-base-unix"] = pids["dockward-base-tcp"] = base.pid
+    hap = start_haproxy(tmp)
     if hap:
+        procs.append(hap)
+        pids["haproxy-tcp"] = hap.pid
         targets["haproxy-tcp"] = f"tcp://127.0.0.1:{HAPROXY_TCP}"
     results: dict[str, Any] = {"requests": {}, "logs": {}}
     try:
@@ -258,6 +283,10 @@ def main() -> None:
                     if pid:
                         r["proxy_cpu_us_per_req"] = (cpu_seconds(pid) - cpu0) / (n * clients) * 1e6
                     cpu = f"  proxy CPU {r['proxy_cpu_us_per_req']:.0f} us/req" if pid else ""
+                    direct = results["requests"].get(f"{path} c={clients} direct")
+                    if direct is not None and name != "direct":
+                        r["p50_added_ms"] = r["p50_ms"] - direct["p50_ms"]
+                        cpu = f"  p50 added {r['p50_added_ms']:+.3f} ms{cpu}"
                     print(
                         f"{key:48} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:.3f} ms"
                         f"  p99 {r['p99_ms']:.3f} ms{cpu}",

@@ -95,6 +95,8 @@ def test_scope_reads_and_actions(
     assert _status(lambda: docker_api.exec_resize(foreign_exec, height=10, width=80)) != 404
     denied = [d for d in scoped.decisions() if d.get("rule") == "scope"]
     assert denied and all(d["decision"] == "deny" for d in denied)
+    started = [d for d in scoped.decisions() if d.get("route") == "containers.start"]
+    assert started[-1]["decision"] == "allow" and started[-1]["container"] == mine
 
 
 def test_scope_events(scoped: RunningProxy, two: tuple[str, str], docker_api: Any) -> None:

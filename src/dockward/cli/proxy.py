@@ -11,9 +11,16 @@ from typing import Any
 
 from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_OK, env_default, env_list
-from dockward.errors import UsageError
+from dockward.errors import ConfigError, UsageError
 from dockward.proxy import ROUTES
-from dockward.proxy.runner import ProxyConfig, build_authorizer, default_workers, run_proxy
+from dockward.proxy.runner import (
+    DRAIN_SECONDS,
+    ProxyConfig,
+    build_authorizer,
+    default_workers,
+    run_proxy,
+)
+from dockward.proxy.server import STREAM_GRACE
 
 
 def register(sub: Any) -> None:
@@ -74,6 +81,14 @@ def register(sub: Any) -> None:
         default=env_default("PROXY_WORKERS", "auto"),
         help="processes serving the sockets; auto: one per CPU, at most 8 [DOCKWARD_PROXY_WORKERS]",
     )
+    p.add_argument(
+        "--drain-timeout",
+        default=env_default("PROXY_DRAIN_TIMEOUT", str(DRAIN_SECONDS)),
+        help="on SIGTERM: seconds the requests in flight may take to finish once the sockets "
+        "stop accepting (streams that end only when their client leaves, such as events, logs "
+        f"-f, attach and exec, get {STREAM_GRACE:g} s); default {DRAIN_SECONDS:g} "
+        "[DOCKWARD_PROXY_DRAIN_TIMEOUT]",
+    )
     add_metrics_option(p)
     p.add_argument(
         "--learn",
@@ -103,6 +118,26 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+# Where the workers' counter files go when no temporary directory is writable (a read-only root
+# file system without a /tmp): the engine gives every container a tmpfs /dev/shm.
+SHM_FALLBACK = "/dev/shm"
+
+
+def _metrics_dir() -> str:
+    """A new private directory for the workers' counters (prometheus_client multiprocess)."""
+    candidates = [None, SHM_FALLBACK]  # None: tempfile's choice (TMPDIR, /tmp, /var/tmp, cwd)
+    last = ""
+    for where in candidates:
+        try:
+            return tempfile.mkdtemp(prefix="dockward-proxy-metrics-", dir=where)
+        except OSError as exc:
+            last = str(exc.strerror or exc)
+    raise ConfigError(
+        f"--metrics-listen: no writable directory for the workers' counters ({last}): "
+        "set TMPDIR, or mount a tmpfs on /tmp"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.routes:
         from dockward.policy.routes import STDIN_ROUTES
@@ -123,6 +158,12 @@ def run(args: argparse.Namespace) -> int:
         workers = int(args.workers)
     else:
         raise UsageError(f"--workers {args.workers!r}: expected auto or a number from 1 to 64")
+    try:
+        drain = float(args.drain_timeout)
+    except ValueError:
+        drain = -1.0
+    if not 0 <= drain <= 3600:
+        raise UsageError(f"--drain-timeout {args.drain_timeout!r}: expected seconds, 0 to 3600")
     cfg = ProxyConfig(
         listen=listen,
         upstream=args.upstream,
@@ -136,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         learn=args.learn,
         learn_strict=bool(args.learn_strict),
         registry_scans=bool(args.registry_scans),
+        drain_timeout=drain,
     )
     if args.learn_strict and not args.learn:
         raise UsageError("--learn-strict needs --learn FILE")
@@ -153,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     # Workers are forked: each counts into its own file here, the parent's /metrics sums them.
     # Set before prometheus_client is first imported (it picks its value store at import).
-    metrics_dir = tempfile.mkdtemp(prefix="dockward-proxy-metrics-")
+    metrics_dir = _metrics_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         from dockward.service.proxy import start_proxy_metrics

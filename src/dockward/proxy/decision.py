@@ -217,11 +217,15 @@ async def _scope_request(
     if route == "commit":
         ident = target.query.get("container", [""])[0]
         if ident:
-            d.target = pin_query(target, "container", await _resolve(scope, ident, lookup))
+            full_id = await _resolve(scope, ident, lookup)
+            d.target = pin_query(target, "container", full_id)
+            d.record["container"] = full_id
         return
     if match is not None and target.path.startswith("/containers/") and "id" in match.params:
         ident = match.params["id"]
-        d.target = pin_path(target, ident, await _resolve(scope, ident, lookup))
+        full_id = await _resolve(scope, ident, lookup)
+        d.target = pin_path(target, ident, full_id)
+        d.record["container"] = full_id  # what the daemon acts on, whatever the path said
 
 
 async def _volumes_in_scope(

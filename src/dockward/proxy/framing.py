@@ -11,11 +11,9 @@ extensions and trailers), never by a parser's upgrade guess.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import httptools
 
@@ -44,8 +42,32 @@ def head_length(buffer: bytes) -> int:
     return end + 4
 
 
+# A head with nothing to look at twice: request line of three tokens, header lines of a token, a
+# colon and printable bytes, no header that frames a body or that may appear once only. Such a
+# head passes every check below; any other goes through them one by one (and gets its reason).
+_PLAIN_HEAD = re.compile(
+    rb"[!-~]+ [!-~]+ HTTP/[0-9]\.[0-9]\r\n"
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~\x80-\xff]*\r\n)*\r\n"
+)
+
+
 def check_head(head: bytes) -> None:
     """Refuse ambiguous framing: bare CR/LF, obs-fold, NUL, duplicate framing headers."""
+    if _PLAIN_HEAD.fullmatch(head):
+        low = head.lower()
+        if (
+            b"\ncontent-length:" not in low
+            and b"\ntransfer-encoding:" not in low
+            and b"\nupgrade:" not in low
+            and b"\nauthorization:" not in low
+            and low.count(b"\nhost:") < 2
+        ):
+            return
+    check_head_fully(head)
+
+
+def check_head_fully(head: bytes) -> None:
+    """`check_head` line by line, with the reason of a refusal."""
     body = head[:-4]
     if b"\x00" in body:
         raise FramingError("NUL byte in request head")
@@ -128,14 +150,44 @@ class ChunkedDecoder:
         self.remaining = 0
         self.trailers = 0
 
-    def feed(self, data: bytes) -> tuple[list[bytes], int]:
-        """(data pieces, index just past the body's end in `data` or -1 when it goes on)."""
-        out: list[bytes] = []
+    def _line(self, line: bytes) -> bool:
+        """One complete line (CRLF included); True at the end of the body."""
+        if len(line) > _MAX_LINE:
+            raise FramingError("chunk line too long")
+        if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
+            raise FramingError("bare CR or LF in chunked body")
+        line = line[:-2]
+        if self.state == _DATA_END:
+            if line:
+                raise FramingError("chunk longer than its size")
+            self.state = _SIZE
+        elif self.state == _SIZE:
+            size_text, _, ext = line.partition(b";")
+            if not _CHUNK_SIZE.match(size_text):
+                raise FramingError(f"bad chunk size {size_text[:20]!r}")
+            if any(c < 0x20 or c == 0x7F for c in ext if c != 0x09):
+                raise FramingError("control character in chunk extension")
+            self.remaining = int(size_text, 16)
+            self.state = _DATA if self.remaining else _TRAILER
+        else:
+            if not line:
+                return True
+            self.trailers += len(line)
+            name, sep, _ = line.partition(b":")
+            if not sep or not _NAME.match(name) or self.trailers > _MAX_TRAILERS:
+                raise FramingError("malformed chunked trailer")
+        return False
+
+    def _scan(self, data: bytes, out: list[bytes] | None) -> tuple[int, int]:
+        """(index in `data` where the trailer section starts or -1, index just past the body's
+        end or -1); data pieces appended to `out`."""
         pos, n = 0, len(data)
+        trailer_at = 0 if self.state == _TRAILER else -1
         while pos < n:
             if self.state == _DATA:
                 take = min(self.remaining, n - pos)
-                out.append(data[pos : pos + take])
+                if out is not None:
+                    out.append(data[pos : pos + take])
                 pos += take
                 self.remaining -= take
                 if not self.remaining:
@@ -146,47 +198,46 @@ class ChunkedDecoder:
                 self.line += data[pos:]
                 if len(self.line) > _MAX_LINE:
                     raise FramingError("chunk line too long")
-                return out, -1
+                return trailer_at, -1
             line = self.line + data[pos : eol + 1]
             self.line = b""
             pos = eol + 1
-            if len(line) > _MAX_LINE:
-                raise FramingError("chunk line too long")
-            if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
-                raise FramingError("bare CR or LF in chunked body")
-            line = line[:-2]
-            if self.state == _DATA_END:
-                if line:
-                    raise FramingError("chunk longer than its size")
-                self.state = _SIZE
-            elif self.state == _SIZE:
-                size_text, _, ext = line.partition(b";")
-                if not _CHUNK_SIZE.match(size_text):
-                    raise FramingError(f"bad chunk size {size_text[:20]!r}")
-                if any(c < 0x20 or c == 0x7F for c in ext if c != 0x09):
-                    raise FramingError("control character in chunk extension")
-                self.remaining = int(size_text, 16)
-                self.state = _DATA if self.remaining else _TRAILER
-            else:
-                if not line:
-                    return out, pos
-                self.trailers += len(line)
-                name, sep, _ = line.partition(b":")
-                if not sep or not _NAME.match(name) or self.trailers > _MAX_TRAILERS:
-                    raise FramingError("malformed chunked trailer")
-        return out, -1
+            if self._line(line):
+                return trailer_at, pos
+            if self.state == _TRAILER and trailer_at < 0:
+                trailer_at = pos
+        return trailer_at, -1
+
+    def feed(self, data: bytes) -> tuple[list[bytes], int]:
+        """(data pieces, index just past the body's end in `data` or -1 when it goes on)."""
+        out: list[bytes] = []
+        _, end = self._scan(data, out)
+        return out, end
+
+    def relay(self, data: bytes) -> tuple[bytes, int]:
+        """For a body forwarded as it arrives (checked, not re-encoded): (the bytes of `data` to
+        forward, index just past the body's end or -1). Trailers are dropped: what the daemon
+        gets ends with the last chunk and an empty trailer section."""
+        trailer_at, end = self._scan(data, None)
+        if end < 0:
+            return (data if trailer_at < 0 else data[:trailer_at]), -1
+        if trailer_at < 0 or data[trailer_at:end] == b"\r\n":
+            return data[:end], end  # no trailers: the bytes as received
+        return data[:trailer_at] + b"\r\n", end
 
 
 class Request:
     """One request head as llhttp read it: header names lower-case, values trimmed."""
 
-    __slots__ = ("headers", "http_version", "method", "target")
+    __slots__ = ("chunked", "headers", "http_version", "length", "method", "target")
 
     def __init__(self) -> None:
         self.method = b""
         self.target = b""
         self.http_version = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.length = 0  # Content-Length
+        self.chunked = False  # Transfer-Encoding: chunked
 
     def on_url(self, url: bytes) -> None:
         self.target += url
@@ -195,160 +246,33 @@ class Request:
         self.headers.append((name.lower(), value.strip(b" \t")))
 
 
-class ClientConn:
-    """One client connection: every head goes through the raw checks before llhttp parses it,
-    including pipelined ones and bytes that arrived while an answer was streaming."""
+class ClientConn(Protocol):
+    """What the decision needs from the client connection: its body, read whole (bounded)."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        on_error: Callable[[int, str], None],
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.on_error = on_error  # a refusal made here, before any decision (for the log)
-        self.pending = b""  # bytes read past the current request's head
-        self.raw_head = b""  # the head of the current request, as received
-        self.remaining = 0  # Content-Length bytes of the body not yet read
-        self.chunked: ChunkedDecoder | None = None  # a chunked body not yet read to its end
-        self.eof = False
+    async def read_body(self, limit: int) -> bytes | None: ...
 
-    @property
-    def in_body(self) -> bool:
-        return bool(self.remaining) or self.chunked is not None
 
-    async def next_request(self) -> Request | None:
-        """The next request's head, or None when the client is done."""
-        buf, self.pending = self.pending, b""
-        while True:
-            try:
-                n = head_length(buf)
-                if n:
-                    check_head(buf[:n])
-            except FramingError as exc:
-                await self.raw_error(400, str(exc))
-                raise Close from exc
-            if n:
-                break
-            data = await self.reader.read(READ_SIZE)
-            if not data:
-                self.eof = True
-                if buf:
-                    await self.raw_error(400, "incomplete request head")
-                return None
-            buf += data
-        self.raw_head, self.pending = buf[:n], buf[n:]
-        req = Request()
-        parser = httptools.HttpRequestParser(req)
-        try:
-            parser.feed_data(self.raw_head)
-        except httptools.HttpParserUpgrade:
-            pass  # the body (if any) is framed below, as dockerd frames it
-        except httptools.HttpParserError as exc:
-            await self.raw_error(400, f"bad request: {exc}")
-            raise Close from exc
-        req.method = parser.get_method()
-        req.http_version = parser.get_http_version().encode()
-        length = b""
-        for k, v in req.headers:
-            if k == b"content-length":
-                length = v
-            elif k == b"transfer-encoding":
-                self.chunked = ChunkedDecoder()
-        if req.http_version == b"1.1" and not any(k == b"host" for k, _ in req.headers):
-            await self.raw_error(400, "bad request: missing Host header")
-            raise Close
-        self.remaining = int(length) if length else 0
-        return req
-
-    def finish_request(self) -> bool:
-        """After an answer: ready for the next request (True) or the client has gone."""
-        return not self.eof and not self.in_body
-
-    async def _more(self) -> bytes:
-        if self.pending:
-            data, self.pending = self.pending, b""
-            return data
-        data = await self.reader.read(READ_SIZE)
-        if not data:
-            self.eof = True
-            raise Close  # the client left in the middle of its body
-        return data
-
-    async def body(self) -> AsyncIterator[bytes]:
-        """The request body as it arrives, de-chunked; what follows it stays pending."""
-        while self.remaining:
-            data = await self._more()
-            if len(data) > self.remaining:
-                data, self.pending = data[: self.remaining], data[self.remaining :]
-            self.remaining -= len(data)
-            yield data
-        decoder = self.chunked
-        while decoder is not None:
-            data = await self._more()
-            try:
-                pieces, end = decoder.feed(data)
-            except FramingError as exc:
-                await self.raw_error(400, str(exc))
-                raise Close from exc
-            if end >= 0:
-                self.pending = data[end:]
-                self.chunked = decoder = None
-            for piece in pieces:
-                if piece:
-                    yield piece
-
-    async def read_body(self, limit: int) -> bytes | None:
-        """The whole body, or None when it is larger than `limit`."""
-        chunks: list[bytes] = []
-        size = 0
-        async for data in self.body():
-            size += len(data)
-            if size > limit:
-                return None
-            chunks.append(data)
-        return b"".join(chunks)
-
-    def take_rest(self) -> bytes:
-        """Bytes the client sent past the current request (raw stream after 101)."""
-        rest, self.pending = self.pending, b""
-        return rest
-
-    async def watch(self) -> bool:
-        """During a response: True when the client went away (ends a never-ending stream).
-        Bytes it sends meanwhile start its next request and wait for the raw-head checks."""
-        data = await self.reader.read(1)
-        self.pending += data
-        if not data:
-            self.eof = True
-        return not data
-
-    async def refuse(self, status: int, message: str) -> None:
-        """Answer with an error (after draining what is left of the body) and stop."""
-        await self._discard_body()
-        with contextlib.suppress(ConnectionError):
-            self.writer.write(error_response(status, message))
-            await self.writer.drain()
-
-    async def _discard_body(self) -> None:
-        """Read (and drop) the rest of a refused request's body, bounded in size and time, so
-        the client gets to read the refusal instead of a broken pipe mid-upload."""
-        if not self.in_body:
-            return
-
-        async def drain() -> None:
-            dropped = 0
-            async for data in self.body():
-                dropped += len(data)
-                if dropped >= DISCARD_LIMIT:
-                    return
-
-        with contextlib.suppress(asyncio.TimeoutError, Close, ConnectionError):
-            await asyncio.wait_for(drain(), DISCARD_SECONDS)
-
-    async def raw_error(self, status: int, message: str) -> None:
-        self.on_error(status, message)
-        with contextlib.suppress(ConnectionError):
-            self.writer.write(error_response(status, message))
-            await self.writer.drain()
+def parse_request(raw_head: bytes) -> Request:
+    """A head that passed `check_head`, parsed by llhttp (strict): method, target, version,
+    headers, and how its body is framed."""
+    req = Request()
+    parser = httptools.HttpRequestParser(req)
+    try:
+        parser.feed_data(raw_head)
+    except httptools.HttpParserUpgrade:
+        pass  # the body (if any) is framed here, as dockerd frames it
+    except httptools.HttpParserError as exc:
+        raise FramingError(f"bad request: {exc}") from exc
+    req.method = parser.get_method()
+    req.http_version = parser.get_http_version().encode()
+    host = False
+    for k, v in req.headers:
+        if k == b"content-length":
+            req.length = int(v)
+        elif k == b"transfer-encoding":
+            req.chunked = True
+        elif k == b"host":
+            host = True
+    if req.http_version == b"1.1" and not host:
+        raise FramingError("bad request: missing Host header")
+    return req

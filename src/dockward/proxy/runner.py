@@ -34,6 +34,9 @@ from dockward.proxy.learn import LearnAuthorizer, Learner
 from dockward.proxy.server import ProxyServer, serve_sockets, start_listeners
 from dockward.registry import ImageRef, InvalidReference, parse_reference
 
+# Within Docker's default 10 s between SIGTERM and SIGKILL (docker stop, compose down).
+DRAIN_SECONDS = 8.0
+
 
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
@@ -49,6 +52,7 @@ class ProxyConfig:
     learn: str = ""  # --learn: write the policy that allows what was seen (one worker)
     learn_strict: bool = False  # learn only from what the current policy allows
     registry_scans: bool = False  # also trust scans attached to images in their registry
+    drain_timeout: float = DRAIN_SECONDS  # on SIGTERM: how long requests in flight may take
 
 
 def default_workers() -> int:
@@ -260,6 +264,18 @@ async def serve(
         log.event("listening", listen=list(cfg.listen), upstream=cfg.upstream, pid=os.getpid())
     try:
         await stop.wait()
+        # Stop accepting (new clients find no socket, or a refused connection), then let the
+        # requests in flight finish within the deadline.
+        for srv in listeners:
+            srv.close()
+        for path, *_ in unix:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        unix = []
+        in_flight = len(server.sessions)
+        cut = await server.drain(cfg.drain_timeout)
+        if in_flight:
+            log.event("drained", connections=in_flight, cut=cut, pid=os.getpid())
     finally:
         for srv in listeners:
             srv.close()
@@ -454,10 +470,15 @@ class _Supervisor:
         self.log.event("policy reloaded", policy=self.cfg.policy or "environment")
 
     def _stop(self) -> None:
+        for url, s in self.sockets:  # new clients find no socket while the workers drain
+            s.close()
+            if url.startswith("unix://"):
+                with contextlib.suppress(OSError):
+                    os.unlink(url.removeprefix("unix://"))
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.cfg.drain_timeout + 2
         while self.children and time.monotonic() < deadline:
             if not self._reap():
                 time.sleep(0.02)

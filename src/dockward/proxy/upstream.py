@@ -8,7 +8,9 @@ h11 (the old client-side parser) re-encoded every chunk, which cost 3x the daemo
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Protocol, cast
 
 from dockward.errors import DockwardError
 
@@ -117,3 +119,65 @@ class ChunkedEnd:
             else:
                 self.remaining = size + 2
         return -1
+
+
+class Owner(Protocol):
+    """Who an upstream connection reports to while it is in use (the session's relay)."""
+
+    def up_data(self, data: bytes) -> None: ...
+
+    def up_eof(self) -> bool: ...
+
+    def up_lost(self) -> None: ...
+
+    def up_full(self, full: bool) -> None: ...
+
+
+class UpstreamConn(asyncio.Protocol):
+    """One connection to the daemon. In use, it reports to its owner; idle (in the pool), any
+    byte or EOF from the daemon means it cannot be reused, and it closes."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.owner: Owner | None = None
+        self.closed = False
+        self.full = False  # its write buffer is above the high-water mark
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner is not None:
+            self.owner.up_data(data)
+        else:
+            self.close()
+
+    def eof_received(self) -> bool:
+        if self.owner is not None:
+            return self.owner.up_eof()
+        self.close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.owner is not None:
+            self.owner.up_lost()
+
+    def pause_writing(self) -> None:
+        self.full = True
+        if self.owner is not None:
+            self.owner.up_full(True)
+
+    def resume_writing(self) -> None:
+        self.full = False
+        if self.owner is not None:
+            self.owner.up_full(False)
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
