@@ -35,6 +35,7 @@ RUN apt-get update \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/dockward /run/dockward \
  && install -d -o 10001 -g 10001 -m 0770 /var/lib/dockward/update /var/lib/dockward/reports \
       /var/lib/dockward/db /var/lib/dockward/cache /var/lib/dockward/alerts /var/lib/dockward/spool \
+      /var/lib/dockward/data \
  && find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 COPY --from=builder /opt/dockward /opt/dockward
 ENV PATH=/opt/dockward/bin:/usr/sbin:/usr/bin:/sbin:/bin \

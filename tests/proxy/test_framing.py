@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockward.proxy.framing import ChunkedDecoder, FramingError, check_head, head_length
+from dockward.proxy.framing import (
+    ChunkedDecoder,
+    FramingError,
+    check_head,
+    check_head_fully,
+    head_length,
+)
 from dockward.proxy.paths import PathError, parse_target
 
 GOOD = b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n"
@@ -126,3 +132,48 @@ def test_chunked_relay_forwards_the_bytes_as_received(
 def test_chunked_relay_refuses_what_the_decoder_refuses(bad: bytes) -> None:
     with pytest.raises(FramingError):
         ChunkedDecoder().relay(bad)
+
+
+_LINES = st.sampled_from(
+    [
+        b"Host: docker",
+        b"host: d",
+        b"Accept: */*",
+        b"Content-Length: 2",
+        b"content-length: 2",
+        b"Content-Length: +2",
+        b"Transfer-Encoding: chunked",
+        b"Transfer-Encoding: gzip",
+        b"Upgrade: tcp",
+        b"Authorization: Bearer x",
+        b" folded",
+        b"X-A:\x01",
+        b"X-B: a\rb",
+        b"X-C: \x00",
+        b"Bad Name: x",
+        b":empty",
+        b"X-Host: y",
+        b"X-Obs: \xe9",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from([b"GET / HTTP/1.1", b"GET  / HTTP/1.1", b"GET / HTTP/1.0", b"GET /\tHTTP/1.1"]),
+    st.lists(_LINES, max_size=6),
+)
+def test_fast_head_check_agrees_with_the_full_one(first: bytes, lines: list[bytes]) -> None:
+    """The one-regex path for plain heads accepts exactly what the line-by-line checks accept."""
+    head = b"\r\n".join([first, *lines]) + b"\r\n\r\n"
+    try:
+        check_head_fully(head)
+        full = True
+    except FramingError:
+        full = False
+    try:
+        check_head(head)
+        fast = True
+    except FramingError:
+        fast = False
+    assert fast == full

@@ -126,6 +126,8 @@ def test_monitor_metrics_count_engine_events_and_alerts(
     )  # fmt: skip
     name = f"dwsvc-mon-{os.getpid()}"
     try:
+        # Failing (503, "waiting for the engine") until connected and its sources run.
+        _until(lambda: (r := _get(port, "/healthz")) is not None and r.status_code == 200, 30)
         health = _get(port, "/healthz")
         assert health is not None and health.status_code == 200, health and health.text
         checks = health.json()["checks"]

@@ -84,10 +84,10 @@ def audit_snapshot(
     host_kinds = ("host", "daemon", "files", "swarm")
     for entry in entries:
         if entry.rule.kind in host_kinds:
-            if entry.rule.id == "DW-H002" and config and config.docker_group_allow:
-                results += _docker_group_with_allowlist(entry, snap, config)
-                continue
-            results += run_check(entry, snap, target=f"{entry.rule.kind}", host=snap.host)
+            settings = [getattr(config or Config(), name) for name in entry.settings]
+            results += run_check(
+                entry, snap, *settings, target=f"{entry.rule.kind}", host=snap.host
+            )
         elif entry.rule.kind == "container":
             if not snap.containers:
                 results.append(
@@ -129,22 +129,6 @@ def unmatched_label_waivers(snap: HostSnapshot, results: Sequence[Result]) -> li
             ):
                 warnings.append(f"label waiver {wanted} on {target} matched nothing")
     return warnings
-
-
-def _docker_group_with_allowlist(
-    entry: RuleEntry, snap: HostSnapshot, config: Config
-) -> list[Result]:
-    from dockward.rules.registry import Fail, Pass
-
-    if isinstance(snap.docker_group, tuple):
-        extra = [m for m in snap.docker_group if m not in config.docker_group_allow]
-        outcome = (
-            Fail(f"docker group members not approved: {', '.join(extra)}", {"members": extra})
-            if extra
-            else Pass("all docker group members are approved", {"members": list(snap.docker_group)})
-        )
-        return [to_result(entry.rule, outcome, "host", snap.host)]
-    return run_check(entry, snap, target="host", host=snap.host)
 
 
 def apply_waivers(

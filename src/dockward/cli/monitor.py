@@ -312,11 +312,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--duration must not be negative")
     cfg = _config(args)
     _warn(build_engine(cfg).warnings)
-    client = None
-    if "docker" in cfg.sources or "file" in cfg.sources:
-        from dockward.engine import connect, resolve_endpoint
+    if args.metrics_listen:
+        from dockward.service.http import parse_metrics_listen
 
-        client = connect(resolve_endpoint(args.host))
+        parse_metrics_listen(args.metrics_listen)  # a bad address fails before any source opens
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -329,7 +328,11 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
-
+    client = None
+    if "docker" in cfg.sources or "file" in cfg.sources:
+        client = _wait_for_engine(args, stop)
+        if client is None:  # stopped while waiting
+            return 0
     servers: list[Any] = []
 
     def ready(monitor: Any) -> None:
@@ -348,10 +351,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dockward: monitor running (pid {os.getpid()})\n")
         sys.stderr.flush()
 
-    if args.metrics_listen:
-        from dockward.service.http import parse_metrics_listen
-
-        parse_metrics_listen(args.metrics_listen)  # a bad address fails before any source opens
     try:
         summary = run_live(cfg, client, stop, ready, warn=lambda w: _warn([w]))
     finally:
@@ -364,6 +363,42 @@ def run(args: argparse.Namespace) -> int:
     if args.stats:
         _print_stats(summary)
     return 0
+
+
+def _wait_for_engine(args: argparse.Namespace, stop: threading.Event) -> Any:
+    """The engine's client. As a service (--metrics-listen) retried with backoff, the proxy may
+    start after the monitor or restart under it, /healthz failing meanwhile (None when stopped
+    first); from a terminal a wrong endpoint fails at once."""
+    from dockward.engine import connect, resolve_endpoint
+    from dockward.service.log import log_event
+    from dockward.service.retry import Waiting, until_connected
+
+    endpoint = resolve_endpoint(args.host)
+    if not args.metrics_listen:
+        return connect(endpoint)
+    waiting = Waiting()
+    server = None
+    if args.metrics_listen:
+        from prometheus_client import CollectorRegistry
+
+        from dockward.service.health import Health
+        from dockward.service.http import MetricsServer
+
+        health = Health()
+        health.add("engine", waiting.check)
+        server = MetricsServer(args.metrics_listen, CollectorRegistry(), health).start()
+    try:
+        return until_connected(
+            lambda: connect(endpoint),
+            stop,
+            waiting,
+            lambda error, delay: log_event(
+                "monitor", "waiting for the engine", error=error, retry_in=round(delay, 1)
+            ),
+        )
+    finally:
+        if server is not None:
+            server.close()  # the running monitor serves its own /healthz on the same address
 
 
 def run_replay_cmd(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from dockward.cli._service import add_metrics_option
 from dockward.cli.common import EXIT_OK, env_default, env_list
-from dockward.errors import UsageError
+from dockward.errors import ConfigError, UsageError
 from dockward.proxy import ROUTES
 from dockward.proxy.runner import (
     DRAIN_SECONDS,
@@ -118,6 +118,26 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+# Where the workers' counter files go when no temporary directory is writable (a read-only root
+# file system without a /tmp): the engine gives every container a tmpfs /dev/shm.
+SHM_FALLBACK = "/dev/shm"
+
+
+def _metrics_dir() -> str:
+    """A new private directory for the workers' counters (prometheus_client multiprocess)."""
+    candidates = [None, SHM_FALLBACK]  # None: tempfile's choice (TMPDIR, /tmp, /var/tmp, cwd)
+    last = ""
+    for where in candidates:
+        try:
+            return tempfile.mkdtemp(prefix="dockward-proxy-metrics-", dir=where)
+        except OSError as exc:
+            last = str(exc.strerror or exc)
+    raise ConfigError(
+        f"--metrics-listen: no writable directory for the workers' counters ({last}): "
+        "set TMPDIR, or mount a tmpfs on /tmp"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.routes:
         from dockward.policy.routes import STDIN_ROUTES
@@ -175,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     # Workers are forked: each counts into its own file here, the parent's /metrics sums them.
     # Set before prometheus_client is first imported (it picks its value store at import).
-    metrics_dir = tempfile.mkdtemp(prefix="dockward-proxy-metrics-")
+    metrics_dir = _metrics_dir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         from dockward.service.proxy import start_proxy_metrics

@@ -48,6 +48,8 @@ from dockward.notify.gotemplate import Template
 from dockward.registry import insecure_hosts
 from dockward.service.health import Health
 from dockward.service.http import MetricsServer
+from dockward.service.log import log_event
+from dockward.service.retry import Backoff, Waiting, until_connected
 from dockward.update import (
     ContainerRulesGate,
     CredentialStore,
@@ -513,8 +515,42 @@ def run(args: argparse.Namespace) -> int:
     docker_config = Path(args.docker_config) / "config.json" if args.docker_config else None
     credentials = CredentialStore.load(docker_config)
     store = open_update_store(args)  # each cycle recorded, for the exporter's outdated gauge
-    client = connect_versioned(endpoint, args.api_version, timeout=args.timeout)
-    say = _progress if args.progress else None
+    stop = threading.Event()
+    long_running = api is not None or not schedule.once
+    if long_running:
+        _install_stop_handlers(stop)
+    # A service waits for the engine (the proxy may start after it or restart under it),
+    # failing /healthz meanwhile; one run fails at once (exit 2).
+    waiting = Waiting()
+    clients: list[Any] = []
+    server: MetricsServer | None = None
+    if args.metrics_listen and long_running:
+        health = Health()
+        health.add("engine", _engine_alive(clients, waiting))
+        if api is not None:
+            health.add_thread("http_api", api.thread)
+        server = MetricsServer(args.metrics_listen, prom, health).start()
+
+    def connect() -> Any:
+        return connect_versioned(endpoint, args.api_version, timeout=args.timeout)
+
+    try:
+        client = until_connected(connect, stop, waiting, _log_wait) if long_running else connect()
+    except BaseException:
+        if server is not None:
+            server.close()
+        if store is not None:
+            store.close()
+        raise
+    if client is None:  # SIGTERM while waiting for the engine
+        if server is not None:
+            server.close()
+        if store is not None:
+            store.close()
+        return EXIT_OK
+    clients.append(client)
+    # --progress prints each step; a service logs them as JSON lines anyway (diagnosable).
+    say = _progress if args.progress else (_log_step if long_running else None)
     registry = RegistryClient(
         credentials, insecure=_insecure_predicate(client), timeout=args.registry_timeout
     )
@@ -542,17 +578,6 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         cooldown=parse_duration(str(args.cooldown or "0")),
     )
-    stop = threading.Event()
-    long_running = api is not None or not schedule.once
-    if long_running:
-        _install_stop_handlers(stop)
-    server: MetricsServer | None = None
-    if args.metrics_listen and long_running:
-        health = Health()
-        health.add("engine", _engine_alive(client))
-        if api is not None:
-            health.add_thread("http_api", api.thread)
-        server = MetricsServer(args.metrics_listen, prom, health).start()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cycles: list[CycleResult] = []
     notified: set[tuple[str, str, str]] = set()
@@ -569,64 +594,92 @@ def run(args: argparse.Namespace) -> int:
                     say(f"HTTP API on {api.address}")
             run_now = polling  # the first cycle at start, unless only the API triggers cycles
             timetable = Timetable(schedule if polling else None)
+            backoff = Backoff(1.0, 30.0)
             while True:
                 batch: list[Trigger] = []
-                if long_running:
-                    timetable.refresh(_labelled(client), dt.datetime.now(_zone()))
-                due = Due(global_cycle=True, opted_out=tuple(sorted(timetable.opted_out)))
-                if schedule.once:
-                    due = Due(global_cycle=True)  # one run: every selected container
-                if not run_now:
-                    stopping, batch, due = _wait_next(stop, api, timetable, say)
-                    if stopping:
-                        break
-                run_now = False
-                runs: list[CycleOptions] = []
-                sel = cycle_options.selection
-                if batch:
-                    runs.append(
-                        replace(cycle_options, selection=replace(sel, images=batch_images(batch)))
-                    )
-                else:
-                    if due.global_cycle and not schedule.labels_only:
-                        skip = (*sel.exclude, *due.opted_out, *due.names)
-                        runs.append(replace(cycle_options, selection=replace(sel, exclude=skip)))
-                    names = tuple(n for n in due.names if not sel.names or n in sel.names)
-                    if names:
-                        # A container's own schedule: that container (as if named).
-                        own = replace(sel, names=names, all=False)
-                        runs.append(replace(cycle_options, selection=own))
-                for this in runs:
-                    cycle_started = time.time()
-                    try:
-                        cycle = run_cycle(
-                            client, registry, updater, this, gates, say, cooldown, signature
-                        )
-                    except Exception as exc:
-                        answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
-                        raise
-                    if template is not None:
-                        notifications.submit(
-                            render_template(template, cycle, host, title, args.notification_report)
+                try:
+                    if long_running:
+                        timetable.refresh(_labelled(client), dt.datetime.now(_zone()))
+                    due = Due(global_cycle=True, opted_out=tuple(sorted(timetable.opted_out)))
+                    if schedule.once:
+                        due = Due(global_cycle=True)  # one run: every selected container
+                    if not run_now:
+                        stopping, batch, due = _wait_next(stop, api, timetable, say)
+                        if stopping:
+                            break
+                    run_now = False
+                    runs: list[CycleOptions] = []
+                    sel = cycle_options.selection
+                    if batch:
+                        runs.append(
+                            replace(
+                                cycle_options, selection=replace(sel, images=batch_images(batch))
+                            )
                         )
                     else:
-                        message = compose(cycle, host, notified)
-                        if message is not None:
-                            subject = "" if args.notification_skip_title else tag + message.subject
-                            notifications.submit(to_note(message, subject))
-                    if setup_warnings and not cycles:
-                        cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
-                    if timetable.warnings:
-                        cycle = replace(cycle, warnings=cycle.warnings + tuple(timetable.warnings))
-                        timetable.warnings.clear()
-                    cycles.append(cycle)
-                    metrics.record(cycle)
-                    if store is not None:
-                        _record(store, endpoint.url, cycle, cycle_started)
-                    if api is not None:
-                        answer(batch, summary(cycle))
-                    if args.cycles and len(cycles) >= args.cycles:
+                        if due.global_cycle and not schedule.labels_only:
+                            skip = (*sel.exclude, *due.opted_out, *due.names)
+                            runs.append(
+                                replace(cycle_options, selection=replace(sel, exclude=skip))
+                            )
+                        names = tuple(n for n in due.names if not sel.names or n in sel.names)
+                        if names:
+                            # A container's own schedule: that container (as if named).
+                            own = replace(sel, names=names, all=False)
+                            runs.append(replace(cycle_options, selection=own))
+                    for this in runs:
+                        cycle_started = time.time()
+                        try:
+                            cycle = run_cycle(
+                                client, registry, updater, this, gates, say, cooldown, signature
+                            )
+                        except Exception as exc:
+                            answer(batch, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+                            raise
+                        if template is not None:
+                            notifications.submit(
+                                render_template(
+                                    template, cycle, host, title, args.notification_report
+                                )
+                            )
+                        else:
+                            message = compose(cycle, host, notified)
+                            if message is not None:
+                                subject = (
+                                    "" if args.notification_skip_title else tag + message.subject
+                                )
+                                notifications.submit(to_note(message, subject))
+                        if setup_warnings and not cycles:
+                            cycle = replace(cycle, warnings=tuple(setup_warnings) + cycle.warnings)
+                        if timetable.warnings:
+                            cycle = replace(
+                                cycle, warnings=cycle.warnings + tuple(timetable.warnings)
+                            )
+                            timetable.warnings.clear()
+                        cycles.append(cycle)
+                        metrics.record(cycle)
+                        if store is not None:
+                            _record(store, endpoint.url, cycle, cycle_started)
+                        if long_running:
+                            _log_cycle(len(cycles), cycle)
+                        if api is not None:
+                            answer(batch, summary(cycle))
+                        if args.cycles and len(cycles) >= args.cycles:
+                            break
+                except Exception as exc:
+                    if not (long_running and _transient(exc)):
+                        raise
+                    # The engine (or the proxy to it) went away: the journal keeps any
+                    # interrupted transaction, the next cycle finishes or rolls it back.
+                    delay = backoff.next()
+                    waiting.set(f"{type(exc).__name__}: {exc}"[:300])
+                    _log("cycle failed", error=waiting.error, retry_in=delay)
+                    if stop.wait(delay):
                         break
+                    run_now = True
+                    continue
+                backoff.reset()
+                waiting.set("")
                 if (schedule.once and api is None) or (args.cycles and len(cycles) >= args.cycles):
                     break
     finally:
@@ -704,15 +757,57 @@ def _template(args: argparse.Namespace) -> Template | None:
     return template
 
 
-def _engine_alive(client: Any) -> Callable[[], tuple[bool, str]]:
+def _engine_alive(clients: list[Any], waiting: Waiting) -> Callable[[], tuple[bool, str]]:
+    """Failing while the service waits for the engine (or retries a failed cycle)."""
+
     def check() -> tuple[bool, str]:
+        ok, detail = waiting.check()
+        if not ok or not clients:
+            return False, f"waiting for the engine: {detail}"
         try:
-            client.ping()
+            clients[0].ping()
         except Exception as exc:
             return False, f"{type(exc).__name__}"
         return True, "ping ok"
 
     return check
+
+
+def _transient(exc: BaseException) -> bool:
+    """The engine unreachable or failing (a service retries), not a refusal or a bug."""
+    if isinstance(exc, ConnectionFailed | requests.RequestException):
+        return True
+    if isinstance(exc, docker.errors.APIError):
+        return exc.status_code is None or exc.status_code >= 500
+    return isinstance(exc, docker.errors.DockerException)
+
+
+def _log(event: str, **fields: Any) -> None:
+    log_event("update", event, **fields)
+
+
+def _log_step(message: str) -> None:
+    if not message.startswith("next cycle in"):
+        _log("step", message=message)
+
+
+def _log_wait(error: str, delay: float) -> None:
+    _log("waiting for the engine", error=error, retry_in=round(delay, 1))
+
+
+def _log_cycle(number: int, cycle: CycleResult) -> None:
+    """One line per cycle and one per container it judged: a failed run says where it failed."""
+    for r in cycle.recovered:
+        _log("recovered", container=r.name, action=r.action, detail=r.detail)
+    for e in cycle.events:
+        _log("container", cycle=number, container=e.container, status=e.status, reason=e.reason,
+             image=e.image, new_image_id=e.new_image_id[:19])  # fmt: skip
+    counts: dict[str, int] = {}
+    for e in cycle.events:
+        counts[e.status] = counts.get(e.status, 0) + 1
+    _log("cycle", cycle=number, containers=len(cycle.events), check_seconds=round(
+        cycle.check_seconds, 3), removed_images=len(cycle.removed_images),
+        restarted=list(cycle.restarted), warnings=list(cycle.warnings), **counts)  # fmt: skip
 
 
 LABEL_REREAD = 30.0

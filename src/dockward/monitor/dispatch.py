@@ -117,6 +117,7 @@ class OutputWorker:
         return batch
 
     _deadline = float("inf")
+    _inflight: list[Alert] = []  # the batch being sent (to the spool if stop finds it stuck)
 
     def _run(self) -> None:
         while True:
@@ -132,6 +133,7 @@ class OutputWorker:
                 # Behind older spooled alerts (or the sink is known down): keep the order.
                 self._spill(batch)
                 continue
+            self._inflight = batch
             try:
                 self.sink.send(batch)
                 self.stats.delivered += len(batch)
@@ -139,6 +141,8 @@ class OutputWorker:
             except SinkError as exc:
                 self._failed(exc)
                 self._spill(batch)
+            finally:
+                self._inflight = []
             if stopping and time.monotonic() > self._deadline:
                 self._spill(self._take_all())
                 return
@@ -155,7 +159,12 @@ class OutputWorker:
         """Deliver what is queued within the timeout; the rest stays in the spool for next time."""
         self._deadline = time.monotonic() + flush_timeout
         self._stop.set()
-        self._thread.join(flush_timeout + 1.0)
+        if self._thread.ident is not None:  # not started: what is queued goes to the spool
+            self._thread.join(flush_timeout + 1.0)
+        if self._thread.is_alive():
+            # Still in a slow send: the batch it holds is spooled too (at least once: a
+            # receiver may get some of it twice, none is lost).
+            self._spill(list(self._inflight))
         self._spill(self._take_all())
         self.sink.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -221,7 +222,8 @@ def run_live(
             monitor.on_container_start.append(fs.watch_id)
             sources.append(fs)
         if "docker" in cfg.sources:
-            sources.append(DockerSource(client))
+            # The stream's position survives a restart beside the spool (the service's state).
+            sources.append(DockerSource(client, _cursor_file(cfg.spool_dir)))
         for path in cfg.falco_inputs:
             sources.append(FalcoJsonSource(path, monitor.submit))
         monitor.sources = sources
@@ -244,6 +246,14 @@ def run_live(
         if recorder is not None:
             recorder.close()
     return summary_of(monitor, sources)
+
+
+def _cursor_file(spool_dir: str) -> str | None:
+    try:
+        os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return os.path.join(spool_dir, "docker-events.cursor")
 
 
 def run_replay(

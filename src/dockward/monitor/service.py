@@ -230,8 +230,9 @@ class Monitor:
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Detect on every queued event, then flush the outputs (the rest is spooled)."""
-        self.events.put(None)
-        self._thread.join()
+        if self._thread.ident is not None:  # never started: a source failed to open first
+            self.events.put(None)
+            self._thread.join()
         if self.cache is not None:
             self.cache.close()
         self.dispatcher.stop(flush_timeout)

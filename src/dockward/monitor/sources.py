@@ -600,20 +600,80 @@ def docker_event(raw: dict[str, Any], exec_inspect: Callable[[str], Any] | None 
     return ev
 
 
+RESUME_MAX = 3600.0  # seconds of engine events a restarted monitor asks for again, at most
+
+
+class _EventCursor:
+    """Where the engine's event stream was: a reconnect asks from the newest event on (no gap
+    while the engine or the proxy to it was away), and what comes twice is dropped."""
+
+    def __init__(self, nano: int) -> None:
+        self.nano = nano
+        self.seen: set[tuple[str, str, str]] = set()  # the events at self.nano
+
+    def fresh(self, raw: dict[str, Any]) -> bool:
+        nano = int(raw.get("timeNano") or 0)
+        actor = raw.get("Actor") or {}
+        key = (
+            str(raw.get("Type") or ""),
+            str(raw.get("Action") or raw.get("status") or ""),
+            str(actor.get("ID") if isinstance(actor, dict) else raw.get("id")),
+        )
+        if nano < self.nano:
+            return False
+        if nano > self.nano:
+            self.nano, self.seen = nano, set()
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def since(self) -> str:
+        return f"{self.nano // 10**9}.{self.nano % 10**9:09d}"
+
+
 class DockerSource:
     """Engine events, each with the container's spec attached (through the cache)."""
 
     name = "docker"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, cursor_file: str | os.PathLike[str] | None = None) -> None:
         self.client = client
+        self.cursor_file = cursor_file
         self._stream: Any = None
         self._thread: threading.Thread | None = None
         self.errors = 0
 
-    def start(self, put: Put, stop: threading.Event) -> None:
+    def _resume_from(self) -> int:
+        """Where the previous run stopped (its cursor file), so the events of a restart are
+        judged too; at most RESUME_MAX back, never later than now."""
+        now = int(time.time()) * 10**9
+        if self.cursor_file is None:
+            return now
         try:
-            self._stream = self.client.events(decode=True, since=int(time.time()))
+            with open(self.cursor_file, encoding="ascii") as fh:
+                nano = int(fh.read(32).strip())
+        except (OSError, ValueError):
+            return now
+        return min(now, max(nano, now - int(RESUME_MAX * 1e9)))
+
+    def _save(self, cursor: _EventCursor, last: list[float]) -> None:
+        """The newest event's time, at most once a second (a kill loses a second: events then
+        come twice, none is lost)."""
+        if self.cursor_file is None or time.monotonic() - last[0] < 1.0:
+            return
+        last[0] = time.monotonic()
+        tmp = f"{self.cursor_file}.tmp"
+        with contextlib.suppress(OSError):
+            with open(tmp, "w", encoding="ascii") as fh:
+                fh.write(str(cursor.nano))
+            os.replace(tmp, self.cursor_file)
+
+    def start(self, put: Put, stop: threading.Event) -> None:
+        cursor = _EventCursor(self._resume_from())
+        saved = [0.0]
+        try:
+            self._stream = self.client.events(decode=True, since=cursor.since())
         except Exception as exc:
             raise DockwardError(f"docker events: {exc}") from exc
 
@@ -623,15 +683,16 @@ class DockerSource:
                     for raw in self._stream:
                         if stop.is_set():
                             return
-                        if isinstance(raw, dict):
+                        if isinstance(raw, dict) and cursor.fresh(raw):
                             put(docker_event(raw, self.client.exec_inspect))
+                            self._save(cursor, saved)
                 except Exception:
                     self.errors += 1
                 if stop.is_set():
                     return
-                time.sleep(1.0)  # the daemon went away: reconnect
+                time.sleep(1.0)  # the daemon (or the proxy to it) went away: reconnect
                 with contextlib.suppress(Exception):
-                    self._stream = self.client.events(decode=True, since=int(time.time()))
+                    self._stream = self.client.events(decode=True, since=cursor.since())
 
         self._thread = _thread("source docker", run)
 

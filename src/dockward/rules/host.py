@@ -152,17 +152,25 @@ def data_root_partition(snap: HostSnapshot) -> Outcome:
     cis="1.1.2",
     remediation="Remove users from the docker group (`gpasswd -d USER docker`); list approved "
     "ones under `docker_group_allow` in dockward.toml.",
+    settings=("docker_group_allow",),
     examples=lambda: (
         example_snapshot(docker_group=("mallory",)),
         example_snapshot(docker_group=()),
     ),
 )
-def docker_group(snap: HostSnapshot) -> Outcome:
+def docker_group(snap: HostSnapshot, approved: tuple[str, ...] = ()) -> Outcome:
     """Members of the docker group are root on the host without a password. Approved members
     come from `docker_group_allow` in the config; without it every member is reported."""
     match snap.docker_group:
         case Unavailable(reason):
             return Skip(reason)
+        case members if approved:
+            extra = [m for m in members if m not in approved]
+            if extra:
+                return Fail(
+                    f"docker group members not approved: {', '.join(extra)}", {"members": extra}
+                )
+            return Pass("all docker group members are approved", {"members": list(members)})
         case ():
             return Pass("docker group is empty")
         case members:

@@ -61,12 +61,14 @@ Examples = Callable[[], tuple[Any, Any]]
 class RuleEntry:
     """A rule and its check. `check` is None for rules whose results a command builds itself
     (policy, update, lint input, vulnerabilities): registered for their metadata. `fix`: how a
-    proposal fixes the rule (`dockward.rules.fixes`)."""
+    proposal fixes the rule (`dockward.rules.fixes`). `settings`: the dockward.toml settings a
+    host rule's check reads (`dockward.config.Config` fields), passed after the snapshot."""
 
     rule: Rule
     check: Check | None
     examples: Examples | None = None
     fix: DaemonFix | None = None
+    settings: tuple[str, ...] = ()
 
 
 class DuplicateRuleError(DockwardError, ValueError):
@@ -129,6 +131,7 @@ class RuleSet:
         fields: tuple[str, ...] = (),
         examples: Examples | None = None,
         fix: DaemonFix | None = None,
+        settings: tuple[str, ...] = (),
     ) -> Callable[[Check], Check]:
         def decorate(fn: Check) -> Check:
             doc = inspect.getdoc(fn) or ""
@@ -153,6 +156,7 @@ class RuleSet:
                     fn,
                     examples,
                     fix,
+                    settings,
                 )
             )
             return fn

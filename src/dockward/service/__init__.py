@@ -20,6 +20,10 @@ _WHERE = {
     "ReportDir": "reports",
     "RunMetrics": "reports",
     "stop_on_signals": "signals",
+    "Backoff": "retry",
+    "Waiting": "retry",
+    "until_connected": "retry",
+    "log_event": "log",
 }
 __all__ = sorted(_WHERE)
 

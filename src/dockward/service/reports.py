@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from dockward.errors import ConfigError, DockwardError, UsageError
+from dockward.errors import ConfigError, ConnectionFailed, DockwardError, UsageError
 from dockward.model.finding import Report, Severity
 
 if TYPE_CHECKING:
@@ -124,17 +124,32 @@ def run_on_schedule(
     stop: threading.Event,
     once: Callable[[], Report],
     after: Callable[[Report | None, float, str], None],
+    retry_first: float = 5.0,
+    retry_most: float = 300.0,
 ) -> None:
     """Run `once` now and then on the schedule until `stop`; a failing run is reported to
-    `after` (report None, the error) and the next one still happens."""
+    `after` (report None, the error) and the next one still happens. A run that could not reach
+    its peer (the engine, the proxy restarting) is retried sooner, with a backoff capped by the
+    next scheduled time, so a daily service is not left failing for a day."""
+    from dockward.service.retry import Backoff
+
+    backoff = Backoff(retry_first, retry_most)
     while not stop.is_set():
         started = time.monotonic()
         report: Report | None = None
         error = ""
+        unreachable = False
         try:
             report = once()
+        except ConnectionFailed as exc:
+            error, unreachable = str(exc), True
         except DockwardError as exc:
             error = str(exc)
         after(report, time.monotonic() - started, error)
         now = dt.datetime.now(dt.UTC)
-        stop.wait(max(0.0, (schedule.next_run(now) - now).total_seconds()))
+        wait = max(0.0, (schedule.next_run(now) - now).total_seconds())
+        if unreachable:
+            wait = min(wait, backoff.next())
+        else:
+            backoff.reset()
+        stop.wait(wait)
