@@ -173,6 +173,7 @@ def test_interval_twins(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert res.err.strip().splitlines() == [
         f"dockward {command}: error: argument --interval: {var}='abc' is not a valid value"
     ]
+
     def interval(*argv: str) -> float | None:
         value: float | None = build_parser([command]).parse_args([command, *argv]).interval
         return value
