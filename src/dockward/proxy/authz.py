@@ -11,6 +11,7 @@ from typing import Protocol
 
 from dockward.errors import ConfigError
 from dockward.policy.admission import BODY_ROUTES, QUERY_ROUTES
+from dockward.policy.checks import ROUTE
 from dockward.policy.model import Admission, ClientRule, ContainerScope, Policy
 from dockward.policy.routes import Match
 from dockward.proxy.paths import Target
@@ -87,15 +88,15 @@ class PolicyAuthorizer:
     def decide(self, caller: Caller, method: str, target: Target, match: Match | None) -> Verdict:
         client = self.identify(caller)
         if client is None:
-            return Verdict(False, "", "DW-P011", "caller matches no client in the policy")
+            return Verdict(False, "", ROUTE.id, "caller matches no client in the policy")
         if match is None:
             return Verdict(
-                False, client.name, "DW-P011", f"{method} {target.path} is no known API route"
+                False, client.name, ROUTE.id, f"{method} {target.path} is no known API route"
             )
         name = match.route.name
         if not client.allows(name):
             return Verdict(
-                False, client.name, "DW-P011", f"route {name} not allowed for {client.name}"
+                False, client.name, ROUTE.id, f"route {name} not allowed for {client.name}"
             )
         judge = name in BODY_ROUTES or name in QUERY_ROUTES
         adm = self.policy.admission_for(client)

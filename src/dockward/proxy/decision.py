@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from dockward.model.finding import Result
 from dockward.policy.admission import QUERY_ROUTES, ImageGate, judge_request, refusals
+from dockward.policy.checks import UNJUDGEABLE
 from dockward.policy.model import ContainerScope
 from dockward.policy.routes import Match, match_request
 from dockward.proxy.authz import Authorizer, Caller, Verdict, token_digest
@@ -109,7 +110,7 @@ async def decide(
             # tarballs are judged by their query and streamed through.
             body = await conn.read_body(authz.max_body)
             if body is None:
-                record.update(decision="deny", rule="DW-P001")
+                record.update(decision="deny", rule=UNJUDGEABLE.id)
                 d.status, d.message = 413, f"request body larger than {authz.max_body} bytes"
                 return d
             d.body = body

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dockward.errors import ConfigError
 from dockward.policy.admission import BODY_ROUTES, ImageGate, judge_request, refusals
+from dockward.policy.checks import UNMODELLED
 from dockward.policy.model import DEFAULT_DENY, Admission, ImagePolicy
 from dockward.policy.routes import Match
 from dockward.proxy.authz import Caller, Verdict
@@ -150,7 +151,7 @@ class Learner:
             return False
         strict = Admission(capabilities=None, bind_paths=None)
         for r in refusals(judge_request(route, target.query, doc, strict, self.gate)):
-            if r.rule.id == "DW-P004":
+            if r.rule.id == UNMODELLED.id:
                 seen.unmodelled = True
             else:
                 seen.relaxed.setdefault(r.rule.id, f"{route} {r.target}"[:80])
