@@ -161,3 +161,25 @@ def test_the_command_line_wins_over_the_env_twin(monkeypatch: pytest.MonkeyPatch
     args = build_parser(["monitor"]).parse_args(["monitor", "run", "--burst", "5"])
     assert (args.burst, args.dedup) == (5, 2.5)
     assert build_parser(["update"]).parse_args(["update"]).no_pull is True
+
+
+@pytest.mark.parametrize("command", ["update", "audit", "scan"])
+def test_interval_twins(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    var = f"DOCKWARD_{command.upper()}_INTERVAL"
+    res = run_cli(command, "--help", env={var: "abc"})
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    res = run_cli(command, "--fail-on", "never", env={var: "abc"})
+    assert res.code == 2, res.err
+    assert res.err.strip().splitlines() == [
+        f"dockward {command}: error: argument --interval: {var}='abc' is not a valid value"
+    ]
+
+    def interval(*argv: str) -> float | None:
+        value: float | None = build_parser([command]).parse_args([command, *argv]).interval
+        return value
+
+    monkeypatch.setenv(var, "0")  # the twin's default: run once
+    assert interval() is None
+    monkeypatch.setenv(var, "300")
+    assert interval() == 300.0
+    assert interval("--interval", "0") == 0.0  # the schedule refuses it

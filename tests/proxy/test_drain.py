@@ -120,9 +120,9 @@ def stop(proc: subprocess.Popen[str], timeout: float) -> float:
 def test_sigterm_lets_a_request_in_flight_finish(
     workdir: Path, containers: Any, workers: str
 ) -> None:
-    cid = containers("sleep 2; exit 7")
     proc, sock, log = start_proxy(workdir, "--workers", workers, "--drain-timeout", "20")
     try:
+        cid = containers("sleep 3; exit 7")
         idle = connect(sock)
         idle.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
         assert idle.recv(4096).startswith(b"HTTP/1.1 200 ")
@@ -144,9 +144,9 @@ def test_sigterm_lets_a_request_in_flight_finish(
 
 
 def test_sigterm_stops_accepting_at_once(workdir: Path, containers: Any) -> None:
-    cid = containers("sleep 2")
     proc, sock, _ = start_proxy(workdir, "--workers", "1", "--drain-timeout", "20")
     try:
+        cid = containers("sleep 3")
         waiting = connect(sock)
         waiting.sendall(f"POST /v1.41/containers/{cid}/wait HTTP/1.1\r\nHost: d\r\n\r\n".encode())
         time.sleep(0.5)

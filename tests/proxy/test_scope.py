@@ -391,9 +391,13 @@ def network(docker_api: Any) -> Iterator[str]:
     name = f"{RUN}-net-{time.monotonic_ns()}"
     docker_api.create_network(name, labels={"dockward.test": RUN})
     yield name
+    attached: dict[str, Any] = {}
     with contextlib.suppress(docker.errors.APIError):
-        for cid in docker_api.inspect_network(name)["Containers"] or {}:
+        attached = docker_api.inspect_network(name)["Containers"] or {}
+    for cid in attached:  # each on its own: one already gone must not keep the network
+        with contextlib.suppress(docker.errors.APIError):
             docker_api.disconnect_container_from_network(cid, name, force=True)
+    with contextlib.suppress(docker.errors.APIError):
         docker_api.remove_network(name)
 
 

@@ -9,7 +9,14 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dockward.cli.common import EXIT_OK, emit, env_default, fail_threshold
+from dockward.cli.common import (
+    EXIT_OK,
+    emit,
+    env_default,
+    env_option,
+    fail_threshold,
+    interval_seconds,
+)
 
 if TYPE_CHECKING:
     from dockward.model.finding import Report
@@ -28,12 +35,13 @@ def add_metrics_option(p: argparse.ArgumentParser) -> None:
 def add_schedule_options(p: argparse.ArgumentParser, command: str) -> None:
     env = command.upper()
     g = p.add_argument_group("service mode")
-    g.add_argument(
+    env_option(
+        g,
         "--interval",
-        type=float,
-        default=float(env_default(f"{env}_INTERVAL", "0")) or None,
+        env=f"{env}_INTERVAL",
+        type=interval_seconds,
         metavar="SECONDS",
-        help=f"{command} now and then every SECONDS until SIGTERM [DOCKWARD_{env}_INTERVAL]",
+        help=f"{command} now and then every SECONDS until SIGTERM",
     )
     g.add_argument(
         "--schedule",
@@ -49,11 +57,13 @@ def add_schedule_options(p: argparse.ArgumentParser, command: str) -> None:
         help=f"with a schedule: write each run's report as {command}-TIME.json and .html here "
         f"[DOCKWARD_{env}_REPORT_DIR]",
     )
-    g.add_argument(
+    env_option(
+        g,
         "--keep",
+        env=f"{env}_KEEP",
         type=int,
-        default=int(env_default(f"{env}_KEEP", "10")),
-        help=f"runs kept in --report-dir (default 10) [DOCKWARD_{env}_KEEP]",
+        default=10,
+        help="runs kept in --report-dir (default 10)",
     )
     add_metrics_option(g)  # type: ignore[arg-type]
 

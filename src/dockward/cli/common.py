@@ -53,6 +53,13 @@ def _converter(convert: Any) -> Any:
     return parse
 
 
+def interval_seconds(text: str) -> float | None:
+    """An --interval value. In its DOCKWARD_*_INTERVAL twin, 0 means "no interval" (run once),
+    the twin's documented default; on the command line 0 stays a value the schedule refuses."""
+    value = float(text)
+    return None if value == 0 and isinstance(text, _FromEnv) else value
+
+
 def env_option(
     parser: Any, *flags: str, env: str, help: str, default: Any = None, **kwargs: Any
 ) -> argparse.Action:

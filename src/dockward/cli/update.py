@@ -38,6 +38,7 @@ from dockward.cli.common import (
     env_list,
     env_option,
     fail_threshold,
+    interval_seconds,
     write_output,
 )
 from dockward.cli.fleetopts import add_store_options, open_update_store, record_update_cycle
@@ -146,11 +147,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="run one cycle and exit (the default without --interval/--schedule)",
     )
-    mode.add_argument(
+    env_option(
+        mode,
         "--interval",
-        type=float,
-        default=float(env_default("UPDATE_INTERVAL", 0)) or None,
-        help="run every SECONDS [DOCKWARD_UPDATE_INTERVAL]",
+        env="UPDATE_INTERVAL",
+        type=interval_seconds,
+        metavar="SECONDS",
+        help="run every SECONDS",
     )
     env_option(
         mode,
