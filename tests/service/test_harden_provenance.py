@@ -89,7 +89,7 @@ def _svc_change(service: str, key: str, value: Any) -> Callable[[dict[str, Any]]
         (_svc_change("audit", "security_opt", []), "audit: no-new-privileges is False"),
         (
             _svc_change("monitor", "mem_limit", "1g"),
-            "monitor: mem_limit is 1024m, harden proposes 83m",
+            "monitor: mem_limit is 1024m, harden proposes ",
         ),
         (
             _svc_change("monitor", "labels", {"dockward.harden.waive": "user"}),
