@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.pidfiles import owned_pid, signal_owned
+
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 
 
@@ -183,16 +185,12 @@ def stop(d: Daemon) -> None:
 
 def stop_stale(root: Path) -> None:
     """Stop a daemon an earlier run left behind and clean its directory."""
-    pidfile = root / "docker.pid"
-    if pidfile.exists():
-        try:
-            pid = int(pidfile.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
+    pid = signal_owned(root / "docker.pid", str(root))  # never a pid reused by another process
+    if pid is not None:
+        for _ in range(100):
+            if owned_pid(root / "docker.pid", str(root)) != pid:
+                break
+            time.sleep(0.1)
     if root.exists():
         mounts = Path("/proc/mounts").read_text().splitlines()
         for line in sorted(

@@ -3,10 +3,8 @@ reached over TCP with TLS (through a veth pair), one over ssh (a private sshd, k
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.audit.daemons import Daemon, ensure_netns, make_tls, start_dockerd, stop, wait_ready
+from tests.pidfiles import signal_owned
 
 VETH_HOST, VETH_NS = "dwf14-h", "dwf14-n"
 HOST_IP, NS_IP = "10.214.14.1", "10.214.14.2"
@@ -60,10 +59,7 @@ class Sshd:
 def start_sshd(root: Path, docker_host: str) -> Sshd:
     """sshd on 127.0.0.1 (key auth only) whose sessions talk to DOCKER_HOST."""
     if root.exists():
-        pid = root / "sshd.pid"
-        if pid.exists():
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(pid.read_text().strip()), signal.SIGTERM)
+        signal_owned(root / "sshd.pid", str(root))  # its argv names root/sshd_config
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     os.chmod(root, 0o700)

@@ -9,7 +9,6 @@ pidfile and starts it again with the same argv, like `systemctl restart docker` 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from tests.audit.daemons import DOCKER, ensure_netns, stop_stale
+from tests.pidfiles import owned_pid, signal_owned
 
 
 def argv_of(root: Path, extra: tuple[str, ...] = ()) -> list[str]:
@@ -44,31 +44,16 @@ def setup(root: Path, netns: str, config: dict[str, object], extra: tuple[str, .
     ensure_netns(netns)
 
 
-def _pid(root: Path) -> int | None:
-    try:
-        return int((root / "docker.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def stop_daemon(root: Path, timeout: float = 30) -> None:
-    pid = _pid(root)
-    if pid is None or not _alive(pid):
+    """Stop the daemon of `root` by its pidfile, only if that pid is still this root's dockerd."""
+    pidfile = root / "docker.pid"
+    pid = signal_owned(pidfile, str(root))
+    if pid is None:
         return
-    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while owned_pid(pidfile, str(root)) == pid and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    signal_owned(pidfile, str(root), signal.SIGKILL)
 
 
 def launch(root: Path) -> None:

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.pidfiles import owned_pid, signal_owned
+
 PREFIX = "dwstore-pg-"
 
 
@@ -40,14 +42,11 @@ def clean_stale() -> None:
             continue  # the test session that made it still runs
         except (OSError, ValueError):
             pass
-        try:
-            pid = int(pidfile.read_text().splitlines()[0])
-            os.kill(pid, signal.SIGQUIT)
-            for _ in range(50):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-        except (OSError, ValueError, IndexError):
-            pass
+        pid = signal_owned(pidfile, d, signal.SIGQUIT)  # a reused pid is not ours
+        for _ in range(50 if pid is not None else 0):
+            if owned_pid(pidfile, d) != pid:
+                break
+            time.sleep(0.1)
         shutil.rmtree(d, ignore_errors=True)
 
 
