@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "docker_api" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
+
+
+def until(pred: Callable[[], Any], seconds: float, what: str, interval: float = 0.2) -> Any:
+    """`pred()`'s first true value within `seconds`; an AssertionError naming `what` after."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

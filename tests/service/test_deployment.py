@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, until
 from tests.service.test_service import _free_port
 from tests.update.conftest import _start_registry, _stop
 
@@ -66,16 +66,6 @@ def image() -> str:
         for image_id in set(old) - set(new):
             subprocess.run(["docker", "rmi", image_id], capture_output=True)
     return tag
-
-
-def _until(pred: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Deployment:
@@ -286,7 +276,7 @@ def deployment(image: str) -> Iterator[Deployment]:
 
 def test_every_service_becomes_healthy(deployment: Deployment) -> None:
     for s in SERVICES:
-        _until(lambda s=s: deployment.health(s) == "healthy", 180, f"{s} healthy")
+        until(lambda s=s: deployment.health(s) == "healthy", 180, f"{s} healthy")
 
 
 def _docker_as(dep: Deployment, gid: int, *args: str) -> subprocess.CompletedProcess[str]:
@@ -301,7 +291,7 @@ def _docker_as(dep: Deployment, gid: int, *args: str) -> subprocess.CompletedPro
 def test_docker_cli_reads_through_the_proxy_and_a_privileged_create_is_refused(
     deployment: Deployment,
 ) -> None:
-    _until(lambda: deployment.health("proxy") == "healthy", 180, "proxy healthy")
+    until(lambda: deployment.health("proxy") == "healthy", 180, "proxy healthy")
     ps = _docker_as(deployment, 10010, "ps", "--format", "{{.Names}}")  # the dashboard client
     assert ps.returncode == 0, ps.stderr
     assert deployment.container("proxy") in ps.stdout
@@ -319,7 +309,7 @@ def test_docker_cli_reads_through_the_proxy_and_a_privileged_create_is_refused(
 def test_monitor_in_its_container_alerts_on_a_shell_exec(
     deployment: Deployment, docker_api: Any, lab_image: str
 ) -> None:
-    _until(lambda: deployment.health("monitor") == "healthy", 180, "monitor healthy")
+    until(lambda: deployment.health("monitor") == "healthy", 180, "monitor healthy")
     name = f"{PROJECT}-lab"
     c = docker_api.create_container(
         lab_image, "sleep 60", name=name, labels={"dockward.test": PROJECT}
@@ -342,7 +332,7 @@ def test_monitor_in_its_container_alerts_on_a_shell_exec(
                 if line.strip()
             )
 
-        _until(shell_alert, 60, "a shell alert for the lab container")
+        until(shell_alert, 60, "a shell alert for the lab container")
     finally:
         docker_api.remove_container(name, force=True)
 
@@ -353,7 +343,7 @@ def test_prometheus_scrapes_every_service(deployment: Deployment, tmp_path: Path
         pytest.fail("prometheus is missing: scripts/setup.sh installs it")
     for s in SERVICES:
         if s != "scan":  # scan is healthy only with its DB; it still serves metrics
-            _until(lambda s=s: deployment.health(s) == "healthy", 180, f"{s} healthy")
+            until(lambda s=s: deployment.health(s) == "healthy", 180, f"{s} healthy")
     targets = [f"127.0.0.1:{p}" for p in deployment.ports.values()]
     (tmp_path / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
@@ -380,7 +370,7 @@ def test_prometheus_scrapes_every_service(deployment: Deployment, tmp_path: Path
                 else None
             )
 
-        _until(all_up, 60, "prometheus to scrape every service")
+        until(all_up, 60, "prometheus to scrape every service")
         q = requests.get(f"http://127.0.0.1:{port}/api/v1/query",
                          params={"query": "dockward_proxy_requests_total"}, timeout=5).json()  # fmt: skip
         assert q["data"]["result"], q
@@ -393,7 +383,7 @@ def test_audit_of_the_deployment_fails_no_container_at_medium_except_waived(
     deployment: Deployment,
 ) -> None:
     for s in SERVICES:
-        _until(lambda s=s: deployment.health(s) == "healthy", 180, f"{s} healthy")
+        until(lambda s=s: deployment.health(s) == "healthy", 180, f"{s} healthy")
     r = run_cli("audit", "--section", "container", "-f", "json", "--fail-on", "never", timeout=300)
     assert r.code == 0, r.err
     doc = json.loads(r.out)
@@ -465,12 +455,12 @@ def _app_on(docker_api: Any, image_id: str, other_than: str = "") -> bool:
 def test_update_through_the_proxy_recreates_a_container_from_the_registry(
     deployment: Deployment, docker_api: Any
 ) -> None:
-    _until(lambda: deployment.healthz("update"), 180, "update healthy")
+    until(lambda: deployment.healthz("update"), 180, "update healthy")
     before = _ensure_app(deployment, docker_api)
     v2 = _version(docker_api, 2)
     _push(docker_api, v2, _repo(deployment), "stable")
     try:
-        _until(lambda: _app_on(docker_api, v2, before["Id"]), 120, "update to recreate the app")
+        until(lambda: _app_on(docker_api, v2, before["Id"]), 120, "update to recreate the app")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; update's log:\n{deployment.logs('update')}") from None
 
@@ -482,7 +472,7 @@ def test_update_through_the_proxy_recreates_a_container_from_the_registry(
             and e.get("status") == "updated" for e in log
         ) and any(e.get("event") == "cycle" for e in log)  # fmt: skip
 
-    _until(updated_logged, 60, "update's log line for the app")
+    until(updated_logged, 60, "update's log line for the app")
     metrics = requests.get(f"http://127.0.0.1:{deployment.ports['update']}/metrics", timeout=5)
     assert "watchtower_scans_total" in metrics.text
 
@@ -503,7 +493,7 @@ def test_audit_records_its_runs_in_the_store_volume(deployment: Deployment) -> N
     """The result store is not on the read-only rootfs (nothing recorded, a warning) but in the
     `store` volume. (A one-image scan records nothing; scan's store is there for --registry and
     --all-images.)"""
-    _until(lambda: _stored_runs(deployment, "audit", "audit") >= 1, 240, "a stored audit run")
+    until(lambda: _stored_runs(deployment, "audit", "audit") >= 1, 240, "a stored audit run")
     for service in ("audit", "scan"):
         log = deployment.logs(service)
         assert "run not recorded" not in log and "Read-only file system" not in log, log
@@ -569,7 +559,7 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
     which no restart policy undoes) while the docker CLI reads through the proxy, an alert
     waits in the monitor's spool and update is in the middle of replacing a container."""
     for s in SERVICES:
-        _until(lambda s=s: deployment.healthz(s), 240, f"{s} healthy")
+        until(lambda s=s: deployment.healthz(s), 240, f"{s} healthy")
     before = _ensure_app(deployment, docker_api)
     lab = f"{PROJECT}-kill-lab"
     c = docker_api.create_container(lab_image, "sleep 300", name=lab,
@@ -589,9 +579,7 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
         )
         docker_api.exec_start(ex["Id"])
         alerts = deployment.alerts_dir / "alerts.jsonl"
-        _until(
-            lambda: alerts.exists() and marker in alerts.read_text(), 60, "the alert in the file"
-        )
+        until(lambda: alerts.exists() and marker in alerts.read_text(), 60, "the alert in the file")
         # update mid-transaction: v3 pushed, the app (PID 1 `sleep` ignores SIGTERM: its stop
         # takes --stop-timeout) is being stopped when update is killed.
         v3 = _version(docker_api, 3)
@@ -602,21 +590,21 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
         def stopping() -> bool:
             return _app_being_stopped(docker_api, before["Id"], pushed)
 
-        _until(stopping, 60, "update to start replacing the app")
+        until(stopping, 60, "update to start replacing the app")
         for s in ("update", "proxy", "monitor", "audit", "scan"):  # update first: mid-step
             os.kill(deployment.pid(s), signal.SIGKILL)
         killed_at = time.monotonic()
         receiver = _Receiver(deployment.receiver_port)
         for s in SERVICES:
-            _until(
+            until(
                 lambda s=s: docker_api.inspect_container(deployment.container(s))["RestartCount"]
                 > restarts[s],
                 60, f"the engine to restart {s}",
             )  # fmt: skip
         for s in SERVICES:
-            _until(lambda s=s: deployment.healthz(s), 120, f"{s} healthy after kill -9")
+            until(lambda s=s: deployment.healthz(s), 120, f"{s} healthy after kill -9")
         # No container lost: the interrupted replacement was rolled back or finished, then v3.
-        _until(lambda: _app_on(docker_api, v3), 120, "the app on v3")
+        until(lambda: _app_on(docker_api, v3), 120, "the app on v3")
 
         def ours() -> list[str]:
             found = docker_api.containers(
@@ -627,14 +615,14 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
         # The backup goes once the new container passed the health gate: no duplicate, no
         # backup left over, and the app is still there.
         try:
-            _until(lambda: ours() == [f"/{APP}"], 60, "exactly the app, nothing left over")
+            until(lambda: ours() == [f"/{APP}"], 60, "exactly the app, nothing left over")
         except AssertionError as exc:
             log = deployment.logs("update")
             raise AssertionError(f"{exc}: {ours()}; update's log:\n{log}") from None
         # No alert lost: the spooled alert reaches the webhook from the restarted monitor.
-        _until(lambda: receiver is not None and receiver.got(marker), 60, "the spooled alert")
+        until(lambda: receiver is not None and receiver.got(marker), 60, "the spooled alert")
         # The load: reads through the restarted proxy work again.
-        _until(lambda: load.ok and load.ok[-1] > killed_at, 60, "docker CLI reads again")
+        until(lambda: load.ok and load.ok[-1] > killed_at, 60, "docker CLI reads again")
     finally:
         load.close()
         if receiver is not None:
@@ -672,7 +660,7 @@ def test_proxy_metrics_on_a_read_only_rootfs_without_tmp(image: str) -> None:
             return got.stdout if got.returncode == 0 else ""
 
         try:
-            text = _until(metrics, 60, "the proxy's /metrics")
+            text = until(metrics, 60, "the proxy's /metrics")
         except AssertionError:
             logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
             raise AssertionError(f"no metrics; proxy log: {logs.stderr[-2000:]}") from None

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import REPO, kill_after
+from tests.conftest import REPO, kill_after, until
 from tests.service.test_service import _free_port
 
 pytestmark = pytest.mark.docker
@@ -30,9 +29,9 @@ def _start(args: list[str], port: int, sock: Path | None = None) -> subprocess.P
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     kill_after(proc, 120)
-    _until(lambda: _get(port, "/healthz") is not None, 30)
+    until(lambda: _get(port, "/healthz") is not None, 30, "/healthz to answer")
     if sock is not None:  # the proxy handles SIGTERM once it listens
-        _until(sock.exists, 30)
+        until(sock.exists, 30, "the proxy's socket")
         time.sleep(0.3)
     return proc
 
@@ -42,15 +41,6 @@ def _get(port: int, path: str) -> requests.Response | None:
         return requests.get(f"http://127.0.0.1:{port}{path}", timeout=2)
     except requests.ConnectionError:
         return None
-
-
-def _until(pred: Callable[[], Any], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def _value(text: str, pattern: str) -> float:
@@ -127,7 +117,11 @@ def test_monitor_metrics_count_engine_events_and_alerts(
     name = f"dwsvc-mon-{os.getpid()}"
     try:
         # Failing (503, "waiting for the engine") until connected and its sources run.
-        _until(lambda: (r := _get(port, "/healthz")) is not None and r.status_code == 200, 30)
+        until(
+            lambda: (r := _get(port, "/healthz")) is not None and r.status_code == 200,
+            30,
+            "/healthz 200",
+        )
         health = _get(port, "/healthz")
         assert health is not None and health.status_code == 200, health and health.text
         checks = health.json()["checks"]
@@ -141,7 +135,7 @@ def test_monitor_metrics_count_engine_events_and_alerts(
             r = _get(port, "/metrics")
             return r is not None and _value(r.text, r"dockward_monitor_alerts_total") >= 1
 
-        _until(seen, 30)
+        until(seen, 30, "the counters in /metrics")
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert _value(text, r'dockward_monitor_events_total\{source="docker"\}') >= 3
         assert _value(text, r'dockward_monitor_source_lag_seconds\{source="docker"\}') < 30

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import requests
 
 from dockward.monitor.sources import _EventCursor
 from tests.conftest import REPO, kill_after
+from tests.conftest import until as _until
 from tests.service.test_service import _free_port
 from tests.update.conftest import Registry, push, registry
 
@@ -37,14 +38,16 @@ RUN = f"dw12a{os.getpid()}"
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 
-def _until(pred: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def _exec_alerted(alerts: Path, name: str) -> bool:
+    """The monitor's file output holds a "Docker exec into container" alert of container `name`."""
+    if not alerts.exists():
+        return False
+    docs = [json.loads(x) for x in alerts.read_text().splitlines() if x.strip()]
+    return any(
+        d["rule"] == "Docker exec into container"
+        and d.get("output_fields", {}).get("container.name") == name
+        for d in docs
+    )
 
 
 def _dockward(*args: str, **kw: Any) -> subprocess.Popen[str]:
@@ -194,18 +197,11 @@ def test_monitor_waits_for_the_proxy_and_loses_no_engine_event_across_its_kill_9
         docker_api.exec_start(ex["Id"])
         time.sleep(1.0)
         proxy.start()
-
-        def exec_alert() -> bool:
-            if not alerts.exists():
-                return False
-            docs = [json.loads(x) for x in alerts.read_text().splitlines() if x.strip()]
-            return any(
-                d["rule"] == "Docker exec into container"
-                and d.get("output_fields", {}).get("container.name") == name
-                for d in docs
-            )
-
-        _until(exec_alert, 40, "the exec made while the proxy was down, alerted")
+        _until(
+            lambda: _exec_alerted(alerts, name),
+            40,
+            "the exec made while the proxy was down, alerted",
+        )
         monitor.send_signal(signal.SIGTERM)
         monitor.wait(30)
     finally:
@@ -499,18 +495,11 @@ def test_a_monitor_killed_and_started_again_alerts_on_engine_events_of_its_downt
         docker_api.exec_start(ex["Id"])
         time.sleep(1.0)
         second, err = start()
-
-        def exec_alert() -> bool:
-            if not alerts.exists():
-                return False
-            docs = [json.loads(x) for x in alerts.read_text().splitlines() if x.strip()]
-            return any(
-                d["rule"] == "Docker exec into container"
-                and d.get("output_fields", {}).get("container.name") == name
-                for d in docs
-            )
-
-        _until(exec_alert, 30, "the exec made while the monitor was down, alerted")
+        _until(
+            lambda: _exec_alerted(alerts, name),
+            30,
+            "the exec made while the monitor was down, alerted",
+        )
         second.send_signal(signal.SIGTERM)
         second.wait(30)
         assert second.returncode == 0, err.read_text()[-2000:]
