@@ -30,14 +30,10 @@ services:
 """
 
 
-@pytest.mark.parametrize(
-    ("service", "needed"), [("netadmin", "NET_ADMIN"), ("lowport", "NET_BIND_SERVICE")]
-)
-def test_proposal_keeps_what_the_deployed_service_needs(
-    docker_api: Any, httpd_image: str, tmp_path: Path, service: str, needed: str
-) -> None:
+def _harden(tmp_path: Path, compose_text: str, service: str) -> tuple[Path, Any]:
+    """`dockward harden compose.yaml:SERVICE --json` (short trials); its out dir and result."""
     compose = tmp_path / "compose.yaml"
-    compose.write_text(COMPOSE.format(image=httpd_image))
+    compose.write_text(compose_text)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     r = run_cli(
@@ -45,6 +41,16 @@ def test_proposal_keeps_what_the_deployed_service_needs(
         "--duration", "1", "--json",
         timeout=300,
     )  # fmt: skip
+    return out_dir, r
+
+
+@pytest.mark.parametrize(
+    ("service", "needed"), [("netadmin", "NET_ADMIN"), ("lowport", "NET_BIND_SERVICE")]
+)
+def test_proposal_keeps_what_the_deployed_service_needs(
+    docker_api: Any, httpd_image: str, tmp_path: Path, service: str, needed: str
+) -> None:
+    out_dir, r = _harden(tmp_path, COMPOSE.format(image=httpd_image), service)
     assert r.code == 0, r.err  # as deployed it works (its cap_add and sysctls applied)
     out = json.loads(r.out)
     assert out["verified"] is True, out["steps"]
@@ -97,15 +103,7 @@ def test_trials_get_the_deployed_mounts_network_and_named_user(
     image = _named_writer(docker_api)
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "greeting").write_text("hello\n")
-    compose = tmp_path / "compose.yaml"
-    compose.write_text(MOUNTED.format(image=image))
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    r = run_cli(
-        "harden", f"{compose}:mounted", "--out-dir", str(out_dir), "--prefix", "dwharden3",
-        "--duration", "1", "--json",
-        timeout=300,
-    )  # fmt: skip
+    out_dir, r = _harden(tmp_path, MOUNTED.format(image=image), "mounted")
     # As deployed it works: the bind mount is there, the network has a default route.
     assert r.code == 0, r.err
     out = json.loads(r.out)

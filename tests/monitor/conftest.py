@@ -11,7 +11,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import until
 
 RSYSLOG_UDP = 15710
 RSYSLOG_TCP = 15711
@@ -28,13 +29,12 @@ HTTP_PORT_DOWN = 15721
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+    """`until` that hands back the predicate's last (false) value instead of raising: the
+    monitor tests assert on it themselves, with their own message."""
+    try:
+        return until(predicate, timeout, "", interval)
+    except AssertionError:
+        return predicate()
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
