@@ -5,7 +5,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from tests.conftest import until
 from tests.pidfiles import owned_pid, signal_owned
+
+
+def _exec_done(pid: int, word: str) -> bool:
+    """True once `pid` shows its new command line: Popen returns after a vfork child's execve has
+    released the parent's memory, a moment before the kernel sets the new argv (read as empty)."""
+    return word.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 def test_a_reused_pid_is_left_alone_and_our_process_is_stopped(tmp_path: Path) -> None:
@@ -13,6 +20,7 @@ def test_a_reused_pid_is_left_alone_and_our_process_is_stopped(tmp_path: Path) -
     other = subprocess.Popen(["sleep", "30"])  # stands for the process that reused the pid
     ours = subprocess.Popen(["sh", "-c", 'sleep 30; : "$0"', marker])
     try:
+        until(lambda: _exec_done(other.pid, "sleep") and _exec_done(ours.pid, marker), 10, "exec")
         pidfile = tmp_path / "docker.pid"
         pidfile.write_text(f"{other.pid}\n")
         assert owned_pid(pidfile, marker) is None
