@@ -128,8 +128,11 @@ def test_monitor_metrics_count_engine_events_and_alerts(
         assert checks["detector"]["ok"] and checks["source docker"]["ok"] and checks["engine"]["ok"]
         c = docker_api.create_container(lab_image, "sleep 30", name=name, labels=LABEL)
         docker_api.start(c["Id"])
-        ex = docker_api.exec_create(c["Id"], ["sh", "-c", "true"], tty=True, stdin=True)
-        docker_api.exec_start(ex["Id"])
+        # A shell that stays a shell for seconds: without audit, the proc connector names an
+        # exec by reading /proc after the event, and a shell gone (or re-executed) by then is
+        # counted `incomplete`, not judged (the race this test is not about).
+        ex = docker_api.exec_create(c["Id"], ["sh", "-c", "sleep 5; :"], tty=True, stdin=True)
+        docker_api.exec_start(ex["Id"], detach=True)
 
         def seen() -> bool:
             r = _get(port, "/metrics")
