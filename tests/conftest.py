@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import sys
 import threading
@@ -28,11 +30,30 @@ def kill_after(proc: subprocess.Popen[Any], seconds: float) -> threading.Timer:
     return timer
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
+
+    Not bind(0): that hands out an ephemeral port, which the kernel may take back as the local
+    end of any outgoing connection while its listener is down. A container restarted after a
+    kill -9 then cannot publish it again ("Address already in use"), and the engine's restart
+    policy does not retry a failed start: the service stays down (seen once in ten runs of the
+    deployment's kill test).
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first = 20000 if low > 21000 else 1024  # 20000: above the tests' fixed ports (15xxx)
+    for port in random.sample(range(first, min(low, 65536)), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def require_free_port(port: int, what: str) -> None:
     """Fail at once when another process holds a fixed test port: a leftover server there would
     answer in place of the one the test starts, with someone else's data."""
-    import socket
-
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -13,17 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.audit.daemons import Daemon, ensure_netns, make_tls, start_dockerd, stop, wait_ready
+from tests.conftest import free_port
 from tests.pidfiles import signal_owned
 
 VETH_HOST, VETH_NS = "dwf14-h", "dwf14-n"
 HOST_IP, NS_IP = "10.214.14.1", "10.214.14.2"
 TCP_PORT = 2376
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def veth(netns: str) -> None:

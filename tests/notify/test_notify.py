@@ -4,7 +4,6 @@ real transport, background delivery with spool, retries and a rate limit, no sec
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +16,11 @@ from dockward.notify import Note, NotifyError, build, parse_destination, split_u
 from dockward.notify.destinations import AppriseDestination
 from dockward.notify.urls import redact
 from dockward.notify.worker import NotifyWorker, RateLimit
+from tests.conftest import free_port
 from tests.notify.receivers import Behaviour, InterceptProxy, Receiver, make_ca
 
 FIXED_HOSTS = ["hooks.slack.com", "discord.com", "prod-00.westus.logic.azure.com"]
 NOTE = Note("dockward update: 1 updated", "- web (reg/web:1): updated\n", "success", {"n": 1})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -211,7 +205,7 @@ def test_email_with_a_watchtower_smtp_url() -> None:
         def handle_message(self, message: Any) -> None:
             mails.append(message)
 
-    port = _free_port()
+    port = free_port()
     controller = Controller(Collect(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -228,7 +222,7 @@ def test_email_with_a_watchtower_smtp_url() -> None:
 
 
 def test_a_down_destination_is_spooled_and_delivered_by_the_next_run(tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens yet
+    port = free_port()  # nothing listens yet
     url = f"json://127.0.0.1:{port}/hook?token=SeCrEtToKeN"
     n = build([url], tmp_path)
     n.workers[0].backoff_min = 0.1
@@ -302,7 +296,7 @@ def test_rate_limit_without_a_limit_sends_each() -> None:
 
 
 def test_apprise_messages_with_tokens_stay_out_of_logs(caplog: pytest.LogCaptureFixture) -> None:
-    port = _free_port()
+    port = free_port()
     caplog.set_level(logging.DEBUG)
     dest = parse_destination(f"mmost://127.0.0.1:{port}/MMsecretTOKEN")
     with pytest.raises(NotifyError) as err:

@@ -27,8 +27,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import REPO, run_cli, until
-from tests.service.test_service import _free_port
+from tests.conftest import REPO, free_port, run_cli, until
 from tests.update.conftest import _start_registry, _stop
 
 pytestmark = pytest.mark.docker
@@ -71,7 +70,7 @@ def image() -> str:
 class Deployment:
     def __init__(self, image: str, root: Path, registry_port: int) -> None:
         self.root = root
-        self.ports = {s: _free_port() for s in SERVICES}
+        self.ports = {s: free_port() for s in SERVICES}
         self.env = {
             **os.environ,
             "DOCKWARD_IMAGE": image,
@@ -126,7 +125,7 @@ class Deployment:
         self.compose_file = root / "compose.yaml"
         self.doc = doc
         self.registry_port = registry_port
-        self.receiver_port = _free_port()
+        self.receiver_port = free_port()
 
     def write_compose(self) -> None:
         self.compose_file.write_text(yaml.safe_dump(self.doc, sort_keys=False))
@@ -160,6 +159,12 @@ class Deployment:
         r = subprocess.run(["docker", "logs", "--tail", str(tail), self.container(service)],
                            capture_output=True, text=True)  # fmt: skip
         return r.stdout + r.stderr
+
+    def state(self, service: str) -> str:
+        """The container's state and its last health-check outputs, for a failure message."""
+        r = subprocess.run(["docker", "inspect", "-f", "{{json .State}}", self.container(service)],
+                           capture_output=True, text=True)  # fmt: skip
+        return r.stdout.strip() or r.stderr.strip()
 
     def healthz(self, service: str) -> bool:
         try:
@@ -236,7 +241,7 @@ def deployment(image: str) -> Iterator[Deployment]:
     if not shutil.which("docker-compose"):
         pytest.fail("docker-compose is missing: scripts/setup.sh installs it")
     _remove_stale_deployments()
-    registry_port = _free_port()
+    registry_port = free_port()
     reg, reg_root = _start_registry(registry_port)
     # Not under pytest's 0700 base: the docker CLI runs as uid 10001 and must reach the socket.
     root = Path(tempfile.mkdtemp(prefix=f"{PROJECT}-"))
@@ -350,7 +355,7 @@ def test_prometheus_scrapes_every_service(deployment: Deployment, tmp_path: Path
         "scrape_configs:\n"
         f"  - job_name: dockward\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
     )
-    port = _free_port()
+    port = free_port()
     prom = subprocess.Popen(
         [exe, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{port}"],
@@ -602,7 +607,12 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
                 60, f"the engine to restart {s}",
             )  # fmt: skip
         for s in SERVICES:
-            until(lambda s=s: deployment.healthz(s), 120, f"{s} healthy after kill -9")
+            try:
+                until(lambda s=s: deployment.healthz(s), 120, f"{s} healthy after kill -9")
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"{exc}: {deployment.state(s)}\n{deployment.logs(s)}"
+                ) from None
         # No container lost: the interrupted replacement was rolled back or finished, then v3.
         until(lambda: _app_on(docker_api, v3), 120, "the app on v3")
 

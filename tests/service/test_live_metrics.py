@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import REPO, kill_after, until
-from tests.service.test_service import _free_port
+from tests.conftest import REPO, free_port, kill_after, until
 
 pytestmark = pytest.mark.docker
 LABEL = {"dockward.test": "service-metrics"}
@@ -61,7 +60,7 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 def test_proxy_counts_every_workers_decisions_and_its_health_follows_the_upstream(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     sock = tmp_path / "proxy.sock"
     proc = _start(["proxy", "--listen", f"unix://{sock}", "--workers", "2", "--log", ""], port)
     try:
@@ -89,7 +88,7 @@ def test_proxy_counts_every_workers_decisions_and_its_health_follows_the_upstrea
 
 
 def test_proxy_health_fails_when_the_upstream_is_gone(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _start(
         ["proxy", "--listen", f"unix://{tmp_path / 'p.sock'}", "--workers", "1",
          "--upstream", str(tmp_path / "no-docker.sock"), "--log", ""],
@@ -107,7 +106,7 @@ def test_proxy_health_fails_when_the_upstream_is_gone(tmp_path: Path) -> None:
 def test_monitor_metrics_count_engine_events_and_alerts(
     tmp_path: Path, docker_api: Any, lab_image: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     alerts = tmp_path / "alerts.jsonl"
     proc = _start(
         ["monitor", "run", "--source", "docker", "--output", f"file:{alerts}",

@@ -27,9 +27,8 @@ import pytest
 import requests
 
 from dockward.monitor.sources import _EventCursor
-from tests.conftest import REPO, kill_after
+from tests.conftest import REPO, free_port, kill_after
 from tests.conftest import until as _until
-from tests.service.test_service import _free_port
 from tests.update.conftest import Registry, push, registry
 
 __all__ = ["registry"]  # the session fixture, used here
@@ -127,7 +126,7 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 
 
 def test_update_waits_for_the_proxy_and_survives_its_kill_9(proxy: Proxy, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     err = tmp_path / "update.err"
     with open(err, "w") as fh:
         update = _dockward(
@@ -168,7 +167,7 @@ def test_update_waits_for_the_proxy_and_survives_its_kill_9(proxy: Proxy, tmp_pa
 def test_monitor_waits_for_the_proxy_and_loses_no_engine_event_across_its_kill_9(
     proxy: Proxy, tmp_path: Path, docker_api: Any, lab_image: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     alerts = tmp_path / "alerts.jsonl"
     err = tmp_path / "monitor.err"
     with open(err, "w") as fh:

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,13 +19,7 @@ from dockward.model.finding import Report, Result, Rule, Severity, Status
 from dockward.service.health import Health
 from dockward.service.http import MetricsServer, probe_health
 from dockward.service.reports import ReportDir, RunMetrics
-from tests.conftest import REPO, kill_after, run_cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import REPO, free_port, kill_after, run_cli
 
 
 def _report(*severities: Severity, passing: int = 1) -> Report:
@@ -131,7 +124,7 @@ def _wait_for(pred: object, seconds: float = 60.0) -> None:
 def test_scheduled_audit_writes_reports_serves_metrics_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "reports"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen(

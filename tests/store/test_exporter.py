@@ -22,8 +22,7 @@ from dockward.model.finding import Severity
 from dockward.store import open_store
 from dockward.store.drift import fleet_drift
 from dockward.store.events import FIXED_RULE, NEW_RULE, posture_alerts, send_events
-from tests.conftest import REPO, kill_after, run_cli
-from tests.fleet.lab import free_port
+from tests.conftest import REPO, free_port, kill_after, run_cli
 from tests.store.test_drift import CVE, PRIV, USER, record, rep
 
 
