@@ -183,3 +183,36 @@ def test_interval_twins(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(var, "300")
     assert interval() == 300.0
     assert interval("--interval", "0") == 0.0  # the schedule refuses it
+
+
+def _switches() -> list[tuple[str, str, str]]:
+    """(command, dest, variable) of every on/off option whose help names a `DOCKWARD_X=1` twin."""
+    out = []
+    for name in SUBCOMMANDS:
+        for path, parser in _parsers(_command_parser(name), name):
+            for action in parser._actions:
+                if isinstance(action, argparse._StoreTrueAction):
+                    for var in re.findall(r"\b(DOCKWARD_[A-Z0-9_]+)=1\b", action.help or ""):
+                        out.append((path, action.dest, var))
+    return out
+
+
+def test_every_switch_twin_takes_the_same_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One rule for every on/off variable: 1/true/yes/on switch it on, anything else leaves it off
+    # (lint's, scan's and monitor's once took only `1`).
+    switches = _switches()
+    assert len(switches) > 20, switches  # the test can fail: it sees the switches
+    wrong = []
+    for path, dest, var in switches:
+        command, *sub = path.split()
+        for word, on in (("true", True), ("Yes", True), ("on", True), ("1", True), ("0", False)):
+            monkeypatch.setenv(var, word)
+            parser = build_parser([command])
+            # parse_known_args: a subcommand's required arguments are not this test's business
+            for p_path, p in _parsers(parser, "dockward"):
+                if p_path.split()[1:] == [command, *sub]:
+                    default = p.get_default(dest)
+                    if bool(default) is not on:
+                        wrong.append(f"{path} {dest}: {var}={word} gave {default!r}")
+        monkeypatch.delenv(var)
+    assert not wrong, wrong

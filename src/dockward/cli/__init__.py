@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from dockward import __version__
-from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, fail_threshold
+from dockward.cli.common import EXIT_INTERNAL, EXIT_USAGE, env_flag, fail_threshold
 from dockward.errors import DockwardError
 
 # One module per subcommand, named as the command; each provides `register(subparsers)` and
@@ -66,7 +66,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug",
         action="store_true",
-        default=os.environ.get("DOCKWARD_DEBUG") == "1",
+        default=env_flag("DEBUG"),
         help="show tracebacks [DOCKWARD_DEBUG=1]",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dockward.cli.common import env_default, env_list, env_option
+from dockward.cli.common import env_default, env_flag, env_list, env_option
 from dockward.errors import UsageError
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def add_record_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-store",
         action="store_true",
-        default=env_default("NO_STORE") == "1",
+        default=env_flag("NO_STORE"),
         help="do not record this run in the result store [DOCKWARD_NO_STORE=1]",
     )
 

@@ -11,6 +11,7 @@ from dockward.cli.common import (
     add_output_options,
     emit,
     env_default,
+    env_flag,
     env_list,
     fail_threshold,
 )
@@ -64,21 +65,21 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--merge",
         action="store_true",
-        default=env_default("LINT_MERGE") == "1",
+        default=env_flag("LINT_MERGE"),
         help="merge all given compose files into one project, like `docker compose -f a -f b` "
         "[DOCKWARD_LINT_MERGE=1]",
     )
     p.add_argument(
         "--any-yaml",
         action="store_true",
-        default=env_default("LINT_ANY_YAML") == "1",
+        default=env_flag("LINT_ANY_YAML"),
         help="in directories, also lint YAML files with a top-level `services:` key as compose "
         "files [DOCKWARD_LINT_ANY_YAML=1]",
     )
     p.add_argument(
         "--list-files",
         action="store_true",
-        default=env_default("LINT_LIST_FILES") == "1",
+        default=env_flag("LINT_LIST_FILES"),
         help="print the files that would be linted (PATH<TAB>KIND) and exit "
         "[DOCKWARD_LINT_LIST_FILES=1]",
     )
@@ -100,7 +101,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--show-passed",
         action="store_true",
-        default=env_default("SHOW_PASSED") == "1",
+        default=env_flag("SHOW_PASSED"),
         help="include passed and skipped checks in the report [DOCKWARD_SHOW_PASSED=1]",
     )
     p.add_argument(

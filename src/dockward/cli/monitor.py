@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import env_default, env_list, env_option
+from dockward.cli.common import env_default, env_flag, env_list, env_option
 from dockward.errors import UsageError
 
 EPILOG = (
@@ -38,7 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-default-rules",
         action="store_true",
-        default=env_default("MONITOR_NO_DEFAULT_RULES") == "1",
+        default=env_flag("MONITOR_NO_DEFAULT_RULES"),
         help="do not load dockward's default rules [DOCKWARD_MONITOR_NO_DEFAULT_RULES=1]",
     )
     p.add_argument(
@@ -189,7 +189,7 @@ def register(sub: Any) -> None:
     run_p.add_argument(
         "--no-audit-opens",
         action="store_true",
-        default=env_default("MONITOR_NO_AUDIT_OPENS") == "1",
+        default=env_flag("MONITOR_NO_AUDIT_OPENS"),
         help="file events from fanotify alone, without an audit rule per container filesystem "
         "(fd.num only while held; no evt.arg.flags, fd.nameraw) [DOCKWARD_MONITOR_NO_AUDIT_OPENS=1]",
     )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from dockward import __version__
-from dockward.cli.common import add_output_options, emit, env_default, env_list
+from dockward.cli.common import add_output_options, emit, env_default, env_flag, env_list
 from dockward.errors import InputError, UsageError
 from dockward.model.container import ContainerSpec
 from dockward.model.finding import Location, Report, Result
@@ -52,7 +51,7 @@ def register(sub: Any) -> None:
     c.add_argument(
         "--registry-scans",
         action="store_true",
-        default=os.environ.get("DOCKWARD_REGISTRY_SCANS") == "1",
+        default=env_flag("REGISTRY_SCANS"),
         help="for images this host never scanned, use the scan `dockward scan --registry "
         "--attach` attached to the image in its registry (trust it only where pushes are "
         "trusted) [DOCKWARD_REGISTRY_SCANS=1]",

@@ -10,7 +10,7 @@ import tempfile
 from typing import Any
 
 from dockward.cli._service import add_metrics_option
-from dockward.cli.common import EXIT_OK, env_default, env_list
+from dockward.cli.common import EXIT_OK, env_default, env_flag, env_list
 from dockward.errors import ConfigError, UsageError
 from dockward.proxy import ROUTES
 from dockward.proxy.runner import (
@@ -101,14 +101,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--learn-strict",
         action="store_true",
-        default=env_default("PROXY_LEARN_STRICT", "") in ("1", "true", "yes", "on"),
+        default=env_flag("PROXY_LEARN_STRICT"),
         help="with --learn: forward (and learn) only what the current policy or environment "
         "allows [DOCKWARD_PROXY_LEARN_STRICT=1]",
     )
     p.add_argument(
         "--registry-scans",
         action="store_true",
-        default=os.environ.get("DOCKWARD_REGISTRY_SCANS") == "1",
+        default=env_flag("REGISTRY_SCANS"),
         help="for images this host never scanned, the image gate uses the scan `dockward scan "
         "--registry --attach` attached to the image in its registry (as `policy check "
         "--registry-scans`; trust it only where pushes are trusted) [DOCKWARD_REGISTRY_SCANS=1]",

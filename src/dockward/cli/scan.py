@@ -15,6 +15,7 @@ from dockward.cli.common import (
     add_output_options,
     default_format,
     env_default,
+    env_flag,
     env_list,
     env_option,
     fail_threshold,
@@ -54,7 +55,7 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--insecure-registry",
         action="store_true",
-        default=env_default("INSECURE_REGISTRY") == "1",
+        default=env_flag("INSECURE_REGISTRY"),
         help="talk plain HTTP to the registry (always so for localhost) [DOCKWARD_INSECURE_REGISTRY=1]",
     )
     g.add_argument(
@@ -74,13 +75,13 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-binaries",
         action="store_true",
-        default=env_default("NO_BINARIES") == "1",
+        default=env_flag("NO_BINARIES"),
         help="do not read executables for Go build info (faster) [DOCKWARD_NO_BINARIES=1]",
     )
     g.add_argument(
         "--no-layer-cache",
         action="store_true",
-        default=env_default("NO_LAYER_CACHE") == "1",
+        default=env_flag("NO_LAYER_CACHE"),
         help="read every layer again instead of reusing what an earlier scan of an unchanged "
         "archive or daemon layer found (layers.sqlite beside the DB) [DOCKWARD_NO_LAYER_CACHE=1]",
     )
@@ -121,7 +122,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--ignore-unfixed",
         action="store_true",
-        default=env_default("IGNORE_UNFIXED") == "1",
+        default=env_flag("IGNORE_UNFIXED"),
         help="leave out vulnerabilities with no fixed version [DOCKWARD_IGNORE_UNFIXED=1]",
     )
     p.add_argument(
@@ -139,7 +140,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        default=env_default("NO_SCAN_CACHE") == "1",
+        default=env_flag("NO_SCAN_CACHE"),
         help="do not record the result in the scan cache beside the DB [DOCKWARD_NO_SCAN_CACHE=1]",
     )
     r = p.add_argument_group("registry walk")
@@ -162,7 +163,7 @@ def register(sub: Any) -> None:
     r.add_argument(
         "--attach",
         action="store_true",
-        default=env_default("ATTACH") == "1",
+        default=env_flag("ATTACH"),
         help="with --registry: push each image's SBOM and vulnerability report to its repository "
         "as an OCI artifact (referrers API, or the sha256-<hex> tag scheme) [DOCKWARD_ATTACH=1]",
     )
@@ -170,7 +171,7 @@ def register(sub: Any) -> None:
     a.add_argument(
         "--all-images",
         action="store_true",
-        default=env_default("ALL_IMAGES") == "1",
+        default=env_flag("ALL_IMAGES"),
         help="scan every image of each host (-H, comma-separated, --hosts-file, --inventory); an "
         "image id seen on several hosts is scanned once; one stored run per host "
         "[DOCKWARD_ALL_IMAGES=1]",

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from dockward.errors import DockwardError
+from dockward.policy.checks import SIGNATURE
 from dockward.policy.cosign import SignatureError, load_public_key, verify_image
 from dockward.registry import ImageRef, RegistryClient, RegistryError
 
 VERIFY_LABELS = ("dockward.update.verify-key",)
-RULE = "DW-P008"
+RULE = SIGNATURE.id  # the policy rule this check is, named by its object
 
 
 class SignatureCheck:
