@@ -204,15 +204,11 @@ def test_every_switch_twin_takes_the_same_words(monkeypatch: pytest.MonkeyPatch)
     assert len(switches) > 20, switches  # the test can fail: it sees the switches
     wrong = []
     for path, dest, var in switches:
-        command, *sub = path.split()
+        command = path.split()[0]
         for word, on in (("true", True), ("Yes", True), ("on", True), ("1", True), ("0", False)):
-            monkeypatch.setenv(var, word)
-            parser = build_parser([command])
-            # parse_known_args: a subcommand's required arguments are not this test's business
-            for p_path, p in _parsers(parser, "dockward"):
-                if p_path.split()[1:] == [command, *sub]:
-                    default = p.get_default(dest)
-                    if bool(default) is not on:
-                        wrong.append(f"{path} {dest}: {var}={word} gave {default!r}")
+            monkeypatch.setenv(var, word)  # read when the parser is built
+            default = dict(_parsers(_command_parser(command), command))[path].get_default(dest)
+            if bool(default) is not on:
+                wrong.append(f"{path} {dest}: {var}={word} gave {default!r}")
         monkeypatch.delenv(var)
     assert not wrong, wrong

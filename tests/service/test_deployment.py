@@ -137,34 +137,29 @@ class Deployment:
     def container(self, service: str) -> str:
         return f"{PROJECT}_{service}_1"
 
+    def inspect(self, service: str, fmt: str) -> str:
+        """`docker inspect -f FMT` of the service's container (its stderr when that fails)."""
+        r = subprocess.run(["docker", "inspect", "-f", fmt, self.container(service)],
+                           capture_output=True, text=True)  # fmt: skip
+        return r.stdout.strip() or r.stderr.strip()
+
     def health(self, service: str) -> str:
-        out = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Health.Status}}", self.container(service)],
-            capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        return out.strip()
+        return self.inspect(service, "{{.State.Health.Status}}")
 
     @property
     def receiver_url(self) -> str:
         return f"http://127.0.0.1:{self.receiver_port}/alerts"
 
     def pid(self, service: str) -> int:
-        out = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", self.container(service)],
-            capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        return int(out.strip() or 0)
+        """The service's process on the host; never 0 (os.kill(0, ...) is our process group)."""
+        out = self.inspect(service, "{{.State.Pid}}")
+        assert out.isdigit() and int(out) > 0, f"{service} is not running: {out}"
+        return int(out)
 
     def logs(self, service: str, tail: int = 80) -> str:
         r = subprocess.run(["docker", "logs", "--tail", str(tail), self.container(service)],
                            capture_output=True, text=True)  # fmt: skip
         return r.stdout + r.stderr
-
-    def state(self, service: str) -> str:
-        """The container's state and its last health-check outputs, for a failure message."""
-        r = subprocess.run(["docker", "inspect", "-f", "{{json .State}}", self.container(service)],
-                           capture_output=True, text=True)  # fmt: skip
-        return r.stdout.strip() or r.stderr.strip()
 
     def healthz(self, service: str) -> bool:
         try:
@@ -610,9 +605,8 @@ def test_kill_9_of_every_service_under_load_loses_no_alert_and_no_container(
             try:
                 until(lambda s=s: deployment.healthz(s), 120, f"{s} healthy after kill -9")
             except AssertionError as exc:
-                raise AssertionError(
-                    f"{exc}: {deployment.state(s)}\n{deployment.logs(s)}"
-                ) from None
+                state = deployment.inspect(s, "{{json .State}}")  # with its last health checks
+                raise AssertionError(f"{exc}: {state}\n{deployment.logs(s)}") from None
         # No container lost: the interrupted replacement was rolled back or finished, then v3.
         until(lambda: _app_on(docker_api, v3), 120, "the app on v3")
 
