@@ -116,7 +116,9 @@ class Deployment:
             }
         # A subnet of this run's own: a concurrent run of this module (another worktree) keeps
         # the shipped 172.30.99.0/24 or its own.
-        doc["networks"]["internal"]["ipam"]["config"][0]["subnet"] = f"{net}.0/24"
+        ipam = doc["networks"]["internal"]["ipam"]["config"][0]
+        for key in ("subnet", "ip_range"):
+            ipam[key] = ipam[key].replace("172.30.99.", f"{net}.")
         doc["services"]["proxy"]["networks"]["internal"]["ipv4_address"] = f"{net}.2"
         for svc in ("audit", "scan"):
             doc["services"][svc]["command"] = [
