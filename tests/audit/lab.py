@@ -10,9 +10,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import docker.types
+
 LABEL = "dockward.test"
 LAB = "dwaudit"
 NETWORK = "dwaudit-net"
+# The lab network's pool: the engine hands out .0/25; .200 is fixed outside it, .100 inside.
+SUBNET, IP_RANGE = "10.213.77.0/24", "10.213.77.0/25"
+
+
+def _fixed_ip(address: str) -> dict[str, Any]:
+    return {
+        "NetworkingConfig": {"EndpointsConfig": {NETWORK: {"IPAMConfig": {"IPv4Address": address}}}}
+    }
+
+
 SSHD_SCRIPT = (
     "printf '#!/bin/sh\\nsleep 3600\\n' > /tmp/sshd && chmod +x /tmp/sshd && exec /tmp/sshd"
 )
@@ -154,6 +166,8 @@ LAB_CONTAINERS: tuple[LabContainer, ...] = (
     ),
     # DW-C041 needs a runtime registered with the daemon: tests/audit/test_runtime_rule.py.
     _bad("systempaths", "DW-C042", MaskedPaths=[], ReadonlyPaths=[]),
+    _bad("fixedip", "DW-C043", config=_fixed_ip("10.213.77.100")),
+    _bad("fixedipok", "", config=_fixed_ip("10.213.77.200")),  # outside the range: passes
     LabContainer(
         f"{LAB}-privexec",
         "DW-C035",
@@ -181,8 +195,18 @@ def remove_lab(client: Any) -> None:
 def build_lab(client: Any, image: str, wait_health: float = 20.0) -> list[str]:
     """(Re)create the lab; returns the container names. Tolerates leftovers of earlier runs."""
     remove_lab(client)
-    if not client.networks(names=[NETWORK]):
-        client.create_network(NETWORK, driver="bridge", labels={LABEL: LAB})
+    want = [{"Subnet": SUBNET, "IPRange": IP_RANGE}]
+    for net in client.networks(names=[NETWORK]):
+        if net["Name"] == NETWORK and (net.get("IPAM") or {}).get("Config") != want:
+            client.remove_network(net["Id"])  # an earlier run's, without this pool
+    if not [n for n in client.networks(names=[NETWORK]) if n["Name"] == NETWORK]:
+        pool = docker.types.IPAMPool(subnet=SUBNET, iprange=IP_RANGE)
+        client.create_network(
+            NETWORK,
+            driver="bridge",
+            labels={LABEL: LAB},
+            ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+        )
     client.tag(image, "dwaudit/busybox", "latest")
     names = []
     for lab in LAB_CONTAINERS:

@@ -64,6 +64,13 @@ def test_hardened_container_passes(lab_results: dict[str, dict[str, set[str]]], 
     assert lab_results[f"container {LAB}-good"][rule] == {"pass"}
 
 
+def test_fixed_address_outside_the_handed_out_range_passes(
+    lab_results: dict[str, dict[str, set[str]]],
+) -> None:
+    assert lab_results[f"container {LAB}-fixedipok"]["DW-C043"] == {"pass"}
+    assert lab_results[f"container {LAB}-fixedip"]["DW-C043"] == {"fail"}
+
+
 def test_harmless_device_cgroup_rule_passes(lab_results: dict[str, dict[str, set[str]]]) -> None:
     assert lab_results[f"container {LAB}-nullrule"]["DW-C019"] == {"pass"}
     assert lab_results[f"container {LAB}-diskrule"]["DW-C019"] == {"fail"}

@@ -35,6 +35,7 @@ from dockward.model.daemon import DaemonSpec
 from dockward.model.host import FileInfo, HostSnapshot, NetworkInfo, Unavailable
 from dockward.model.image import ImageSpec
 from dockward.rules.host import AUDIT_TARGETS, BINARY_ALTERNATIVES
+from dockward.specs.addresses import pools_of
 
 Progress = Callable[[str], None]
 WORKERS = 16
@@ -284,6 +285,32 @@ def collect_snapshot(
     info: dict[str, Any] = _api(client.info)
     version: dict[str, Any] = _api(client.version)
 
+    say("networks")
+    networks: list[NetworkInfo] = []
+    for n in _api(client.networks):
+        options = dict(n.get("Options") or {})
+        members: tuple[str, ...] = ()
+        if n.get("Name") == "bridge":
+            try:
+                nid = n["Id"]
+                detail = _api(functools.partial(client.inspect_network, nid))
+                members = tuple((detail.get("Containers") or {}).keys())
+            except _Gone:
+                pass
+        networks.append(
+            NetworkInfo(
+                str(n.get("Name")),
+                str(n.get("Id")),
+                str(n.get("Driver")),
+                options,
+                members,
+                str(n.get("Scope") or "local"),
+                pools_of(n.get("IPAM")),
+            )
+        )
+
+    pools = {n.name: n.pools for n in networks}
+
     say("containers")
     summaries = _api(lambda: client.containers(all=True))
     local_procs = container_processes() if endpoint.local and with_processes else {}
@@ -292,7 +319,7 @@ def collect_snapshot(
         cid = summary["Id"]
         try:
             data = _api(lambda: client.inspect_container(cid))
-            spec = specs.from_inspect(data).with_changes(execs=_exec_sessions(client, data))
+            spec = specs.from_inspect(data, pools).with_changes(execs=_exec_sessions(client, data))
             if with_processes and spec.state == "running" and cid in local_procs:
                 spec = spec.with_changes(processes=tuple(local_procs[cid]))
             elif with_processes and spec.state == "running":
@@ -326,29 +353,6 @@ def collect_snapshot(
     images = [i for i in _pmap(inspect_image, image_summaries) if i is not None]
     if scan_records is not None:
         images = scan_records(images)
-
-    say("networks")
-    networks: list[NetworkInfo] = []
-    for n in _api(client.networks):
-        options = dict(n.get("Options") or {})
-        members: tuple[str, ...] = ()
-        if n.get("Name") == "bridge":
-            try:
-                nid = n["Id"]
-                detail = _api(functools.partial(client.inspect_network, nid))
-                members = tuple((detail.get("Containers") or {}).keys())
-            except _Gone:
-                pass
-        networks.append(
-            NetworkInfo(
-                str(n.get("Name")),
-                str(n.get("Id")),
-                str(n.get("Driver")),
-                options,
-                members,
-                str(n.get("Scope") or "local"),
-            )
-        )
 
     swarm: dict[str, Any] = {}
     nodes: tuple[dict[str, Any], ...] | Unavailable = Unavailable("not a swarm manager")

@@ -315,12 +315,12 @@ def load_compose(
     loader = _Loader(project_env(project_dir, env, read), max_bytes, read)
     included: list[ComposeProject] = []
     merged: dict[str, _Service] = {}
-    top: dict[str, dict[str, Any]] = {"volumes": {}, "secrets": {}}
+    top: dict[str, dict[str, Any]] = {"volumes": {}, "secrets": {}, "networks": {}}
     name = project_name
     for path in paths:
         f = loader.load(path, texts.get(path))
         name = name or (str(f.value["name"]) if f.value.get("name") else None)
-        for section in ("volumes", "secrets"):
+        for section in ("volumes", "secrets", "networks"):
             block = f.value.get(section)
             if isinstance(block, dict):
                 top[section].update({str(k): v for k, v in block.items()})
@@ -357,6 +357,7 @@ def load_compose(
             source=svc.where,
             volumes=top["volumes"],
             secrets=top["secrets"],
+            networks=top["networks"],
             env_files=env_values,
         )
         try:

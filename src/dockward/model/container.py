@@ -71,6 +71,27 @@ class Ulimit:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressPool:
+    """One IPAM pool of a network: its subnet and the sub-range the engine hands out
+    addresses from ("": the whole subnet)."""
+
+    subnet: str
+    ip_range: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAddress:
+    """A fixed address on a user-defined network (compose `ipv4_address`, `docker run --ip`,
+    the engine's IPAMConfig). `handed_out`: the range the engine hands out other containers'
+    addresses from on that network, from its IPAM config (its `ip_range`, else its subnet);
+    "" when no pool of the network holds the address, None when the network is not known."""
+
+    network: str
+    address: str
+    handed_out: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RestartPolicy:
     name: str = ""  # "", no, always, unless-stopped, on-failure
     max_retries: int = 0
@@ -153,6 +174,7 @@ class ContainerSpec:
     user: str = ""
     mounts: tuple[Mount, ...] = ()
     network_mode: str = ""
+    static_addresses: tuple[StaticAddress, ...] = ()
     pid_mode: str = ""
     ipc_mode: str = ""
     uts_mode: str = ""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockward.model.container import ContainerSpec
+from dockward.model.container import AddressPool, ContainerSpec
 from dockward.model.daemon import DaemonSpec
 from dockward.model.image import ImageSpec
 
@@ -39,6 +39,7 @@ class NetworkInfo:
     options: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[str, ...] = ()
     scope: str = "local"
+    pools: tuple[AddressPool, ...] = ()  # IPAM.Config
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from dockward.model.container import (
     PortBinding,
     RestartPolicy,
     SecurityOptions,
+    StaticAddress,
     Ulimit,
     normalise_capability,
 )
@@ -28,6 +29,7 @@ from dockward.rules.devices import excessive_grant
 from dockward.rules.hostpaths import sensitive_reason
 from dockward.rules.registry import Context, Fail, Info, Outcome, Pass, RuleSet, Skip
 from dockward.rules.secrets import secret_env_findings
+from dockward.specs.addresses import in_range
 
 rules = RuleSet("container")
 
@@ -1174,6 +1176,54 @@ def system_paths_masked(spec: ContainerSpec, ctx: Context) -> Outcome:
     if spec.unmasked_paths:
         return Fail("/proc and /sys are not masked (systempaths=unconfined)")
     return Pass()
+
+
+def _fixed_address_examples() -> tuple[ContainerSpec, ContainerSpec]:
+    base = hardened_example()
+    inside = StaticAddress("internal", "172.30.99.2", "172.30.99.0/24")
+    outside = StaticAddress("internal", "172.30.99.2", "172.30.99.128/25")
+    return base.with_changes(static_addresses=(inside,)), base.with_changes(
+        static_addresses=(outside,)
+    )
+
+
+@rules.rule(
+    "DW-C043",
+    "Fixed address outside the range the engine hands out",
+    severity=MED,
+    kind="container",
+    fields=("static_addresses",),
+    aliases=("fixed-address-in-dynamic-range",),
+    references=("https://github.com/moby/moby/issues/26284",),
+    remediation="Give the network an `ip_range` that leaves the fixed addresses out (compose: "
+    "`ipam: {config: [{subnet: 172.30.99.0/24, ip_range: 172.30.99.128/25}]}`, `docker network "
+    "create --subnet 172.30.99.0/24 --ip-range 172.30.99.128/25`), or drop the fixed address.",
+    examples=_fixed_address_examples,
+)
+def fixed_address_outside_dynamic_range(spec: ContainerSpec, ctx: Context) -> Outcome:
+    """The engine hands a container without a fixed address the next free one of its network's
+    `ip_range`, or of the whole subnet when the network has none. A fixed address in that range
+    is free while its container is down: after a crash or a reboot, a container that starts
+    first may get it, and the owner's start fails with "Address already in use". A restart
+    policy does not retry that: the service stays down until someone starts it by hand
+    (moby#26284, docker/compose#9161). Typical victim: the one service the others reach by a
+    fixed address (a proxy, a DNS server), which takes its dependants down with it. dockward's
+    own deployment failed this way when all its services were killed at once."""
+    unknown = []
+    for a in spec.static_addresses:
+        if a.handed_out is None:
+            unknown.append(a.network)
+        elif a.handed_out and in_range(a.address, a.handed_out):
+            return Fail(
+                f"{a.address} on network {a.network} lies in {a.handed_out}, which the engine "
+                "hands out to other containers: after a restart one may take it first",
+                {"network": a.network, "address": a.address, "handed_out": a.handed_out},
+            )
+    if unknown:
+        return Skip(f"the address ranges of network {', '.join(unknown)} are not known here")
+    if spec.static_addresses:
+        return Pass(evidence={"addresses": " ".join(a.address for a in spec.static_addresses)})
+    return Pass("no fixed address")
 
 
 __all__ = ["DANGEROUS_CAPABILITIES", "engine_socket_mount", "hardened_example", "rules"]

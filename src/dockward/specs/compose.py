@@ -15,10 +15,12 @@ from dockward.model.container import (
     PortBinding,
     RestartPolicy,
     SecurityOptions,
+    StaticAddress,
     Ulimit,
     normalise_capability,
 )
 from dockward.model.finding import Location
+from dockward.specs.addresses import pools_of, static_address
 from dockward.specs.tables import API_SOCKET
 from dockward.specs.values import (
     as_bool,
@@ -206,6 +208,30 @@ def _extra_hosts(value: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _static_addresses(value: Any, networks: Mapping[str, Any] | None) -> tuple[StaticAddress, ...]:
+    """`networks: {NAME: {ipv4_address, ipv6_address}}` of a service, with each network's pools
+    from the top-level `networks` section (an external network's are not known here; one the
+    file does not define has none: the engine refuses a fixed address there)."""
+    if not isinstance(value, Mapping):
+        return ()  # the list form fixes no address
+    pools = None
+    if networks is not None:
+        pools = {
+            str(k): pools_of(v.get("ipam"))
+            for k, v in ((k, v if isinstance(v, Mapping) else {}) for k, v in networks.items())
+            if v.get("external") in (None, False, "false")  # `external: {name: x}` is external
+        }
+        pools.update({str(k): () for k in value if str(k) not in networks})
+    out = []
+    for net, opts in value.items():
+        if not isinstance(opts, Mapping):
+            continue
+        for key in ("ipv4_address", "ipv6_address"):
+            if opts.get(key):
+                out.append(static_address(str(net), str(opts[key]), pools))
+    return tuple(out)
+
+
 def service_to_spec(
     name: str,
     service: Mapping[str, Any],
@@ -215,10 +241,12 @@ def service_to_spec(
     volumes: Mapping[str, Any] | None = None,
     secrets: Mapping[str, Any] | None = None,
     env_files: Mapping[str, str] | None = None,
+    networks: Mapping[str, Any] | None = None,
 ) -> ContainerSpec:
     """Build the ContainerSpec of one service. `volumes`/`secrets` are the top-level sections
     (to see through named volumes and file secrets); `env_files` the already-read env_file
-    values (lowest precedence under `environment`)."""
+    values (lowest precedence under `environment`); `networks` the top-level section (the
+    address ranges beside fixed addresses; None: not known)."""
     if not isinstance(service, Mapping):
         raise InputError(f"service {name}: expected a mapping")
     what = f"services.{name}"
@@ -261,6 +289,7 @@ def service_to_spec(
         user="" if user is None else str(user),
         mounts=tuple(mounts),
         network_mode=str(service.get("network_mode") or ""),
+        static_addresses=_static_addresses(service.get("networks"), networks),
         pid_mode=str(service.get("pid") or ""),
         ipc_mode=str(service.get("ipc") or ""),
         uts_mode=str(service.get("uts") or ""),

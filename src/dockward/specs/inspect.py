@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dockward.model.container import ContainerSpec, Mount
+from dockward.model.container import AddressPool, ContainerSpec, Mount, StaticAddress
+from dockward.specs.addresses import static_address
+from dockward.specs.gojson import GoObject
 from dockward.specs.hostconfig import (
     LENIENT,
+    Fields,
     config_fields,
     host_config_fields,
     port_bindings,
@@ -31,8 +34,23 @@ def _mounts(data: Mapping[str, Any]) -> tuple[Mount, ...]:
     )
 
 
-def from_inspect(data: Mapping[str, Any]) -> ContainerSpec:
-    """From `GET /containers/{id}/json` (a created, running or stopped container)."""
+def _static_addresses(
+    net: GoObject | Fields, pools: Mapping[str, tuple[AddressPool, ...]] | None
+) -> tuple[StaticAddress, ...]:
+    out = []
+    for name, endpoint in (r.obj(net.get("Networks"), "") or {}).items():
+        ipam = r.obj(r.obj(endpoint, "").get("IPAMConfig"), "")
+        for key in ("IPv4Address", "IPv6Address"):
+            if ipam.get(key):
+                out.append(static_address(str(name), str(ipam.get(key)), pools))
+    return tuple(out)
+
+
+def from_inspect(
+    data: Mapping[str, Any], networks: Mapping[str, tuple[AddressPool, ...]] | None = None
+) -> ContainerSpec:
+    """From `GET /containers/{id}/json` (a created, running or stopped container). `networks`:
+    the pools of the host's networks by name (the ranges beside fixed addresses)."""
     hc = r.obj(data.get("HostConfig"), "")
     cfg = r.obj(data.get("Config"), "")
     state = r.obj(data.get("State"), "")
@@ -47,6 +65,7 @@ def from_inspect(data: Mapping[str, Any]) -> ContainerSpec:
         state=r.text(state.get("Status"), ""),
         mounts=_mounts(data) + tmpfs_mounts(hc.get("Tmpfs"), r),
         ports=ports,
+        static_addresses=_static_addresses(net, networks),
         apparmor_profile=(
             str(data["AppArmorProfile"]) if data.get("AppArmorProfile") is not None else None
         ),

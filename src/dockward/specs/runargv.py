@@ -22,6 +22,7 @@ from dockward.model.container import (
     Healthcheck,
     Mount,
     SecurityOptions,
+    StaticAddress,
     Ulimit,
     normalise_capability,
 )
@@ -277,6 +278,9 @@ def run_argv_to_spec(argv: Sequence[str], source: Location | None = None) -> Con
         user=last("user"),
         mounts=tuple(mounts),
         network_mode=last("network") or last("net"),
+        static_addresses=tuple(
+            StaticAddress(last("network") or last("net"), a) for a in (last("ip"), last("ip6")) if a
+        ),
         pid_mode=last("pid"),
         ipc_mode=last("ipc"),
         uts_mode=last("uts"),
