@@ -16,7 +16,7 @@ LABEL = "dockward.test"
 LAB = "dwaudit"
 NETWORK = "dwaudit-net"
 # The lab network's pool: the engine hands out .0/25; .200 is fixed outside it, .100 inside.
-SUBNET, IP_RANGE = "10.213.77.0/24", "10.213.77.0/25"
+SUBNET, IP_RANGE = "10.231.43.0/24", "10.231.43.0/25"
 
 
 def _fixed_ip(address: str) -> dict[str, Any]:
@@ -166,8 +166,8 @@ LAB_CONTAINERS: tuple[LabContainer, ...] = (
     ),
     # DW-C041 needs a runtime registered with the daemon: tests/audit/test_runtime_rule.py.
     _bad("systempaths", "DW-C042", MaskedPaths=[], ReadonlyPaths=[]),
-    _bad("fixedip", "DW-C043", config=_fixed_ip("10.213.77.100")),
-    _bad("fixedipok", "", config=_fixed_ip("10.213.77.200")),  # outside the range: passes
+    _bad("fixedip", "DW-C043", config=_fixed_ip("10.231.43.100")),
+    _bad("fixedipok", "", config=_fixed_ip("10.231.43.200")),  # outside the range: passes
     LabContainer(
         f"{LAB}-privexec",
         "DW-C035",
