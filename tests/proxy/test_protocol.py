@@ -218,6 +218,59 @@ def test_websocket_attach_compat_mode(
     assert info.value.status_code == 403
 
 
+def _raw_stream(proxy: RunningProxy, head: bytes, typed: bytes, want: bytes) -> bytes:
+    """Send a hijack request without Upgrade, then stdin on the same connection; what comes
+    back until `want` appears (or the connection ends)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(proxy.socket)
+    try:
+        s.sendall(head)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            out += s.recv(65536) or pytest.fail(f"closed: {out!r}")
+        if not out.startswith(b"HTTP/1.1 200 "):
+            return out
+        s.sendall(typed)
+        deadline = time.monotonic() + 10
+        while want not in out and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def test_attach_and_exec_without_upgrade_carry_stdin(
+    proxy_factory: Callable[..., RunningProxy], cat_container: str, docker_api: Any
+) -> None:
+    """Without Upgrade dockerd answers attach and exec start with a bare 200 and reads the
+    client's stdin from the same connection: the proxy relays both ways (it passed only the
+    daemon's side before), and only where the policy allows writing."""
+    rw = proxy_factory(
+        CompatAuthorizer(CompatSettings.from_env({"CONTAINERS": "1", "POST": "1", "EXEC": "1"}))
+    )
+    # exec first: the attach's stdin, closed when it ends, ends the container's read loop
+    ex = docker_api.exec_create(cat_container, ["sh", "-c", "read x; echo exec:$x"], stdin=True)
+    body = b'{"Detach": false, "Tty": false}'
+    start = (
+        f"POST /v1.41/exec/{ex['Id']}/start HTTP/1.1\r\nHost: docker\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    out = _raw_stream(rw, start, b"typed\n", b"exec:typed")
+    assert out.startswith(b"HTTP/1.1 200 ") and b"exec:typed" in out, out[:300]
+    attach = (
+        f"POST /v1.41/containers/{cat_container}/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
+        "Host: docker\r\n\r\n"
+    ).encode()
+    out = _raw_stream(rw, attach, b"plain\n", b"got:plain")
+    assert out.startswith(b"HTTP/1.1 200 ") and b"got:plain" in out, out[:300]
+    ro = proxy_factory(CompatAuthorizer(CompatSettings.from_env({"CONTAINERS": "1"})))
+    assert _raw_stream(ro, attach, b"x\n", b"got:x").startswith(b"HTTP/1.1 403 ")
+
+
 def test_daemon_connections_are_pooled(reader_proxy: RunningProxy) -> None:
     """A client that leaves after a complete answer hands its daemon connection to the next
     client session: sessions one after the other use one daemon connection."""

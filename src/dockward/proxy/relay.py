@@ -143,6 +143,7 @@ class Relay:
         self.decoder: ChunkedDecoder | None = None
         self.reusable = False
         self.head_request = False
+        self.hijack = False  # the request is attach or exec start: an answer may become a stream
         self.record: dict[str, Any] = {}
         self.started = 0.0
         self.raw = b""  # the answer's head (filtered answers)
@@ -240,6 +241,7 @@ class Relay:
         """Send the request (a task when a new daemon connection must be made first)."""
         self.record, self.started = record, started
         self.head_request = req.method == b"HEAD"
+        self.hijack = req.hijack
         up = self._take()
         if up is not None:
             self._send(up, req, streamed_body)
@@ -383,7 +385,12 @@ class Relay:
         )
         self.emit(record)
         write = self.session.transport.write
-        if head.status == 101:
+        if head.status == 101 or (
+            self.hijack and head.status == 200 and te is None and length is None
+        ):
+            # 101 for a client that asked to upgrade; without Upgrade dockerd answers attach and
+            # exec start with a bare 200 and takes over the connection all the same: the
+            # client's stdin follows on it (moby's container_routes.go postContainersAttach).
             write(raw + rest if rest else raw)
             self.state = _R_SPLICE
             self.session.start_splice()
