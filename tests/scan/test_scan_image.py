@@ -272,3 +272,26 @@ def test_java_packages_in_an_image_are_matched(
         ("com.fasterxml.jackson.core:jackson-databind", "2.9.10", "2.9.10.1")
     ]
     assert hits[0].package.locations  # the jar it was found in
+
+
+def test_one_image_scan_is_a_stored_run_of_its_own(
+    fixture_image: dict[str, Any], vulndb: Path, tmp_path: Path
+) -> None:
+    """`scan IMAGE` records its run (it took --store and dropped it before), under the image's
+    name: a waiver withdrawn between two scans is a new finding in `report --diff`."""
+    store = str(tmp_path / "runs.sqlite")
+    ignore = tmp_path / "ignore.yaml"
+    ignore.write_text("ignore:\n  - id: PYSEC-2023-74\n    reason: accepted for now\n")
+    ref = fixture_image["ref"]
+    base = ("scan", ref, "--db", str(vulndb), "--no-cache", "--store", store, "-f", "json")
+    first = run_cli(*base, "--ignore-file", str(ignore), "--fail-on", "never")
+    assert first.code == 0, first.err
+    assert run_cli(*base, "--fail-on", "never").code == 0
+    assert run_cli(*base, "--no-store", "--fail-on", "never").code == 0  # not recorded
+    res = run_cli("report", "--diff", "--command", "scan", "--store", store, "-f", "json",
+                  "--fail-on", "low")  # fmt: skip
+    assert res.code == 1, res.err
+    [host] = json.loads(res.out)["hosts"]
+    assert host["host"] == ref
+    assert [f["rule_id"] for f in host["new"]] == ["PYSEC-2023-74"]
+    assert host["fixed"] == []

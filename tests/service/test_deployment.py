@@ -491,11 +491,11 @@ def _stored_runs(dep: Deployment, service: str, command: str) -> int:
     return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
 
 
-def test_audit_records_its_runs_in_the_store_volume(deployment: Deployment) -> None:
+def test_audit_and_scan_record_their_runs_in_the_store_volume(deployment: Deployment) -> None:
     """The result store is not on the read-only rootfs (nothing recorded, a warning) but in the
-    `store` volume. (A one-image scan records nothing; scan's store is there for --registry and
-    --all-images.)"""
+    `store` volume; the scan service's one-image scans are runs too (they were not)."""
     until(lambda: _stored_runs(deployment, "audit", "audit") >= 1, 240, "a stored audit run")
+    until(lambda: _stored_runs(deployment, "scan", "scan") >= 1, 240, "a stored scan run")
     for service in ("audit", "scan"):
         log = deployment.logs(service)
         assert "run not recorded" not in log and "Read-only file system" not in log, log

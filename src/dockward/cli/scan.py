@@ -198,6 +198,9 @@ def emit_scan(report: Report, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
+    from dockward.cli.fleetopts import event_outputs, open_run_store, send_posture_events
     from dockward.scan import (
         ScanCache,
         ScanOptions,
@@ -228,7 +231,11 @@ def run(args: argparse.Namespace) -> int:
         layer_cache=None if args.no_layer_cache else "",
     )
 
+    events = event_outputs(args)
+    store = open_run_store(args)  # a bad --store is a usage error before any work
+
     def once() -> Report:
+        started = time.time()
         with progress_status(sys.stderr.isatty()) as say:
             result = scan_image(
                 ref,
@@ -239,9 +246,20 @@ def run(args: argparse.Namespace) -> int:
                 if args.no_cache
                 else ScanCache(None if not args.db else _cache_beside(args.db)),
             )
+        if store is not None:
+            # A run of its own per image, under the image's name: an image's history and drift
+            # are its own, apart from the hosts' `--all-images` runs.
+            with store.batch("scan") as batch:
+                ruleset = f"db {result.db_updated}"  # what a scan matched against
+                batch.record(result.image, result.report, started, time.time(), ruleset)
+            send_posture_events(store, "scan", batch.run_ids, events)
         return result.report
 
-    return run_maybe_scheduled(args, "scan", once, emit_scan)
+    try:
+        return run_maybe_scheduled(args, "scan", once, emit_scan)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _cache_beside(db: str) -> str:
