@@ -40,6 +40,9 @@ services:
       - PLAIN=1
       - GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345
     sysctls: [net.ipv4.ip_forward=1, kernel.shmmax=1000]
+    ulimits:
+      nproc: 65535
+      nofile: {soft: -1, hard: -1}
 """
 
 EXPECTED = {
@@ -55,6 +58,7 @@ EXPECTED = {
     ("DW-C023", 22, 9),  # seccomp=unconfined
     ("DW-C005", 23, 9),  # apparmor=unconfined
     ("DW-C030", 28, 9),  # list syntax: the GITHUB_TOKEN line
+    ("DW-C020", 32, 7),  # the unlimited nofile, not `ulimits:` (nproc is bounded)
 }
 PER_ITEM_RULES = {rule for rule, _, _ in EXPECTED}
 

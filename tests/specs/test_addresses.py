@@ -93,7 +93,7 @@ def test_lint_points_at_the_services_networks_and_passes_a_range_that_leaves_it_
         for r in json.loads(res.out)["results"]
         if r["rule_id"] == "DW-C043"
     ]
-    assert got == [("proxy", "fail", 4), ("other", "pass", 11)]
+    assert got == [("proxy", "fail", 5), ("other", "pass", 11)]  # at the network's own line
     fixed = COMPOSE.replace(
         "{subnet: 172.31.99.0/24}", "{subnet: 172.31.99.0/24, ip_range: 172.31.99.128/25}"
     )

@@ -29,7 +29,7 @@ MAX_INCLUDE_DEPTH = 10
 
 _MAP_OR_LIST = ("environment", "labels", "sysctls", "extra_hosts", "annotations")
 # Mapping keys whose entries are items a finding can point at one by one.
-_ITEM_MAPPINGS = ("environment", "sysctls", "extra_hosts", "ulimits", "labels")
+_ITEM_MAPPINGS = ("environment", "sysctls", "extra_hosts", "ulimits", "labels", "networks")
 _OVERRIDE = ("command", "entrypoint")
 
 
@@ -94,6 +94,8 @@ def item_id(key: str, item: Any) -> str:
     if key in _MAP_OR_LIST:
         sep = ":" if key == "extra_hosts" else "="
         return str(item).partition(sep)[0].strip()
+    if key in ("networks", "ulimits"):
+        return str(item)  # the item's name, a mapping key (or a `networks` list entry)
     return json.dumps(item, sort_keys=True, default=str)
 
 

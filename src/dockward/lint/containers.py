@@ -49,6 +49,7 @@ ITEM_KEYS = frozenset(
         "devices",
         "environment",
         "extra_hosts",
+        "networks",
         "ports",
         "secrets",
         "security_opt",
