@@ -202,6 +202,58 @@ def test_slow_sink_never_blocks_detection_and_full_spool_counts_drops(tmp_path: 
     assert len(set(sink.got)) == len(sink.got)
 
 
+class HangsAfter:
+    """Delivers the first `n` alerts, then hangs in its next send for good (a webhook that
+    stopped answering, in a process that is then killed: the thread never runs again)."""
+
+    name = "hangs"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.got: list[str] = []
+        self.hanging = threading.Event()
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        if len(self.got) >= self.n:
+            self.hanging.set()
+            threading.Event().wait()  # a daemon thread: gone with the test process
+        self.got.extend(a.id for a in alerts)
+
+    def close(self) -> None:
+        return None
+
+
+def test_what_a_killed_worker_held_comes_back_from_its_journal(tmp_path: Path) -> None:
+    """kill -9 of the process while a send hangs: the batch in the sink's hands and the queue
+    behind it were only in memory. The next worker on the same spool directory finds them in
+    the journal, spools them oldest first and delivers them; what was delivered stays gone."""
+    sink = HangsAfter(3)
+    first = OutputWorker(sink, Spool(tmp_path / "s"))
+    first.start()
+    sent = [alert(n=i) for i in range(10)]
+    for a in sent[:3]:
+        first.submit(a)
+    assert wait_for(lambda: len(sink.got) == 3, 10)
+    for a in sent[3:]:
+        first.submit(a)
+    assert sink.hanging.wait(10)
+    # `first` is never stopped: as after kill -9, nothing of it runs again.
+    assert not list((tmp_path / "s").glob("*.json"))  # held in memory only
+    receiver = Receiver(HTTP_PORT_DOWN)
+    receiver.start()
+    try:
+        second = OutputWorker(make_sink(receiver.url), Spool(tmp_path / "s"))
+        assert len(second.spool) == 7 and second.stats.spooled == 7
+        second.start()
+        assert wait_for(lambda: len(receiver.requests) == 7, 10)
+        second.stop(1.0)
+    finally:
+        receiver.stop()
+    assert sink.got == [a.id for a in sent[:3]]
+    assert [b["uuid"] for b in receiver.json_bodies()] == [a.id for a in sent[3:]]
+    assert (tmp_path / "s" / "journal").stat().st_size == 0  # nothing pending is kept
+
+
 def test_file_output_appends_json_lines_and_rotates(tmp_path: Path) -> None:
     path = tmp_path / "alerts.jsonl"
     sink = FileSink(str(path), max_bytes=2000, backups=2)

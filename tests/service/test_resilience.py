@@ -251,12 +251,13 @@ class SlowReceiver:
 
     def __init__(self, delay: float) -> None:
         self.bodies: list[bytes] = []
+        self.delay = delay
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                time.sleep(delay)
+                time.sleep(receiver.delay)
                 receiver.bodies.append(body)
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
@@ -314,6 +315,67 @@ def test_sigterm_puts_every_alert_not_yet_delivered_into_the_spool(tmp_path: Pat
     assert len(delivered) < n, "the receiver got everything: the flush was not cut short"
     assert spooled, "nothing was spooled"
     assert delivered | spooled == set(range(n)), sorted(set(range(n)) - delivered - spooled)[:10]
+
+
+def _falco_lines(path: Path, label: str, n: int) -> None:
+    with open(path, "a") as fh:
+        for i in range(n):
+            doc = {"rule": f"{RUN} {label}", "priority": "Warning", "output": f"{label}-{i}-end",
+                   "time": "2026-12-07T18:00:00.000000000Z", "output_fields": {}}  # fmt: skip
+            fh.write(json.dumps(doc) + "\n")
+
+
+def test_kill_9_loses_no_alert_the_monitor_held_in_memory(tmp_path: Path) -> None:
+    """A slow webhook holds a send in flight and the queue fills behind it; kill -9 then takes
+    the process with everything it held. Started again with the same output and spool
+    directory (reading a fresh input: nothing is detected twice), the monitor delivers every
+    alert the first one had not: each was journaled before its output saw it."""
+    n = 300
+    receiver = SlowReceiver(0.1)
+    spool = tmp_path / "spool"
+    monitors: list[subprocess.Popen[str]] = []
+
+    def start(falco: Path, err: Path) -> subprocess.Popen[str]:
+        falco.write_text("")
+        with open(err, "w") as fh:
+            monitors.append(_dockward(
+                "monitor", "run", "--source", "proc", "--falco-input", str(falco),
+                "-o", f"http://127.0.0.1:{receiver.port}/alerts", "--spool-dir", str(spool),
+                stdout=subprocess.DEVNULL, stderr=fh,
+            ))  # fmt: skip
+        _until(lambda: "monitor running" in err.read_text(), 60, "the monitor running")
+        return monitors[-1]
+
+    try:
+        first = start(tmp_path / "falco1.jsonl", tmp_path / "m1.err")
+        _falco_lines(tmp_path / "falco1.jsonl", "held", n)
+        _until(lambda: len(receiver.bodies) >= 5, 30, "some alerts delivered")
+        first.kill()
+        first.wait(30)
+        early = len(receiver.bodies)
+        receiver.delay = 0.0
+        start(tmp_path / "falco2.jsonl", tmp_path / "m2.err")
+        marker = re.compile(rb"held-(\d+)-end")
+
+        def delivered() -> set[int]:
+            return {int(m) for b in list(receiver.bodies) for m in marker.findall(b)}
+
+        try:
+            _until(lambda: delivered() == set(range(n)), 60, "every alert delivered")
+        except AssertionError as exc:
+            missing = sorted(set(range(n)) - delivered())
+            left = sorted(p.name for p in spool.rglob("*"))
+            raise AssertionError(
+                f"{exc}: {len(missing)} missing ({missing[:10]}...); spool {left[:10]}; "
+                f"{(tmp_path / 'm2.err').read_text()[-1500:]}"
+            ) from None
+    finally:
+        for m in monitors:
+            if m.poll() is None:
+                m.kill()
+                m.wait(30)
+        receiver.close()
+    assert early < n / 2, "the first monitor delivered most: too little was held to prove much"
 
 
 def _version(docker_api: Any, v: int) -> str:

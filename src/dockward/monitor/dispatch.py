@@ -2,18 +2,23 @@
 
 Detection never waits for an output: a full queue spills to the spool, a failing sink spools
 and is retried (oldest first, so order is kept), and only a full spool drops an alert - which
-is counted and reported as an alert itself.
+is counted and reported as an alert itself. Every alert handed to an output is first appended
+to that output's journal, and marked done once delivered or spooled: what a kill -9 takes out
+of the queue, or out of a send in flight, goes to the spool at the next start (at least once).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from dockward.errors import ConfigError
 from dockward.monitor.alert import Alert
 from dockward.monitor.sinks import Sink, SinkError
 from dockward.notify.spool import Spool
@@ -30,6 +35,83 @@ class OutputStats:
     last_error: str = ""
 
 
+class Journal:
+    """The alerts an output holds in memory, on disk: one append-only file of `+SEQ JSON`
+    lines, and `-SEQ,SEQ,...` lines for the ones delivered or spooled. Emptied whenever nothing
+    is pending, so it stays as small as the queue. Appended without fsync: it outlives the
+    process (a kill -9, an OOM kill), not the machine - a power cut takes the last alerts, as
+    it takes any buffer. A write that fails (disk full) leaves that alert unjournaled, never
+    stops detection."""
+
+    NAME = "journal"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / self.NAME
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._pending: set[int] = set()
+        self._fd = -1
+
+    def recover(self) -> list[str]:
+        """The alerts an earlier process left pending, oldest first; then start empty."""
+        try:
+            text = self.path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            text = ""
+        entries: dict[int, str] = {}
+        for line in text.split("\n"):
+            if line.startswith("+"):
+                seq, _, doc = line[1:].partition(" ")
+                if seq.isdigit() and doc:
+                    entries[int(seq)] = doc
+            elif line.startswith("-"):
+                for seq in line[1:].split(","):
+                    if seq.isdigit():
+                        entries.pop(int(seq), None)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"spool directory {self.path.parent}: {exc.strerror}") from exc
+        return [entries[k] for k in sorted(entries)]
+
+    def clear(self) -> None:
+        """What `recover` returned is safe elsewhere (the spool): forget it."""
+        with self._lock:
+            os.ftruncate(self._fd, 0)
+
+    def add(self, doc: str) -> int:
+        """Journal one alert (a one-line JSON document); its sequence number, 0 when unwritten."""
+        with self._lock:
+            self._seq += 1
+            try:
+                os.write(self._fd, b"+%d %s\n" % (self._seq, doc.encode("utf-8")))
+            except OSError:
+                return 0
+            self._pending.add(self._seq)
+            return self._seq
+
+    def done(self, seqs: Sequence[int]) -> None:
+        """These alerts are delivered or spooled."""
+        with self._lock:
+            seqs = [s for s in seqs if s in self._pending]
+            if not seqs:
+                return
+            self._pending.difference_update(seqs)
+            try:
+                if not self._pending:
+                    os.ftruncate(self._fd, 0)  # nothing left in memory: nothing to remember
+                else:
+                    os.write(self._fd, ("-" + ",".join(map(str, seqs)) + "\n").encode())
+            except OSError:
+                pass  # at worst, delivered alerts come back once more after a crash
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
 class OutputWorker:
     def __init__(
         self,
@@ -43,8 +125,16 @@ class OutputWorker:
         self.sink = sink
         self.name = sink.name
         self.spool = spool
-        self.queue: queue.Queue[Alert] = queue.Queue(maxsize=queue_size)
+        self.queue: queue.Queue[tuple[int, Alert]] = queue.Queue(maxsize=queue_size)
         self.stats = OutputStats()
+        self.journal = Journal(spool.dir)
+        left = self.journal.recover()  # a crashed run's queue: behind what it had spooled
+        for doc in left:
+            if self.spool.put(doc):
+                self.stats.spooled += 1
+            else:
+                self.stats.dropped += 1
+        self.journal.clear()
         self.on_drop = on_drop
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
@@ -56,13 +146,19 @@ class OutputWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, alert: Alert) -> None:
+    def submit(self, alert: Alert, doc: str = "") -> None:
+        """Hand one alert to this output (`doc`: its JSON, when the caller has it already)."""
+        seq = self.journal.add(doc or alert.to_json())
         try:
-            self.queue.put_nowait(alert)
+            self.queue.put_nowait((seq, alert))
         except queue.Full:
-            self._spill([alert])
+            self._spill([(seq, alert)])
 
-    def _spill(self, alerts: list[Alert]) -> None:
+    def _spill(self, batch: list[tuple[int, Alert]]) -> None:
+        self._spool([a for _, a in batch])
+        self.journal.done([s for s, _ in batch])
+
+    def _spool(self, alerts: list[Alert]) -> None:
         for a in alerts:
             if self.spool.put(a.to_json()):
                 self.stats.spooled += 1
@@ -103,7 +199,7 @@ class OutputWorker:
         self._backoff = self.backoff_min
         return True
 
-    def _take(self, timeout: float) -> list[Alert]:
+    def _take(self, timeout: float) -> list[tuple[int, Alert]]:
         try:
             first = self.queue.get(timeout=timeout)
         except queue.Empty:
@@ -117,7 +213,7 @@ class OutputWorker:
         return batch
 
     _deadline = float("inf")
-    _inflight: list[Alert] = []  # the batch being sent (to the spool if stop finds it stuck)
+    _inflight: list[tuple[int, Alert]] = []  # being sent (spooled if stop finds it stuck)
 
     def _run(self) -> None:
         while True:
@@ -135,9 +231,10 @@ class OutputWorker:
                 continue
             self._inflight = batch
             try:
-                self.sink.send(batch)
+                self.sink.send([a for _, a in batch])
                 self.stats.delivered += len(batch)
                 self._backoff = self.backoff_min
+                self.journal.done([s for s, _ in batch])
             except SinkError as exc:
                 self._failed(exc)
                 self._spill(batch)
@@ -147,8 +244,8 @@ class OutputWorker:
                 self._spill(self._take_all())
                 return
 
-    def _take_all(self) -> list[Alert]:
-        out: list[Alert] = []
+    def _take_all(self) -> list[tuple[int, Alert]]:
+        out: list[tuple[int, Alert]] = []
         while True:
             try:
                 out.append(self.queue.get_nowait())
@@ -167,6 +264,7 @@ class OutputWorker:
             self._spill(list(self._inflight))
         self._spill(self._take_all())
         self.sink.close()
+        self.journal.close()
 
 
 class Dispatcher:
@@ -180,8 +278,9 @@ class Dispatcher:
             w.start()
 
     def submit(self, alert: Alert) -> None:
+        doc = alert.to_json()  # once, for every output's journal
         for w in self.workers:
-            w.submit(alert)
+            w.submit(alert, doc)
 
     def stop(self, flush_timeout: float = 5.0) -> None:
         for w in self.workers:
