@@ -55,12 +55,13 @@ class Alert:
         return iso_time(self.time_ns)
 
     def to_dict(self) -> dict[str, Any]:
+        when = self.time
         return {
             "uuid": self.id,
-            "time": self.time,
+            "time": when,
             "rule": self.rule,
             "priority": self.priority.label,
-            "output": f"{self.time}: {self.priority.label} {self.output}",
+            "output": f"{when}: {self.priority.label} {self.output}",
             "output_fields": _jsonable(self.output_fields),
             "source": self.source,
             "tags": list(self.tags),
