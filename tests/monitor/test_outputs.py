@@ -13,7 +13,7 @@ import pytest
 
 from dockward.errors import DockwardError
 from dockward.monitor.alert import Alert
-from dockward.monitor.dispatch import OutputWorker
+from dockward.monitor.dispatch import Journal, OutputWorker
 from dockward.monitor.loader import Priority
 from dockward.monitor.outputs import make_sink
 from dockward.monitor.sinks import FileSink, SinkError
@@ -252,6 +252,23 @@ def test_what_a_killed_worker_held_comes_back_from_its_journal(tmp_path: Path) -
     assert sink.got == [a.id for a in sent[:3]]
     assert [b["uuid"] for b in receiver.json_bodies()] == [a.id for a in sent[3:]]
     assert (tmp_path / "s" / "journal").stat().st_size == 0  # nothing pending is kept
+
+
+def test_a_journal_never_idle_is_compacted_to_what_is_pending(tmp_path: Path) -> None:
+    """An output that is slow but never idle (always one alert pending) would grow its journal
+    without bound: past `compact_bytes` it is rewritten with the pending entries alone."""
+    journal = Journal(tmp_path, compact_bytes=4096)
+    assert journal.recover() == []
+    prev = journal.add(json.dumps({"n": 0, "pad": "x" * 100}))
+    for i in range(1, 300):
+        seq = journal.add(json.dumps({"n": i, "pad": "x" * 100}))
+        journal.done([prev])  # the one before is delivered; this one is pending
+        prev = seq
+        assert journal.path.stat().st_size < 4096 + 2 * 150, i
+    journal.close()
+    again = Journal(tmp_path)
+    assert [json.loads(doc)["n"] for doc in again.recover()] == [299]
+    again.close()
 
 
 def test_file_output_appends_json_lines_and_rotates(tmp_path: Path) -> None:

@@ -38,18 +38,22 @@ class OutputStats:
 class Journal:
     """The alerts an output holds in memory, on disk: one append-only file of `+SEQ JSON`
     lines, and `-SEQ,SEQ,...` lines for the ones delivered or spooled. Emptied whenever nothing
-    is pending, so it stays as small as the queue. Appended without fsync: it outlives the
+    is pending, and rewritten with only the pending ones when it passes `compact_bytes` (an
+    output that is slow but never idle), so it stays about as small as the queue. Appended
+    without fsync: it outlives the
     process (a kill -9, an OOM kill), not the machine - a power cut takes the last alerts, as
     it takes any buffer. A write that fails (disk full) leaves that alert unjournaled, never
     stops detection."""
 
     NAME = "journal"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, compact_bytes: int = 8 << 20) -> None:
         self.path = directory / self.NAME
+        self.compact_bytes = compact_bytes
         self._lock = threading.Lock()
         self._seq = 0
-        self._pending: set[int] = set()
+        self._pending: dict[int, bytes] = {}  # what the file must still bring back
+        self._size = 0
         self._fd = -1
 
     def recover(self) -> list[str]:
@@ -78,32 +82,54 @@ class Journal:
         """What `recover` returned is safe elsewhere (the spool): forget it."""
         with self._lock:
             os.ftruncate(self._fd, 0)
+            self._size = 0
 
     def add(self, doc: str) -> int:
         """Journal one alert (a one-line JSON document); its sequence number, 0 when unwritten."""
         with self._lock:
             self._seq += 1
+            line = b"+%d %s\n" % (self._seq, doc.encode("utf-8"))
             try:
-                os.write(self._fd, b"+%d %s\n" % (self._seq, doc.encode("utf-8")))
+                os.write(self._fd, line)
             except OSError:
                 return 0
-            self._pending.add(self._seq)
+            self._size += len(line)
+            self._pending[self._seq] = line
             return self._seq
 
     def done(self, seqs: Sequence[int]) -> None:
         """These alerts are delivered or spooled."""
         with self._lock:
-            seqs = [s for s in seqs if s in self._pending]
+            seqs = [s for s in seqs if self._pending.pop(s, None) is not None]
             if not seqs:
                 return
-            self._pending.difference_update(seqs)
             try:
                 if not self._pending:
                     os.ftruncate(self._fd, 0)  # nothing left in memory: nothing to remember
+                    self._size = 0
+                elif self._size > self.compact_bytes:
+                    self._compact()
                 else:
-                    os.write(self._fd, ("-" + ",".join(map(str, seqs)) + "\n").encode())
+                    line = ("-" + ",".join(map(str, seqs)) + "\n").encode()
+                    os.write(self._fd, line)
+                    self._size += len(line)
             except OSError:
                 pass  # at worst, delivered alerts come back once more after a crash
+
+    def _compact(self) -> None:
+        """Rewrite the file with the pending entries alone (replaced whole: a crash in the
+        middle leaves the old file, which brings back the same alerts)."""
+        tmp = self.path.with_name(self.NAME + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        try:
+            data = b"".join(self._pending[k] for k in sorted(self._pending))
+            os.write(fd, data)
+            os.replace(tmp, self.path)
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(self._fd)
+        self._fd, self._size = fd, len(data)
 
     def close(self) -> None:
         with self._lock:
