@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dockward import specs
 from dockward.lint.compose import load_compose
 from dockward.model.container import AddressPool, StaticAddress
@@ -79,6 +81,24 @@ def test_inspect_and_run_lines_read_fixed_addresses() -> None:
     assert specs.from_inspect(data).static_addresses[0].handed_out is None
     run = specs.from_run_argv(["--network", "app", "--ip", "10.0.0.5", "busybox"])
     assert run.static_addresses == (StaticAddress("app", "10.0.0.5"),)
+
+
+def test_a_create_request_fixes_an_address_whose_range_it_cannot_tell() -> None:
+    """The proxy reads the request's fixed address (it passed as "no fixed address" before),
+    and DW-C043 skips it: the request does not carry its network's ranges."""
+    from dockward.rules import Context, run_check
+    from dockward.rules.container import rules
+    from dockward.specs.bodies import container_from_create_body
+    from dockward.specs.gojson import BodyError
+
+    ipam = {"IPAMConfig": {"IPv4Address": "172.30.99.2"}}
+    body = {"Image": "x", "NetworkingConfig": {"EndpointsConfig": {"internal": ipam}}}
+    spec = container_from_create_body(body)
+    assert spec.static_addresses == (StaticAddress("internal", "172.30.99.2", None),)
+    [result] = run_check(rules.get("DW-C043"), spec, Context(), target="t")
+    assert result.status.value == "skip" and "internal" in result.message
+    with pytest.raises(BodyError):
+        container_from_create_body({"NetworkingConfig": {"EndpointsConfig": {"a": "x"}}})
 
 
 def test_lint_points_at_the_services_networks_and_passes_a_range_that_leaves_it_out(

@@ -40,10 +40,9 @@ class Journal:
     lines, and `-SEQ,SEQ,...` lines for the ones delivered or spooled. Emptied whenever nothing
     is pending, and rewritten with only the pending ones when it passes `compact_bytes` (an
     output that is slow but never idle), so it stays about as small as the queue. Appended
-    without fsync: it outlives the
-    process (a kill -9, an OOM kill), not the machine - a power cut takes the last alerts, as
-    it takes any buffer. A write that fails (disk full) leaves that alert unjournaled, never
-    stops detection."""
+    without fsync: it outlives the process (a kill -9, an OOM kill), not the machine - a power
+    cut takes the last alerts, as it takes any buffer. A write that fails (disk full) leaves
+    that alert unjournaled, never stops detection."""
 
     NAME = "journal"
 
@@ -153,15 +152,11 @@ class OutputWorker:
         self.spool = spool
         self.queue: queue.Queue[tuple[int, Alert]] = queue.Queue(maxsize=queue_size)
         self.stats = OutputStats()
-        self.journal = Journal(spool.dir)
-        left = self.journal.recover()  # a crashed run's queue: behind what it had spooled
-        for doc in left:
-            if self.spool.put(doc):
-                self.stats.spooled += 1
-            else:
-                self.stats.dropped += 1
-        self.journal.clear()
         self.on_drop = on_drop
+        self.journal = Journal(spool.dir)
+        # A crashed run's queue, behind what it had spooled; a full spool drops as ever.
+        self._spool_docs(self.journal.recover())
+        self.journal.clear()
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self._backoff = backoff_min
@@ -185,8 +180,11 @@ class OutputWorker:
         self.journal.done([s for s, _ in batch])
 
     def _spool(self, alerts: list[Alert]) -> None:
-        for a in alerts:
-            if self.spool.put(a.to_json()):
+        self._spool_docs([a.to_json() for a in alerts])
+
+    def _spool_docs(self, docs: list[str]) -> None:
+        for doc in docs:
+            if self.spool.put(doc):
                 self.stats.spooled += 1
             else:
                 self.stats.dropped += 1

@@ -21,16 +21,8 @@ from dockward.model.container import AddressPool, StaticAddress
 def handed_out(address: str, pools: Iterable[AddressPool]) -> str:
     """The range the engine hands out addresses from in the pool whose subnet holds `address`:
     the pool's ip_range, else its subnet. "" when no pool holds it (or it is no address)."""
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return ""
     for pool in pools:
-        try:
-            subnet = ipaddress.ip_network(pool.subnet, strict=False)
-        except ValueError:
-            continue
-        if ip.version == subnet.version and ip in subnet:
+        if in_range(address, pool.subnet):
             return pool.ip_range or pool.subnet
     return ""
 

@@ -15,6 +15,7 @@ from dockward.model.container import (
     Mount,
     PortBinding,
     SecurityOptions,
+    StaticAddress,
     normalise_capability,
 )
 from dockward.specs.gojson import (
@@ -170,6 +171,21 @@ def _labels(value: Any, where: str) -> dict[str, str]:
     return STRICT.mapping(value, where)
 
 
+def _fixed_addresses(cfg: GoObject) -> tuple[StaticAddress, ...]:
+    """NetworkingConfig.EndpointsConfig.NAME.IPAMConfig: the addresses the request fixes. The
+    request does not say what its networks hand out, so DW-C043 cannot judge them here."""
+    where = "NetworkingConfig.EndpointsConfig"
+    networking = obj(cfg.field("NetworkingConfig"), "NetworkingConfig")
+    out = []
+    for net, settings in obj(networking.field("EndpointsConfig"), where).items():
+        ipam = obj(obj(settings, f"{where}.{net}").field("IPAMConfig"), f"{where}.{net}.IPAMConfig")
+        for key in ("IPv4Address", "IPv6Address"):
+            address = text(ipam.field(key), f"{where}.{net}.IPAMConfig.{key}")
+            if address:
+                out.append(StaticAddress(str(net), address))
+    return tuple(out)
+
+
 def container_from_create_body(body: Mapping[str, Any], name: str = "") -> ContainerSpec:
     """`POST /containers/create` body (Config with HostConfig inside) -> ContainerSpec."""
     cfg = obj(body, "body")
@@ -179,6 +195,7 @@ def container_from_create_body(body: Mapping[str, Any], name: str = "") -> Conta
         name=name,
         mounts=tuple(binds + _mounts(hc)),
         ports=port_bindings(hc.field("PortBindings"), STRICT),
+        static_addresses=_fixed_addresses(cfg),
         origin="create",
         **config_fields(cfg, STRICT),
         **host_config_fields(hc, STRICT),
